@@ -1,0 +1,3 @@
+from kefal_lite.cli import main
+
+main()

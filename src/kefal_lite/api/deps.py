@@ -1,0 +1,39 @@
+"""What handlers receive: the services, the session user, the client address."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.params import Parameter
+
+from kefal_lite.errors import Forbidden
+from kefal_lite.services import Services
+from kefal_lite.store.users import User
+
+Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
+Offset = Annotated[int, Parameter(ge=0, description="items to skip")]
+
+
+def services(state: State) -> Services:
+    svc: Services = state.kefal
+    return svc
+
+
+def current_user(request: Request[User, Any, Any]) -> User:
+    return request.user
+
+
+def admin_user(request: Request[User, Any, Any]) -> User:
+    if request.user.role != "admin":
+        raise Forbidden("this needs the admin role")
+    return request.user
+
+
+def client_address(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def page(items: list[Any], total: int) -> dict[str, Any]:
+    return {"items": items, "total": total}

@@ -1,0 +1,167 @@
+"""create_app(settings) -> Litestar: routes, lifespan, session auth, error shapes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from litestar import Litestar, Request, Response
+from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.security.jwt import JWTAuth, Token
+
+from kefal_lite import __version__
+from kefal_lite.accounts import Accounts
+from kefal_lite.agent_tokens import AgentTokenCache
+from kefal_lite.api import agents, auth, health
+from kefal_lite.api.deps import services
+from kefal_lite.api.validation import loc_from_path
+from kefal_lite.clock import Clock
+from kefal_lite.config import Settings, server_secret
+from kefal_lite.errors import ApiError, ValidationFailed, validation_item
+from kefal_lite.mail import Mailer
+from kefal_lite.security import SecretBox
+from kefal_lite.services import Services
+from kefal_lite.store import users
+from kefal_lite.store.db import Database, DatabaseBusy
+from kefal_lite.store.lock import ServerLock
+from kefal_lite.store.users import User
+
+log = logging.getLogger("kefal_lite")
+
+SESSION_TTL = timedelta(hours=24)
+UNAUTHORIZED = "missing, invalid or expired session token; log in again"
+
+
+def _error(status: int, detail: Any, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response({"detail": detail}, status_code=status, headers=headers)
+
+
+def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
+    if isinstance(exc, ValidationFailed):
+        return _error(400, exc.items)
+    return _error(exc.status_code, exc.detail, exc.headers)
+
+
+def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    if status == 400:
+        extra = exc.extra if isinstance(exc, ValidationException) else None
+        if isinstance(extra, list) and extra:
+            items = [
+                validation_item(
+                    loc_from_path(
+                        str(getattr(e.get("source"), "value", e.get("source")) or "body"),
+                        str(e.get("key") or ""),
+                        str(e.get("message") or ""),
+                    ),
+                    str(e.get("message") or "invalid value"),
+                )
+                for e in extra
+                if isinstance(e, dict)
+            ]
+            return _error(400, items)
+        return _error(400, [validation_item(["body"], exc.detail)])
+    if status == 401:
+        return _error(401, UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
+    if status == 413:
+        return _error(413, "the request body is over the server's limit (http.max_body_bytes)")
+    if status >= 500:
+        log.error("request failed: %s", exc.detail)
+        return _error(status, "internal server error")
+    return _error(status, exc.detail, exc.headers)
+
+
+def _busy(_: Request[Any, Any, Any], exc: DatabaseBusy) -> Response[Any]:
+    return _error(503, "the server is saturated; retry shortly", {"Retry-After": "1"})
+
+
+def _crash(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error(500, "internal server error")
+
+
+async def _session_user(
+    token: Token, connection: ASGIConnection[Any, Any, Any, Any]
+) -> User | None:
+    """The token's user, if the account still exists, is enabled, and the token's version
+    is current: logout, password change and reset bump the version and end every session."""
+    svc: Services = connection.app.state.kefal
+    user = await svc.db.read(users.get, token.sub)
+    if user is None or user.disabled or token.extras.get("tv") != user.token_version:
+        return None
+    return user
+
+
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, lock: ServerLock | None = None
+) -> Litestar:
+    clock = clock or Clock()
+    secret = server_secret(settings)
+    jwt_auth = JWTAuth[User](
+        retrieve_user_handler=_session_user,
+        token_secret=secret,
+        algorithm="HS256",
+        default_token_expiration=SESSION_TTL,
+        exclude=["^/schema"],
+    )
+
+    def issue_session(user: User) -> str:
+        return jwt_auth.create_token(
+            identifier=user.id,
+            token_expiration=SESSION_TTL,
+            token_extras={"tv": user.token_version},
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        server_lock = lock or ServerLock(settings.data_path)
+        own_lock = not server_lock.held
+        if own_lock:
+            server_lock.acquire()
+        db = Database(
+            settings.db_path,
+            synchronous=settings.database_synchronous,
+            readers=settings.database_readers,
+            queue_max=settings.database_write_queue_max,
+        )
+        try:
+            await db.start()
+            tokens = AgentTokenCache(db)
+            mailer = Mailer(settings, db, clock)
+            accounts = Accounts(
+                settings, db, clock, SecretBox(secret), tokens, issue_session, mailer.kick
+            )
+            app.state.kefal = Services(settings, clock, db, tokens, accounts, mailer)
+            mailer.start()
+            try:
+                yield
+            finally:
+                await mailer.stop()
+        finally:
+            await db.close()
+            if own_lock:
+                server_lock.release()
+
+    return Litestar(
+        route_handlers=[*health.handlers, *auth.handlers, *agents.handlers],
+        dependencies={"svc": Provide(services, sync_to_thread=False)},
+        lifespan=[lifespan],
+        on_app_init=[jwt_auth.on_app_init],
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            DatabaseBusy: _busy,
+            Exception: _crash,
+        },
+        request_max_body_size=settings.http_max_body_bytes,
+        openapi_config=OpenAPIConfig(title="kefal-lite", version=__version__, path="/schema"),
+        state=State({"settings": settings}),
+        debug=False,
+    )

@@ -1,0 +1,282 @@
+"""The `kefal-lite` command. Its bare form serves, like `datasette`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+
+from kefal_lite import __version__, config, security
+from kefal_lite.accounts import NewUser
+from kefal_lite.clock import Clock, iso
+from kefal_lite.errors import ApiError
+from kefal_lite.store import outbox, users
+from kefal_lite.store.db import open_sync, transaction
+from kefal_lite.store.lock import DataDirLocked, ServerLock
+
+_data_dir_option = click.option(
+    "--data-dir",
+    envvar="KEFAL_DATA_DIR",
+    show_envvar=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the SQLite file, the secret and the lock live"
+    " (default: the platform's user data dir).",
+)
+_config_option = click.option(
+    "--config",
+    "config_file",
+    envvar="KEFAL_CONFIG",
+    show_envvar=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A kefal.toml (see kefal.example.toml). Flags and KEFAL_* variables override it.",
+)
+
+
+def _settings(ctx: click.Context, **flags: Any) -> config.Settings:
+    root = ctx.find_root().params
+    overrides = {"data_dir": str(flags.pop("data_dir", None) or root.get("data_dir") or "") or None}
+    overrides.update(flags)
+    try:
+        return config.load(overrides, config_file=root.get("config_file"))
+    except config.ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@contextlib.contextmanager
+def _db(settings: config.Settings) -> Iterator[sqlite3.Connection]:
+    conn = open_sync(settings.db_path, synchronous=settings.database_synchronous)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@_data_dir_option
+@_config_option
+@click.version_option(__version__, prog_name="kefal-lite")
+@click.pass_context
+def main(ctx: click.Context, data_dir: Path | None, config_file: Path | None) -> None:
+    """kefal-lite: a self-hosted host-security monitor. Without a command, serve."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(serve)
+
+
+@main.command()
+@click.option(
+    "--host",
+    envvar="KEFAL_HOST",
+    show_envvar=True,
+    help="Address to listen on (default 127.0.0.1, this machine only)."
+    " Use 0.0.0.0 so agents on other machines of your LAN can reach the server.",
+)
+@click.option(
+    "--port", type=int, envvar="KEFAL_PORT", show_envvar=True, help="TCP port (default 8470)."
+)
+@_data_dir_option
+@click.option("--access-log/--no-access-log", default=False, help="Log every HTTP request.")
+@click.pass_context
+def serve(
+    ctx: click.Context, host: str | None, port: int | None, data_dir: Path | None, access_log: bool
+) -> None:
+    """Run the server: API, dashboard and background jobs, in this one process."""
+    import uvicorn
+
+    from kefal_lite.app import create_app
+
+    settings = _settings(ctx, host=host, port=port, data_dir=data_dir)
+    lock = ServerLock(settings.data_path)
+    try:
+        lock.acquire()
+    except DataDirLocked as exc:
+        raise click.ClickException(str(exc)) from None
+    with _db(settings) as conn:
+        has_users = users.count(conn) > 0
+    click.echo(
+        f"kefal-lite {__version__} listening on {settings.host}:{settings.port}"
+        f"  (data: {settings.data_path})\n  Open {settings.base_url}/"
+    )
+    if settings.host in ("127.0.0.1", "localhost", "::1"):
+        click.echo("  Only this machine can connect; use --host 0.0.0.0 for agents on your LAN.")
+    if not has_users:
+        click.echo(
+            "  No users yet. Create the first admin with:\n"
+            "    kefal-lite user add NAME --admin"
+            + (f" --data-dir {settings.data_path}" if data_dir else "")
+            + f"\n  or open {settings.base_url}/ and register; the first account becomes admin."
+        )
+    app = create_app(settings, lock=lock)
+    try:
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=access_log,
+            server_header=False,
+        )
+    finally:
+        lock.release()
+
+
+# --- users -------------------------------------------------------------------------
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    value: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return value
+
+
+def _find(conn: sqlite3.Connection, username: str) -> users.User:
+    user = users.by_username(conn, username)
+    if user is None:
+        raise click.ClickException(f"no user named {username!r}")
+    return user
+
+
+@main.group("user")
+def user_group() -> None:
+    """Manage accounts directly in the database (works while the server runs)."""
+
+
+@user_group.command("add")
+@click.argument("username")
+@click.option("--admin", is_flag=True, help="Give the account the admin role.")
+@click.option("--email", default=None, help="Address for password-reset mails.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.pass_context
+def user_add(
+    ctx: click.Context, username: str, admin: bool, email: str | None, password_stdin: bool
+) -> None:
+    """Create an account (password from a prompt, or --password-stdin)."""
+    settings = _settings(ctx)
+    password = _read_password(password_stdin)
+    try:
+        new = msgspec.convert({"username": username, "password": password, "email": email}, NewUser)
+    except msgspec.ValidationError as exc:
+        raise click.ClickException(f"invalid account: {exc}") from None
+    with _db(settings) as conn, transaction(conn):
+        try:
+            user = users.create(
+                conn,
+                user_id=str(uuid.uuid4()),
+                username=new.username,
+                password_hash=security.hash_password(new.password),
+                role="admin" if admin else "user",
+                email=new.email,
+                now=iso(Clock().now()),
+            )
+        except ApiError as exc:
+            raise click.ClickException(exc.detail) from None
+    click.echo(f"created {user.role} {user.username} ({user.id})")
+
+
+@user_group.command("list")
+@click.pass_context
+def user_list(ctx: click.Context) -> None:
+    """List accounts."""
+    with _db(_settings(ctx)) as conn:
+        for u in users.list_all(conn):
+            flags = " disabled" if u.disabled else ""
+            flags += " mfa" if u.mfa_enabled else ""
+            click.echo(f"{u.username:<24} {u.role:<6} {u.email or '-':<32} {u.created_at}{flags}")
+
+
+@user_group.command("passwd")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.pass_context
+def user_passwd(ctx: click.Context, username: str, password_stdin: bool) -> None:
+    """Set a new password; every session of that user ends."""
+    settings = _settings(ctx)
+    password = _read_password(password_stdin)
+    if not security.MIN_PASSWORD <= len(password) <= security.MAX_PASSWORD:
+        raise click.ClickException(
+            f"the password needs at least {security.MIN_PASSWORD} characters"
+        )
+    with _db(settings) as conn, transaction(conn):
+        users.set_password(conn, _find(conn, username).id, security.hash_password(password))
+    click.echo(f"password of {username} changed; its sessions are ended")
+
+
+@user_group.command("set-role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(["admin", "user"]))
+@click.pass_context
+def user_set_role(ctx: click.Context, username: str, role: str) -> None:
+    """Make an account admin or user."""
+    with _db(_settings(ctx)) as conn, transaction(conn):
+        users.set_role(conn, _find(conn, username).id, role)
+    click.echo(f"{username} is now {role}")
+
+
+@user_group.command("disable")
+@click.argument("username")
+@click.option("--enable", is_flag=True, help="Enable the account again instead.")
+@click.pass_context
+def user_disable(ctx: click.Context, username: str, enable: bool) -> None:
+    """Block an account: its sessions end and its agents' snapshots are refused."""
+    with _db(_settings(ctx)) as conn, transaction(conn):
+        users.set_disabled(conn, _find(conn, username).id, not enable)
+    click.echo(f"{username} {'enabled' if enable else 'disabled'}")
+
+
+# --- operations --------------------------------------------------------------------
+
+
+@main.group("config")
+def config_group() -> None:
+    """Inspect the effective configuration."""
+
+
+@config_group.command("dump")
+@click.pass_context
+def config_dump(ctx: click.Context) -> None:
+    """Print every setting as the server would use it, secrets masked."""
+    click.echo(json.dumps(config.redacted(_settings(ctx)), indent=2))
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def backup(ctx: click.Context, path: Path) -> None:
+    """Copy the database to PATH with SQLite's online backup (consistent while serving)."""
+    settings = _settings(ctx)
+    if not settings.db_path.exists():
+        raise click.ClickException(f"no database at {settings.db_path}")
+    if path.exists():
+        raise click.ClickException(f"{path} exists; choose a new file")
+    source = sqlite3.connect(settings.db_path)
+    target = sqlite3.connect(path)
+    try:
+        with target:
+            source.backup(target)
+    finally:
+        target.close()
+        source.close()
+    click.echo(f"backed up {settings.db_path} to {path}")
+
+
+@main.command("outbox")
+@click.option("--limit", default=10, show_default=True)
+@click.pass_context
+def outbox_show(ctx: click.Context, limit: int) -> None:
+    """Show recent mails; without SMTP this is where reset links wait."""
+    with _db(_settings(ctx)) as conn:
+        for mail in outbox.recent(conn, limit):
+            click.echo(f"--- #{mail.id} {mail.created_at} to {mail.recipient} [{mail.status}]")
+            click.echo(f"Subject: {mail.subject}")
+            if mail.last_error:
+                click.echo(f"Last error: {mail.last_error}")
+            if mail.body:
+                click.echo(mail.body)

@@ -1,0 +1,174 @@
+"""Settings: command-line flags > KEFAL_* environment > kefal.toml > defaults.
+
+The TOML file has top-level keys for the server and one table per area; a key
+`[smtp] host` is the setting `smtp_host` and the environment variable
+`KEFAL_SMTP_HOST`. Unknown keys are an error, so a typo never silently falls
+back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+import platformdirs
+
+APP_NAME = "kefal-lite"
+ENV_PREFIX = "KEFAL_"
+SECRET_FILE = "secret.key"
+
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: Port = 8470
+    data_dir: str = ""
+    # Base of links in mails (password reset); defaults to http://host:port.
+    public_url: str = ""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Signs session JWTs and derives the key that encrypts MFA seeds. Empty means
+    # "generate once into <data_dir>/secret.key (mode 0600) and reuse it".
+    secret: str = ""
+
+    database_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    database_readers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
+    # Writes waiting for the writer; beyond this, ingest answers 503 + Retry-After.
+    database_write_queue_max: Positive = 10_000
+
+    http_max_body_bytes: Positive = 1_048_576
+
+    # Anyone may register when true; otherwise only the very first user may.
+    auth_signup: bool = False
+
+    smtp_host: str = ""
+    smtp_port: Port = 587
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "kefal-lite@localhost"
+    smtp_starttls: bool = True
+    smtp_ssl: bool = False
+    smtp_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
+
+    retention_days: Positive = 7
+    agents_silent_minutes: Positive = 10
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir) if self.data_dir else default_data_dir()
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_path / "kefal.db"
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+
+FIELDS: tuple[str, ...] = Settings.__struct_fields__
+SECRET_FIELDS = frozenset(f for f in FIELDS if "password" in f or f == "secret")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which setting and why."""
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_config_file() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "kefal.toml"
+
+
+def _flatten_toml(doc: dict[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            for sub, subvalue in value.items():
+                flat[f"{key}_{sub}"] = subvalue
+        else:
+            flat[key] = value
+    return flat
+
+
+def _from_env(environ: dict[str, str]) -> dict[str, Any]:
+    return {
+        name: environ[ENV_PREFIX + name.upper()]
+        for name in FIELDS
+        if ENV_PREFIX + name.upper() in environ
+    }
+
+
+def load(
+    overrides: dict[str, Any] | None = None,
+    *,
+    config_file: str | Path | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Merge the layers; `overrides` are the flags that were actually given."""
+    env = dict(os.environ if environ is None else environ)
+    path = Path(config_file) if config_file else None
+    if path is None and env.get("KEFAL_CONFIG"):
+        path = Path(env["KEFAL_CONFIG"])
+    if path is None and default_config_file().is_file():
+        path = default_config_file()
+
+    merged: dict[str, Any] = {}
+    if path is not None:
+        try:
+            merged.update(_flatten_toml(tomllib.loads(path.read_text(encoding="utf-8"))))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    merged.update(_from_env(env))
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        # strict=False lets "8470" from the environment become an int.
+        return msgspec.convert(merged, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        where = f" (file {path})" if path else ""
+        raise ConfigError(f"invalid setting{where}: {exc}") from exc
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """Every setting as the server sees it, secrets masked: for `config dump`."""
+    out: dict[str, Any] = {}
+    for name in FIELDS:
+        value = getattr(settings, name)
+        out[name] = "***" if name in SECRET_FIELDS and value else value
+    out["data_dir"] = str(settings.data_path)
+    return out
+
+
+def server_secret(settings: Settings) -> str:
+    """The configured secret, else the one generated into the data dir on first start."""
+    if settings.secret:
+        return settings.secret
+    path = settings.data_path / SECRET_FILE
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    # O_EXCL: if two processes race on first start, one wins and both read its value.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="ascii").strip()
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(value + "\n")
+    return value

@@ -1,0 +1,22 @@
+"""The running server's parts, built once in the app's lifespan and shared by handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kefal_lite.accounts import Accounts
+from kefal_lite.agent_tokens import AgentTokenCache
+from kefal_lite.clock import Clock
+from kefal_lite.config import Settings
+from kefal_lite.mail import Mailer
+from kefal_lite.store.db import Database
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    db: Database
+    agent_tokens: AgentTokenCache
+    accounts: Accounts
+    mailer: Mailer

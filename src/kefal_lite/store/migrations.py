@@ -1,0 +1,101 @@
+"""Schema migrations: an append-only list; PRAGMA user_version counts the applied ones.
+
+Never edit or reorder an entry once it is on main: a user's database has run it.
+Add a new entry instead.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: accounts, agents, password resets, mail outbox
+    """
+    CREATE TABLE users (
+        id             TEXT PRIMARY KEY,
+        username       TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        email          TEXT UNIQUE COLLATE NOCASE,
+        password_hash  TEXT NOT NULL,
+        role           TEXT NOT NULL CHECK (role IN ('admin', 'user')),
+        disabled       INTEGER NOT NULL DEFAULT 0,
+        token_version  INTEGER NOT NULL DEFAULT 0,
+        mfa_enabled    INTEGER NOT NULL DEFAULT 0,
+        mfa_secret     TEXT,
+        mfa_pending    TEXT,
+        mfa_last_step  INTEGER NOT NULL DEFAULT 0,
+        plan           TEXT NOT NULL DEFAULT 'self-hosted',
+        trial_ends_at  TEXT,
+        created_at     TEXT NOT NULL,
+        last_active_at TEXT
+    );
+    CREATE TABLE agents (
+        id            TEXT PRIMARY KEY,
+        user_id       TEXT NOT NULL REFERENCES users(id),
+        name          TEXT NOT NULL,
+        hostname      TEXT,
+        token_hash    BLOB NOT NULL UNIQUE,
+        status        TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'revoked')),
+        agent_version TEXT,
+        created_at    TEXT NOT NULL,
+        last_seen_at  TEXT,
+        revoked_at    TEXT
+    );
+    CREATE INDEX agents_by_user ON agents(user_id, created_at);
+    CREATE TABLE password_resets (
+        token_hash BLOB PRIMARY KEY,
+        user_id    TEXT NOT NULL REFERENCES users(id),
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        used_at    TEXT
+    );
+    CREATE INDEX password_resets_by_user ON password_resets(user_id);
+    CREATE TABLE outbox (
+        id         INTEGER PRIMARY KEY,
+        recipient  TEXT NOT NULL,
+        subject    TEXT NOT NULL,
+        body       TEXT,
+        status     TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed', 'local')),
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        sent_at    TEXT
+    );
+    CREATE INDEX outbox_pending ON outbox(status, id);
+    """,
+)
+
+
+class SchemaTooNew(Exception):
+    pass
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply what is missing, each migration in its own transaction; return the version."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > len(MIGRATIONS):
+        raise SchemaTooNew(
+            f"the database is at schema {version} but this kefal-lite knows {len(MIGRATIONS)}:"
+            " it was written by a newer release; upgrade kefal-lite"
+        )
+    for number in range(version + 1, len(MIGRATIONS) + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-check under the write lock: a CLI command may have migrated meanwhile.
+            (current,) = conn.execute("PRAGMA user_version").fetchone()
+            if current >= number:
+                conn.execute("ROLLBACK")
+                continue
+            for statement in _statements(MIGRATIONS[number - 1]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    return len(MIGRATIONS)
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would COMMIT on its own; splitting keeps each migration atomic.
+    # Our migrations hold no ';' inside literals or triggers, so a plain split is exact.
+    return [s.strip() for s in script.split(";") if s.strip()]

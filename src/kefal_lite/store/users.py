@@ -1,0 +1,226 @@
+"""Users, their sessions' token version, MFA state and password resets."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import msgspec
+
+from kefal_lite.errors import Conflict, Forbidden
+
+
+class User(msgspec.Struct, frozen=True):
+    id: str
+    username: str
+    email: str | None
+    password_hash: str
+    role: str
+    disabled: bool
+    token_version: int
+    mfa_enabled: bool
+    mfa_secret: str | None
+    mfa_pending: str | None
+    mfa_last_step: int
+    plan: str
+    trial_ends_at: str | None
+    created_at: str
+    last_active_at: str | None
+
+
+_COLUMNS = ", ".join(User.__struct_fields__)
+
+
+def _user(row: sqlite3.Row | None) -> User | None:
+    if row is None:
+        return None
+    return User(*row)  # columns are selected in field order
+
+
+def count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM users").fetchone()[0])
+
+
+def get(conn: sqlite3.Connection, user_id: str) -> User | None:
+    return _user(conn.execute(f"SELECT {_COLUMNS} FROM users WHERE id = ?", (user_id,)).fetchone())
+
+
+def by_username(conn: sqlite3.Connection, username: str) -> User | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM users WHERE username = ?", (username,)).fetchone()
+    return _user(row)
+
+
+def by_email(conn: sqlite3.Connection, email: str) -> User | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM users WHERE email = ?", (email,)).fetchone()
+    return _user(row)
+
+
+def list_all(conn: sqlite3.Connection) -> list[User]:
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM users ORDER BY created_at, username").fetchall()
+    return [User(*row) for row in rows]
+
+
+def create(
+    conn: sqlite3.Connection,
+    *,
+    user_id: str,
+    username: str,
+    password_hash: str,
+    role: str,
+    now: str,
+    email: str | None = None,
+    plan: str = "self-hosted",
+    trial_ends_at: str | None = None,
+) -> User:
+    try:
+        conn.execute(
+            "INSERT INTO users (id, username, email, password_hash, role, plan, trial_ends_at,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (user_id, username, email, password_hash, role, plan, trial_ends_at, now),
+        )
+    except sqlite3.IntegrityError as exc:
+        what = "email" if "email" in str(exc) else "username"
+        raise Conflict(f"that {what} is already taken") from None
+    user = get(conn, user_id)
+    assert user is not None
+    return user
+
+
+def register(
+    conn: sqlite3.Connection,
+    *,
+    signup_open: bool,
+    user_id: str,
+    username: str,
+    password_hash: str,
+    now: str,
+    email: str | None = None,
+    plan: str = "self-hosted",
+    trial_ends_at: str | None = None,
+) -> User:
+    """Self-registration: the first user becomes admin; later ones only if signup is open.
+
+    Decided inside the write transaction, so two racing first registrations cannot
+    both become admin.
+    """
+    first = count(conn) == 0
+    if not first and not signup_open:
+        raise Forbidden("registration is closed on this server; ask an admin for an account")
+    return create(
+        conn,
+        user_id=user_id,
+        username=username,
+        password_hash=password_hash,
+        role="admin" if first else "user",
+        now=now,
+        email=email,
+        plan=plan,
+        trial_ends_at=trial_ends_at,
+    )
+
+
+def set_password(conn: sqlite3.Connection, user_id: str, password_hash: str) -> None:
+    """New password; every existing session ends (token version bump)."""
+    conn.execute(
+        "UPDATE users SET password_hash = ?, token_version = token_version + 1 WHERE id = ?",
+        (password_hash, user_id),
+    )
+
+
+def rehash(conn: sqlite3.Connection, user_id: str, old_hash: str, new_hash: str) -> None:
+    """Same password, stronger parameters; sessions stay. Skipped if the hash moved on."""
+    conn.execute(
+        "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?",
+        (new_hash, user_id, old_hash),
+    )
+
+
+def set_email(conn: sqlite3.Connection, user_id: str, email: str) -> None:
+    try:
+        conn.execute("UPDATE users SET email = ? WHERE id = ?", (email, user_id))
+    except sqlite3.IntegrityError:
+        raise Conflict("that email is already used by another account") from None
+
+
+def set_role(conn: sqlite3.Connection, user_id: str, role: str) -> None:
+    conn.execute(
+        "UPDATE users SET role = ?, token_version = token_version + 1 WHERE id = ?",
+        (role, user_id),
+    )
+
+
+def set_disabled(conn: sqlite3.Connection, user_id: str, disabled: bool) -> None:
+    conn.execute(
+        "UPDATE users SET disabled = ?, token_version = token_version + 1 WHERE id = ?",
+        (int(disabled), user_id),
+    )
+
+
+def revoke_sessions(conn: sqlite3.Connection, user_id: str) -> None:
+    conn.execute("UPDATE users SET token_version = token_version + 1 WHERE id = ?", (user_id,))
+
+
+def touch(conn: sqlite3.Connection, user_id: str, now: str) -> None:
+    conn.execute("UPDATE users SET last_active_at = ? WHERE id = ?", (now, user_id))
+
+
+# --- MFA ---------------------------------------------------------------------------
+
+
+def mfa_set_pending(conn: sqlite3.Connection, user_id: str, sealed_secret: str) -> None:
+    conn.execute("UPDATE users SET mfa_pending = ? WHERE id = ?", (sealed_secret, user_id))
+
+
+def mfa_enable(conn: sqlite3.Connection, user_id: str, sealed_secret: str, step: int) -> None:
+    conn.execute(
+        "UPDATE users SET mfa_enabled = 1, mfa_secret = ?, mfa_pending = NULL,"
+        " mfa_last_step = ? WHERE id = ?",
+        (sealed_secret, step, user_id),
+    )
+
+
+def mfa_disable(conn: sqlite3.Connection, user_id: str) -> None:
+    conn.execute(
+        "UPDATE users SET mfa_enabled = 0, mfa_secret = NULL, mfa_pending = NULL,"
+        " mfa_last_step = 0 WHERE id = ?",
+        (user_id,),
+    )
+
+
+def mfa_use_step(conn: sqlite3.Connection, user_id: str, step: int) -> bool:
+    """Record a TOTP time step as used; False if it (or a later one) already was (replay)."""
+    cur = conn.execute(
+        "UPDATE users SET mfa_last_step = ? WHERE id = ? AND mfa_last_step < ?",
+        (step, user_id, step),
+    )
+    return cur.rowcount == 1
+
+
+# --- password resets ---------------------------------------------------------------
+
+
+def add_reset(
+    conn: sqlite3.Connection, user_id: str, token_hash: bytes, now: str, expires_at: str
+) -> None:
+    conn.execute(
+        "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at)"
+        " VALUES (?, ?, ?, ?)",
+        (token_hash, user_id, now, expires_at),
+    )
+
+
+def consume_reset(conn: sqlite3.Connection, token_hash: bytes, now: str) -> str | None:
+    """Mark a live reset token used and return its user; None if unknown, used or expired."""
+    row = conn.execute(
+        "SELECT user_id FROM password_resets"
+        " WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?",
+        (token_hash, now),
+    ).fetchone()
+    if row is None:
+        return None
+    conn.execute("UPDATE password_resets SET used_at = ? WHERE token_hash = ?", (now, token_hash))
+    # A reset spends every other outstanding link of that user too.
+    conn.execute(
+        "UPDATE password_resets SET used_at = ? WHERE user_id = ? AND used_at IS NULL",
+        (now, row[0]),
+    )
+    return str(row[0])
