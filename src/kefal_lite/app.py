@@ -26,7 +26,7 @@ from kefal_lite.clock import Clock
 from kefal_lite.config import Settings, server_secret
 from kefal_lite.errors import ApiError, ValidationFailed, validation_item
 from kefal_lite.mail import Mailer
-from kefal_lite.security import SecretBox
+from kefal_lite.security import SecretBox, session_key
 from kefal_lite.services import Services
 from kefal_lite.store import users
 from kefal_lite.store.db import Database, DatabaseBusy
@@ -106,7 +106,7 @@ def create_app(
     secret = server_secret(settings)
     jwt_auth = JWTAuth[User](
         retrieve_user_handler=_session_user,
-        token_secret=secret,
+        token_secret=session_key(secret),
         algorithm="HS256",
         default_token_expiration=SESSION_TTL,
         exclude=["^/schema"],

@@ -69,6 +69,18 @@ def constant_time_equal(a: str | bytes, b: str | bytes) -> bool:
     return hmac.compare_digest(ab, bb)
 
 
+def derive_key(server_secret: str, purpose: bytes) -> bytes:
+    """One key per purpose from the server secret, whatever its length."""
+    return HKDF(algorithm=SHA256(), length=32, salt=None, info=purpose).derive(
+        server_secret.encode()
+    )
+
+
+def session_key(server_secret: str) -> str:
+    """The HS256 key for session JWTs (hex, 256 bits)."""
+    return derive_key(server_secret, b"kefal-lite session jwt v1").hex()
+
+
 # --- secrets at rest ---------------------------------------------------------------
 
 
@@ -77,10 +89,7 @@ class SecretBox:
     so a database dump alone does not reveal MFA seeds."""
 
     def __init__(self, server_secret: str, purpose: bytes = b"kefal-lite mfa v1") -> None:
-        key = HKDF(algorithm=SHA256(), length=32, salt=None, info=purpose).derive(
-            server_secret.encode()
-        )
-        self._aead = AESGCM(key)
+        self._aead = AESGCM(derive_key(server_secret, purpose))
 
     def seal(self, plaintext: str, context: str) -> str:
         nonce = os.urandom(12)

@@ -6,16 +6,12 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, delete, get, post
-from litestar.di import Provide
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
-from kefal_lite.api.deps import Limit, Offset, client_address, current_user, page
+from kefal_lite.api.deps import USER, CurrentUser, Limit, Offset, Svc, client_address, page
 from kefal_lite.security import MAX_PASSWORD
-from kefal_lite.services import Services
 from kefal_lite.store import agents
-from kefal_lite.store.users import User
-
-_user_dep = {"user": Provide(current_user, sync_to_thread=False)}
 
 
 class EnrollBody(msgspec.Struct):
@@ -26,7 +22,7 @@ class EnrollBody(msgspec.Struct):
 
 @post("/api/v1/enroll", status_code=HTTP_200_OK, exclude_from_auth=True)
 async def enroll(
-    data: EnrollBody, request: Request[Any, Any, Any], svc: Services
+    data: JSONBody[EnrollBody], request: Request[Any, Any, Any], svc: Svc
 ) -> dict[str, str]:
     """The token is shown once: only its hash is kept."""
     done = await svc.accounts.enroll(
@@ -35,21 +31,21 @@ async def enroll(
     return {"token": done.token, "agent_id": done.agent_id}
 
 
-@get("/api/v1/agents", dependencies=_user_dep)
+@get("/api/v1/agents", dependencies=USER)
 async def list_agents(
-    user: User, svc: Services, limit: Limit = 50, offset: Offset = 0
+    user: CurrentUser, svc: Svc, limit: Limit = 50, offset: Offset = 0
 ) -> dict[str, Any]:
     items, total = await svc.db.read(agents.list_for_user, user.id, limit=limit, offset=offset)
     return page([msgspec.to_builtins(a) for a in items], total)
 
 
-@delete("/api/v1/agents/{agent_id:str}", status_code=HTTP_204_NO_CONTENT, dependencies=_user_dep)
-async def revoke_agent(agent_id: str, user: User, svc: Services) -> None:
+@delete("/api/v1/agents/{agent_id:str}", status_code=HTTP_204_NO_CONTENT, dependencies=USER)
+async def revoke_agent(agent_id: FromPath[str], user: CurrentUser, svc: Svc) -> None:
     await svc.accounts.revoke_agent(user, agent_id)
 
 
-@post("/api/v1/agents/{agent_id:str}/rotate-token", status_code=HTTP_200_OK, dependencies=_user_dep)
-async def rotate_token(agent_id: str, user: User, svc: Services) -> dict[str, str]:
+@post("/api/v1/agents/{agent_id:str}/rotate-token", status_code=HTTP_200_OK, dependencies=USER)
+async def rotate_token(agent_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[str, str]:
     done = await svc.accounts.rotate_agent(user, agent_id)
     return {"token": done.token, "agent_id": done.agent_id}
 

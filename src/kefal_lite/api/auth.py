@@ -6,14 +6,12 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get, post
-from litestar.di import Provide
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from kefal_lite.accounts import AnyPassword, Email, NewUser, Password
-from kefal_lite.api.deps import client_address, current_user
+from kefal_lite.api.deps import USER, CurrentUser, Svc, client_address
 from kefal_lite.api.validation import convert, decode_json
-from kefal_lite.services import Services
-from kefal_lite.store.users import User
 
 SESSION_SECONDS = 86_400
 
@@ -50,10 +48,9 @@ class OtpBody(msgspec.Struct):
 
 
 _login_decoder = msgspec.json.Decoder(LoginBody)
-_user_dep = {"user": Provide(current_user, sync_to_thread=False)}
 
 
-def profile(user: User) -> dict[str, Any]:
+def profile(user: CurrentUser) -> dict[str, Any]:
     return {
         "id": user.id,
         "username": user.username,
@@ -67,7 +64,7 @@ def profile(user: User) -> dict[str, Any]:
 
 
 @post("/auth/login", status_code=HTTP_200_OK, exclude_from_auth=True)
-async def login(request: Request[Any, Any, Any], svc: Services) -> dict[str, Any]:
+async def login(request: Request[Any, Any, Any], svc: Svc) -> dict[str, Any]:
     """JSON or form-encoded (OAuth2 password-flow clients send a form)."""
     if request.content_type[0] in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.form()
@@ -81,35 +78,37 @@ async def login(request: Request[Any, Any, Any], svc: Services) -> dict[str, Any
 
 
 @post("/auth/register", status_code=HTTP_201_CREATED, exclude_from_auth=True)
-async def register(data: NewUser, svc: Services) -> dict[str, Any]:
+async def register(data: JSONBody[NewUser], svc: Svc) -> dict[str, Any]:
     """Open while the server has no users (that one becomes admin) or when signup is on."""
     return profile(await svc.accounts.register(data.username, data.password, data.email))
 
 
-@post("/auth/logout", status_code=HTTP_204_NO_CONTENT, dependencies=_user_dep)
-async def logout(user: User, svc: Services) -> None:
+@post("/auth/logout", status_code=HTTP_204_NO_CONTENT, dependencies=USER)
+async def logout(user: CurrentUser, svc: Svc) -> None:
     await svc.accounts.logout(user)
 
 
-@get("/api/v1/auth/me", dependencies=_user_dep)
-async def me(user: User) -> dict[str, Any]:
+@get("/api/v1/auth/me", dependencies=USER)
+async def me(user: CurrentUser) -> dict[str, Any]:
     return profile(user)
 
 
-@post("/api/v1/auth/update-email", status_code=HTTP_200_OK, dependencies=_user_dep)
-async def update_email(data: UpdateEmailBody, user: User, svc: Services) -> dict[str, Any]:
+@post("/api/v1/auth/update-email", status_code=HTTP_200_OK, dependencies=USER)
+async def update_email(
+    data: JSONBody[UpdateEmailBody], user: CurrentUser, svc: Svc
+) -> dict[str, Any]:
     return profile(await svc.accounts.update_email(user, data.email, data.password))
 
 
-@post("/api/v1/auth/change-password", status_code=HTTP_204_NO_CONTENT, dependencies=_user_dep)
-async def change_password(data: ChangePasswordBody, user: User, svc: Services) -> None:
+@post("/api/v1/auth/change-password", status_code=HTTP_204_NO_CONTENT, dependencies=USER)
+async def change_password(data: JSONBody[ChangePasswordBody], user: CurrentUser, svc: Svc) -> None:
     """Every session of the user ends, this one included: log in again with the new one."""
     await svc.accounts.change_password(user, data.current_password, data.new_password)
 
 
 @post("/api/v1/auth/forgot-password", status_code=HTTP_200_OK, exclude_from_auth=True)
 async def forgot_password(
-    data: ForgotBody, request: Request[Any, Any, Any], svc: Services
+    data: JSONBody[ForgotBody], request: Request[Any, Any, Any], svc: Svc
 ) -> dict[str, str]:
     """Always the same answer, whether or not the address belongs to someone."""
     await svc.accounts.forgot_password(data.email, client_address(request))
@@ -117,25 +116,25 @@ async def forgot_password(
 
 
 @post("/api/v1/auth/reset-password", status_code=HTTP_200_OK, exclude_from_auth=True)
-async def reset_password(data: ResetBody, svc: Services) -> dict[str, str]:
+async def reset_password(data: JSONBody[ResetBody], svc: Svc) -> dict[str, str]:
     await svc.accounts.reset_password(data.token, data.new_password)
     return {"status": "ok"}
 
 
-@post("/api/v1/auth/mfa/setup", status_code=HTTP_200_OK, dependencies=_user_dep)
-async def mfa_setup(user: User, svc: Services) -> dict[str, str]:
+@post("/api/v1/auth/mfa/setup", status_code=HTTP_200_OK, dependencies=USER)
+async def mfa_setup(user: CurrentUser, svc: Svc) -> dict[str, str]:
     setup = await svc.accounts.mfa_setup(user)
     return {"secret": setup.secret, "otpauth_uri": setup.otpauth_uri}
 
 
-@post("/api/v1/auth/mfa/enable", status_code=HTTP_200_OK, dependencies=_user_dep)
-async def mfa_enable(data: OtpBody, user: User, svc: Services) -> dict[str, Any]:
+@post("/api/v1/auth/mfa/enable", status_code=HTTP_200_OK, dependencies=USER)
+async def mfa_enable(data: JSONBody[OtpBody], user: CurrentUser, svc: Svc) -> dict[str, Any]:
     await svc.accounts.mfa_enable(user, data.otp)
     return {"mfa_enabled": True}
 
 
-@post("/api/v1/auth/mfa/disable", status_code=HTTP_200_OK, dependencies=_user_dep)
-async def mfa_disable(data: OtpBody, user: User, svc: Services) -> dict[str, Any]:
+@post("/api/v1/auth/mfa/disable", status_code=HTTP_200_OK, dependencies=USER)
+async def mfa_disable(data: JSONBody[OtpBody], user: CurrentUser, svc: Svc) -> dict[str, Any]:
     await svc.accounts.mfa_disable(user, data.otp)
     return {"mfa_enabled": False}
 

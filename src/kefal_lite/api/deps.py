@@ -6,14 +6,19 @@ from typing import Annotated, Any
 
 from litestar import Request
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import QueryParameter
 
 from kefal_lite.errors import Forbidden
 from kefal_lite.services import Services
 from kefal_lite.store.users import User
 
-Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
-Offset = Annotated[int, Parameter(ge=0, description="items to skip")]
+# Handlers name these parameters `svc` and `user`; the app and routers provide them.
+Svc = NamedDependency[Services]
+CurrentUser = NamedDependency[User]
+
+Limit = Annotated[int, QueryParameter(ge=1, le=500, description="page size")]
+Offset = Annotated[int, QueryParameter(ge=0, description="items to skip")]
 
 
 def services(state: State) -> Services:
@@ -33,6 +38,10 @@ def admin_user(request: Request[User, Any, Any]) -> User:
 
 def client_address(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
+
+
+USER = {"user": Provide(current_user, sync_to_thread=False)}
+ADMIN = {"user": Provide(admin_user, sync_to_thread=False)}
 
 
 def page(items: list[Any], total: int) -> dict[str, Any]:

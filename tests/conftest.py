@@ -1,0 +1,86 @@
+"""Builders shared by the tests: a real SQLite file per test, real HTTP via Litestar's client."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from kefal_lite.app import create_app
+from kefal_lite.clock import FrozenClock
+from kefal_lite.config import Settings, load
+
+PASSWORD = "correct horse battery"
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    return load({"data_dir": str(data_dir), **overrides}, environ={})
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    # Close to real time: session JWTs are checked against the real clock by pyjwt.
+    return FrozenClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "data")
+
+
+@pytest.fixture
+def client(settings: Settings, clock: FrozenClock) -> Iterator[TestClient[Any]]:
+    with TestClient(create_app(settings, clock=clock)) as c:
+        yield c
+
+
+def query(settings: Settings, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Read the server's SQLite file directly (a second connection, as WAL allows)."""
+    conn = sqlite3.connect(settings.db_path)
+    try:
+        return [tuple(row) for row in conn.execute(sql, params).fetchall()]
+    finally:
+        conn.close()
+
+
+def register(client: TestClient[Any], username: str, password: str = PASSWORD, **extra: Any) -> Any:
+    r = client.post("/auth/register", json={"username": username, "password": password, **extra})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def login(client: TestClient[Any], username: str, password: str = PASSWORD) -> dict[str, str]:
+    r = client.post("/auth/login", json={"username": username, "password": password})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def enroll(client: TestClient[Any], username: str, password: str = PASSWORD) -> dict[str, str]:
+    r = client.post("/api/v1/enroll", json={"username": username, "password": password})
+    assert r.status_code == 200, r.text
+    body: dict[str, str] = r.json()
+    return body
+
+
+@pytest.fixture
+def open_client(tmp_path: Path, clock: FrozenClock) -> Iterator[TestClient[Any]]:
+    """A server where anyone may register (auth.signup = true): for multi-tenant tests."""
+    with TestClient(create_app(make_settings(tmp_path / "data", auth_signup=True), clock=clock)) as c:
+        yield c
+
+
+@pytest.fixture
+def alice(open_client: TestClient[Any]) -> dict[str, str]:
+    register(open_client, "alice", email="alice@example.org")
+    return login(open_client, "alice")
+
+
+@pytest.fixture
+def bob(open_client: TestClient[Any], alice: dict[str, str]) -> dict[str, str]:
+    register(open_client, "bob", email="bob@example.org")
+    return login(open_client, "bob")
