@@ -70,7 +70,9 @@ def enroll(client: TestClient[Any], username: str, password: str = PASSWORD) -> 
 @pytest.fixture
 def open_client(tmp_path: Path, clock: FrozenClock) -> Iterator[TestClient[Any]]:
     """A server where anyone may register (auth.signup = true): for multi-tenant tests."""
-    with TestClient(create_app(make_settings(tmp_path / "data", auth_signup=True), clock=clock)) as c:
+    with TestClient(
+        create_app(make_settings(tmp_path / "data", auth_signup=True), clock=clock)
+    ) as c:
         yield c
 
 

@@ -20,8 +20,16 @@ def _user_count(client: TestClient[Any]) -> int:
 def test_first_user_becomes_admin_then_registration_closes(client: TestClient[Any]) -> None:
     first = register(client, "alice", email="alice@example.org")
     assert first["role"] == "admin" and first["email"] == "alice@example.org"
-    assert set(first) == {"id", "username", "email", "role", "plan", "trial_ends_at",
-                          "created_at", "mfa_enabled"}
+    assert set(first) == {
+        "id",
+        "username",
+        "email",
+        "role",
+        "plan",
+        "trial_ends_at",
+        "created_at",
+        "mfa_enabled",
+    }
     assert first["created_at"].endswith("Z") and first["mfa_enabled"] is False
     r = client.post("/auth/register", json={"username": "bob", "password": PASSWORD})
     assert r.status_code == 403 and "closed" in r.json()["detail"]
@@ -48,7 +56,9 @@ def test_register_validation_changes_nothing(client: TestClient[Any]) -> None:
         assert r.status_code == 400, body
         item = r.json()["detail"][0]
         assert item["loc"] == loc and item["type"] == "validation_error" and item["msg"]
-    r = client.post("/auth/register", content=b"{not json", headers={"content-type": "application/json"})
+    r = client.post(
+        "/auth/register", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 400 and r.json()["detail"][0]["loc"] == ["body"]
     assert _user_count(client) == 0
 
@@ -88,12 +98,18 @@ def test_login_failures_are_rate_limited_but_successes_are_not(
     for _ in range(8):  # successes never count
         login(client, "alice")
     for _ in range(5):
-        assert client.post("/auth/login", json={"username": "alice", "password": "x" * 10}).status_code == 401
+        assert (
+            client.post("/auth/login", json={"username": "alice", "password": "x" * 10}).status_code
+            == 401
+        )
     r = client.post("/auth/login", json={"username": "alice", "password": PASSWORD})
     assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 30
     assert "detail" in r.json()
     # another username from the same client is its own bucket
-    assert client.post("/auth/login", json={"username": "bob", "password": "x" * 10}).status_code == 401
+    assert (
+        client.post("/auth/login", json={"username": "bob", "password": "x" * 10}).status_code
+        == 401
+    )
     clock.advance(seconds=31)
     login(client, "alice")
 
@@ -108,14 +124,28 @@ def test_me_requires_a_valid_session(client: TestClient[Any], settings: Settings
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
     now = datetime.now(UTC)
     expired = jwt.encode(
-        {"sub": me["id"], "exp": now - timedelta(seconds=5), "iat": now - timedelta(days=1),
-         "extras": {"tv": 0}},
-        session_key(server_secret(settings)), algorithm="HS256",
+        {
+            "sub": me["id"],
+            "exp": now - timedelta(seconds=5),
+            "iat": now - timedelta(days=1),
+            "extras": {"tv": 0},
+        },
+        session_key(server_secret(settings)),
+        algorithm="HS256",
     )
-    assert client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {expired}"}).status_code == 401
-    forged = jwt.encode({"sub": me["id"], "exp": now + timedelta(hours=1), "extras": {"tv": 0}},
-                        "not-the-secret-but-long-enough-for-hs256", algorithm="HS256")
-    assert client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+    assert (
+        client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {expired}"}).status_code
+        == 401
+    )
+    forged = jwt.encode(
+        {"sub": me["id"], "exp": now + timedelta(hours=1), "extras": {"tv": 0}},
+        "not-the-secret-but-long-enough-for-hs256",
+        algorithm="HS256",
+    )
+    assert (
+        client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {forged}"}).status_code
+        == 401
+    )
 
 
 def test_logout_ends_every_session(client: TestClient[Any]) -> None:
@@ -130,39 +160,72 @@ def test_logout_ends_every_session(client: TestClient[Any]) -> None:
 def test_change_password(client: TestClient[Any]) -> None:
     register(client, "alice")
     headers = login(client, "alice")
-    r = client.post("/api/v1/auth/change-password", headers=headers,
-                    json={"current_password": "wrong password", "new_password": "n" * 12})
+    r = client.post(
+        "/api/v1/auth/change-password",
+        headers=headers,
+        json={"current_password": "wrong password", "new_password": "n" * 12},
+    )
     assert r.status_code == 401
-    r = client.post("/api/v1/auth/change-password", headers=headers,
-                    json={"current_password": PASSWORD, "new_password": "short"})
+    r = client.post(
+        "/api/v1/auth/change-password",
+        headers=headers,
+        json={"current_password": PASSWORD, "new_password": "short"},
+    )
     assert r.status_code == 400 and r.json()["detail"][0]["loc"] == ["body", "new_password"]
     login(client, "alice")  # nothing changed so far
-    r = client.post("/api/v1/auth/change-password", headers=headers,
-                    json={"current_password": PASSWORD, "new_password": "a brand new secret"})
+    r = client.post(
+        "/api/v1/auth/change-password",
+        headers=headers,
+        json={"current_password": PASSWORD, "new_password": "a brand new secret"},
+    )
     assert r.status_code == 204
     assert client.get("/api/v1/auth/me", headers=headers).status_code == 401
-    assert client.post("/auth/login", json={"username": "alice", "password": PASSWORD}).status_code == 401
+    assert (
+        client.post("/auth/login", json={"username": "alice", "password": PASSWORD}).status_code
+        == 401
+    )
     login(client, "alice", "a brand new secret")
 
 
-def test_update_email(open_client: TestClient[Any], alice: dict[str, str], bob: dict[str, str]) -> None:
+def test_update_email(
+    open_client: TestClient[Any], alice: dict[str, str], bob: dict[str, str]
+) -> None:
     c = open_client
-    r = c.post("/api/v1/auth/update-email", headers=alice, json={"email": "a@new.org", "password": PASSWORD})
+    r = c.post(
+        "/api/v1/auth/update-email",
+        headers=alice,
+        json={"email": "a@new.org", "password": PASSWORD},
+    )
     assert r.status_code == 200 and r.json()["email"] == "a@new.org"
     assert c.get("/api/v1/auth/me", headers=alice).json()["email"] == "a@new.org"
-    r = c.post("/api/v1/auth/update-email", headers=alice, json={"email": "x@new.org", "password": "nope nope nope"})
+    r = c.post(
+        "/api/v1/auth/update-email",
+        headers=alice,
+        json={"email": "x@new.org", "password": "nope nope nope"},
+    )
     assert r.status_code == 401
-    r = c.post("/api/v1/auth/update-email", headers=alice, json={"email": "bob@example.org", "password": PASSWORD})
+    r = c.post(
+        "/api/v1/auth/update-email",
+        headers=alice,
+        json={"email": "bob@example.org", "password": PASSWORD},
+    )
     assert r.status_code == 409
-    r = c.post("/api/v1/auth/update-email", headers=alice, json={"email": "not-an-email", "password": PASSWORD})
+    r = c.post(
+        "/api/v1/auth/update-email",
+        headers=alice,
+        json={"email": "not-an-email", "password": PASSWORD},
+    )
     assert r.status_code == 400
     assert c.get("/api/v1/auth/me", headers=alice).json()["email"] == "a@new.org"
     assert c.get("/api/v1/auth/me", headers=bob).json()["email"] == "bob@example.org"
 
 
 def test_oversized_body_is_413(client: TestClient[Any]) -> None:
-    r = client.post("/auth/login", content=b'{"username":"' + b"a" * 2_000_000 + b'"}',
-                    headers={"content-type": "application/json"})
+    r = client.post(
+        "/auth/login",
+        content=b'{"username":"' + b"a" * 2_000_000 + b'"}',
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 413 and isinstance(r.json()["detail"], str)
 
 

@@ -63,3 +63,13 @@ def test_redacted_masks_secrets() -> None:
     dumped = redacted(s)
     assert dumped["secret"] == "***" and dumped["smtp_password"] == "***"
     assert "s3cret" not in str(dumped) and "pw" not in str(dumped.values())
+
+
+def test_example_config_documents_every_setting_with_its_default() -> None:
+    import tomllib
+
+    from kefal_lite.config import FIELDS, Settings, _flatten_toml
+
+    example = Path(__file__).parent.parent / "kefal.example.toml"
+    assert load(config_file=example, environ={}) == Settings()
+    assert set(_flatten_toml(tomllib.loads(example.read_text()))) == set(FIELDS)

@@ -58,7 +58,9 @@ async def test_failing_write_does_not_undo_its_batch_neighbours(tmp_path: Path) 
     db = await _started(tmp_path / "k.db")
     try:
         outcomes = await asyncio.gather(
-            db.write(_insert, 1), db.write(_insert, -1), db.write(_insert, 2),
+            db.write(_insert, 1),
+            db.write(_insert, -1),
+            db.write(_insert, 2),
             return_exceptions=True,
         )
         assert outcomes[0] == 1 and outcomes[2] == 2

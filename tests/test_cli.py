@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from click.testing import CliRunner
+from litestar.testing import TestClient
+
+from kefal_lite.app import create_app
+from kefal_lite.cli import main
+from kefal_lite.clock import FrozenClock
+from tests.conftest import PASSWORD, enroll, login, make_settings, register
+
+
+def _run(data_dir: Path, *args: str, stdin: str | None = None) -> Any:
+    result = CliRunner().invoke(main, ["--data-dir", str(data_dir), *args], input=stdin)
+    return result
+
+
+def test_user_commands(tmp_path: Path, clock: FrozenClock) -> None:
+    d = tmp_path / "d"
+    r = _run(
+        d,
+        "user",
+        "add",
+        "alice",
+        "--admin",
+        "--email",
+        "a@example.org",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )
+    assert r.exit_code == 0, r.output
+    assert "created admin alice" in r.output
+    r = _run(d, "user", "add", "alice", "--password-stdin", stdin=PASSWORD + "\n")
+    assert r.exit_code != 0 and "already taken" in r.output
+    r = _run(d, "user", "add", "bob", "--password-stdin", stdin="short\n")
+    assert r.exit_code != 0 and "password" in r.output
+    # the prompt path, with confirmation
+    r = _run(d, "user", "add", "bob", stdin=f"{PASSWORD}\n{PASSWORD}\n")
+    assert r.exit_code == 0, r.output
+    listing = _run(d, "user", "list").output
+    assert "alice" in listing and "admin" in listing and "bob" in listing
+
+    settings = make_settings(d)
+    with TestClient(create_app(settings, clock=clock)) as client:
+        headers = login(client, "bob")
+        assert client.get("/api/v1/auth/me", headers=headers).json()["role"] == "user"
+        # registration is closed now that users exist
+        r = client.post("/auth/register", json={"username": "carol", "password": PASSWORD})
+        assert r.status_code == 403
+
+        assert _run(d, "user", "set-role", "bob", "admin").exit_code == 0
+        assert (
+            client.get("/api/v1/auth/me", headers=headers).status_code == 401
+        )  # role change: new session
+        assert client.get("/api/v1/auth/me", headers=login(client, "bob")).json()["role"] == "admin"
+
+        assert (
+            _run(
+                d, "user", "passwd", "bob", "--password-stdin", stdin="another password\n"
+            ).exit_code
+            == 0
+        )
+        login(client, "bob", "another password")
+
+        assert _run(d, "user", "disable", "bob").exit_code == 0
+        assert (
+            client.post(
+                "/auth/login", json={"username": "bob", "password": "another password"}
+            ).status_code
+            == 401
+        )
+        assert _run(d, "user", "disable", "bob", "--enable").exit_code == 0
+        login(client, "bob", "another password")
+    assert (
+        "no user named"
+        in _run(d, "user", "passwd", "zed", "--password-stdin", stdin="x" * 12).output
+    )
+
+
+def test_config_dump_redacts_secrets(tmp_path: Path) -> None:
+    env = {"KEFAL_SMTP_PASSWORD": "hunter2hunter2", "KEFAL_SECRET": "topsecretvalue"}
+    result = CliRunner(env=env).invoke(main, ["--data-dir", str(tmp_path), "config", "dump"])
+    assert result.exit_code == 0
+    dumped = json.loads(result.output)
+    assert dumped["smtp_password"] == "***" and dumped["secret"] == "***"
+    assert "hunter2" not in result.output and "topsecret" not in result.output
+    assert dumped["port"] == 8470 and dumped["data_dir"] == str(tmp_path)
+
+
+def test_backup_is_a_consistent_copy(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    _run(d, "user", "add", "alice", "--password-stdin", stdin=PASSWORD + "\n")
+    target = tmp_path / "backup.db"
+    r = _run(d, "backup", str(target))
+    assert r.exit_code == 0, r.output
+    conn = sqlite3.connect(target)
+    assert conn.execute("SELECT username FROM users").fetchall() == [("alice",)]
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()
+    assert _run(d, "backup", str(target)).exit_code != 0  # never overwrites
+
+
+def test_restart_keeps_users_tokens_and_the_jwt_secret(tmp_path: Path, clock: FrozenClock) -> None:
+    settings = make_settings(tmp_path / "d")
+    with TestClient(create_app(settings, clock=clock)) as client:
+        register(client, "alice")
+        headers = login(client, "alice")
+        agent = enroll(client, "alice")
+    with TestClient(create_app(settings, clock=clock)) as client:
+        me = client.get("/api/v1/auth/me", headers=headers)  # a JWT from before the restart
+        assert me.status_code == 200 and me.json()["username"] == "alice"
+        [listed] = client.get("/api/v1/agents", headers=headers).json()["items"]
+        assert listed["id"] == agent["agent_id"] and listed["status"] == "active"
+    assert (tmp_path / "d" / "secret.key").read_text().strip()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_second_server_on_the_same_data_dir_refuses_to_start(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    port = _free_port()
+    env = {**os.environ, "KEFAL_DATA_DIR": str(d)}
+    cmd = [sys.executable, "-m", "kefal_lite", "serve", "--port"]
+    first = subprocess.Popen(
+        [*cmd, str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).json() == {
+                    "status": "ok"
+                }:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and first.poll() is None, (
+                "first server did not start"
+            )
+            time.sleep(0.1)
+        second = subprocess.run(
+            [*cmd, str(_free_port())], env=env, capture_output=True, text=True, timeout=30
+        )
+        assert second.returncode != 0
+        assert "already using the data dir" in second.stderr
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).status_code == 200
+    finally:
+        first.terminate()
+        out, _ = first.communicate(timeout=20)
+    text = out.decode()
+    assert "No users yet" in text and "kefal-lite user add NAME --admin" in text
+    assert f"http://127.0.0.1:{port}/" in text and "0.0.0.0" in text
