@@ -1,0 +1,1 @@
+"""Pure detection: no I/O, no clock reads (time is a parameter)."""

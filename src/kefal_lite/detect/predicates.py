@@ -1,0 +1,269 @@
+"""The predicate catalogue: every `kind` with its typed params, as a tagged union.
+
+Contributed invariants use the same catalogue, so no user input is ever
+executed as code: a predicate is data that picks one of these functions. Params
+forbid unknown fields and carry ranges, so a malformed contribution is a 400
+before anything is stored.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+import msgspec
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Names = Annotated[list[Name], msgspec.Meta(min_length=1, max_length=256)]
+PortNumber = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+# Absolute POSIX path, or a Windows drive path.
+AbsPath = Annotated[
+    str, msgspec.Meta(min_length=2, max_length=512, pattern=r"^(/[^\x00]*|[A-Za-z]:\\[^\x00]*)$")
+]
+Pattern = Annotated[str, msgspec.Meta(min_length=3, max_length=256)]
+
+NOVEL_FIELDS = (
+    "listening_ports",
+    "listening_processes",
+    "root_processes",
+    "logged_in_users",
+    "admin_accounts",
+    "authorized_keys",
+    "outbound_peers",
+)
+NovelField = Literal[
+    "listening_ports",
+    "listening_processes",
+    "root_processes",
+    "logged_in_users",
+    "admin_accounts",
+    "authorized_keys",
+    "outbound_peers",
+]
+
+# Patterns are plain case-insensitive substrings. Something that reads like a
+# regular expression would silently never match, so it is refused up front.
+_REGEX_LIKE = re.compile(r"\.\*|\.\+|\\[dswbDSWB.]|\(\?|\[[^\]]*\]|\{\d+(,\d*)?\}|^\^|\$$|\|")
+
+
+class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+class NoParams(Params, frozen=True):
+    pass
+
+
+class SuspiciousPathParams(Params, frozen=True):
+    suspicious_paths: Annotated[list[AbsPath], msgspec.Meta(min_length=1, max_length=64)]
+    user: Name | None = None
+
+
+class NamesParams(Params, frozen=True):
+    names: Names
+    users: Names | None = None
+
+
+class PatternsParams(Params, frozen=True):
+    patterns: Annotated[list[Pattern], msgspec.Meta(min_length=1, max_length=64)]
+
+    def __post_init__(self) -> None:
+        for pattern in self.patterns:
+            if _REGEX_LIKE.search(pattern):
+                raise ValueError(
+                    f"pattern {pattern!r} looks like a regular expression; patterns are plain"
+                    " case-insensitive substrings"
+                )
+            if not pattern.strip():
+                raise ValueError("a pattern cannot be blank")
+
+
+class PortsParams(Params, frozen=True):
+    ports: Annotated[list[PortNumber], msgspec.Meta(min_length=1, max_length=1024)]
+
+
+class PortOwnerNotInParams(Params, frozen=True):
+    port: PortNumber
+    allowed: Names
+
+
+class PortOwnerInParams(Params, frozen=True):
+    processes: Names
+
+
+class UsersParams(Params, frozen=True):
+    users: Names
+
+
+class SystemAccountLoginParams(Params, frozen=True):
+    max_uid: Annotated[int, msgspec.Meta(ge=0, le=65535)]
+    except_: Annotated[list[Name], msgspec.Meta(max_length=256)] = msgspec.field(
+        default_factory=list, name="except"
+    )
+
+
+class NovelValueParams(Params, frozen=True):
+    field: NovelField
+    learning_snapshots: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 3
+
+
+class AgentSilentParams(Params, frozen=True):
+    minutes: Annotated[int, msgspec.Meta(ge=1, le=10_080)]
+
+
+class ClockSkewParams(Params, frozen=True):
+    seconds: Annotated[int, msgspec.Meta(ge=1, le=86_400)]
+
+
+class ProcessDisappearedParams(Params, frozen=True):
+    names: Names
+
+
+class SustainedCpuParams(Params, frozen=True):
+    # psutil reports per-process CPU over all cores, so >100 is possible.
+    percent: Annotated[float, msgspec.Meta(gt=0, le=25_600)]
+    snapshots: Annotated[int, msgspec.Meta(ge=1, le=1_000)]
+
+
+class ProcessCountSpikeParams(Params, frozen=True):
+    factor: Annotated[float, msgspec.Meta(gt=1, le=1_000)]
+    min_baseline: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+
+
+class Predicate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind"):
+    pass
+
+
+class ProcessInSuspiciousPath(Predicate, frozen=True, tag="process_in_suspicious_path"):
+    params: SuspiciousPathParams
+
+
+class ProcessNameIn(Predicate, frozen=True, tag="process_name_in"):
+    params: NamesParams
+
+
+class ProcessCmdlineContains(Predicate, frozen=True, tag="process_cmdline_contains"):
+    params: PatternsParams
+
+
+class ProcessExeDeleted(Predicate, frozen=True, tag="process_exe_deleted"):
+    params: NoParams = NoParams()
+
+
+class ProcessMasqueradesKernelThread(
+    Predicate, frozen=True, tag="process_masquerades_kernel_thread"
+):
+    params: NoParams = NoParams()
+
+
+class PortExposed(Predicate, frozen=True, tag="port_exposed"):
+    params: PortsParams
+
+
+class PortListening(Predicate, frozen=True, tag="port_listening"):
+    params: PortsParams
+
+
+class PortOwnerNotIn(Predicate, frozen=True, tag="port_owner_not_in"):
+    params: PortOwnerNotInParams
+
+
+class PortOwnerIn(Predicate, frozen=True, tag="port_owner_in"):
+    params: PortOwnerInParams
+
+
+class LoggedInUserIn(Predicate, frozen=True, tag="logged_in_user_in"):
+    params: UsersParams
+
+
+class SystemAccountLogin(Predicate, frozen=True, tag="system_account_login"):
+    params: SystemAccountLoginParams
+
+
+class Uid0NotRoot(Predicate, frozen=True, tag="uid0_not_root"):
+    params: NoParams = NoParams()
+
+
+class NovelValue(Predicate, frozen=True, tag="novel_value"):
+    params: NovelValueParams
+
+
+class AgentSilent(Predicate, frozen=True, tag="agent_silent"):
+    params: AgentSilentParams
+
+
+class TimestampNotMonotonic(Predicate, frozen=True, tag="timestamp_not_monotonic"):
+    params: NoParams = NoParams()
+
+
+class ClockSkew(Predicate, frozen=True, tag="clock_skew"):
+    params: ClockSkewParams
+
+
+class UptimeDecreased(Predicate, frozen=True, tag="uptime_decreased"):
+    params: NoParams = NoParams()
+
+
+class ProcessDisappeared(Predicate, frozen=True, tag="process_disappeared"):
+    params: ProcessDisappearedParams
+
+
+class SustainedCpu(Predicate, frozen=True, tag="sustained_cpu"):
+    params: SustainedCpuParams
+
+
+class ProcessCountSpike(Predicate, frozen=True, tag="process_count_spike"):
+    params: ProcessCountSpikeParams
+
+
+LeafPredicate = (
+    ProcessInSuspiciousPath
+    | ProcessNameIn
+    | ProcessCmdlineContains
+    | ProcessExeDeleted
+    | ProcessMasqueradesKernelThread
+    | PortExposed
+    | PortListening
+    | PortOwnerNotIn
+    | PortOwnerIn
+    | LoggedInUserIn
+    | SystemAccountLogin
+    | Uid0NotRoot
+    | NovelValue
+    | AgentSilent
+    | TimestampNotMonotonic
+    | ClockSkew
+    | UptimeDecreased
+    | ProcessDisappeared
+    | SustainedCpu
+    | ProcessCountSpike
+)
+
+
+class AnyOfParams(Params, frozen=True):
+    # Leaves only: any_of does not nest.
+    predicates: Annotated[list[LeafPredicate], msgspec.Meta(min_length=1, max_length=16)]
+
+
+class AnyOf(Predicate, frozen=True, tag="any_of"):
+    params: AnyOfParams
+
+
+AnyPredicate = LeafPredicate | AnyOf
+
+KINDS: tuple[str, ...] = tuple(
+    str(cls.__struct_config__.tag)
+    for cls in (*LeafPredicate.__args__, AnyOf)
+)
+
+
+def parse(data: object) -> AnyPredicate:
+    """A predicate from decoded JSON (dicts); raises msgspec.ValidationError."""
+    result: AnyPredicate = msgspec.convert(data, AnyPredicate)
+    return result
+
+
+def leaves(predicate: AnyPredicate) -> list[LeafPredicate]:
+    if isinstance(predicate, AnyOf):
+        return list(predicate.params.predicates)
+    return [predicate]
