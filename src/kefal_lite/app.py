@@ -19,13 +19,17 @@ from litestar.security.jwt import JWTAuth, Token
 from kefal_lite import __version__
 from kefal_lite.accounts import Accounts
 from kefal_lite.agent_tokens import AgentTokenCache
-from kefal_lite.api import agents, auth, health
+from kefal_lite.api import agents, auth, health, incidents, ingest
 from kefal_lite.api.deps import services
 from kefal_lite.api.validation import loc_from_path
+from kefal_lite.billing.noop import NoopBilling
 from kefal_lite.clock import Clock
 from kefal_lite.config import Settings, server_secret
 from kefal_lite.errors import ApiError, ValidationFailed, validation_item
+from kefal_lite.ingest import Ingestor
 from kefal_lite.mail import Mailer
+from kefal_lite.monitor import Monitor
+from kefal_lite.rules import Rules
 from kefal_lite.security import SecretBox, session_key
 from kefal_lite.services import Services
 from kefal_lite.store import users
@@ -138,11 +142,26 @@ def create_app(
             accounts = Accounts(
                 settings, db, clock, SecretBox(secret), tokens, issue_session, mailer.kick
             )
-            app.state.kefal = Services(settings, clock, db, tokens, accounts, mailer)
+            rules = Rules(settings.agents_silent_minutes)
+            monitor = Monitor(settings, db, clock, rules)
+            app.state.kefal = Services(
+                settings=settings,
+                clock=clock,
+                db=db,
+                agent_tokens=tokens,
+                accounts=accounts,
+                mailer=mailer,
+                rules=rules,
+                billing=NoopBilling(),
+                ingestor=Ingestor(db, clock, rules),
+                monitor=monitor,
+            )
             mailer.start()
+            monitor.start()
             try:
                 yield
             finally:
+                await monitor.stop()
                 await mailer.stop()
         finally:
             await db.close()
@@ -150,7 +169,13 @@ def create_app(
                 server_lock.release()
 
     return Litestar(
-        route_handlers=[*health.handlers, *auth.handlers, *agents.handlers],
+        route_handlers=[
+            *health.handlers,
+            *auth.handlers,
+            *agents.handlers,
+            *ingest.handlers,
+            *incidents.handlers,
+        ],
         dependencies={"svc": Provide(services, sync_to_thread=False)},
         lifespan=[lifespan],
         on_app_init=[jwt_auth.on_app_init],

@@ -28,7 +28,9 @@ class FrozenClock(Clock):
 
 
 def iso(dt: datetime) -> str:
-    """UTC, millisecond precision, `Z`: sorts correctly as text in SQL."""
+    """UTC, millisecond precision, `Z`: sorts correctly as text in SQL. Naive means UTC."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 

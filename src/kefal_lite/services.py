@@ -6,9 +6,13 @@ from dataclasses import dataclass
 
 from kefal_lite.accounts import Accounts
 from kefal_lite.agent_tokens import AgentTokenCache
+from kefal_lite.billing import BillingProvider
 from kefal_lite.clock import Clock
 from kefal_lite.config import Settings
+from kefal_lite.ingest import Ingestor
 from kefal_lite.mail import Mailer
+from kefal_lite.monitor import Monitor
+from kefal_lite.rules import Rules
 from kefal_lite.store.db import Database
 
 
@@ -20,3 +24,7 @@ class Services:
     agent_tokens: AgentTokenCache
     accounts: Accounts
     mailer: Mailer
+    rules: Rules
+    billing: BillingProvider
+    ingestor: Ingestor
+    monitor: Monitor

@@ -252,8 +252,7 @@ class AnyOf(Predicate, frozen=True, tag="any_of"):
 AnyPredicate = LeafPredicate | AnyOf
 
 KINDS: tuple[str, ...] = tuple(
-    str(cls.__struct_config__.tag)
-    for cls in (*LeafPredicate.__args__, AnyOf)
+    str(cls.__struct_config__.tag) for cls in (*LeafPredicate.__args__, AnyOf)
 )
 
 

@@ -62,6 +62,75 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_pending ON outbox(status, id);
     """,
+    # 2: hosts with their latest state, snapshot history, incidents and their history
+    """
+    CREATE TABLE hosts (
+        id            TEXT PRIMARY KEY,
+        user_id       TEXT NOT NULL REFERENCES users(id),
+        agent_id      TEXT NOT NULL UNIQUE REFERENCES agents(id),
+        hostname      TEXT NOT NULL,
+        os            TEXT,
+        kernel        TEXT,
+        agent_version TEXT,
+        first_seen_at TEXT NOT NULL,
+        last_seen_at  TEXT NOT NULL,
+        snapshot_id   TEXT,
+        latest        BLOB,
+        state         BLOB,
+        silent        INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX hosts_by_user ON hosts(user_id, hostname);
+    CREATE INDEX hosts_by_last_seen ON hosts(silent, last_seen_at);
+    CREATE TABLE snapshots (
+        id          TEXT PRIMARY KEY,
+        user_id     TEXT NOT NULL,
+        host_id     TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        taken_at    TEXT NOT NULL,
+        body        BLOB NOT NULL
+    );
+    CREATE INDEX snapshots_by_received ON snapshots(received_at);
+    CREATE INDEX snapshots_by_host ON snapshots(host_id, received_at);
+    CREATE TABLE incidents (
+        id              TEXT PRIMARY KEY,
+        user_id         TEXT NOT NULL,
+        host_id         TEXT NOT NULL,
+        invariant_id    TEXT NOT NULL,
+        invariant_name  TEXT NOT NULL,
+        category        TEXT NOT NULL,
+        severity        TEXT NOT NULL,
+        status          TEXT NOT NULL
+                        CHECK (status IN ('open', 'acknowledged', 'dismissed', 'resolved')),
+        state_like      INTEGER NOT NULL,
+        subject         TEXT NOT NULL,
+        title           TEXT NOT NULL,
+        evidence        TEXT NOT NULL,
+        snapshot_id     TEXT,
+        attack          TEXT,
+        contributed_by  TEXT,
+        first_seen_at   TEXT NOT NULL,
+        last_seen_at    TEXT NOT NULL,
+        occurrences     INTEGER NOT NULL DEFAULT 1,
+        resolved_at     TEXT,
+        resolved_by     TEXT,
+        dismiss_reason  TEXT,
+        dismissed_until TEXT
+    );
+    CREATE UNIQUE INDEX incidents_one_active ON incidents(host_id, invariant_id, subject)
+        WHERE status IN ('open', 'acknowledged');
+    CREATE INDEX incidents_by_key ON incidents(host_id, invariant_id, subject, status);
+    CREATE INDEX incidents_by_user ON incidents(user_id, last_seen_at);
+    CREATE INDEX incidents_by_host_status ON incidents(host_id, status);
+    CREATE TABLE incident_events (
+        id          INTEGER PRIMARY KEY,
+        incident_id TEXT NOT NULL REFERENCES incidents(id),
+        at          TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        detail      TEXT
+    );
+    CREATE INDEX incident_events_by_incident ON incident_events(incident_id, id);
+    """,
 )
 
 

@@ -1,0 +1,109 @@
+"""Accepting a snapshot: evaluate it against the host's state, then one write batch.
+
+The 200 goes out only after that batch commits, so an acknowledged snapshot and
+its incidents are never lost. Engine state stays resident per agent (loaded
+from the hosts table on first use, so a restart resumes baselines instead of
+relearning them) and is replaced only after its commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+
+from kefal_lite import snapshot as wire
+from kefal_lite.clock import Clock, iso
+from kefal_lite.detect import state as host_state
+from kefal_lite.detect.engine import evaluate
+from kefal_lite.detect.model import Finding, Invariant
+from kefal_lite.rules import Rules
+from kefal_lite.store import hosts
+from kefal_lite.store.agents import AgentIdentity
+from kefal_lite.store.db import Database
+from kefal_lite.store.incidents import Changes, NewFinding
+from kefal_lite.store.ingest import SnapshotWrite, commit_snapshot
+
+
+@dataclass
+class _Host:
+    host_id: str
+    state: host_state.HostState
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    snapshot_id: str
+    host_id: str
+    changes: Changes
+
+
+class Ingestor:
+    def __init__(self, db: Database, clock: Clock, rules: Rules) -> None:
+        self._db = db
+        self._clock = clock
+        self._rules = rules
+        self._hosts: dict[str, _Host] = {}
+
+    async def _host(self, ident: AgentIdentity) -> _Host:
+        memo = self._hosts.get(ident.agent_id)
+        if memo is None:
+            ref = await self._db.read(hosts.ref_by_agent, ident.user_id, ident.agent_id)
+            memo = self._hosts.get(ident.agent_id)  # another request may have loaded it
+            if memo is None:
+                if ref is None:
+                    memo = _Host(str(uuid.uuid4()), host_state.HostState())
+                else:
+                    memo = _Host(ref.host_id, host_state.loads(ref.state))
+                self._hosts[ident.agent_id] = memo
+        return memo
+
+    async def accept(self, ident: AgentIdentity, snap: wire.Snapshot) -> Accepted:
+        memo = await self._host(ident)
+        # One snapshot per host at a time: each evaluation must see the state the
+        # previous one committed.
+        async with memo.lock:
+            catalog = self._rules.catalog
+            now = self._clock.now()
+            findings, new_state = evaluate(snap, memo.state, catalog, now)
+            snapshot_id = str(uuid.uuid4())
+            write = SnapshotWrite(
+                snapshot_id=snapshot_id,
+                user_id=ident.user_id,
+                agent_id=ident.agent_id,
+                host_id=memo.host_id,
+                hostname=snap.hostname,
+                os=snap.os,
+                kernel=snap.kernel,
+                agent_version=snap.agent_version,
+                received_at=iso(now),
+                taken_at=iso(snap.timestamp),
+                body=wire.encode(snap),
+                state=host_state.dumps(new_state),
+                findings=[_incident_facts(catalog.by_id, f) for f in findings],
+                auto_resolve=catalog.auto_resolve,
+            )
+            changes = await self._db.write(commit_snapshot, write)
+            memo.state = new_state
+        return Accepted(snapshot_id, memo.host_id, changes)
+
+    def forget(self, agent_id: str) -> None:
+        """Drop an agent's resident state (revoked): it reloads from the database if needed."""
+        self._hosts.pop(agent_id, None)
+
+
+def _incident_facts(by_id: dict[str, Invariant], finding: Finding) -> NewFinding:
+    inv = by_id[finding.invariant_id]
+    return NewFinding(
+        invariant_id=inv.id,
+        invariant_name=inv.name,
+        category=inv.category,
+        severity=finding.severity,
+        state_like=inv.state_like,
+        attack=inv.attack,
+        contributed_by=inv.contributed_by,
+        subject=finding.subject,
+        title=finding.title,
+        evidence=finding.evidence,
+    )

@@ -1,0 +1,103 @@
+"""Timers: hosts that stop reporting (agent_silent) and snapshot retention.
+
+Both run as background tasks and are plain methods too, so tests drive them
+with an injected clock instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+
+from kefal_lite.clock import Clock, iso
+from kefal_lite.config import Settings
+from kefal_lite.detect import predicates as p
+from kefal_lite.rules import Rules
+from kefal_lite.store import hosts, incidents
+from kefal_lite.store.db import Conn, Database
+from kefal_lite.store.hosts import Host
+from kefal_lite.store.incidents import NewFinding
+
+log = logging.getLogger(__name__)
+
+SILENT_CHECK_SECONDS = 30.0
+PRUNE_SECONDS = 600.0
+
+
+class Monitor:
+    def __init__(self, settings: Settings, db: Database, clock: Clock, rules: Rules) -> None:
+        self._settings = settings
+        self._db = db
+        self._clock = clock
+        self._rules = rules
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(
+                self._every(SILENT_CHECK_SECONDS, self.check_silent), name="silent"
+            ),
+            asyncio.create_task(self._every(PRUNE_SECONDS, self.prune), name="retention"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _every(self, seconds: float, job: object) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await job()  # type: ignore[operator]
+            except Exception:
+                log.exception("background job failed; it runs again in %.0f s", seconds)
+
+    async def check_silent(self) -> int:
+        """Open agent_silent for every host past its threshold; return how many went silent."""
+        rules = self._rules.catalog.silent_rules
+        if not rules:
+            return 0
+        now = self._clock.now()
+        shortest = min(
+            r.predicate.params.minutes for r in rules if isinstance(r.predicate, p.AgentSilent)
+        )
+        silent = await self._db.read(hosts.going_silent, iso(now - timedelta(minutes=shortest)))
+        for host in silent:
+            findings = []
+            for rule in rules:
+                assert isinstance(rule.predicate, p.AgentSilent)
+                minutes = rule.predicate.params.minutes
+                if host.last_seen_at < iso(now - timedelta(minutes=minutes)):
+                    findings.append(NewFinding(
+                        invariant_id=rule.id, invariant_name=rule.name, category=rule.category,
+                        severity=rule.severity, state_like=True, attack=rule.attack,
+                        contributed_by=rule.contributed_by, subject=f"agent:{host.agent_id}",
+                        title=f"{rule.title}: no snapshot from {host.hostname}"
+                        f" for over {minutes} min",
+                        evidence={"hostname": host.hostname, "agent_id": host.agent_id,
+                                  "last_seen_at": host.last_seen_at, "minutes": minutes},
+                    ))  # fmt: skip
+            await self._db.write(_went_silent, host, findings, iso(now))
+        return len(silent)
+
+    async def prune(self) -> int:
+        cutoff = iso(self._clock.now() - timedelta(days=self._settings.retention_days))
+        total = 0
+        while True:
+            deleted = await self._db.write(hosts.prune_snapshots, cutoff)
+            total += deleted
+            if deleted == 0:
+                return total
+
+
+def _went_silent(conn: Conn, host: Host, findings: list[NewFinding], now: str) -> None:
+    hosts.mark_silent(conn, host.user_id, host.id)
+    for finding in findings:
+        incidents.open_incident(conn, user_id=host.user_id, host_id=host.id,
+                                snapshot_id=host.snapshot_id, finding=finding, now=now)  # fmt: skip

@@ -1,0 +1,159 @@
+"""Hosts (one per agent) with their latest snapshot and detection state; snapshot history."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import msgspec
+
+
+class HostRef(msgspec.Struct, frozen=True):
+    """What ingest needs to resume a host: its id, silence flag and engine state."""
+
+    host_id: str
+    silent: bool
+    state: bytes | None
+
+
+class Host(msgspec.Struct, frozen=True):
+    id: str
+    user_id: str
+    agent_id: str
+    hostname: str
+    os: str | None
+    kernel: str | None
+    agent_version: str | None
+    first_seen_at: str
+    last_seen_at: str
+    snapshot_id: str | None
+    silent: bool
+    latest: bytes | None
+
+
+_COLUMNS = (
+    "id, user_id, agent_id, hostname, os, kernel, agent_version, first_seen_at, last_seen_at,"
+    " snapshot_id, silent"
+)
+
+
+def _host(row: sqlite3.Row, with_latest: bool) -> Host:
+    return Host(
+        id=row[0],
+        user_id=row[1],
+        agent_id=row[2],
+        hostname=row[3],
+        os=row[4],
+        kernel=row[5],
+        agent_version=row[6],
+        first_seen_at=row[7],
+        last_seen_at=row[8],
+        snapshot_id=row[9],
+        silent=bool(row[10]),
+        latest=row[11] if with_latest else None,
+    )
+
+
+def ref_by_agent(conn: sqlite3.Connection, user_id: str, agent_id: str) -> HostRef | None:
+    row = conn.execute(
+        "SELECT id, silent, state FROM hosts WHERE user_id = ? AND agent_id = ?",
+        (user_id, agent_id),
+    ).fetchone()
+    return HostRef(row[0], bool(row[1]), row[2]) if row else None
+
+
+def record(
+    conn: sqlite3.Connection,
+    *,
+    host_id: str,
+    user_id: str,
+    agent_id: str,
+    hostname: str,
+    os: str,
+    kernel: str,
+    agent_version: str | None,
+    now: str,
+    snapshot_id: str,
+    latest: bytes,
+    state: bytes,
+) -> None:
+    """Make this snapshot the host's latest (creating the host on its first snapshot)."""
+    conn.execute(
+        "INSERT INTO hosts (id, user_id, agent_id, hostname, os, kernel, agent_version,"
+        " first_seen_at, last_seen_at, snapshot_id, latest, state, silent)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
+        " ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, os = excluded.os,"
+        " kernel = excluded.kernel, agent_version = excluded.agent_version,"
+        " last_seen_at = excluded.last_seen_at, snapshot_id = excluded.snapshot_id,"
+        " latest = excluded.latest, state = excluded.state, silent = 0",
+        (host_id, user_id, agent_id, hostname, os, kernel, agent_version, now, now, snapshot_id,
+         latest, state),
+    )  # fmt: skip
+    conn.execute(
+        "UPDATE agents SET hostname = ?, agent_version = ?, last_seen_at = ?"
+        " WHERE id = ? AND user_id = ?",
+        (hostname, agent_version, now, agent_id, user_id),
+    )
+
+
+def add_snapshot(
+    conn: sqlite3.Connection,
+    *,
+    snapshot_id: str,
+    user_id: str,
+    host_id: str,
+    received_at: str,
+    taken_at: str,
+    body: bytes,
+) -> None:
+    conn.execute(
+        "INSERT INTO snapshots (id, user_id, host_id, received_at, taken_at, body)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (snapshot_id, user_id, host_id, received_at, taken_at, body),
+    )
+
+
+def get(conn: sqlite3.Connection, user_id: str, host_id: str) -> Host | None:
+    row = conn.execute(
+        f"SELECT {_COLUMNS}, latest FROM hosts WHERE user_id = ? AND id = ?", (user_id, host_id)
+    ).fetchone()
+    return _host(row, True) if row else None
+
+
+def list_for_user(conn: sqlite3.Connection, user_id: str) -> list[Host]:
+    rows = conn.execute(
+        f"SELECT {_COLUMNS}, latest FROM hosts WHERE user_id = ? ORDER BY hostname, id", (user_id,)
+    ).fetchall()
+    return [_host(row, True) for row in rows]
+
+
+def going_silent(conn: sqlite3.Connection, cutoff: str) -> list[Host]:
+    """Hosts not yet marked silent whose last snapshot is older than `cutoff` (all tenants:
+    the timer works for everyone; every row carries its user_id)."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM hosts h WHERE silent = 0 AND last_seen_at < ?"
+        " AND EXISTS (SELECT 1 FROM agents a WHERE a.id = h.agent_id AND a.status = 'active')",
+        (cutoff,),
+    ).fetchall()
+    return [_host(row, False) for row in rows]
+
+
+def mark_silent(conn: sqlite3.Connection, user_id: str, host_id: str) -> None:
+    conn.execute("UPDATE hosts SET silent = 1 WHERE user_id = ? AND id = ?", (user_id, host_id))
+
+
+def prune_snapshots(conn: sqlite3.Connection, cutoff: str, limit: int = 5_000) -> int:
+    """Delete up to `limit` snapshots received before `cutoff`; a host's latest stays in
+    hosts.latest, so a host silent for longer than the retention still shows it."""
+    cur = conn.execute(
+        "DELETE FROM snapshots WHERE id IN"
+        " (SELECT id FROM snapshots WHERE received_at < ? ORDER BY received_at LIMIT ?)",
+        (cutoff, limit),
+    )
+    return cur.rowcount
+
+
+def snapshot_count(conn: sqlite3.Connection, user_id: str, host_id: str) -> int:
+    row = conn.execute(
+        "SELECT COUNT(*) FROM snapshots WHERE user_id = ? AND host_id = ?", (user_id, host_id)
+    ).fetchone()
+    return int(row[0])

@@ -1,0 +1,322 @@
+"""Incidents: dedup by (host, invariant, subject), auto-resolve, dismissals, history."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from typing import Any
+
+import msgspec
+
+from kefal_lite.errors import Conflict, NotFound
+
+ACTIVE = ("open", "acknowledged")
+SYSTEM = "kefal"
+
+_json = msgspec.json.Encoder()
+_decode_json = msgspec.json.Decoder()
+
+
+class NewFinding(msgspec.Struct, frozen=True):
+    """A finding with the invariant facts an incident row keeps."""
+
+    invariant_id: str
+    invariant_name: str
+    category: str
+    severity: str
+    state_like: bool
+    attack: str | None
+    contributed_by: str | None
+    subject: str
+    title: str
+    evidence: dict[str, Any]
+
+
+class Changes(msgspec.Struct):
+    opened: list[str] = []
+    updated: list[str] = []
+    resolved: list[str] = []
+
+
+class Incident(msgspec.Struct, frozen=True):
+    id: str
+    host_id: str
+    hostname: str
+    invariant_id: str
+    invariant_name: str
+    category: str
+    severity: str
+    status: str
+    subject: str
+    title: str
+    evidence: Any
+    snapshot_id: str | None
+    attack: str | None
+    contributed_by: str | None
+    first_seen_at: str
+    last_seen_at: str
+    occurrences: int
+    resolved_at: str | None
+    resolved_by: str | None
+    dismiss_reason: str | None
+    dismissed_until: str | None
+
+
+class Event(msgspec.Struct, frozen=True):
+    at: str
+    actor: str
+    action: str
+    detail: Any
+
+
+# `stale`: an open or acknowledged incident of a host that went silent is shown as
+# stale (not resolved) until the host reports again; agent_silent itself stays open.
+_DISPLAY_STATUS = (
+    "CASE WHEN i.status IN ('open', 'acknowledged') AND h.silent = 1"
+    " AND i.invariant_id <> 'agent_silent' THEN 'stale' ELSE i.status END"
+)
+_SELECT = (
+    "SELECT i.id, i.host_id, h.hostname, i.invariant_id, i.invariant_name, i.category,"
+    f" i.severity, {_DISPLAY_STATUS}, i.subject, i.title, i.evidence, i.snapshot_id, i.attack,"
+    " i.contributed_by, i.first_seen_at, i.last_seen_at, i.occurrences, i.resolved_at,"
+    " i.resolved_by, i.dismiss_reason, i.dismissed_until"
+    " FROM incidents i JOIN hosts h ON h.id = i.host_id"
+)
+
+
+def _incident(row: sqlite3.Row) -> Incident:
+    values = list(row)
+    values[10] = _decode_json.decode(values[10])
+    return Incident(*values)
+
+
+def _event(conn: sqlite3.Connection, incident_id: str, at: str, actor: str, action: str,
+           detail: dict[str, Any] | None = None) -> None:  # fmt: skip
+    conn.execute(
+        "INSERT INTO incident_events (incident_id, at, actor, action, detail)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (incident_id, at, actor, action, _json.encode(detail).decode() if detail else None),
+    )
+
+
+def _suppressed(conn: sqlite3.Connection, host_id: str, invariant_id: str, subject: str,
+                now: str) -> bool:  # fmt: skip
+    row = conn.execute(
+        "SELECT 1 FROM incidents WHERE host_id = ? AND invariant_id = ? AND subject = ?"
+        " AND status = 'dismissed' AND (dismissed_until IS NULL OR dismissed_until > ?) LIMIT 1",
+        (host_id, invariant_id, subject, now),
+    ).fetchone()
+    return row is not None
+
+
+def open_incident(
+    conn: sqlite3.Connection, *, user_id: str, host_id: str, snapshot_id: str | None,
+    finding: NewFinding, now: str,
+) -> str | None:  # fmt: skip
+    """Open a new incident unless its key is active (then count it) or dismissed.
+    Returns the new id, or None when nothing new was opened."""
+    row = conn.execute(
+        "SELECT id FROM incidents WHERE host_id = ? AND invariant_id = ? AND subject = ?"
+        " AND status IN ('open', 'acknowledged')",
+        (host_id, finding.invariant_id, finding.subject),
+    ).fetchone()
+    if row is not None:
+        _repeat(conn, row[0], finding, snapshot_id, now)
+        return None
+    return _open(conn, user_id=user_id, host_id=host_id, snapshot_id=snapshot_id,
+                 finding=finding, now=now)  # fmt: skip
+
+
+def _open(
+    conn: sqlite3.Connection, *, user_id: str, host_id: str, snapshot_id: str | None,
+    finding: NewFinding, now: str,
+) -> str | None:  # fmt: skip
+    if _suppressed(conn, host_id, finding.invariant_id, finding.subject, now):
+        return None
+    incident_id = str(uuid.uuid4())
+    conn.execute(
+        "INSERT INTO incidents (id, user_id, host_id, invariant_id, invariant_name, category,"
+        " severity, status, state_like, subject, title, evidence, snapshot_id, attack,"
+        " contributed_by, first_seen_at, last_seen_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (incident_id, user_id, host_id, finding.invariant_id, finding.invariant_name,
+         finding.category, finding.severity, int(finding.state_like), finding.subject,
+         finding.title, _json.encode(finding.evidence).decode(), snapshot_id, finding.attack,
+         finding.contributed_by, now, now),
+    )  # fmt: skip
+    _event(conn, incident_id, now, SYSTEM, "opened", {"snapshot_id": snapshot_id})
+    return incident_id
+
+
+def _repeat(conn: sqlite3.Connection, incident_id: str, finding: NewFinding,
+            snapshot_id: str | None, now: str) -> None:  # fmt: skip
+    conn.execute(
+        "UPDATE incidents SET last_seen_at = ?, occurrences = occurrences + 1, snapshot_id = ?,"
+        " evidence = ?, title = ?, severity = ? WHERE id = ?",
+        (now, snapshot_id, _json.encode(finding.evidence).decode(), finding.title,
+         finding.severity, incident_id),
+    )  # fmt: skip
+
+
+def apply_findings(
+    conn: sqlite3.Connection,
+    *,
+    user_id: str,
+    host_id: str,
+    snapshot_id: str,
+    findings: list[NewFinding],
+    auto_resolve: frozenset[str],
+    now: str,
+) -> Changes:
+    """One snapshot's findings: repeats counted, new keys opened (unless dismissed), and
+    state-like incidents this snapshot no longer shows resolved."""
+    changes = Changes()
+    active = {
+        (r[1], r[2]): r[0]
+        for r in conn.execute(
+            "SELECT id, invariant_id, subject FROM incidents"
+            " WHERE host_id = ? AND status IN ('open', 'acknowledged')",
+            (host_id,),
+        )
+    }
+    seen: set[tuple[str, str]] = set()
+    for f in findings:
+        key = (f.invariant_id, f.subject)
+        if key in seen:
+            continue
+        seen.add(key)
+        existing = active.get(key)
+        if existing is not None:
+            _repeat(conn, existing, f, snapshot_id, now)
+            changes.updated.append(existing)
+            continue
+        opened = _open(conn, user_id=user_id, host_id=host_id, snapshot_id=snapshot_id,
+                       finding=f, now=now)  # fmt: skip
+        if opened:
+            changes.opened.append(opened)
+    for (invariant_id, subject), incident_id in active.items():
+        if invariant_id in auto_resolve and (invariant_id, subject) not in seen:
+            resolve(conn, incident_id, now, by="auto", snapshot_id=snapshot_id)
+            changes.resolved.append(incident_id)
+    return changes
+
+
+def resolve(conn: sqlite3.Connection, incident_id: str, now: str, *, by: str,
+            snapshot_id: str | None = None) -> None:  # fmt: skip
+    conn.execute(
+        "UPDATE incidents SET status = 'resolved', resolved_at = ?, resolved_by = ? WHERE id = ?",
+        (now, by, incident_id),
+    )
+    _event(conn, incident_id, now, SYSTEM, "resolved", {"by": by, "snapshot_id": snapshot_id})
+
+
+def list_for_user(
+    conn: sqlite3.Connection,
+    user_id: str,
+    *,
+    status: str | None,
+    severity: str | None,
+    host_id: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Incident], int]:
+    where = ["i.user_id = ?"]
+    params: list[Any] = [user_id]
+    if status:
+        where.append(f"{_DISPLAY_STATUS} = ?")
+        params.append(status)
+    if severity:
+        where.append("i.severity = ?")
+        params.append(severity)
+    if host_id:
+        where.append("i.host_id = ?")
+        params.append(host_id)
+    clause = " WHERE " + " AND ".join(where)
+    total = conn.execute(
+        "SELECT COUNT(*) FROM incidents i JOIN hosts h ON h.id = i.host_id" + clause, params
+    ).fetchone()[0]
+    rows = conn.execute(
+        _SELECT + clause + " ORDER BY i.last_seen_at DESC, i.id LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    ).fetchall()
+    return [_incident(r) for r in rows], int(total)
+
+
+def active_for_host(conn: sqlite3.Connection, user_id: str, host_id: str) -> list[Incident]:
+    rows = conn.execute(
+        _SELECT + " WHERE i.user_id = ? AND i.host_id = ? AND i.status IN ('open', 'acknowledged')"
+        " ORDER BY i.last_seen_at DESC, i.id",
+        (user_id, host_id),
+    ).fetchall()
+    return [_incident(r) for r in rows]
+
+
+def get(conn: sqlite3.Connection, user_id: str, incident_id: str) -> Incident | None:
+    row = conn.execute(_SELECT + " WHERE i.user_id = ? AND i.id = ?", (user_id, incident_id))
+    found = row.fetchone()
+    return _incident(found) if found else None
+
+
+def history(conn: sqlite3.Connection, user_id: str, incident_id: str) -> list[Event]:
+    rows = conn.execute(
+        "SELECT e.at, e.actor, e.action, e.detail FROM incident_events e"
+        " JOIN incidents i ON i.id = e.incident_id WHERE i.user_id = ? AND e.incident_id = ?"
+        " ORDER BY e.id",
+        (user_id, incident_id),
+    ).fetchall()
+    return [Event(r[0], r[1], r[2], _decode_json.decode(r[3]) if r[3] else None) for r in rows]
+
+
+def _current_status(conn: sqlite3.Connection, user_id: str, incident_id: str) -> str:
+    row = conn.execute(
+        "SELECT status FROM incidents WHERE user_id = ? AND id = ?", (user_id, incident_id)
+    ).fetchone()
+    if row is None:
+        raise NotFound("no such incident")
+    return str(row[0])
+
+
+def acknowledge(conn: sqlite3.Connection, user_id: str, incident_id: str, actor: str,
+                now: str) -> None:  # fmt: skip
+    status = _current_status(conn, user_id, incident_id)
+    if status != "open":
+        raise Conflict(f"only an open incident can be acknowledged; this one is {status}")
+    conn.execute(
+        "UPDATE incidents SET status = 'acknowledged' WHERE user_id = ? AND id = ?",
+        (user_id, incident_id),
+    )
+    _event(conn, incident_id, now, actor, "acknowledged")
+
+
+def dismiss(conn: sqlite3.Connection, user_id: str, incident_id: str, actor: str, now: str,
+            reason: str | None, until: str | None) -> None:  # fmt: skip
+    status = _current_status(conn, user_id, incident_id)
+    if status not in ACTIVE:
+        raise Conflict(
+            f"only an open or acknowledged incident can be dismissed; this one is {status}"
+        )
+    conn.execute(
+        "UPDATE incidents SET status = 'dismissed', dismiss_reason = ?, dismissed_until = ?"
+        " WHERE user_id = ? AND id = ?",
+        (reason, until, user_id, incident_id),
+    )
+    _event(conn, incident_id, now, actor, "dismissed", {"reason": reason, "until": until})
+
+
+def active_id(
+    conn: sqlite3.Connection, host_id: str, invariant_id: str, subject: str
+) -> str | None:
+    row = conn.execute(
+        "SELECT id FROM incidents WHERE host_id = ? AND invariant_id = ? AND subject = ?"
+        " AND status IN ('open', 'acknowledged')",
+        (host_id, invariant_id, subject),
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
+def resolve_key(conn: sqlite3.Connection, host_id: str, invariant_id: str, subject: str,
+                now: str, *, by: str) -> str | None:  # fmt: skip
+    incident_id = active_id(conn, host_id, invariant_id, subject)
+    if incident_id is not None:
+        resolve(conn, incident_id, now, by=by)
+    return incident_id

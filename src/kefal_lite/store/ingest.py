@@ -1,0 +1,62 @@
+"""One snapshot's write: latest state, history row, engine state, incidents, in one transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import msgspec
+
+from kefal_lite.store import hosts, incidents
+from kefal_lite.store.incidents import Changes, NewFinding
+
+
+class SnapshotWrite(msgspec.Struct, frozen=True):
+    snapshot_id: str
+    user_id: str
+    agent_id: str
+    host_id: str
+    hostname: str
+    os: str
+    kernel: str
+    agent_version: str | None
+    received_at: str
+    taken_at: str
+    body: bytes
+    state: bytes
+    findings: list[NewFinding]
+    auto_resolve: frozenset[str]
+
+
+def commit_snapshot(conn: sqlite3.Connection, w: SnapshotWrite) -> Changes:
+    hosts.record(
+        conn,
+        host_id=w.host_id,
+        user_id=w.user_id,
+        agent_id=w.agent_id,
+        hostname=w.hostname,
+        os=w.os,
+        kernel=w.kernel,
+        agent_version=w.agent_version,
+        now=w.received_at,
+        snapshot_id=w.snapshot_id,
+        latest=w.body,
+        state=w.state,
+    )
+    hosts.add_snapshot(
+        conn,
+        snapshot_id=w.snapshot_id,
+        user_id=w.user_id,
+        host_id=w.host_id,
+        received_at=w.received_at,
+        taken_at=w.taken_at,
+        body=w.body,
+    )
+    return incidents.apply_findings(
+        conn,
+        user_id=w.user_id,
+        host_id=w.host_id,
+        snapshot_id=w.snapshot_id,
+        findings=w.findings,
+        auto_resolve=w.auto_resolve,
+        now=w.received_at,
+    )

