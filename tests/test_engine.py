@@ -234,7 +234,10 @@ def test_builtin_stays_quiet_on_a_near_miss(invariant_id: str) -> None:
 
 
 def test_authorized_key_for_a_plain_user_is_high() -> None:
-    hits = _for("new_ssh_authorized_key", run([*learned(), snap(3, ssh_authorized_keys=[KEY_ALICE, KEY_ALICE2])]))
+    hits = _for(
+        "new_ssh_authorized_key",
+        run([*learned(), snap(3, ssh_authorized_keys=[KEY_ALICE, KEY_ALICE2])]),
+    )
     assert [(f.subject, f.severity) for f in hits] == [("key:alice:SHA256:bbbb", "high")]
     assert hits[0].evidence["comment"] == "new"
 
@@ -247,8 +250,13 @@ def test_novelty_is_silent_during_learning_and_fires_once() -> None:
 
 
 def test_reboot_notes_the_kernel_change() -> None:
-    [hit] = _for("host_rebooted", run([snap(0), snap(1, uptime_seconds=90, kernel="6.8.0-50-generic")]))
-    assert hit.evidence["kernel_changed"] is True and hit.evidence["previous_kernel"] == "6.8.0-49-generic"
+    [hit] = _for(
+        "host_rebooted", run([snap(0), snap(1, uptime_seconds=90, kernel="6.8.0-50-generic")])
+    )
+    assert (
+        hit.evidence["kernel_changed"] is True
+        and hit.evidence["previous_kernel"] == "6.8.0-49-generic"
+    )
     assert "6.8.0-50-generic" in hit.title
 
 
@@ -306,6 +314,9 @@ def test_benign_corpus_stays_quiet_after_learning() -> None:
         low = 0
         for s in snapshots:
             findings, state = evaluate(s, state, CATALOG, s.timestamp + timedelta(seconds=3))
-            assert all(SEVERITY_RANK[f.severity] < SEVERITY_RANK["medium"] for f in findings), (name, findings)
+            assert all(SEVERITY_RANK[f.severity] < SEVERITY_RANK["medium"] for f in findings), (
+                name,
+                findings,
+            )
             low += len(findings)
         assert low <= 1, name

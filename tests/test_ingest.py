@@ -1,0 +1,323 @@
+"""Ingest over HTTP, end to end against a real SQLite file."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from litestar.testing import TestClient
+
+from kefal_lite.app import create_app
+from kefal_lite.clock import FrozenClock
+from kefal_lite.config import Settings
+from tests.builders import T0, as_json, snap
+from tests.conftest import enroll, login, make_settings, query, register
+
+EXPOSED_PG = [{"port": 5432, "process": "postgres", "address": "0.0.0.0"}]
+LOCAL_PG = [{"port": 5432, "process": "postgres", "address": "127.0.0.1"}]
+
+
+def send(client: TestClient[Any], agent: dict[str, str], i: int = 0, **fields: Any) -> Any:
+    body = as_json(snap(i, agent_id=agent["agent_id"], **fields))
+    return client.post("/api/v1/ingest", content=body,
+                       headers={"Authorization": f"Bearer {agent['token']}", "Content-Type": "application/json"})  # fmt: skip
+
+
+def in_app(client: TestClient[Any], fn: Any, *args: Any) -> Any:
+    """Run a coroutine function on the app's own event loop (timers, jobs)."""
+    return client.blocking_portal.call(fn, *args)
+
+
+def counts(settings: Settings) -> tuple[int, int, int]:
+    return (query(settings, "SELECT COUNT(*) FROM hosts")[0][0],
+            query(settings, "SELECT COUNT(*) FROM snapshots")[0][0],
+            query(settings, "SELECT COUNT(*) FROM incidents")[0][0])  # fmt: skip
+
+
+def setup(client: TestClient[Any], clock: FrozenClock) -> tuple[dict[str, str], dict[str, str]]:
+    clock.set(T0 + timedelta(seconds=5))
+    register(client, "alice")
+    return login(client, "alice"), enroll(client, "alice")
+
+
+def test_ingest_opens_dedups_and_auto_resolves(client: TestClient[Any], clock: FrozenClock) -> None:
+    session, agent = setup(client, clock)
+    r = send(client, agent, 0, add_ports=EXPOSED_PG)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "accepted" and body["incidents_opened"] == 1 and body["snapshot_id"]
+
+    [inc] = client.get("/api/v1/incidents", headers=session).json()["items"]
+    assert inc["invariant_id"] == "database_exposed" and inc["subject"] == "port:5432/tcp"
+    assert inc["severity"] == "critical" and inc["status"] == "open" and inc["attack"] == "T1190"
+    assert inc["evidence"]["address"] == "0.0.0.0" and inc["hostname"] == "web-01"
+    assert inc["snapshot_id"] == body["snapshot_id"] and inc["occurrences"] == 1
+    assert inc["remediation"]["status"] == "none"
+
+    clock.advance(minutes=1)
+    r = send(client, agent, 1, add_ports=EXPOSED_PG)
+    assert r.json()["incidents_opened"] == 0
+    [inc] = client.get("/api/v1/incidents", headers=session).json()["items"]
+    assert inc["occurrences"] == 2 and inc["last_seen_at"] > inc["first_seen_at"]
+
+    clock.advance(minutes=1)
+    send(client, agent, 2, add_ports=LOCAL_PG)
+    detail = client.get(f"/api/v1/incidents/{inc['id']}", headers=session).json()
+    assert (
+        detail["status"] == "resolved" and detail["resolved_by"] == "auto" and detail["resolved_at"]
+    )
+    assert [h["action"] for h in detail["history"]] == ["opened", "resolved"]
+
+    # exposed again later: a new incident, not the resolved one reopened
+    clock.advance(minutes=1)
+    assert send(client, agent, 3, add_ports=EXPOSED_PG).json()["incidents_opened"] == 1
+    assert client.get("/api/v1/incidents?status=open", headers=session).json()["total"] == 1
+    assert client.get("/api/v1/incidents", headers=session).json()["total"] == 2
+
+    [agent_row] = client.get("/api/v1/agents", headers=session).json()["items"]
+    assert agent_row["hostname"] == "web-01" and agent_row["agent_version"] == "0.1.0"
+    assert agent_row["last_seen_at"]
+
+
+def test_event_incidents_stay_open_until_a_person_acts(
+    client: TestClient[Any], clock: FrozenClock
+) -> None:
+    session, agent = setup(client, clock)
+    for i in range(3):
+        send(client, agent, i)
+    assert (
+        send(client, agent, 3, logged_in_users=["alice", "mallory"]).json()["incidents_opened"] == 1
+    )
+    send(client, agent, 4)  # mallory gone again
+    [inc] = client.get("/api/v1/incidents", headers=session).json()["items"]
+    assert inc["invariant_id"] == "new_login_user" and inc["status"] == "open"
+
+
+def test_failures_change_nothing(
+    client: TestClient[Any], clock: FrozenClock, settings: Settings
+) -> None:
+    _, agent = setup(client, clock)
+    good = as_json(snap(0, agent_id=agent["agent_id"]))
+    auth = {"Authorization": f"Bearer {agent['token']}"}
+    r = client.post("/api/v1/ingest", content=good)
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert (
+        client.post(
+            "/api/v1/ingest", content=good, headers={"Authorization": "Bearer kfa_nope"}
+        ).status_code
+        == 401
+    )
+    other = as_json(snap(0, agent_id="someone-else"))
+    r = client.post("/api/v1/ingest", content=other, headers=auth)
+    assert r.status_code == 403 and isinstance(r.json()["detail"], str)
+    r = client.post("/api/v1/ingest", content=b'{"agent_id": 5}', headers=auth)
+    assert r.status_code == 400
+    locs = [d["loc"] for d in r.json()["detail"]]
+    assert locs == [["body", "agent_id"]]
+    data = msgspec.json.decode(good)
+    data["processes"][0]["pid"] = "x"
+    r = client.post("/api/v1/ingest", content=msgspec.json.encode(data), headers=auth)
+    assert r.status_code == 400 and r.json()["detail"][0]["loc"] == ["body", "processes", 0, "pid"]
+    data["processes"][0]["pid"] = 1
+    data["listening_ports"][0]["port"] = 70000
+    r = client.post("/api/v1/ingest", content=msgspec.json.encode(data), headers=auth)
+    assert r.status_code == 400 and r.json()["detail"][0]["loc"] == [
+        "body",
+        "listening_ports",
+        0,
+        "port",
+    ]
+    assert client.post("/api/v1/ingest", content=b"not json", headers=auth).status_code == 400
+    big = msgspec.json.decode(good)
+    big["processes"] = big["processes"] * 3000
+    r = client.post("/api/v1/ingest", content=msgspec.json.encode(big), headers=auth)
+    assert r.status_code == 413
+    assert counts(client.app.state.settings) == (0, 0, 0)
+
+
+def test_payment_required_changes_nothing(client: TestClient[Any], clock: FrozenClock) -> None:
+    class Lapsed:
+        name = "test-lapsed"
+
+        async def may_ingest(self, user_id: str) -> bool:
+            return False
+
+    _, agent = setup(client, clock)
+    client.app.state.kefal.billing = Lapsed()
+    r = send(client, agent, 0, add_ports=EXPOSED_PG)
+    assert r.status_code == 402 and "expired" in r.json()["detail"]
+    assert counts(client.app.state.settings) == (0, 0, 0)
+
+
+def test_revoked_and_rotated_tokens_fail_from_the_next_request(
+    client: TestClient[Any], clock: FrozenClock
+) -> None:
+    session, agent = setup(client, clock)
+    assert send(client, agent, 0).status_code == 200  # now cached
+    rotated = client.post(
+        f"/api/v1/agents/{agent['agent_id']}/rotate-token", headers=session
+    ).json()
+    assert send(client, agent, 1).status_code == 401
+    assert send(client, rotated, 1).status_code == 200
+    assert client.delete(f"/api/v1/agents/{agent['agent_id']}", headers=session).status_code == 204
+    assert send(client, rotated, 2).status_code == 401
+
+
+def test_tenants_never_see_each_others_hosts_or_incidents(
+    open_client: TestClient[Any], alice: dict[str, str], bob: dict[str, str], clock: FrozenClock
+) -> None:
+    c = open_client
+    clock.set(T0 + timedelta(seconds=5))
+    a_agent = enroll(c, "alice")
+    b_agent = enroll(c, "bob")
+    send(c, a_agent, 0, add_ports=EXPOSED_PG)
+    send(c, b_agent, 0, add_processes=[{"pid": 9, "name": "xmrig", "user": "bob"}])
+    a_items = c.get("/api/v1/incidents", headers=alice).json()["items"]
+    b_items = c.get("/api/v1/incidents", headers=bob).json()["items"]
+    assert [i["invariant_id"] for i in a_items] == ["database_exposed"]
+    assert [i["invariant_id"] for i in b_items] == ["crypto_miner"]
+    a_inc = a_items[0]
+    assert c.get(f"/api/v1/incidents/{a_inc['id']}", headers=bob).status_code == 404
+    assert c.post(f"/api/v1/incidents/{a_inc['id']}/acknowledge", headers=bob).status_code == 404
+    assert c.post(f"/api/v1/incidents/{a_inc['id']}/dismiss", headers=bob).status_code == 404
+    assert c.get(f"/api/v1/hosts/{a_inc['host_id']}", headers=bob).status_code == 404
+    assert c.get(f"/api/v1/incidents?host_id={a_inc['host_id']}", headers=bob).json()["total"] == 0
+    assert c.get(f"/api/v1/incidents/{a_inc['id']}", headers=alice).json()["status"] == "open"
+
+
+def test_acknowledge_dismiss_and_illegal_transitions(
+    client: TestClient[Any], clock: FrozenClock
+) -> None:
+    session, agent = setup(client, clock)
+    send(client, agent, 0, add_ports=EXPOSED_PG)
+    [inc] = client.get("/api/v1/incidents", headers=session).json()["items"]
+    url = f"/api/v1/incidents/{inc['id']}"
+    r = client.post(url + "/acknowledge", headers=session)
+    assert r.status_code == 200 and r.json()["status"] == "acknowledged"
+    assert client.post(url + "/acknowledge", headers=session).status_code == 409
+    # acknowledged still counts repeats
+    clock.advance(minutes=1)
+    assert send(client, agent, 1, add_ports=EXPOSED_PG).json()["incidents_opened"] == 0
+    expires = (clock.now() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    r = client.post(
+        url + "/dismiss", headers=session, json={"reason": "lab box", "expires_at": expires}
+    )
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "dismissed" and body["dismiss_reason"] == "lab box"
+    assert [h["action"] for h in body["history"]] == ["opened", "acknowledged", "dismissed"]
+    assert body["history"][1]["actor"] == "user:alice"
+    assert client.post(url + "/dismiss", headers=session).status_code == 409
+    assert client.post(url + "/acknowledge", headers=session).status_code == 409
+    # the key stays quiet until the dismissal expires
+    clock.advance(minutes=1)
+    assert send(client, agent, 2, add_ports=EXPOSED_PG).json()["incidents_opened"] == 0
+    clock.advance(hours=1)
+    assert send(client, agent, 63, add_ports=EXPOSED_PG).json()["incidents_opened"] == 1
+    r = client.post(url + "/dismiss", headers=session, json={"unknown": 1})
+    assert r.status_code == 400
+    assert client.post("/api/v1/incidents/nope/acknowledge", headers=session).status_code == 404
+
+
+def test_list_filters_and_pagination(client: TestClient[Any], clock: FrozenClock) -> None:
+    session, agent = setup(client, clock)
+    send(client, agent, 0, add_ports=EXPOSED_PG, logged_in_users=["alice", "root"],
+         add_processes=[{"pid": 9, "name": "ngrok", "user": "alice"}])  # fmt: skip
+    all_items = client.get("/api/v1/incidents", headers=session).json()
+    assert all_items["total"] == 3
+    assert client.get("/api/v1/incidents?severity=medium", headers=session).json()["total"] == 2
+    assert client.get("/api/v1/incidents?severity=critical", headers=session).json()["total"] == 1
+    page = client.get("/api/v1/incidents?limit=2&offset=2", headers=session).json()
+    assert page["total"] == 3 and len(page["items"]) == 1
+    assert client.get("/api/v1/incidents?status=bogus", headers=session).status_code == 400
+    assert client.get("/api/v1/incidents?severity=urgent", headers=session).status_code == 400
+
+
+def test_silent_agent_timer_and_stale_incidents(
+    client: TestClient[Any], clock: FrozenClock
+) -> None:
+    session, agent = setup(client, clock)
+    send(client, agent, 0, add_ports=EXPOSED_PG)
+    svc = client.app.state.kefal
+    clock.advance(minutes=9)
+    assert in_app(client, svc.monitor.check_silent) == 0
+    clock.advance(minutes=2)
+    assert in_app(client, svc.monitor.check_silent) == 1
+    assert in_app(client, svc.monitor.check_silent) == 0  # once
+    items = {
+        i["invariant_id"]: i
+        for i in client.get("/api/v1/incidents", headers=session).json()["items"]
+    }
+    assert items["agent_silent"]["status"] == "open" and items["agent_silent"]["severity"] == "high"
+    assert items["agent_silent"]["subject"] == f"agent:{agent['agent_id']}"
+    assert items["database_exposed"]["status"] == "stale"
+    assert client.get("/api/v1/incidents?status=stale", headers=session).json()["total"] == 1
+    host = client.get(f"/api/v1/hosts/{items['agent_silent']['host_id']}", headers=session).json()
+    assert host["status"] == "silent"
+
+    clock.advance(minutes=1)
+    send(client, agent, 12, add_ports=EXPOSED_PG)
+    items = {
+        i["invariant_id"]: i
+        for i in client.get("/api/v1/incidents", headers=session).json()["items"]
+    }
+    assert (
+        items["agent_silent"]["status"] == "resolved"
+        and items["agent_silent"]["resolved_by"] == "auto"
+    )
+    assert items["database_exposed"]["status"] == "open"
+
+
+def test_host_detail(client: TestClient[Any], clock: FrozenClock) -> None:
+    session, agent = setup(client, clock)
+    send(client, agent, 0, add_ports=EXPOSED_PG)
+    [inc] = client.get("/api/v1/incidents", headers=session).json()["items"]
+    host = client.get(f"/api/v1/hosts/{inc['host_id']}", headers=session).json()
+    assert host["hostname"] == "web-01" and host["agent_id"] == agent["agent_id"]
+    assert host["status"] == "online"
+    assert {p["port"] for p in host["latest_snapshot"]["listening_ports"]} == {22, 80, 5432}
+    assert [i["id"] for i in host["open_incidents"]] == [inc["id"]]
+    assert client.get("/api/v1/hosts/nope", headers=session).status_code == 404
+
+
+def test_retention_prunes_history_but_keeps_the_latest(
+    client: TestClient[Any], clock: FrozenClock
+) -> None:
+    session, agent = setup(client, clock)
+    send(client, agent, 0)
+    clock.advance(days=3)
+    send(client, agent, 3 * 1440)
+    clock.advance(days=5)
+    settings = client.app.state.settings
+    assert in_app(client, client.app.state.kefal.monitor.prune) == 1
+    assert counts(settings)[1] == 1
+    [agent_row] = client.get("/api/v1/agents", headers=session).json()["items"]
+    host_id = query(settings, "SELECT id FROM hosts")[0][0]
+    assert client.get(f"/api/v1/hosts/{host_id}", headers=session).json()["latest_snapshot"]
+    assert agent_row["status"] == "active"
+
+
+def test_restart_keeps_baselines(tmp_path: Path, clock: FrozenClock) -> None:
+    settings = make_settings(tmp_path / "d")
+    clock.set(T0)
+    with TestClient(create_app(settings, clock=clock)) as client:
+        register(client, "alice")
+        agent = enroll(client, "alice")
+        for i in range(3):
+            assert send(client, agent, i, logged_in_users=["alice", "bob"]).status_code == 200
+    with TestClient(create_app(settings, clock=clock)) as client:
+        session = login(client, "alice")
+        # the learned values are still known: no novelty storm after a restart
+        assert (
+            send(client, agent, 3, logged_in_users=["alice", "bob"]).json()["incidents_opened"] == 0
+        )
+        assert (
+            send(client, agent, 4, logged_in_users=["alice", "bob", "eve"]).json()[
+                "incidents_opened"
+            ]
+            == 1
+        )
+        [inc] = client.get("/api/v1/incidents", headers=session).json()["items"]
+        assert inc["subject"] == "user:eve"
