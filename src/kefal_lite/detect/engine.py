@@ -76,6 +76,8 @@ class Facts:
         # One lower() over a joined string is far cheaper than one per process.
         joined = "\n".join([proc.name for proc in self.procs]).lower()
         names = joined.split("\n") if self.procs else []
+        if len(names) != len(self.procs):  # a name with a newline in it: no shortcut
+            names = [proc.name.lower() for proc in self.procs]
         if ".exe" in joined:
             names = [n[:-4] if n.endswith(".exe") else n for n in names]
         return names
