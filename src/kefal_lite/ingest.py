@@ -17,6 +17,7 @@ from kefal_lite.clock import Clock, iso
 from kefal_lite.detect import state as host_state
 from kefal_lite.detect.engine import evaluate
 from kefal_lite.detect.model import Finding, Invariant
+from kefal_lite.ids import new_id
 from kefal_lite.rules import Rules
 from kefal_lite.store import hosts
 from kefal_lite.store.agents import AgentIdentity
@@ -59,7 +60,8 @@ class Ingestor:
                 self._hosts[ident.agent_id] = memo
         return memo
 
-    async def accept(self, ident: AgentIdentity, snap: wire.Snapshot) -> Accepted:
+    async def accept(self, ident: AgentIdentity, snap: wire.Snapshot, raw: bytes) -> Accepted:
+        """`raw` is the request body `snap` was decoded from: stored as ingested, no re-encoding."""
         memo = await self._host(ident)
         # One snapshot per host at a time: each evaluation must see the state the
         # previous one committed.
@@ -67,7 +69,7 @@ class Ingestor:
             catalog = self._rules.catalog
             now = self._clock.now()
             findings, new_state = evaluate(snap, memo.state, catalog, now)
-            snapshot_id = str(uuid.uuid4())
+            snapshot_id = new_id()
             write = SnapshotWrite(
                 snapshot_id=snapshot_id,
                 user_id=ident.user_id,
@@ -79,7 +81,7 @@ class Ingestor:
                 agent_version=snap.agent_version,
                 received_at=iso(now),
                 taken_at=iso(snap.timestamp),
-                body=wire.encode(snap),
+                body=raw,
                 state=host_state.dumps(new_state),
                 findings=[_incident_facts(catalog.by_id, f) for f in findings],
                 auto_resolve=catalog.auto_resolve,

@@ -29,12 +29,13 @@ async def ingest(request: Request[Any, Any, Any], svc: Svc) -> dict[str, Any]:
     if agent is None:
         raise Unauthorized("invalid or revoked agent token; enroll the agent again")
     # Decoded straight from the bytes with the one prebuilt Decoder.
-    snap = decode_json(await request.body(), snapshot.Snapshot, snapshot.DECODER)
+    raw = await request.body()
+    snap = decode_json(raw, snapshot.Snapshot, snapshot.DECODER)
     if not constant_time_equal(snap.agent_id, agent.agent_id):
         raise Forbidden("agent_id in the snapshot is not the agent this token belongs to")
     if not await svc.billing.may_ingest(agent.user_id):
         raise PaymentRequired("the trial or subscription has expired; snapshots are refused")
-    accepted = await svc.ingestor.accept(agent, snap)
+    accepted = await svc.ingestor.accept(agent, snap, raw)
     return {
         "status": "accepted",
         "snapshot_id": accepted.snapshot_id,

@@ -7,6 +7,8 @@ persisted form is compact msgpack.
 
 from __future__ import annotations
 
+import sys
+
 import msgspec
 
 MAX_BASELINE = 2_000  # values per field; beyond it the oldest are forgotten
@@ -35,6 +37,12 @@ def dumps(state: HostState) -> bytes:
 
 
 def loads(blob: bytes | None) -> HostState:
+    """Decode a persisted state, interning its strings: the same values recur on many hosts."""
     if not blob:
         return HostState()
-    return _decoder.decode(blob)
+    state = _decoder.decode(blob)
+    return msgspec.structs.replace(
+        state,
+        baselines={f: tuple(map(sys.intern, v)) for f, v in state.baselines.items()},
+        watched=tuple(map(sys.intern, state.watched)),
+    )

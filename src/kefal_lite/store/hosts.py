@@ -1,4 +1,8 @@
-"""Hosts (one per agent) with their latest snapshot and detection state; snapshot history."""
+"""Hosts (one per agent) with their detection state; snapshot history.
+
+A host row points at its latest snapshot (kept out of retention pruning) rather
+than holding a second copy of it: every ingest writes the body once.
+"""
 
 from __future__ import annotations
 
@@ -31,8 +35,11 @@ class Host(msgspec.Struct, frozen=True):
 
 
 _COLUMNS = (
-    "id, user_id, agent_id, hostname, os, kernel, agent_version, first_seen_at, last_seen_at,"
-    " snapshot_id, silent"
+    "h.id, h.user_id, h.agent_id, h.hostname, h.os, h.kernel, h.agent_version, h.first_seen_at,"
+    " h.last_seen_at, h.snapshot_id, h.silent"
+)
+_WITH_LATEST = (
+    f"SELECT {_COLUMNS}, s.body FROM hosts h LEFT JOIN snapshots s ON s.id = h.snapshot_id"
 )
 
 
@@ -49,7 +56,7 @@ def _host(row: sqlite3.Row, with_latest: bool) -> Host:
         last_seen_at=row[8],
         snapshot_id=row[9],
         silent=bool(row[10]),
-        latest=row[11] if with_latest else None,
+        latest=row[11] if with_latest else None,  # the latest snapshot's body, joined
     )
 
 
@@ -73,20 +80,19 @@ def record(
     agent_version: str | None,
     now: str,
     snapshot_id: str,
-    latest: bytes,
     state: bytes,
 ) -> None:
     """Make this snapshot the host's latest (creating the host on its first snapshot)."""
     conn.execute(
         "INSERT INTO hosts (id, user_id, agent_id, hostname, os, kernel, agent_version,"
-        " first_seen_at, last_seen_at, snapshot_id, latest, state, silent)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
+        " first_seen_at, last_seen_at, snapshot_id, state, silent)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
         " ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, os = excluded.os,"
         " kernel = excluded.kernel, agent_version = excluded.agent_version,"
         " last_seen_at = excluded.last_seen_at, snapshot_id = excluded.snapshot_id,"
-        " latest = excluded.latest, state = excluded.state, silent = 0",
+        " state = excluded.state, silent = 0",
         (host_id, user_id, agent_id, hostname, os, kernel, agent_version, now, now, snapshot_id,
-         latest, state),
+         state),
     )  # fmt: skip
     conn.execute(
         "UPDATE agents SET hostname = ?, agent_version = ?, last_seen_at = ?"
@@ -114,14 +120,14 @@ def add_snapshot(
 
 def get(conn: sqlite3.Connection, user_id: str, host_id: str) -> Host | None:
     row = conn.execute(
-        f"SELECT {_COLUMNS}, latest FROM hosts WHERE user_id = ? AND id = ?", (user_id, host_id)
+        _WITH_LATEST + " WHERE h.user_id = ? AND h.id = ?", (user_id, host_id)
     ).fetchone()
     return _host(row, True) if row else None
 
 
 def list_for_user(conn: sqlite3.Connection, user_id: str) -> list[Host]:
     rows = conn.execute(
-        f"SELECT {_COLUMNS}, latest FROM hosts WHERE user_id = ? ORDER BY hostname, id", (user_id,)
+        _WITH_LATEST + " WHERE h.user_id = ? ORDER BY h.hostname, h.id", (user_id,)
     ).fetchall()
     return [_host(row, True) for row in rows]
 
@@ -130,7 +136,7 @@ def going_silent(conn: sqlite3.Connection, cutoff: str) -> list[Host]:
     """Hosts not yet marked silent whose last snapshot is older than `cutoff` (all tenants:
     the timer works for everyone; every row carries its user_id)."""
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM hosts h WHERE silent = 0 AND last_seen_at < ?"
+        f"SELECT {_COLUMNS} FROM hosts h WHERE h.silent = 0 AND h.last_seen_at < ?"
         " AND EXISTS (SELECT 1 FROM agents a WHERE a.id = h.agent_id AND a.status = 'active')",
         (cutoff,),
     ).fetchall()
@@ -142,11 +148,12 @@ def mark_silent(conn: sqlite3.Connection, user_id: str, host_id: str) -> None:
 
 
 def prune_snapshots(conn: sqlite3.Connection, cutoff: str, limit: int = 5_000) -> int:
-    """Delete up to `limit` snapshots received before `cutoff`; a host's latest stays in
-    hosts.latest, so a host silent for longer than the retention still shows it."""
+    """Delete up to `limit` snapshots received before `cutoff`, except each host's latest,
+    so a host silent for longer than the retention still shows what it last sent."""
     cur = conn.execute(
-        "DELETE FROM snapshots WHERE id IN"
-        " (SELECT id FROM snapshots WHERE received_at < ? ORDER BY received_at LIMIT ?)",
+        "DELETE FROM snapshots WHERE id IN (SELECT id FROM snapshots WHERE received_at < ?"
+        " AND id NOT IN (SELECT snapshot_id FROM hosts WHERE snapshot_id IS NOT NULL)"
+        " ORDER BY received_at LIMIT ?)",
         (cutoff, limit),
     )
     return cur.rowcount

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from typing import Any
 
 import msgspec
 
 from kefal_lite.errors import Conflict, NotFound
+from kefal_lite.ids import new_id
 
 ACTIVE = ("open", "acknowledged")
 SYSTEM = "kefal"
@@ -133,7 +133,7 @@ def _open(
 ) -> str | None:  # fmt: skip
     if _suppressed(conn, host_id, finding.invariant_id, finding.subject, now):
         return None
-    incident_id = str(uuid.uuid4())
+    incident_id = new_id()
     conn.execute(
         "INSERT INTO incidents (id, user_id, host_id, invariant_id, invariant_name, category,"
         " severity, status, state_like, subject, title, evidence, snapshot_id, attack,"

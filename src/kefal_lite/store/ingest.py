@@ -28,6 +28,16 @@ class SnapshotWrite(msgspec.Struct, frozen=True):
 
 
 def commit_snapshot(conn: sqlite3.Connection, w: SnapshotWrite) -> Changes:
+    # the snapshot first: the host row points at it
+    hosts.add_snapshot(
+        conn,
+        snapshot_id=w.snapshot_id,
+        user_id=w.user_id,
+        host_id=w.host_id,
+        received_at=w.received_at,
+        taken_at=w.taken_at,
+        body=w.body,
+    )
     hosts.record(
         conn,
         host_id=w.host_id,
@@ -39,17 +49,7 @@ def commit_snapshot(conn: sqlite3.Connection, w: SnapshotWrite) -> Changes:
         agent_version=w.agent_version,
         now=w.received_at,
         snapshot_id=w.snapshot_id,
-        latest=w.body,
         state=w.state,
-    )
-    hosts.add_snapshot(
-        conn,
-        snapshot_id=w.snapshot_id,
-        user_id=w.user_id,
-        host_id=w.host_id,
-        received_at=w.received_at,
-        taken_at=w.taken_at,
-        body=w.body,
     )
     return incidents.apply_findings(
         conn,

@@ -75,7 +75,6 @@ MIGRATIONS: tuple[str, ...] = (
         first_seen_at TEXT NOT NULL,
         last_seen_at  TEXT NOT NULL,
         snapshot_id   TEXT,
-        latest        BLOB,
         state         BLOB,
         silent        INTEGER NOT NULL DEFAULT 0
     );
