@@ -280,3 +280,141 @@ def outbox_show(ctx: click.Context, limit: int) -> None:
                 click.echo(f"Last error: {mail.last_error}")
             if mail.body:
                 click.echo(mail.body)
+
+
+# --- agent -------------------------------------------------------------------------
+
+UNIT_PATH = "/etc/systemd/system/kefal-lite-agent.service"
+
+_agent_config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Agent config file with the server URL, agent id and token"
+    " (default: <user config dir>/kefal-lite/agent.json, written 0600).",
+)
+
+
+def _agent_logging() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+
+@main.group("agent")
+def agent_group() -> None:
+    """Run on each monitored host: collect snapshots and send them to the server."""
+
+
+@agent_group.command("enroll")
+@click.option("--server", required=True, help="The server's URL, e.g. http://192.168.1.10:8470")
+@click.option("--username", required=True, help="Your kefal-lite account.")
+@click.option("--name", default=None, help="A name for this agent (default: generated).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@_agent_config_option
+def agent_enroll(
+    server: str, username: str, name: str | None, password_stdin: bool, config_path: Path | None
+) -> None:
+    """Enroll this host with the server and save its token."""
+    from kefal_lite.agent import client
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True)
+    try:
+        cfg = client.enroll(server, username, password, name or _hostname())
+    except client.AgentError as exc:
+        raise click.ClickException(str(exc)) from None
+    path = config_path or client.default_config_path()
+    client.save_config(path, cfg)
+    click.echo(f"enrolled as agent {cfg.agent_id}; config saved to {path} (mode 0600)")
+    click.echo("next: kefal-lite agent run   (or: sudo kefal-lite agent install-service)")
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()[:128] or "agent"
+
+
+@agent_group.command("run")
+@click.option("--interval", default=60, show_default=True, type=click.IntRange(5, 86_400),
+              help="Seconds between snapshots.")  # fmt: skip
+@click.option("--spool", "spool_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Where unsent snapshots wait (default: data dir).")  # fmt: skip
+@_agent_config_option
+def agent_run(interval: int, spool_dir: Path | None, config_path: Path | None) -> None:
+    """Collect and send a snapshot every --interval seconds, until stopped."""
+    from kefal_lite.agent import client
+
+    _agent_logging()
+    try:
+        cfg = client.load_config(config_path or client.default_config_path())
+        agent = client.Agent(cfg, client.Spool(spool_dir or client.default_spool_dir()))
+        click.echo(f"kefal-lite agent {cfg.agent_id} reporting to {cfg.server} every {interval} s")
+        agent.run(interval)
+    except client.AgentError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("stopped")
+
+
+@agent_group.command("once")
+@click.option("--print", "print_only", is_flag=True, help="Print the JSON instead of sending it.")
+@_agent_config_option
+def agent_once(print_only: bool, config_path: Path | None) -> None:
+    """Collect one snapshot (CPU measured over one second) and send or print it."""
+    import time
+
+    from kefal_lite import snapshot as wire
+    from kefal_lite.agent import client
+    from kefal_lite.agent.collect import Collector
+
+    _agent_logging()
+    path = config_path or client.default_config_path()
+    cfg = client.load_config(path) if (not print_only or path.exists()) else None
+    collector = Collector(cfg.agent_id if cfg else "not-enrolled")
+    collector.prime()
+    time.sleep(1.0)
+    snap = collector.collect()
+    if print_only:
+        click.echo(json.dumps(msgspec.to_builtins(snap), indent=2))
+        return
+    assert cfg is not None
+    spool = client.Spool(client.default_spool_dir())
+    spool.put(wire.encode(snap))
+    try:
+        sent = client.Agent(cfg, spool, collector).drain()
+    except client.AgentError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"sent {sent} snapshot(s); {len(spool.items())} still spooled")
+
+
+@agent_group.command("install-service")
+@click.option("--interval", default=60, show_default=True, type=click.IntRange(5, 86_400))
+@click.option("--unit-path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path(UNIT_PATH), show_default=True)  # fmt: skip
+@click.option("--print", "print_only", is_flag=True, help="Print the unit instead of writing it.")
+@_agent_config_option
+def agent_install_service(
+    interval: int, unit_path: Path, print_only: bool, config_path: Path | None
+) -> None:
+    """Write a systemd unit that runs the agent at boot (needs root to write the unit)."""
+    from kefal_lite.agent import client
+
+    path = (config_path or client.default_config_path()).resolve()
+    cfg = client.load_config(path)
+    unit = client.systemd_unit(sys.executable, path, cfg.server, interval)
+    if print_only:
+        click.echo(unit, nl=False)
+        return
+    try:
+        unit_path.write_text(unit)
+    except PermissionError:
+        raise click.ClickException(
+            f"cannot write {unit_path}: run with sudo, or use --print"
+        ) from None
+    click.echo(f"wrote {unit_path}")
+    click.echo(f"now: systemctl daemon-reload && systemctl enable --now {unit_path.stem}")

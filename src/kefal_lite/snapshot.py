@@ -78,6 +78,9 @@ class Snapshot(msgspec.Struct, frozen=True):
     users: Annotated[list[LocalUser], msgspec.Meta(max_length=20_000)] = []
     ssh_authorized_keys: Annotated[list[AuthorizedKey], msgspec.Meta(max_length=10_000)] = []
     agent_version: Str64 | None = None
+    # When the agent sent it; differs from `timestamp` for a snapshot replayed from the
+    # agent's spool after an outage, so clock skew is judged on this when present.
+    sent_at: datetime | None = None
 
 
 DECODER = msgspec.json.Decoder(Snapshot)

@@ -417,10 +417,12 @@ def _not_monotonic(prep: None, c: Ctx) -> list[Hit]:
 
 
 def _clock_skew(seconds: int, c: Ctx) -> list[Hit]:
-    skew = c.ts - c.now
+    sent = c.f.snap.sent_at
+    host_time = _epoch(sent) if sent is not None else c.ts
+    skew = host_time - c.now
     if abs(skew) <= seconds:
         return []
-    ev = {"host_time": _iso(c.ts), "server_time": _iso(c.now), "skew_seconds": round(skew)}
+    ev = {"host_time": _iso(host_time), "server_time": _iso(c.now), "skew_seconds": round(skew)}
     return [("clock", f"host clock is {round(skew)} s off", ev, None)]
 
 
