@@ -35,6 +35,7 @@ def norm_name(name: str) -> str:
     return low[:-4] if low.endswith(".exe") else low
 
 
+@lru_cache(maxsize=4_096)  # a handful of bind addresses recur on every host
 def is_loopback(address: str | None) -> bool | None:
     """True for 127.0.0.0/8 and ::1, False for anything else, None when unknown."""
     if address is None or address == "":

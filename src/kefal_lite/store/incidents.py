@@ -320,3 +320,13 @@ def resolve_key(conn: sqlite3.Connection, host_id: str, invariant_id: str, subje
     if incident_id is not None:
         resolve(conn, incident_id, now, by=by)
     return incident_id
+
+
+def open_summary(conn: sqlite3.Connection, user_id: str) -> list[tuple[str, str, str]]:
+    """(host_id, subject, severity) of every open or acknowledged incident: the graph overlay."""
+    rows = conn.execute(
+        "SELECT host_id, subject, severity FROM incidents"
+        " WHERE user_id = ? AND status IN ('open', 'acknowledged')",
+        (user_id,),
+    ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
