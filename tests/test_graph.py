@@ -24,14 +24,21 @@ WEB_IP, DB_IP = "192.168.1.20", "192.168.1.21"
 DB_PROCS = [*BASE_PROCESSES, proc("postgres", "postgres", pid=900)]
 
 
-def two_hosts(c: TestClient[Any], user: str, clock: FrozenClock) -> tuple[dict[str, str], dict[str, str]]:
+def two_hosts(
+    c: TestClient[Any], user: str, clock: FrozenClock
+) -> tuple[dict[str, str], dict[str, str]]:
     clock.set(T0 + timedelta(seconds=5))
     web, db = enroll(c, user), enroll(c, user)
     r = send(c, db, 0, hostname="db-01", ip_addresses=[DB_IP], processes=DB_PROCS,
              add_ports=[{"port": 5432, "process": "postgres", "address": "0.0.0.0"}],
              logged_in_users=[])  # fmt: skip
     assert r.status_code == 200, r.text
-    conn = {"remote_address": DB_IP, "remote_port": 5432, "local_port": 41000, "process": "gunicorn"}
+    conn = {
+        "remote_address": DB_IP,
+        "remote_port": 5432,
+        "local_port": 41000,
+        "process": "gunicorn",
+    }
     r = send(c, web, 0, hostname="web-01", ip_addresses=[WEB_IP], connections=[conn],
              add_ports=[{"port": 5432, "process": "postgres", "address": "127.0.0.1"}])  # fmt: skip
     assert r.status_code == 200, r.text
@@ -78,7 +85,9 @@ def test_two_host_graph_with_a_cross_host_connection(
                                      "agent_version", "services", "ports", "identities",
                                      "open_incidents", "max_severity"}  # fmt: skip
     assert by_name["db-01"]["ports"] == 3 and by_name["db-01"]["services"] == 3
-    assert by_name["db-01"]["max_severity"] == "critical" and by_name["web-01"]["max_severity"] is None
+    assert (
+        by_name["db-01"]["max_severity"] == "critical" and by_name["web-01"]["max_severity"] is None
+    )
 
 
 def test_incident_overlay_and_severity_roll_up(client: TestClient[Any], clock: FrozenClock) -> None:
@@ -115,7 +124,9 @@ def test_neighbourhood_filter(client: TestClient[Any], clock: FrozenClock) -> No
     part = client.get(f"/api/v1/graph?host_id={db_node['host_id']}", headers=session).json()
     hosts = {n["hostname"] for n in _by(part["nodes"], type="host")}
     assert hosts == {"db-01", "web-01"}  # the neighbour that connects in, not the NAS
-    assert {n["data"]["host_id"] for n in part["nodes"] if n["data"]["type"] != "host"} == {db_node["host_id"]}
+    assert {n["data"]["host_id"] for n in part["nodes"] if n["data"]["type"] != "host"} == {
+        db_node["host_id"]
+    }
     assert len(_by(part["edges"], type="connects")) == 1
     assert client.get("/api/v1/graph?host_id=nope", headers=session).status_code == 404
 
@@ -150,7 +161,9 @@ def cytoscape_load(elements: dict[str, Any]) -> dict[str, Any]:
     node = shutil.which("node")
     assert node, "Node.js is needed for the Cytoscape check (apt install nodejs)"
     if not (JS / "node_modules" / "cytoscape").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS, check=True, capture_output=True)
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"], cwd=JS, check=True, capture_output=True
+        )
     done = subprocess.run([node, str(JS / "cytoscape_check.mjs")], input=json.dumps(elements),
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
