@@ -54,7 +54,8 @@ def test_ingest_opens_dedups_and_auto_resolves(client: TestClient[Any], clock: F
     assert inc["severity"] == "critical" and inc["status"] == "open" and inc["attack"] == "T1190"
     assert inc["evidence"]["address"] == "0.0.0.0" and inc["hostname"] == "web-01"
     assert inc["snapshot_id"] == body["snapshot_id"] and inc["occurrences"] == 1
-    assert inc["remediation"]["status"] == "none"
+    assert inc["remediation"]["mode"] == "auto"  # Mode 1: queued with the incident
+    assert inc["remediation"]["status"] in ("pending", "proposed")
 
     clock.advance(minutes=1)
     r = send(client, agent, 1, add_ports=EXPOSED_PG)
@@ -68,7 +69,10 @@ def test_ingest_opens_dedups_and_auto_resolves(client: TestClient[Any], clock: F
     assert (
         detail["status"] == "resolved" and detail["resolved_by"] == "auto" and detail["resolved_at"]
     )
-    assert [h["action"] for h in detail["history"]] == ["opened", "resolved"]
+    assert [h["action"] for h in detail["history"] if not h["action"].startswith("remediation")] == [
+        "opened",
+        "resolved",
+    ]
 
     # exposed again later: a new incident, not the resolved one reopened
     clock.advance(minutes=1)
@@ -207,8 +211,9 @@ def test_acknowledge_dismiss_and_illegal_transitions(
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "dismissed" and body["dismiss_reason"] == "lab box"
-    assert [h["action"] for h in body["history"]] == ["opened", "acknowledged", "dismissed"]
-    assert body["history"][1]["actor"] == "user:alice"
+    people = [h for h in body["history"] if not h["action"].startswith("remediation")]
+    assert [h["action"] for h in people] == ["opened", "acknowledged", "dismissed"]
+    assert people[1]["actor"] == "user:alice"
     assert client.post(url + "/dismiss", headers=session).status_code == 409
     assert client.post(url + "/acknowledge", headers=session).status_code == 409
     # the key stays quiet until the dismissal expires

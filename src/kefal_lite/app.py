@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -28,8 +29,11 @@ from kefal_lite.clock import Clock
 from kefal_lite.config import Settings, server_secret
 from kefal_lite.errors import ApiError, ValidationFailed, validation_item
 from kefal_lite.ingest import Ingestor
+from kefal_lite.jobs import JobRunner
 from kefal_lite.mail import Mailer
 from kefal_lite.monitor import Monitor
+from kefal_lite.remediate.llm import LlmProvider
+from kefal_lite.remediate.service import Remediator
 from kefal_lite.rules import Rules
 from kefal_lite.security import SecretBox, session_key
 from kefal_lite.services import Services
@@ -104,6 +108,17 @@ async def _session_user(
     return user
 
 
+def llm_provider(settings: Settings) -> LlmProvider | None:
+    if not settings.llm_base_url:
+        return None
+    return LlmProvider(
+        settings.llm_base_url,
+        settings.llm_model,
+        os.environ.get(settings.llm_api_key_env) or None,  # the key lives only in the environment
+        settings.llm_timeout_seconds,
+    )
+
+
 def create_app(
     settings: Settings, *, clock: Clock | None = None, lock: ServerLock | None = None
 ) -> Litestar:
@@ -144,7 +159,9 @@ def create_app(
                 settings, db, clock, SecretBox(secret), tokens, issue_session, mailer.kick
             )
             rules = Rules(settings.agents_silent_minutes)
-            monitor = Monitor(settings, db, clock, rules)
+            remediator = Remediator(db, clock, rules, llm_provider(settings))
+            runner = JobRunner(db, clock, {"remediate": remediator.run})
+            monitor = Monitor(settings, db, clock, rules, on_incident=runner.kick)
             app.state.kefal = Services(
                 settings=settings,
                 clock=clock,
@@ -154,14 +171,17 @@ def create_app(
                 mailer=mailer,
                 rules=rules,
                 billing=NoopBilling(),
-                ingestor=Ingestor(db, clock, rules),
+                ingestor=Ingestor(db, clock, rules, settings.remediation_auto),
                 monitor=monitor,
+                jobs=runner,
             )
             mailer.start()
             monitor.start()
+            await runner.start()
             try:
                 yield
             finally:
+                await runner.stop()
                 await monitor.stop()
                 await mailer.stop()
         finally:

@@ -58,6 +58,17 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     retention_days: Positive = 7
     agents_silent_minutes: Positive = 10
 
+    # Mode 1: generate a remediation as soon as an incident opens. Off: only on demand
+    # (POST /api/v1/incidents/{id}/remediate, Mode 2).
+    remediation_auto: bool = True
+    # An OpenAI-compatible chat-completions endpoint (a local Ollama:
+    # http://127.0.0.1:11434/v1). Empty: templates only.
+    llm_base_url: str = ""
+    llm_model: str = ""
+    # Name of the environment variable holding the API key (never the key itself).
+    llm_api_key_env: str = "KEFAL_LLM_API_KEY"
+    llm_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=600)] = 30.0
+
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir) if self.data_dir else default_data_dir()

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from kefal_lite import snapshot as wire
 from kefal_lite.clock import Clock, iso
 from kefal_lite.detect import state as host_state
-from kefal_lite.detect.engine import evaluate
+from kefal_lite.detect.engine import evaluate, still_violated
 from kefal_lite.detect.model import Finding, Invariant
 from kefal_lite.ids import new_id
 from kefal_lite.rules import Rules
-from kefal_lite.store import hosts
+from kefal_lite.store import hosts, incidents
 from kefal_lite.store.agents import AgentIdentity
 from kefal_lite.store.db import Database
 from kefal_lite.store.incidents import Changes, NewFinding
@@ -30,6 +30,8 @@ from kefal_lite.store.ingest import SnapshotWrite, commit_snapshot
 class _Host:
     host_id: str
     state: host_state.HostState
+    # remediations marked applied, checked against the next snapshot: id -> (invariant, subject)
+    awaiting: dict[str, tuple[str, str]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -41,11 +43,13 @@ class Accepted:
 
 
 class Ingestor:
-    def __init__(self, db: Database, clock: Clock, rules: Rules) -> None:
+    def __init__(self, db: Database, clock: Clock, rules: Rules, auto_remediate: bool) -> None:
         self._db = db
         self._clock = clock
         self._rules = rules
-        self._hosts: dict[str, _Host] = {}
+        self._auto_remediate = auto_remediate
+        self._hosts: dict[str, _Host] = {}  # by agent id
+        self._by_host_id: dict[str, _Host] = {}
 
     async def _host(self, ident: AgentIdentity) -> _Host:
         memo = self._hosts.get(ident.agent_id)
@@ -57,8 +61,20 @@ class Ingestor:
                     memo = _Host(str(uuid.uuid4()), host_state.HostState())
                 else:
                     memo = _Host(ref.host_id, host_state.loads(ref.state))
-                self._hosts[ident.agent_id] = memo
+                    pending = await self._db.read(incidents.awaiting_verification, ref.host_id)
+                    memo.awaiting = {iid: (inv, subject) for iid, inv, subject in pending}
+                self._hosts.setdefault(ident.agent_id, memo)
+                memo = self._hosts[ident.agent_id]
+                self._by_host_id[memo.host_id] = memo
         return memo
+
+    def expect_verification(self, host_id: str, incident_id: str, invariant_id: str,
+                            subject: str) -> None:  # fmt: skip
+        """A remediation was marked applied: check it on the host's next snapshot. (A host
+        not resident yet loads its pending verifications from the database instead.)"""
+        memo = self._by_host_id.get(host_id)
+        if memo is not None:
+            memo.awaiting[incident_id] = (invariant_id, subject)
 
     async def accept(self, ident: AgentIdentity, snap: wire.Snapshot, raw: bytes) -> Accepted:
         """`raw` is the request body `snap` was decoded from: stored as ingested, no re-encoding."""
@@ -69,6 +85,10 @@ class Ingestor:
             catalog = self._rules.catalog
             now = self._clock.now()
             findings, new_state = evaluate(snap, memo.state, catalog, now)
+            verdicts = [
+                (iid, still_violated(catalog, inv, subject, snap, memo.state, now))
+                for iid, (inv, subject) in memo.awaiting.items()
+            ]
             snapshot_id = new_id()
             write = SnapshotWrite(
                 snapshot_id=snapshot_id,
@@ -85,9 +105,13 @@ class Ingestor:
                 state=host_state.dumps(new_state),
                 findings=[_incident_facts(catalog.by_id, f) for f in findings],
                 auto_resolve=catalog.auto_resolve,
+                auto_remediate=self._auto_remediate,
+                verdicts=verdicts,
             )
             changes = await self._db.write(commit_snapshot, write)
             memo.state = new_state
+            for iid, _ in verdicts:
+                memo.awaiting.pop(iid, None)
         return Accepted(snapshot_id, memo.host_id, changes)
 
     def forget(self, agent_id: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from kefal_lite.clock import Clock, iso
@@ -27,7 +28,9 @@ PRUNE_SECONDS = 600.0
 
 
 class Monitor:
-    def __init__(self, settings: Settings, db: Database, clock: Clock, rules: Rules) -> None:
+    def __init__(self, settings: Settings, db: Database, clock: Clock, rules: Rules,
+                 on_incident: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+        self._on_incident = on_incident
         self._settings = settings
         self._db = db
         self._clock = clock
@@ -83,7 +86,10 @@ class Monitor:
                         evidence={"hostname": host.hostname, "agent_id": host.agent_id,
                                   "last_seen_at": host.last_seen_at, "minutes": minutes},
                     ))  # fmt: skip
-            await self._db.write(_went_silent, host, findings, iso(now))
+            await self._db.write(_went_silent, host, findings, iso(now),
+                                 self._settings.remediation_auto)  # fmt: skip
+        if silent:
+            self._on_incident()
         return len(silent)
 
     async def prune(self) -> int:
@@ -96,8 +102,10 @@ class Monitor:
                 return total
 
 
-def _went_silent(conn: Conn, host: Host, findings: list[NewFinding], now: str) -> None:
+def _went_silent(conn: Conn, host: Host, findings: list[NewFinding], now: str,
+                 auto_remediate: bool) -> None:  # fmt: skip
     hosts.mark_silent(conn, host.user_id, host.id)
     for finding in findings:
         incidents.open_incident(conn, user_id=host.user_id, host_id=host.id,
-                                snapshot_id=host.snapshot_id, finding=finding, now=now)  # fmt: skip
+                                snapshot_id=host.snapshot_id, finding=finding, now=now,
+                                auto_remediate=auto_remediate)  # fmt: skip

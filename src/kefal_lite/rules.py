@@ -15,5 +15,8 @@ class Rules:
         self._builtins = with_silent_minutes(silent_minutes)
         self.catalog = Catalog(self._builtins)
 
+    def invariant(self, invariant_id: str) -> Invariant | None:
+        return self.catalog.by_id.get(invariant_id)
+
     def replace_community(self, community: Sequence[Invariant]) -> None:
         self.catalog = Catalog((*self._builtins, *community))

@@ -10,6 +10,7 @@ from kefal_lite.billing import BillingProvider
 from kefal_lite.clock import Clock
 from kefal_lite.config import Settings
 from kefal_lite.ingest import Ingestor
+from kefal_lite.jobs import JobRunner
 from kefal_lite.mail import Mailer
 from kefal_lite.monitor import Monitor
 from kefal_lite.rules import Rules
@@ -28,3 +29,4 @@ class Services:
     billing: BillingProvider
     ingestor: Ingestor
     monitor: Monitor
+    jobs: JobRunner

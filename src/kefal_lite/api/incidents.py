@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
-from litestar.status_codes import HTTP_200_OK
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from kefal_lite.api.deps import USER, CurrentUser, Limit, Offset, Svc, page
 from kefal_lite.clock import iso
@@ -19,14 +19,7 @@ from kefal_lite.store.incidents import Incident
 Status = Literal["open", "acknowledged", "dismissed", "resolved", "stale"]
 SeverityQ = Literal["low", "medium", "high", "critical"]
 
-# Remediation arrives with the remediation jobs; until one is generated, it says so.
-NO_REMEDIATION: dict[str, Any] = {
-    "status": "none",
-    "mode": None,
-    "source": None,
-    "actions": [],
-    "generated_at": None,
-}
+_REMEDIATION_FIELDS = ("status", "mode", "source", "actions", "generated_at", "error")
 
 
 class DismissBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -35,9 +28,9 @@ class DismissBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def incident_json(inc: Incident) -> dict[str, Any]:
-    out = msgspec.to_builtins(inc)
-    out["remediation"] = dict(NO_REMEDIATION)
-    return out  # type: ignore[no-any-return]
+    out: dict[str, Any] = msgspec.to_builtins(inc)
+    out["remediation"] = {f: out.pop(f"remediation_{f}") for f in _REMEDIATION_FIELDS}
+    return out
 
 
 @get("/api/v1/incidents", dependencies=USER)
@@ -97,6 +90,52 @@ async def dismiss(
     return await _one(svc, user.id, incident_id)
 
 
+@post("/api/v1/incidents/{incident_id:str}/remediate", status_code=HTTP_202_ACCEPTED,
+      dependencies=USER)  # fmt: skip
+async def remediate(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[str, Any]:
+    """Mode 2: generate (or regenerate) the three actions now; answers before they exist
+    with `remediation.status = "pending"`."""
+    now = iso(svc.clock.now())
+    await svc.db.write(
+        incidents.request_remediation, user.id, incident_id, f"user:{user.username}", now
+    )
+    svc.jobs.kick()
+    return await _one(svc, user.id, incident_id)
+
+
+async def _move(svc: Svc, user_id: str, username: str, incident_id: str, action: str) -> None:
+    now = iso(svc.clock.now())
+    host_id, invariant_id, subject = await svc.db.write(
+        incidents.move_remediation, user_id, incident_id, action, f"user:{username}", now
+    )
+    if action == "applied":
+        svc.ingestor.expect_verification(host_id, incident_id, invariant_id, subject)
+
+
+@post("/api/v1/incidents/{incident_id:str}/remediation/accept", status_code=HTTP_200_OK,
+      dependencies=USER)  # fmt: skip
+async def accept(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[str, Any]:
+    """Advisory: records that the proposal is the plan; nothing runs on the host."""
+    await _move(svc, user.id, user.username, incident_id, "accept")
+    return await _one(svc, user.id, incident_id)
+
+
+@post("/api/v1/incidents/{incident_id:str}/remediation/reject", status_code=HTTP_200_OK,
+      dependencies=USER)  # fmt: skip
+async def reject(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[str, Any]:
+    await _move(svc, user.id, user.username, incident_id, "reject")
+    return await _one(svc, user.id, incident_id)
+
+
+@post("/api/v1/incidents/{incident_id:str}/remediation/applied", status_code=HTTP_200_OK,
+      dependencies=USER)  # fmt: skip
+async def applied(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[str, Any]:
+    """The fix was made on the host; the host's next snapshot says `verified` (and resolves
+    the incident) or `failed`."""
+    await _move(svc, user.id, user.username, incident_id, "applied")
+    return await _one(svc, user.id, incident_id)
+
+
 @get("/api/v1/hosts/{host_id:str}", dependencies=USER)
 async def get_host(host_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[str, Any]:
     host = await svc.db.read(hosts.get, user.id, host_id)
@@ -114,4 +153,14 @@ async def get_host(host_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[
     }
 
 
-handlers = [list_incidents, get_incident, acknowledge, dismiss, get_host]
+handlers = [
+    list_incidents,
+    get_incident,
+    acknowledge,
+    dismiss,
+    remediate,
+    accept,
+    reject,
+    applied,
+    get_host,
+]

@@ -36,6 +36,8 @@ async def ingest(request: Request[Any, Any, Any], svc: Svc) -> dict[str, Any]:
     if not await svc.billing.may_ingest(agent.user_id):
         raise PaymentRequired("the trial or subscription has expired; snapshots are refused")
     accepted = await svc.ingestor.accept(agent, snap, raw)
+    if accepted.changes.opened:
+        svc.jobs.kick()  # Mode 1 remediation jobs were queued with the incidents
     return {
         "status": "accepted",
         "snapshot_id": accepted.snapshot_id,

@@ -607,3 +607,40 @@ def _next_state(facts: Facts, state: HostState, catalog: Catalog, ctx: Ctx) -> H
         cpu_streaks=ctx.cpu_streaks,
         counts=(*state.counts, len(snap.processes))[-COUNT_HISTORY:],
     )
+
+
+def still_violated(
+    catalog: Catalog,
+    invariant_id: str,
+    subject: str,
+    snapshot: Snapshot,
+    state: HostState,
+    now: datetime,
+) -> bool:
+    """Whether this snapshot still shows the violation an incident was opened for: the check
+    behind a remediation marked applied. Novelty asks whether the value is still present
+    (it would not fire twice), sustained CPU whether the process is hot now."""
+    inv = catalog.by_id.get(invariant_id)
+    if inv is None:
+        return False  # retired since: nothing left to check against
+    ctx = Ctx(Facts(snapshot), state, now.timestamp(), _epoch(snapshot.timestamp))
+    ctx.invariant_id = inv.id
+    for leaf in p.leaves(inv.predicate):
+        if isinstance(leaf, p.AgentSilent):
+            continue  # a snapshot arrived: the agent is not silent
+        if isinstance(leaf, p.NovelValue):
+            kind, _, value = subject.partition(":")
+            field = leaf.params.field
+            if kind == _NOVEL_SUBJECT[field] and value in ctx.f.novel_values(field):
+                return True
+            continue
+        if isinstance(leaf, p.SustainedCpu):
+            name = subject.partition(":")[2]
+            if any(n == name and proc.cpu_percent >= leaf.params.percent
+                   for n, proc in zip(ctx.f.names, ctx.f.procs, strict=True)):  # fmt: skip
+                return True
+            continue
+        prepare, check = _LEAVES[type(leaf)]
+        if any(hit[0] == subject for hit in check(prepare(leaf), ctx)):
+            return True
+    return False

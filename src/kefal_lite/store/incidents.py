@@ -9,6 +9,7 @@ import msgspec
 
 from kefal_lite.errors import Conflict, NotFound
 from kefal_lite.ids import new_id
+from kefal_lite.store import jobs
 
 ACTIVE = ("open", "acknowledged")
 SYSTEM = "kefal"
@@ -60,6 +61,12 @@ class Incident(msgspec.Struct, frozen=True):
     resolved_by: str | None
     dismiss_reason: str | None
     dismissed_until: str | None
+    remediation_status: str
+    remediation_mode: str | None
+    remediation_source: str | None
+    remediation_actions: Any
+    remediation_generated_at: str | None
+    remediation_error: str | None
 
 
 class Event(msgspec.Struct, frozen=True):
@@ -79,7 +86,9 @@ _SELECT = (
     "SELECT i.id, i.host_id, h.hostname, i.invariant_id, i.invariant_name, i.category,"
     f" i.severity, {_DISPLAY_STATUS}, i.subject, i.title, i.evidence, i.snapshot_id, i.attack,"
     " i.contributed_by, i.first_seen_at, i.last_seen_at, i.occurrences, i.resolved_at,"
-    " i.resolved_by, i.dismiss_reason, i.dismissed_until"
+    " i.resolved_by, i.dismiss_reason, i.dismissed_until, i.remediation_status,"
+    " i.remediation_mode, i.remediation_source, i.remediation_actions,"
+    " i.remediation_generated_at, i.remediation_error"
     " FROM incidents i JOIN hosts h ON h.id = i.host_id"
 )
 
@@ -87,6 +96,7 @@ _SELECT = (
 def _incident(row: sqlite3.Row) -> Incident:
     values = list(row)
     values[10] = _decode_json.decode(values[10])
+    values[24] = _decode_json.decode(values[24]) if values[24] else []
     return Incident(*values)
 
 
@@ -111,7 +121,7 @@ def _suppressed(conn: sqlite3.Connection, host_id: str, invariant_id: str, subje
 
 def open_incident(
     conn: sqlite3.Connection, *, user_id: str, host_id: str, snapshot_id: str | None,
-    finding: NewFinding, now: str,
+    finding: NewFinding, now: str, auto_remediate: bool = False,
 ) -> str | None:  # fmt: skip
     """Open a new incident unless its key is active (then count it) or dismissed.
     Returns the new id, or None when nothing new was opened."""
@@ -123,8 +133,11 @@ def open_incident(
     if row is not None:
         _repeat(conn, row[0], finding, snapshot_id, now)
         return None
-    return _open(conn, user_id=user_id, host_id=host_id, snapshot_id=snapshot_id,
-                 finding=finding, now=now)  # fmt: skip
+    opened = _open(conn, user_id=user_id, host_id=host_id, snapshot_id=snapshot_id,
+                   finding=finding, now=now)  # fmt: skip
+    if opened and auto_remediate:
+        _queue_remediation(conn, opened, "auto", now)
+    return opened
 
 
 def _open(
@@ -167,6 +180,7 @@ def apply_findings(
     findings: list[NewFinding],
     auto_resolve: frozenset[str],
     now: str,
+    auto_remediate: bool = False,
 ) -> Changes:
     """One snapshot's findings: repeats counted, new keys opened (unless dismissed), and
     state-like incidents this snapshot no longer shows resolved."""
@@ -194,6 +208,8 @@ def apply_findings(
                        finding=f, now=now)  # fmt: skip
         if opened:
             changes.opened.append(opened)
+            if auto_remediate:
+                _queue_remediation(conn, opened, "auto", now)
     for (invariant_id, subject), incident_id in active.items():
         if invariant_id in auto_resolve and (invariant_id, subject) not in seen:
             resolve(conn, incident_id, now, by="auto", snapshot_id=snapshot_id)
@@ -330,3 +346,131 @@ def open_summary(conn: sqlite3.Connection, user_id: str) -> list[tuple[str, str,
         (user_id,),
     ).fetchall()
     return [(r[0], r[1], r[2]) for r in rows]
+
+
+# --- remediation -------------------------------------------------------------------
+# none -> pending (a job is queued) -> proposed -> accepted | rejected;
+# proposed | accepted -> applied -> verified (incident resolved) | failed.
+
+
+class RemediationTarget(msgspec.Struct, frozen=True):
+    incident_id: str
+    user_id: str
+    invariant_id: str
+    subject: str
+    evidence: dict[str, Any]
+    status: str
+    hostname: str
+    os: str | None
+    kernel: str | None
+
+
+def _queue_remediation(conn: sqlite3.Connection, incident_id: str, mode: str, now: str) -> None:
+    conn.execute(
+        "UPDATE incidents SET remediation_status = 'pending', remediation_mode = ? WHERE id = ?",
+        (mode, incident_id),
+    )
+    jobs.add(conn, "remediate", {"incident_id": incident_id}, now)
+
+
+def request_remediation(conn: sqlite3.Connection, user_id: str, incident_id: str, actor: str,
+                        now: str) -> None:  # fmt: skip
+    """Mode 2: (re)generate on demand. Not while one is being generated or verified."""
+    row = conn.execute(
+        "SELECT status, remediation_status FROM incidents WHERE user_id = ? AND id = ?",
+        (user_id, incident_id),
+    ).fetchone()
+    if row is None:
+        raise NotFound("no such incident")
+    status, remediation = row
+    if status not in ACTIVE:
+        raise Conflict(f"the incident is {status}; only open incidents get remediations")
+    if remediation in ("pending", "applied"):
+        raise Conflict(f"a remediation is already {remediation}")
+    _queue_remediation(conn, incident_id, "on_demand", now)
+    _event(conn, incident_id, now, actor, "remediation_requested")
+
+
+def remediation_target(conn: sqlite3.Connection, incident_id: str) -> RemediationTarget | None:
+    row = conn.execute(
+        "SELECT i.id, i.user_id, i.invariant_id, i.subject, i.evidence, i.remediation_status,"
+        " h.hostname, h.os, h.kernel FROM incidents i JOIN hosts h ON h.id = i.host_id"
+        " WHERE i.id = ?",
+        (incident_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    values = list(row)
+    values[4] = _decode_json.decode(values[4])
+    return RemediationTarget(*values)
+
+
+def propose(conn: sqlite3.Connection, incident_id: str, *, source: str, actions: list[Any],
+            error: str | None, now: str) -> bool:  # fmt: skip
+    """Store a generated remediation; False if the incident no longer waits for one."""
+    cur = conn.execute(
+        "UPDATE incidents SET remediation_status = 'proposed', remediation_source = ?,"
+        " remediation_actions = ?, remediation_generated_at = ?, remediation_error = ?"
+        " WHERE id = ? AND remediation_status = 'pending'",
+        (source, _json.encode(actions).decode(), now, error, incident_id),
+    )
+    if cur.rowcount:
+        _event(conn, incident_id, now, SYSTEM, "remediation_proposed",
+               {"source": source, "error": error})  # fmt: skip
+    return cur.rowcount == 1
+
+
+_MOVES = {
+    "accept": ({"proposed"}, "accepted"),
+    "reject": ({"proposed"}, "rejected"),
+    "applied": ({"proposed", "accepted"}, "applied"),
+}
+
+
+def move_remediation(conn: sqlite3.Connection, user_id: str, incident_id: str, action: str,
+                     actor: str, now: str) -> tuple[str, str, str]:  # fmt: skip
+    """accept / reject / applied; returns (host_id, invariant_id, subject)."""
+    row = conn.execute(
+        "SELECT remediation_status, host_id, invariant_id, subject, status FROM incidents"
+        " WHERE user_id = ? AND id = ?",
+        (user_id, incident_id),
+    ).fetchone()
+    if row is None:
+        raise NotFound("no such incident")
+    allowed, target = _MOVES[action]
+    if row[0] not in allowed:
+        raise Conflict(
+            f"the remediation is {row[0]}; {action} needs {' or '.join(sorted(allowed))}"
+        )
+    if action == "applied" and row[4] not in ACTIVE:
+        raise Conflict(f"the incident is {row[4]}; nothing left to verify")
+    conn.execute("UPDATE incidents SET remediation_status = ? WHERE id = ?", (target, incident_id))
+    _event(conn, incident_id, now, actor, f"remediation_{target}")
+    return str(row[1]), str(row[2]), str(row[3])
+
+
+def awaiting_verification(conn: sqlite3.Connection, host_id: str) -> list[tuple[str, str, str]]:
+    rows = conn.execute(
+        "SELECT id, invariant_id, subject FROM incidents"
+        " WHERE host_id = ? AND remediation_status = 'applied'",
+        (host_id,),
+    ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def record_verification(conn: sqlite3.Connection, incident_id: str, still_violated: bool,
+                        snapshot_id: str, now: str) -> None:  # fmt: skip
+    """The host's next snapshot after `applied`: verified (and resolved) or failed."""
+    verdict = "failed" if still_violated else "verified"
+    cur = conn.execute(
+        "UPDATE incidents SET remediation_status = ?"
+        " WHERE id = ? AND remediation_status = 'applied'",
+        (verdict, incident_id),
+    )
+    if not cur.rowcount:
+        return
+    _event(conn, incident_id, now, SYSTEM, f"remediation_{verdict}", {"snapshot_id": snapshot_id})
+    if not still_violated:
+        row = conn.execute("SELECT status FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+        if row and row[0] in ACTIVE:
+            resolve(conn, incident_id, now, by="remediation", snapshot_id=snapshot_id)

@@ -25,6 +25,9 @@ class SnapshotWrite(msgspec.Struct, frozen=True):
     state: bytes
     findings: list[NewFinding]
     auto_resolve: frozenset[str]
+    auto_remediate: bool = False
+    # (incident id, still violated) for remediations marked applied on this host
+    verdicts: list[tuple[str, bool]] = []
 
 
 def commit_snapshot(conn: sqlite3.Connection, w: SnapshotWrite) -> Changes:
@@ -51,6 +54,9 @@ def commit_snapshot(conn: sqlite3.Connection, w: SnapshotWrite) -> Changes:
         snapshot_id=w.snapshot_id,
         state=w.state,
     )
+    # verdicts before findings: a verified incident resolves "by remediation", not "auto"
+    for incident_id, still in w.verdicts:
+        incidents.record_verification(conn, incident_id, still, w.snapshot_id, w.received_at)
     return incidents.apply_findings(
         conn,
         user_id=w.user_id,
@@ -59,4 +65,5 @@ def commit_snapshot(conn: sqlite3.Connection, w: SnapshotWrite) -> Changes:
         findings=w.findings,
         auto_resolve=w.auto_resolve,
         now=w.received_at,
+        auto_remediate=w.auto_remediate,
     )

@@ -130,6 +130,29 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX incident_events_by_incident ON incident_events(incident_id, id);
     """,
+    # 3: remediation on incidents, and the persisted jobs table
+    """
+    ALTER TABLE incidents ADD COLUMN remediation_status TEXT NOT NULL DEFAULT 'none';
+    ALTER TABLE incidents ADD COLUMN remediation_mode TEXT;
+    ALTER TABLE incidents ADD COLUMN remediation_source TEXT;
+    ALTER TABLE incidents ADD COLUMN remediation_actions TEXT;
+    ALTER TABLE incidents ADD COLUMN remediation_generated_at TEXT;
+    ALTER TABLE incidents ADD COLUMN remediation_error TEXT;
+    CREATE INDEX incidents_awaiting_verification ON incidents(host_id)
+        WHERE remediation_status = 'applied';
+    CREATE TABLE jobs (
+        id          INTEGER PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        payload     TEXT NOT NULL,
+        status      TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        run_after   TEXT NOT NULL,
+        last_error  TEXT,
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL
+    );
+    CREATE INDEX jobs_due ON jobs(status, run_after);
+    """,
 )
 
 

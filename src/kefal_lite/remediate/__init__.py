@@ -1,0 +1,1 @@
+"""Remediation: three concrete actions per incident (templates, optional LLM)."""

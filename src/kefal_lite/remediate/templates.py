@@ -1,0 +1,683 @@
+"""Three concrete actions per incident, with the exact commands for the host's OS.
+
+Every value taken from evidence (process names, paths, users, addresses) came
+from the monitored host and may be hostile, so it is quoted for the shell it
+lands in before a person copies the command: a process named `x; rm -rf /`
+must stay a string.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from kefal_lite.detect import predicates as p
+from kefal_lite.detect.model import Invariant
+
+
+class Action(msgspec.Struct, frozen=True):
+    title: str
+    commands: list[str]
+    why: str
+
+
+@dataclass(frozen=True)
+class Ctx:
+    invariant: Invariant
+    subject: str
+    evidence: dict[str, Any]
+    os: str  # linux | darwin | windows
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.evidence.get(key, default)
+
+    @property
+    def windows(self) -> bool:
+        return self.os == "windows"
+
+    @property
+    def macos(self) -> bool:
+        return self.os == "darwin"
+
+    def q(self, value: Any) -> str:
+        """Quote for this host's shell (PowerShell on Windows, POSIX sh elsewhere)."""
+        text = str(value)
+        if self.windows:
+            return "'" + text.replace("'", "''") + "'"
+        return shlex.quote(text)
+
+    # subject parts, for evidence-less kinds
+    @property
+    def subject_value(self) -> str:
+        return self.subject.split(":", 1)[1] if ":" in self.subject else self.subject
+
+
+Template = Callable[[Ctx], list[Action]]
+
+
+# --- building blocks ---------------------------------------------------------------
+
+
+def _port(c: Ctx) -> tuple[int, str]:
+    port = c.get("port")
+    proto = c.get("protocol") or "tcp"
+    if port is None:  # novelty: subject port:8081/tcp
+        number, _, proto = c.subject_value.partition("/")
+        port = int(number) if number.isdigit() else 0
+    return int(port), proto or "tcp"
+
+
+def listen_check(c: Ctx, port: int, proto: str = "tcp") -> Action:
+    if c.windows:
+        cmds = [
+            f"Get-NetTCPConnection -LocalPort {port} -State Listen | Select-Object LocalAddress,OwningProcess",
+            f"Get-Process -Id (Get-NetTCPConnection -LocalPort {port} -State Listen).OwningProcess",
+        ]
+    elif c.macos:
+        cmds = [
+            f"sudo lsof -nP -i{proto.upper()}:{port}" + (" -sTCP:LISTEN" if proto == "tcp" else "")
+        ]
+    else:
+        flag = "-ltnp" if proto == "tcp" else "-lunp"
+        cmds = [f"sudo ss {flag} 'sport = :{port}'"]
+    return Action(f"Confirm what listens on {port}/{proto}, and where", cmds,
+                  "Check the change took: only the intended address (ideally 127.0.0.1) should show.")  # fmt: skip
+
+
+def firewall_block(c: Ctx, port: int, proto: str = "tcp", allow_from: str | None = None) -> Action:
+    if c.windows:
+        cmds = [
+            f"New-NetFirewallRule -DisplayName 'kefal: block {port}/{proto}' -Direction Inbound"
+            f" -LocalPort {port} -Protocol {proto.upper()} -Action Block"
+        ]
+    elif c.macos:
+        cmds = [
+            f"echo 'block in quick proto {proto} from any to any port {port}' | sudo tee -a /etc/pf.conf",
+            "sudo pfctl -f /etc/pf.conf && sudo pfctl -e",
+        ]
+    else:
+        cmds = []
+        if allow_from:
+            cmds.append(f"sudo ufw allow from {allow_from} to any port {port} proto {proto}")
+        cmds += [
+            f"sudo ufw deny {port}/{proto}",
+            f"# without ufw: sudo nft add rule inet filter input {proto} dport {port} drop",
+        ]
+    return Action(f"Block {port}/{proto} at the host firewall", cmds,
+                  "Defence in depth: if the service is ever rebound to all interfaces again, the"
+                  " firewall still keeps it off the network.")  # fmt: skip
+
+
+def inspect_process(c: Ctx) -> Action:
+    pid, exe, name = c.get("pid"), c.get("exe"), c.get("name") or c.subject_value
+    if c.windows:
+        cmds = [
+            f"Get-Process -Id {pid} | Format-List *"
+            if pid
+            else f"Get-Process -Name {c.q(name)} | Format-List *",
+            f"Get-FileHash {c.q(exe)} -Algorithm SHA256"
+            if exe
+            else "Get-CimInstance Win32_Process | Select ProcessId,Name,CommandLine",
+        ]
+    else:
+        target = str(pid) if pid else f"$(pgrep -x {c.q(name)} | head -1)"
+        cmds = [
+            f"ps -o pid,ppid,user,lstart,args -p {target}",
+            f"sudo ls -l /proc/{target}/exe /proc/{target}/cwd"
+            if not c.macos
+            else f"sudo lsof -p {target}",
+        ]
+        if exe:
+            clean = str(exe).removesuffix(" (deleted)")
+            cmds.append(
+                f"sudo sha256sum {c.q(clean)} && sudo mkdir -p /root/kefal-quarantine && "
+                f"sudo cp {c.q(clean)} /root/kefal-quarantine/"
+            )
+    return Action(f"Inspect {name} before touching it", cmds,
+                  "Record who started it, from where, and keep a copy of the binary: killing it"
+                  " first destroys the evidence you need to find out how it got there.")  # fmt: skip
+
+
+def stop_process(c: Ctx) -> Action:
+    pid, name = c.get("pid"), c.get("name") or c.subject_value
+    if c.windows:
+        cmd = f"Stop-Process -Id {pid} -Force" if pid else f"Stop-Process -Name {c.q(name)} -Force"
+        cmds = [cmd]
+    else:
+        cmds = [
+            f"sudo kill -STOP {pid} && sudo kill -KILL {pid}"
+            if pid
+            else f"sudo pkill -KILL -x {c.q(name)}"
+        ]
+        if not c.macos:
+            cmds.append(
+                f"systemctl status {pid} 2>/dev/null | head -3  # which unit owned it"
+                if pid
+                else f"systemctl list-units --all | grep -i {c.q(name)}"
+            )
+    return Action(f"Stop {name}", cmds,
+                  "Ends what is running now; the next snapshot shows whether it came back.")  # fmt: skip
+
+
+def hunt_persistence(c: Ctx, needle: str) -> Action:
+    n = c.q(needle)
+    if c.windows:
+        cmds = [
+            f"Get-ScheduledTask | Where-Object {{$_.Actions.Execute -like '*'+{n}+'*'}}",
+            f"Get-CimInstance Win32_Service | Where-Object {{$_.PathName -like '*'+{n}+'*'}}",
+            "Get-ItemProperty HKLM:\\Software\\Microsoft\\Windows\\CurrentVersion\\Run",
+        ]
+    elif c.macos:
+        cmds = [
+            f"sudo grep -rl {n} /Library/LaunchDaemons /Library/LaunchAgents ~/Library/LaunchAgents 2>/dev/null",
+            f"crontab -l | grep -n {n}",
+        ]
+    else:
+        cmds = [
+            f"sudo grep -rl {n} /etc/systemd /lib/systemd/system /etc/cron* /var/spool/cron /etc/rc.local ~/.config/systemd 2>/dev/null",
+            f'for u in $(cut -d: -f1 /etc/passwd); do sudo crontab -l -u "$u" 2>/dev/null | grep -n {n} && echo "^ $u"; done',
+            "sudo systemctl list-timers --all",
+        ]
+    return Action("Find how it starts again and remove it", cmds,
+                  "Malware that is only killed comes back at the next cron tick, timer or reboot;"
+                  " remove the unit, cron line or autorun entry that launches it.")  # fmt: skip
+
+
+def lock_account(c: Ctx, user: str) -> Action:
+    u = c.q(user)
+    if c.windows:
+        cmds = [f"Disable-LocalUser -Name {u}", "query user", "logoff <session-id>"]
+    elif c.macos:
+        cmds = [f"sudo pwpolicy -u {u} disableuser", f"sudo pkill -KILL -u {u}"]
+    else:
+        cmds = [
+            f"sudo usermod --lock --expiredate 1 {u}",
+            f"sudo usermod --shell /usr/sbin/nologin {u}",
+            f"sudo pkill -KILL -u {u}",
+        ]
+    return Action(f"Lock {user} and end its sessions", cmds,
+                  "Until you know who used the account, nobody should: locking keeps the"
+                  " evidence (home, logs), unlike deleting it.")  # fmt: skip
+
+
+def review_logins(c: Ctx, user: str | None = None) -> Action:
+    who = c.q(user) if user else ""
+    if c.windows:
+        cmds = [
+            "Get-WinEvent -FilterHashtable @{LogName='Security'; Id=4624} -MaxEvents 50 | Format-List TimeCreated,Message"
+        ]
+    elif c.macos:
+        cmds = [
+            f"last {who}".strip(),
+            "log show --last 1d --predicate 'process == \"sshd\"' | tail -50",
+        ]
+    else:
+        cmds = [
+            f"last -F -a {who} | head -20".replace("  ", " "),
+            "sudo journalctl -u ssh -u sshd --since -1d | grep -E 'Accepted|Failed' | tail -50",
+        ]
+    return Action("Review recent logins", cmds,
+                  "Shows from where and with what credential the account logged in, which tells"
+                  " you whether a key or password must be rotated.")  # fmt: skip
+
+
+# --- database exposure: service-specific rebinding -----------------------------------
+
+_DB_BIND: dict[int, tuple[str, list[str], str]] = {
+    5432: ("PostgreSQL", [
+        "CONF=$(sudo -u postgres psql -Atc 'SHOW config_file') && sudo grep -n listen_addresses \"$CONF\"",
+        "sudo sed -i \"s/^#\\?listen_addresses.*/listen_addresses = 'localhost'/\" \"$CONF\"",
+        "sudo systemctl restart postgresql"], "listen_addresses"),
+    3306: ("MySQL/MariaDB", [
+        "sudo grep -rn bind-address /etc/mysql/",
+        "sudo sed -i 's/^\\s*bind-address.*/bind-address = 127.0.0.1/' $(sudo grep -rl bind-address /etc/mysql/)",
+        "sudo systemctl restart mariadb 2>/dev/null || sudo systemctl restart mysql"], "bind-address"),
+    6379: ("Redis", [
+        "sudo grep -n '^bind\\|^protected-mode' /etc/redis/redis.conf",
+        "sudo sed -i 's/^bind .*/bind 127.0.0.1 -::1/; s/^protected-mode .*/protected-mode yes/' /etc/redis/redis.conf",
+        "sudo systemctl restart redis-server 2>/dev/null || sudo systemctl restart redis"], "bind"),
+    27017: ("MongoDB", [
+        "sudo grep -n bindIp /etc/mongod.conf",
+        "sudo sed -i 's/^\\(\\s*bindIp:\\).*/\\1 127.0.0.1/' /etc/mongod.conf",
+        "sudo systemctl restart mongod"], "net.bindIp"),
+    9200: ("Elasticsearch", [
+        "sudo grep -n network.host /etc/elasticsearch/elasticsearch.yml",
+        "echo 'network.host: 127.0.0.1' | sudo tee -a /etc/elasticsearch/elasticsearch.yml",
+        "sudo systemctl restart elasticsearch"], "network.host"),
+    11211: ("memcached", [
+        "sudo grep -n '^-l\\|^-U' /etc/memcached.conf",
+        "sudo sed -i 's/^-l .*/-l 127.0.0.1/' /etc/memcached.conf && echo '-U 0' | sudo tee -a /etc/memcached.conf",
+        "sudo systemctl restart memcached"], "-l"),
+    5984: ("CouchDB", [
+        "sudo grep -rn bind_address /opt/couchdb/etc/",
+        "printf '[chttpd]\\nbind_address = 127.0.0.1\\n' | sudo tee -a /opt/couchdb/etc/local.ini",
+        "sudo systemctl restart couchdb"], "bind_address"),
+    8086: ("InfluxDB", [
+        "sudo grep -rn bind-address /etc/influxdb/",
+        "echo 'http-bind-address = \"127.0.0.1:8086\"' | sudo tee -a /etc/influxdb/config.toml",
+        "sudo systemctl restart influxdb"], "http-bind-address"),
+    9042: ("Cassandra", [
+        "sudo grep -n '^rpc_address\\|^native_transport' /etc/cassandra/cassandra.yaml",
+        "sudo sed -i 's/^rpc_address:.*/rpc_address: localhost/' /etc/cassandra/cassandra.yaml",
+        "sudo systemctl restart cassandra"], "rpc_address"),
+}  # fmt: skip
+_DB_BIND[9300] = ("Elasticsearch transport", _DB_BIND[9200][1], "network.host")
+
+
+def database_exposed(c: Ctx) -> list[Action]:
+    port, proto = _port(c)
+    name, cmds, setting = _DB_BIND.get(
+        port, (c.get("process") or "the service", [], "bind address")
+    )
+    if c.windows or c.macos or not cmds:
+        cmds = [f"# set {setting} to 127.0.0.1 in {name}'s configuration, then restart it"]
+    rebind = Action(f"Make {name} listen on localhost only", cmds,
+                    f"{name} on {c.get('address') or 'all interfaces'} answers anyone who can reach"
+                    " the host; applications on the same machine only need 127.0.0.1.")  # fmt: skip
+    return [rebind, firewall_block(c, port, proto), listen_check(c, port, proto)]
+
+
+def control_plane_exposed(c: Ctx) -> list[Action]:
+    port, proto = _port(c)
+    if port in (2375, 2376):
+        first = Action("Take the Docker API off the network", [
+            "sudo grep -rn 'tcp://' /etc/docker/daemon.json /etc/systemd/system/docker.service.d/ /lib/systemd/system/docker.service",
+            "# remove the -H tcp://... flag or the \"hosts\" entry found above, keep fd:// or unix:///var/run/docker.sock",
+            "sudo systemctl daemon-reload && sudo systemctl restart docker",
+        ], "An unauthenticated Docker API is root on the host for anyone who reaches it; use"
+           " `docker context` over SSH for remote access.")  # fmt: skip
+    elif port in (2379, 2380):
+        first = Action("Restrict etcd to localhost and require client certificates", [
+            "sudo grep -n 'listen-client-urls\\|listen-peer-urls\\|client-cert-auth' /etc/etcd/etcd.conf* /etc/kubernetes/manifests/etcd.yaml 2>/dev/null",
+            "# set --listen-client-urls=https://127.0.0.1:2379 and --client-cert-auth=true",
+            "sudo systemctl restart etcd 2>/dev/null || echo 'static pod: kubelet restarts it after the manifest changes'",
+        ], "etcd holds every Kubernetes secret; without client-cert auth, reading it needs no credentials.")  # fmt: skip
+    else:
+        first = Action("Lock the kubelet API down", [
+            "sudo grep -n 'anonymous\\|authorization' /var/lib/kubelet/config.yaml",
+            "# set authentication.anonymous.enabled: false and authorization.mode: Webhook",
+            "sudo systemctl restart kubelet",
+        ], "An anonymous kubelet lets anyone run commands in every pod on the node.")  # fmt: skip
+    return [
+        first,
+        firewall_block(c, port, proto, allow_from="<control-plane-subnet>"),
+        listen_check(c, port, proto),
+    ]
+
+
+def cleartext_remote_access(c: Ctx) -> list[Action]:
+    port, proto = _port(c)
+    svc = c.get("process") or "the service"
+    stop = Action(f"Stop and disable {svc}", [
+        f"sudo systemctl list-units --all | grep -iE {c.q(svc)}'|telnet|ftp|rsh|rlogin|tftp|inetd'",
+        f"sudo systemctl disable --now {c.q(svc)}",
+        "sudo systemctl disable --now inetd.service xinetd.service telnet.socket tftpd-hpa 2>/dev/null; true",
+    ] if not c.windows else [f"Stop-Service -Name {c.q(svc)} -Force; Set-Service -Name {c.q(svc)} -StartupType Disabled"],
+        "Telnet, FTP, r-services and TFTP send passwords and data unencrypted over the network.")  # fmt: skip
+    replace = Action("Use SSH/SFTP instead", [
+        "sudo apt-get install -y openssh-server && sudo systemctl enable --now ssh",
+        "# file transfers: sftp user@host or scp; r-commands: ssh",
+    ], "SSH gives the same remote access and file transfer with encryption and key authentication.")  # fmt: skip
+    return [stop, replace, listen_check(c, port, proto)]
+
+
+def remote_desktop_exposed(c: Ctx) -> list[Action]:
+    port, proto = _port(c)
+    if c.windows:
+        first = Action("Allow RDP only through a VPN or gateway", [
+            "Set-ItemProperty 'HKLM:\\System\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp' -Name UserAuthentication -Value 1",
+            "Set-NetFirewallRule -DisplayGroup 'Remote Desktop' -RemoteAddress '<vpn-subnet>'",
+        ], "Exposed RDP is the most common ransomware entry point; require NLA and a VPN.")  # fmt: skip
+    else:
+        first = Action("Bind the VNC/X server to localhost and tunnel over SSH", [
+            f"sudo ss -ltnp 'sport = :{port}'",
+            "# start the VNC server with -localhost (x11vnc -localhost, vncserver -localhost yes)",
+            f"# connect with: ssh -L {port}:127.0.0.1:{port} user@host",
+        ], "VNC and X11 have weak or no authentication; over an SSH tunnel only SSH users reach them.")  # fmt: skip
+    return [first, firewall_block(c, port, proto), listen_check(c, port, proto)]
+
+
+def ssh_port_masquerade(c: Ctx) -> list[Action]:
+    return [inspect_process(c) if c.get("pid") else Action("See what owns port 22", ["sudo ss -ltnp 'sport = :22'",
+            "sudo ls -l /proc/$(sudo ss -ltnpH 'sport = :22' | grep -oP 'pid=\\K[0-9]+' | head -1)/exe"],
+            "Port 22 is expected to be sshd; anything else there is impersonating it to collect passwords.")] + [
+        Action("Stop the impostor and restore sshd", [
+            "sudo fuser -k 22/tcp",
+            "sudo systemctl restart ssh 2>/dev/null || sudo systemctl restart sshd",
+        ], "Gives port 22 back to the real SSH daemon."),
+        hunt_persistence(c, c.get("process") or "22"),
+    ]  # fmt: skip
+
+
+def database_running_as_root(c: Ctx) -> list[Action]:
+    name = c.get("name") or c.subject_value
+    return [
+        Action(f"Find how {name} is started", [f"systemctl status $(pgrep -x {c.q(name)} | head -1) | head -3",
+                                              f"systemctl cat $(systemctl status $(pgrep -x {c.q(name)} | head -1) | awk 'NR==1{{print $2}}')"],
+               "The unit file decides the user; a database started by hand as root does not survive the fix."),
+        Action(f"Run {name} as its own unprivileged user", [
+            "sudo systemctl edit <unit>   # add: [Service] User=<db-user> Group=<db-group>",
+            "sudo chown -R <db-user>:<db-group> <data-directory>",
+            "sudo systemctl restart <unit>",
+        ], "A bug or SQL injection in a root database is a root shell; as its own user it is contained."),
+        Action("Confirm the new owner", [f"ps -o user,pid,args -C {c.q(name)}"],
+               "The next snapshot verifies it too: the incident resolves when no process of it runs as root."),
+    ]  # fmt: skip
+
+
+def malicious_process(c: Ctx) -> list[Action]:
+    name = c.get("name") or c.subject_value
+    needle = str(c.get("exe") or name).removesuffix(" (deleted)")
+    return [inspect_process(c), stop_process(c), hunt_persistence(c, needle)]
+
+
+def uid0_duplicate(c: Ctx) -> list[Action]:
+    user = c.get("user") or c.subject_value
+    return [
+        Action(f"Look at {user}'s entry and history", [f"getent passwd {c.q(user)}", "sudo awk -F: '$3 == 0' /etc/passwd",
+                                                      f"sudo grep -n {c.q(user)} /var/log/auth.log* | tail -20"],
+               "A second uid 0 account is a classic backdoor: find when it was added and by whom."),
+        lock_account(c, user),
+        Action(f"Remove {user} (or give it a normal uid)", [f"sudo userdel {c.q(user)}",
+                                                           f"# or: sudo usermod -o -u <free-uid> {c.q(user)}"],
+               "Only root should have uid 0; the next snapshot confirms the account is gone."),
+    ]  # fmt: skip
+
+
+def admin_account(c: Ctx) -> list[Action]:
+    user = c.get("value") or c.subject_value
+    return [
+        Action(f"Check why {user} has admin rights", [f"id {c.q(user)}", "getent group sudo wheel admin",
+                                                     f"sudo grep -n {c.q(user)} /etc/sudoers /etc/sudoers.d/* 2>/dev/null"],
+               "New administrators should come from a change you know about."),
+        Action("Take the rights away if nobody asked for them", [f"sudo gpasswd -d {c.q(user)} sudo",
+                                                                 f"sudo gpasswd -d {c.q(user)} wheel"],
+               "Removing the group membership ends sudo for that account at its next login."),
+        lock_account(c, user),
+    ]  # fmt: skip
+
+
+def root_login(c: Ctx) -> list[Action]:
+    return [
+        review_logins(c, "root"),
+        Action("Stop direct root logins over SSH", [
+            "sudo sed -i 's/^#\\?PermitRootLogin.*/PermitRootLogin no/' /etc/ssh/sshd_config",
+            "sudo sshd -t && sudo systemctl reload ssh 2>/dev/null || sudo systemctl reload sshd",
+        ], "Log in as a named user and use sudo: every action then has a name in the logs."),
+        Action("Give admins their own accounts", ["sudo adduser <name> && sudo usermod -aG sudo <name>"],
+               "Shared root passwords cannot be revoked for one person."),
+    ]  # fmt: skip
+
+
+def login_user(c: Ctx) -> list[Action]:
+    user = c.get("user") or c.subject_value
+    return [review_logins(c, user), lock_account(c, user),
+            Action("Rotate what the account could reach", [f"sudo passwd {c.q(user)}",
+                   f"sudo truncate -s 0 ~{user}/.ssh/authorized_keys  # after review"],
+                   "If the login was not expected, its password and keys must be considered known.")]  # fmt: skip
+
+
+def authorized_key(c: Ctx) -> list[Action]:
+    user, fp = c.get("user") or "", c.get("fingerprint") or ""
+    home = "/root" if user == "root" else f"~{user}"
+    keys = f"{home}/.ssh/authorized_keys"
+    return [
+        Action(f"Find the key {fp}", [f"sudo ssh-keygen -lf {keys}", f"sudo grep -n {c.q(str(c.get('comment') or ''))} {keys}"],
+               "The fingerprint identifies the exact line; its comment often says whose key it is."),
+        Action("Remove the line if nobody added it on purpose", [
+            f"sudo cp {keys} {keys}.bak.$(date +%s)",
+            f"sudo ssh-keygen -lf {keys} | grep -n {c.q(fp)}   # note the line number N",
+            f"sudo sed -i 'Nd' {keys}   # N from the previous command",
+        ], "A planted key survives password changes; removing the line is what closes the door."),
+        review_logins(c, user),
+    ]  # fmt: skip
+
+
+def system_account_login(c: Ctx) -> list[Action]:
+    user = c.get("user") or c.subject_value
+    return [
+        review_logins(c, user),
+        Action(f"Give {user} no login shell", [f"sudo usermod --shell /usr/sbin/nologin {c.q(user)}",
+                                              f"sudo pkill -KILL -u {c.q(user)}"],
+               "Service accounts run daemons; an interactive session as one usually means an exploited service."),
+        Action("Check the service behind it", [f"ps -o pid,args -u {c.q(user)}",
+                                               "sudo journalctl --since -1h -p warning | tail -50"],
+               "Find which daemon runs as this account and whether it was exploited."),
+    ]  # fmt: skip
+
+
+def new_port(c: Ctx) -> list[Action]:
+    port, proto = _port(c)
+    who = listen_check(c, port, proto)
+    return [Action(f"Identify the owner of {port}/{proto}", who.commands,
+                   "Decide whether this port is part of a change you made."),
+            Action("Stop it if it is not expected", [
+                f"sudo fuser -k {port}/{proto}" if not c.windows else
+                f"Stop-Process -Id (Get-NetTCPConnection -LocalPort {port} -State Listen).OwningProcess -Force"],
+                "An unexpected listener is how backdoors and forgotten test services get in."),
+            firewall_block(c, port, proto)]  # fmt: skip
+
+
+def new_process_generic(c: Ctx) -> list[Action]:
+    name = c.get("value") or c.get("name") or c.subject_value
+    owner = Action(f"Check which package {name} belongs to", [
+        f"command -v {c.q(name)} && dpkg -S \"$(readlink -f \"$(command -v {c.q(name)})\")\" 2>/dev/null"
+        f" || rpm -qf \"$(readlink -f \"$(command -v {c.q(name)})\")\"",
+        f"ps -o pid,ppid,user,lstart,args -C {c.q(name)}",
+    ], "Software from a package you installed is usually fine; an unowned binary is not.")  # fmt: skip
+    return [owner, stop_process(c), hunt_persistence(c, name)]
+
+
+def outbound(c: Ctx) -> list[Action]:
+    value = str(c.get("value") or c.subject_value)
+    process, _, port = value.rpartition(":")
+    return [
+        Action(f"See where {process} connects on port {port}", [f"sudo ss -tnp 'dport = :{port}'"],
+               "The remote address tells whether this is an update server, a new integration, or a C2 server."),
+        Action("Block the destination if it is unknown", [f"sudo ufw deny out {port}/tcp",
+                                                          f"# or only that address: sudo ufw deny out to <remote-ip> port {port}"],
+               "Cuts a command-and-control or exfiltration channel while you investigate."),
+        Action(f"Inspect {process}", [f"ps -o pid,user,args -C {c.q(process)}"],
+               "Find which program made the connection and why."),
+    ]  # fmt: skip
+
+
+def agent_silent(c: Ctx) -> list[Action]:
+    host = c.get("hostname") or "the host"
+    return [
+        Action(f"Check that {host} is up and reachable", [f"ping -c 3 {c.q(host)}", f"ssh {c.q(host)} uptime"],
+               "A silent agent is either a host that is down or an agent that was stopped."),
+        Action("Check the agent service", ["sudo systemctl status kefal-lite-agent",
+                                           "sudo journalctl -u kefal-lite-agent --since -1h | tail -50",
+                                           "sudo systemctl restart kefal-lite-agent"],
+               "Attackers stop monitoring first; an agent killed by hand shows in the journal."),
+        Action("Confirm it can reach the server", ["kefal-lite agent once"],
+               "Sends one snapshot now; the incident resolves when it arrives."),
+    ]  # fmt: skip
+
+
+def snapshot_replay(c: Ctx) -> list[Action]:
+    return [
+        Action("Compare the host's clock with the server's", ["timedatectl status", "chronyc tracking 2>/dev/null"],
+               "An old timestamp is either a clock that jumped back or a replayed request."),
+        Action("Rotate the agent's token", ["# dashboard: Agents -> rotate token, or POST /api/v1/agents/<id>/rotate-token",
+                                           "sudo kefal-lite agent enroll --server <url> --username <you>"],
+               "If someone captured and replays the agent's requests, a new token makes the old ones worthless."),
+        Action("Check the agent's spool", ["sudo ls -l ~root/.local/share/kefal-lite/spool/"],
+               "A restored backup of the spool can also resend old snapshots."),
+    ]  # fmt: skip
+
+
+def clock_skew(c: Ctx) -> list[Action]:
+    if c.windows:
+        sync = ["w32tm /resync", "w32tm /query /status"]
+    elif c.macos:
+        sync = ["sudo sntp -sS time.apple.com", "sudo systemsetup -setusingnetworktime on"]
+    else:
+        sync = [
+            "sudo timedatectl set-ntp true",
+            "sudo systemctl restart systemd-timesyncd 2>/dev/null || sudo systemctl restart chrony",
+            "timedatectl status",
+        ]
+    return [
+        Action("Turn on time synchronisation", sync, "Logs and incidents from a host with a wrong clock cannot be correlated."),
+        Action("Check the time source is reachable", ["chronyc sources -v 2>/dev/null || timedatectl timesync-status"],
+               "NTP blocked at the firewall is the usual cause."),
+        Action("Look for manual clock changes", ["sudo journalctl --since -1d | grep -i 'time has been changed' | tail"],
+               "Attackers set clocks back to make log timelines misleading."),
+    ]  # fmt: skip
+
+
+def host_rebooted(c: Ctx) -> list[Action]:
+    return [
+        Action("See why it rebooted", ["last -x reboot shutdown | head -5", "journalctl --list-boots | tail -3",
+                                       "sudo journalctl -b -1 -p err | tail -30"],
+               "A reboot nobody planned can be a crash, a power cut, or someone loading a new kernel."),
+        Action("Check the kernel that is running now", ["uname -r", "ls -lt /boot | head"]
+               + (["# kernel changed from " + str(c.get("previous_kernel")) + " to " + str(c.get("kernel"))]
+                  if c.get("kernel_changed") else []),
+               "A kernel change should match a package update you know about."),
+        Action("Confirm services came back", ["systemctl --failed"],
+               "After a reboot, failed units are services that are silently down."),
+    ]  # fmt: skip
+
+
+def security_tool_stopped(c: Ctx) -> list[Action]:
+    name = c.get("name") or c.subject_value
+    unit = {
+        "fail2ban-server": "fail2ban",
+        "wazuh-agentd": "wazuh-agent",
+        "clamd": "clamav-daemon",
+    }.get(name, name)
+    return [
+        Action(f"See why {name} stopped", [f"sudo systemctl status {c.q(unit)}",
+                                          f"sudo journalctl -u {c.q(unit)} --since -1h | tail -50"],
+               "Stopping the security tools is a common first step of an intrusion."),
+        Action("Start it again and keep it enabled", [f"sudo systemctl enable --now {c.q(unit)}"],
+               "The next snapshot verifies it runs."),
+        review_logins(c),
+    ]  # fmt: skip
+
+
+def high_cpu(c: Ctx) -> list[Action]:
+    name = c.get("name") or c.subject_value
+    return [
+        Action(f"See what {name} is doing", ["top -b -n 1 -o %CPU | head -15", f"ps -o pid,user,etime,args -C {c.q(name)}"],
+               "Hours at full CPU is either a runaway job or a miner under an innocent name."),
+        Action("Cap it while you investigate", [f"sudo renice 19 -p $(pgrep -x {c.q(name)})",
+                                               "sudo systemctl set-property <unit> CPUQuota=50%"],
+               "Keeps the host responsive without losing the process state."),
+        stop_process(c),
+    ]  # fmt: skip
+
+
+def count_spike(c: Ctx) -> list[Action]:
+    return [
+        Action("See which program multiplied", ["ps -eo comm= | sort | uniq -c | sort -rn | head -10"],
+               "A fork bomb or a runaway worker pool shows as one name with a huge count."),
+        Action("Stop the runaway program", ["sudo pkill -x <name-from-above>"],
+               "Frees process slots before the host stops accepting new ones."),
+        Action("Limit tasks per service", ["sudo systemctl set-property <unit> TasksMax=512",
+                                           "# per user: add '* hard nproc 4096' to /etc/security/limits.conf"],
+               "Stops the next runaway from taking the host down."),
+    ]  # fmt: skip
+
+
+BY_INVARIANT: dict[str, Template] = {
+    "database_exposed": database_exposed,
+    "control_plane_exposed": control_plane_exposed,
+    "cleartext_remote_access": cleartext_remote_access,
+    "remote_desktop_exposed": remote_desktop_exposed,
+    "ssh_port_masquerade": ssh_port_masquerade,
+    "database_running_as_root": database_running_as_root,
+    "root_process_in_writable_path": malicious_process,
+    "uid0_duplicate": uid0_duplicate,
+    "new_admin_account": admin_account,
+    "process_in_suspicious_path": malicious_process,
+    "crypto_miner": malicious_process,
+    "reverse_shell": malicious_process,
+    "shell_listening": lambda c: [
+        inspect_process(c),
+        stop_process(c),
+        firewall_block(c, *_port(c)),
+    ],
+    "offensive_tool_running": lambda c: [inspect_process(c), stop_process(c), review_logins(c)],
+    "tunneling_tool_running": malicious_process,
+    "deleted_binary_running": malicious_process,
+    "kernel_thread_masquerade": malicious_process,
+    "root_login": root_login,
+    "new_login_user": login_user,
+    "new_ssh_authorized_key": authorized_key,
+    "system_account_login": system_account_login,
+    "new_listening_port": new_port,
+    "new_listening_process": new_process_generic,
+    "new_root_process": new_process_generic,
+    "novel_outbound_connection": outbound,
+    "agent_silent": agent_silent,
+    "snapshot_replay": snapshot_replay,
+    "clock_skew": clock_skew,
+    "host_rebooted": host_rebooted,
+    "security_tool_stopped": security_tool_stopped,
+    "sustained_high_cpu": high_cpu,
+    "process_count_spike": count_spike,
+}
+
+# Contributed invariants: one generic template per predicate kind.
+BY_KIND: dict[type, Template] = {
+    p.ProcessInSuspiciousPath: malicious_process,
+    p.ProcessNameIn: malicious_process,
+    p.ProcessCmdlineContains: malicious_process,
+    p.ProcessExeDeleted: malicious_process,
+    p.ProcessMasqueradesKernelThread: malicious_process,
+    p.PortExposed: lambda c: [
+        Action(
+            "Rebind the service to localhost",
+            ["# set the service's bind/listen address to 127.0.0.1, then restart it"],
+            "Only processes on this host then reach it.",
+        ),
+        firewall_block(c, *_port(c)),
+        listen_check(c, *_port(c)),
+    ],  # fmt: skip
+    p.PortListening: new_port,
+    p.PortOwnerNotIn: ssh_port_masquerade,
+    p.PortOwnerIn: lambda c: [inspect_process(c), stop_process(c), firewall_block(c, *_port(c))],
+    p.LoggedInUserIn: login_user,
+    p.SystemAccountLogin: system_account_login,
+    p.Uid0NotRoot: uid0_duplicate,
+    p.NovelValue: new_process_generic,
+    p.AgentSilent: agent_silent,
+    p.TimestampNotMonotonic: snapshot_replay,
+    p.ClockSkew: clock_skew,
+    p.UptimeDecreased: host_rebooted,
+    p.ProcessDisappeared: security_tool_stopped,
+    p.SustainedCpu: high_cpu,
+    p.ProcessCountSpike: count_spike,
+}
+_NOVEL_BY_FIELD: dict[str, Template] = {
+    "listening_ports": new_port,
+    "listening_processes": new_process_generic,
+    "root_processes": new_process_generic,
+    "logged_in_users": login_user,
+    "admin_accounts": admin_account,
+    "authorized_keys": authorized_key,
+    "outbound_peers": outbound,
+}
+
+
+def render(invariant: Invariant, subject: str, evidence: dict[str, Any], os: str) -> list[Action]:
+    """Exactly three actions for this incident on this OS."""
+    ctx = Ctx(invariant, subject, evidence, os if os in ("linux", "darwin", "windows") else "linux")
+    template = BY_INVARIANT.get(invariant.id) if invariant.source == "builtin" else None
+    if template is None:
+        leaf = p.leaves(invariant.predicate)[0]
+        if isinstance(leaf, p.NovelValue):
+            template = _NOVEL_BY_FIELD[leaf.params.field]
+        else:
+            template = BY_KIND[type(leaf)]
+    actions = template(ctx)
+    assert len(actions) == 3, invariant.id
+    return actions
