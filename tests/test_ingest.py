@@ -69,7 +69,9 @@ def test_ingest_opens_dedups_and_auto_resolves(client: TestClient[Any], clock: F
     assert (
         detail["status"] == "resolved" and detail["resolved_by"] == "auto" and detail["resolved_at"]
     )
-    assert [h["action"] for h in detail["history"] if not h["action"].startswith("remediation")] == [
+    assert [
+        h["action"] for h in detail["history"] if not h["action"].startswith("remediation")
+    ] == [
         "opened",
         "resolved",
     ]
