@@ -21,11 +21,12 @@ from litestar.security.jwt import JWTAuth, Token
 from kefal_lite import __version__
 from kefal_lite.accounts import Accounts
 from kefal_lite.agent_tokens import AgentTokenCache
-from kefal_lite.api import agents, auth, graph, health, incidents, ingest
+from kefal_lite.api import agents, auth, graph, health, incidents, ingest, invariants
 from kefal_lite.api.deps import services
 from kefal_lite.api.validation import loc_from_path
 from kefal_lite.billing.noop import NoopBilling
 from kefal_lite.clock import Clock
+from kefal_lite.community import Community
 from kefal_lite.config import Settings, server_secret
 from kefal_lite.errors import ApiError, ValidationFailed, validation_item
 from kefal_lite.ingest import Ingestor
@@ -159,7 +160,10 @@ def create_app(
                 settings, db, clock, SecretBox(secret), tokens, issue_session, mailer.kick
             )
             rules = Rules(settings.agents_silent_minutes)
-            remediator = Remediator(db, clock, rules, llm_provider(settings))
+            llm = llm_provider(settings)
+            remediator = Remediator(db, clock, rules, llm)
+            community = Community(db, clock, rules, llm)
+            await community.reload()
             runner = JobRunner(db, clock, {"remediate": remediator.run})
             monitor = Monitor(settings, db, clock, rules, on_incident=runner.kick)
             app.state.kefal = Services(
@@ -174,6 +178,7 @@ def create_app(
                 ingestor=Ingestor(db, clock, rules, settings.remediation_auto),
                 monitor=monitor,
                 jobs=runner,
+                community=community,
             )
             mailer.start()
             monitor.start()
@@ -197,6 +202,7 @@ def create_app(
             *ingest.handlers,
             *incidents.handlers,
             *graph.handlers,
+            *invariants.handlers,
         ],
         dependencies={"svc": Provide(services, sync_to_thread=False)},
         lifespan=[lifespan],

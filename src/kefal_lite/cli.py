@@ -14,7 +14,7 @@ from typing import Any
 import click
 import msgspec
 
-from kefal_lite import __version__, config, security
+from kefal_lite import __version__, config, security, snapshot
 from kefal_lite.accounts import NewUser
 from kefal_lite.clock import Clock, iso
 from kefal_lite.errors import ApiError
@@ -418,3 +418,144 @@ def agent_install_service(
         ) from None
     click.echo(f"wrote {unit_path}")
     click.echo(f"now: systemctl daemon-reload && systemctl enable --now {unit_path.stem}")
+
+
+# --- invariants --------------------------------------------------------------------
+
+PACK_FORMAT = "kefal-lite/invariants/1"
+
+
+@main.group("invariants")
+def invariants_group() -> None:
+    """Test invariants offline; move verified ones between servers."""
+
+
+def _load_rule(path: Path) -> Any:
+    from kefal_lite.community import Contribution
+
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=Contribution)
+    except (OSError, msgspec.DecodeError) as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
+
+
+def _contribution_invariant(rule: Any, invariant_id: str = "local") -> Any:
+    from kefal_lite.detect.model import Invariant
+
+    return Invariant(
+        id=invariant_id, name=rule.name, invariant_type=rule.invariant_type,
+        predicate=rule.predicate, severity=rule.severity, category="community",
+        metadata={k: v for k, v in msgspec.to_builtins(rule.metadata).items() if v is not None},
+        source="community",
+    )  # fmt: skip
+
+
+@invariants_group.command("test")
+@click.argument("rule", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("snapshots", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--verify", "run_verify", is_flag=True, help="Also run the server's verification.")
+def invariants_test(rule: Path, snapshots: tuple[Path, ...], run_verify: bool) -> None:
+    """Evaluate RULE.json over SNAPSHOT.json files in order, like wazuh-logtest.
+
+    Each snapshot file holds one snapshot or a list of them; the engine keeps its
+    state between them, so novelty and temporal rules behave as on the server.
+    """
+    from kefal_lite.detect.engine import Catalog, evaluate
+    from kefal_lite.detect.state import HostState
+    from kefal_lite.detect.verify import verify
+
+    inv = _contribution_invariant(_load_rule(rule))
+    catalog = Catalog([inv])
+    state = HostState()
+    fired = 0
+    sequence = msgspec.json.Decoder(snapshot.Snapshot | list[snapshot.Snapshot])
+    for path in snapshots:
+        try:
+            decoded = sequence.decode(path.read_bytes())
+        except msgspec.DecodeError as exc:
+            raise click.ClickException(f"{path}: {exc}") from None
+        for i, snap in enumerate(decoded if isinstance(decoded, list) else [decoded]):
+            findings, state = evaluate(snap, state, catalog, snap.timestamp)
+            where = f"{path.name}#{i} ({snap.hostname} {snap.timestamp:%Y-%m-%d %H:%M:%S})"
+            if not findings:
+                click.echo(f"{where}: quiet")
+            for f in findings:
+                fired += 1
+                click.echo(f"{where}: FIRES [{f.severity}] {f.subject}: {f.title}")
+                click.echo(f"    evidence: {json.dumps(f.evidence, default=str)}")
+    click.echo(f"{fired} finding(s) over {len(snapshots)} file(s)")
+    if run_verify:
+        report = verify(inv)
+        click.echo(json.dumps(msgspec.to_builtins(report), indent=2))
+
+
+@invariants_group.command("export")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.pass_context
+def invariants_export(ctx: click.Context, output: Path | None) -> None:
+    """Write the active community invariants as a JSON pack (stdout by default)."""
+    from kefal_lite.store import invariants as store
+
+    with _db(_settings(ctx)) as conn:
+        active = store.with_status(conn, "active")
+    pack = {
+        "format": PACK_FORMAT,
+        "invariants": [
+            {
+                "name": s.name,
+                "invariant_type": s.invariant_type,
+                "predicate": s.predicate,
+                "severity": s.severity,
+                "metadata": s.metadata,
+            }  # fmt: skip
+            for s in active
+        ],
+    }
+    text = json.dumps(pack, indent=2) + "\n"
+    if output:
+        output.write_text(text)
+        click.echo(f"exported {len(active)} invariant(s) to {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@invariants_group.command("import")
+@click.argument("pack", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--owner", required=True, help="The local user recorded as contributor.")
+@click.pass_context
+def invariants_import(ctx: click.Context, pack: Path, owner: str) -> None:
+    """Import a pack; each invariant is verified here again before it becomes active.
+
+    A running server picks imported invariants up at its next start.
+    """
+    from kefal_lite.community import BUILTIN_NAMES, Contribution
+    from kefal_lite.detect.verify import verify
+    from kefal_lite.ids import new_id
+    from kefal_lite.store import invariants as store
+
+    try:
+        data = json.loads(pack.read_text())
+        assert data.get("format") == PACK_FORMAT, f"not a {PACK_FORMAT} pack"
+        rules = [msgspec.convert(item, Contribution) for item in data["invariants"]]
+    except (ValueError, KeyError, AssertionError, msgspec.ValidationError) as exc:
+        raise click.ClickException(f"{pack}: {exc}") from None
+    now = iso(Clock().now())
+    with _db(_settings(ctx)) as conn:
+        user = _find(conn, owner)
+        for rule in rules:
+            if rule.name.casefold() in BUILTIN_NAMES or store.name_taken(conn, rule.name):
+                click.echo(f"skip   {rule.name}: the name is taken")
+                continue
+            report = verify(_contribution_invariant(rule))
+            status = "active" if report.passed else "rejected"
+            with transaction(conn):
+                store.add(conn, invariant_id=new_id(), name=rule.name,
+                          invariant_type=rule.invariant_type,
+                          predicate=msgspec.to_builtins(rule.predicate), severity=rule.severity,
+                          metadata=msgspec.to_builtins(rule.metadata), source="pack",
+                          user_id=user.id, now=now, status=status,
+                          report=msgspec.to_builtins(report))  # fmt: skip
+            click.echo(
+                f"{status:<7}{rule.name}"
+                + ("" if report.passed else f": {'; '.join(report.reasons)}")
+            )

@@ -8,6 +8,7 @@ from kefal_lite.accounts import Accounts
 from kefal_lite.agent_tokens import AgentTokenCache
 from kefal_lite.billing import BillingProvider
 from kefal_lite.clock import Clock
+from kefal_lite.community import Community
 from kefal_lite.config import Settings
 from kefal_lite.ingest import Ingestor
 from kefal_lite.jobs import JobRunner
@@ -30,3 +31,4 @@ class Services:
     ingestor: Ingestor
     monitor: Monitor
     jobs: JobRunner
+    community: Community

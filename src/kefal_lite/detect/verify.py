@@ -104,54 +104,146 @@ def _synthesize(leaf: p.LeafPredicate) -> Pair | None:  # noqa: C901 - one case 
         bad = Process(pid=9000, name=leaf.params.names[0], user=user, exe="/usr/bin/x")
         return _learn(_with_proc(0, bad)), _learn(_base(0))
     if isinstance(leaf, p.ProcessCmdlineContains):
-        bad = Process(pid=9000, name="sh", user="nobody", exe="/bin/sh", cmdline=f"sh -c '{leaf.params.patterns[0]}'")
+        bad = Process(
+            pid=9000,
+            name="sh",
+            user="nobody",
+            exe="/bin/sh",
+            cmdline=f"sh -c '{leaf.params.patterns[0]}'",
+        )
         return _learn(_with_proc(0, bad)), _learn(_base(0))
     if isinstance(leaf, p.ProcessExeDeleted):
-        return (_learn(_with_proc(0, Process(pid=9000, name="app", user="nobody", exe="/usr/bin/app (deleted)"))),
-                _learn(_with_proc(0, Process(pid=9000, name="app", user="nobody", exe="/usr/bin/app"))))
+        return (
+            _learn(
+                _with_proc(
+                    0, Process(pid=9000, name="app", user="nobody", exe="/usr/bin/app (deleted)")
+                )
+            ),
+            _learn(_with_proc(0, Process(pid=9000, name="app", user="nobody", exe="/usr/bin/app"))),
+        )
     if isinstance(leaf, p.ProcessMasqueradesKernelThread):
-        return (_learn(_with_proc(0, Process(pid=9000, name="[kworker/9:9]", user="root", exe="/tmp/k"))),
-                _learn(_with_proc(0, Process(pid=9000, name="[kworker/9:9]", user="root", exe=None, ppid=2))))
+        return (
+            _learn(
+                _with_proc(0, Process(pid=9000, name="[kworker/9:9]", user="root", exe="/tmp/k"))
+            ),
+            _learn(
+                _with_proc(
+                    0, Process(pid=9000, name="[kworker/9:9]", user="root", exe=None, ppid=2)
+                )
+            ),
+        )
     if isinstance(leaf, p.PortExposed | p.PortListening):
         port = leaf.params.ports[0]
         addr = "0.0.0.0" if isinstance(leaf, p.PortExposed) else "127.0.0.1"
-        clean = _with_port(0, ListeningPort(port=port, process="svc", address="127.0.0.1")) if isinstance(leaf, p.PortExposed) else _base(0)
-        return _learn(_with_port(0, ListeningPort(port=port, process="svc", address=addr))), _learn(clean)
+        clean = (
+            _with_port(0, ListeningPort(port=port, process="svc", address="127.0.0.1"))
+            if isinstance(leaf, p.PortExposed)
+            else _base(0)
+        )
+        return _learn(_with_port(0, ListeningPort(port=port, process="svc", address=addr))), _learn(
+            clean
+        )
     if isinstance(leaf, p.PortOwnerNotIn):
         base = _base(0)
         others = [lp for lp in base.listening_ports if lp.port != leaf.params.port]
-        impostor = msgspec.structs.replace(base, listening_ports=[*others, ListeningPort(port=leaf.params.port, process="impostor", address="0.0.0.0")])
-        rightful = msgspec.structs.replace(base, listening_ports=[*others, ListeningPort(port=leaf.params.port, process=leaf.params.allowed[0], address="0.0.0.0")])
+        impostor = msgspec.structs.replace(
+            base,
+            listening_ports=[
+                *others,
+                ListeningPort(port=leaf.params.port, process="impostor", address="0.0.0.0"),
+            ],
+        )
+        rightful = msgspec.structs.replace(
+            base,
+            listening_ports=[
+                *others,
+                ListeningPort(
+                    port=leaf.params.port, process=leaf.params.allowed[0], address="0.0.0.0"
+                ),
+            ],
+        )
         return _learn(impostor), _learn(rightful)
     if isinstance(leaf, p.PortOwnerIn):
-        return _learn(_with_port(0, ListeningPort(port=4444, process=leaf.params.processes[0], address="0.0.0.0"))), _learn(_base(0))
+        return _learn(
+            _with_port(
+                0, ListeningPort(port=4444, process=leaf.params.processes[0], address="0.0.0.0")
+            )
+        ), _learn(_base(0))
     if isinstance(leaf, p.LoggedInUserIn):
         return _learn(_base(0, logged_in_users=["alice", leaf.params.users[0]])), _learn(_base(0))
     if isinstance(leaf, p.SystemAccountLogin):
         name = "svc-verify"
         while name in leaf.params.except_:
             name += "x"
-        bad_user = LocalUser(name=name, uid=min(leaf.params.max_uid, 50), groups=[], shell="/bin/sh")
+        bad_user = LocalUser(
+            name=name, uid=min(leaf.params.max_uid, 50), groups=[], shell="/bin/sh"
+        )
         good_user = LocalUser(name=name, uid=leaf.params.max_uid + 1, groups=[], shell="/bin/sh")
         base = _base(0)
-        return (_learn(msgspec.structs.replace(base, users=[*base.users, bad_user], logged_in_users=[name])),
-                _learn(msgspec.structs.replace(base, users=[*base.users, good_user], logged_in_users=[name])))
+        return (
+            _learn(
+                msgspec.structs.replace(base, users=[*base.users, bad_user], logged_in_users=[name])
+            ),
+            _learn(
+                msgspec.structs.replace(
+                    base, users=[*base.users, good_user], logged_in_users=[name]
+                )
+            ),
+        )
     if isinstance(leaf, p.Uid0NotRoot):
         base = _base(0)
-        return (_learn(msgspec.structs.replace(base, users=[*base.users, LocalUser(name="toor", uid=0)])),
-                _learn(msgspec.structs.replace(base, users=[*base.users, LocalUser(name="toor", uid=1001)])))
+        return (
+            _learn(
+                msgspec.structs.replace(base, users=[*base.users, LocalUser(name="toor", uid=0)])
+            ),
+            _learn(
+                msgspec.structs.replace(base, users=[*base.users, LocalUser(name="toor", uid=1001)])
+            ),
+        )
     if isinstance(leaf, p.NovelValue):
         learning = leaf.params.learning_snapshots
         seq = [_base(i) for i in range(learning)]
         base = _base(learning)
         novel: dict[str, dict[str, Any]] = {
-            "listening_ports": {"listening_ports": [*base.listening_ports, ListeningPort(port=31337, process="sshd", address="0.0.0.0")]},
-            "listening_processes": {"listening_ports": [*base.listening_ports, ListeningPort(port=22, process="newd", address="::")]},
-            "root_processes": {"processes": [*base.processes, Process(pid=9000, name="newroot", user="root", exe="/usr/bin/newroot")]},
+            "listening_ports": {
+                "listening_ports": [
+                    *base.listening_ports,
+                    ListeningPort(port=31337, process="sshd", address="0.0.0.0"),
+                ]
+            },
+            "listening_processes": {
+                "listening_ports": [
+                    *base.listening_ports,
+                    ListeningPort(port=22, process="newd", address="::"),
+                ]
+            },
+            "root_processes": {
+                "processes": [
+                    *base.processes,
+                    Process(pid=9000, name="newroot", user="root", exe="/usr/bin/newroot"),
+                ]
+            },
             "logged_in_users": {"logged_in_users": ["alice", "mallory"]},
-            "admin_accounts": {"users": [*base.users, LocalUser(name="mallory", uid=1001, groups=["sudo"])]},
-            "authorized_keys": {"ssh_authorized_keys": [*base.ssh_authorized_keys, AuthorizedKey(user="alice", fingerprint="SHA256:new")]},
-            "outbound_peers": {"connections": [*base.connections, Connection(remote_address="203.0.113.9", remote_port=4444, local_port=40001, process="python3")]},
+            "admin_accounts": {
+                "users": [*base.users, LocalUser(name="mallory", uid=1001, groups=["sudo"])]
+            },
+            "authorized_keys": {
+                "ssh_authorized_keys": [
+                    *base.ssh_authorized_keys,
+                    AuthorizedKey(user="alice", fingerprint="SHA256:new"),
+                ]
+            },
+            "outbound_peers": {
+                "connections": [
+                    *base.connections,
+                    Connection(
+                        remote_address="203.0.113.9",
+                        remote_port=4444,
+                        local_port=40001,
+                        process="python3",
+                    ),
+                ]
+            },
         }
         return seq + [msgspec.structs.replace(base, **novel[leaf.params.field])], seq + [base]
     if isinstance(leaf, p.TimestampNotMonotonic):
@@ -162,20 +254,35 @@ def _synthesize(leaf: p.LeafPredicate) -> Pair | None:  # noqa: C901 - one case 
     if isinstance(leaf, p.UptimeDecreased):
         return [_base(0), _base(1, uptime_seconds=60)], [_base(0), _base(1)]
     if isinstance(leaf, p.ProcessDisappeared):
-        present = _with_proc(0, Process(pid=9000, name=leaf.params.names[0], user="root", exe="/usr/sbin/x"))
-        again = _with_proc(1, Process(pid=9000, name=leaf.params.names[0], user="root", exe="/usr/sbin/x"))
+        present = _with_proc(
+            0, Process(pid=9000, name=leaf.params.names[0], user="root", exe="/usr/sbin/x")
+        )
+        again = _with_proc(
+            1, Process(pid=9000, name=leaf.params.names[0], user="root", exe="/usr/sbin/x")
+        )
         return [present, _base(1)], [present, again]
     if isinstance(leaf, p.SustainedCpu):
         n, pct = leaf.params.snapshots, leaf.params.percent
-        hot = [_with_proc(i, Process(pid=9000, name="burner", user="nobody", cpu_percent=pct + 1)) for i in range(n)]
-        cool = hot[:-1] + [_with_proc(n - 1, Process(pid=9000, name="burner", user="nobody", cpu_percent=pct / 10))]
+        hot = [
+            _with_proc(i, Process(pid=9000, name="burner", user="nobody", cpu_percent=pct + 1))
+            for i in range(n)
+        ]
+        cool = hot[:-1] + [
+            _with_proc(n - 1, Process(pid=9000, name="burner", user="nobody", cpu_percent=pct / 10))
+        ]
         return hot, cool
     if isinstance(leaf, p.ProcessCountSpike):
         base_n = max(leaf.params.min_baseline, 1)
+
         def sized(i: int, n: int) -> Snapshot:
-            return _base(i, processes=[Process(pid=1000 + k, name=f"p{k}", user="nobody") for k in range(n)])
+            return _base(
+                i, processes=[Process(pid=1000 + k, name=f"p{k}", user="nobody") for k in range(n)]
+            )
+
         steady = [sized(i, base_n) for i in range(LEARN)]
-        return steady + [sized(LEARN, int(base_n * leaf.params.factor) + 1)], steady + [sized(LEARN, base_n)]
+        return steady + [sized(LEARN, int(base_n * leaf.params.factor) + 1)], steady + [
+            sized(LEARN, base_n)
+        ]
     return None  # agent_silent: judged by a timer, not by snapshots
 
 
@@ -218,7 +325,9 @@ def red_team(inv: Invariant) -> RedTeam:
             count += 1
             findings, state = evaluate(snap, state, catalog, snap.timestamp + timedelta(seconds=3))
             for f in findings:
-                false_positives.append({"snapshot": f"{host}#{i}", "subject": f.subject, "title": f.title})
+                false_positives.append(
+                    {"snapshot": f"{host}#{i}", "subject": f.subject, "title": f.title}
+                )
     return RedTeam(false_positives=false_positives, evasions=_evasions(inv), corpus_snapshots=count)
 
 
@@ -239,11 +348,18 @@ def _evasions(inv: Invariant) -> list[dict[str, Any]]:
 
 
 def _map_procs(fn: Callable[[Process], Process]) -> Callable[[Snapshot], Snapshot]:
-    return lambda s: msgspec.structs.replace(s, processes=[fn(x) if x.pid == 9000 else x for x in s.processes])
+    return lambda s: msgspec.structs.replace(
+        s, processes=[fn(x) if x.pid == 9000 else x for x in s.processes]
+    )
 
 
 def _map_ports(fn: Callable[[ListeningPort], ListeningPort]) -> Callable[[Snapshot], Snapshot]:
-    return lambda s: msgspec.structs.replace(s, listening_ports=[fn(x) if x.port != 22 or x.process != "sshd" else x for x in s.listening_ports])
+    return lambda s: msgspec.structs.replace(
+        s,
+        listening_ports=[
+            fn(x) if x.port != 22 or x.process != "sshd" else x for x in s.listening_ports
+        ],
+    )
 
 
 _EVASIONS: dict[type, list[tuple[str, Callable[[Snapshot], Snapshot | None]]]] = {

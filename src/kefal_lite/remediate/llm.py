@@ -64,15 +64,26 @@ class LlmProvider:
 
     async def remediate(self, invariant: Invariant, subject: str, evidence: dict[str, Any],
                         host: dict[str, Any]) -> list[Action]:  # fmt: skip
+        raw = await self._complete(self.prompt(invariant, subject, evidence, host), json_mode=True)
+        return parse_answer(raw)
+
+    async def chat(self, messages: list[dict[str, str]]) -> str:
+        """Free text (advisory opinions); raises LlmError like remediate()."""
+        try:
+            content = json.loads(await self._complete(messages))["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise LlmError("the answer is not a chat completion") from None
+        if not isinstance(content, str) or not content.strip():
+            raise LlmError("the completion has no text content")
+        return content.strip()[:4000]
+
+    async def _complete(self, messages: list[dict[str, str]], json_mode: bool = False) -> bytes:
         headers = {"Content-Type": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        body = {
-            "model": self.model,
-            "messages": self.prompt(invariant, subject, evidence, host),
-            "temperature": 0.2,
-            "response_format": {"type": "json_object"},
-        }
+        body: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": 0.2}
+        if json_mode:
+            body["response_format"] = {"type": "json_object"}
         timeout = httpx.Timeout(self._timeout, connect=min(5.0, self._timeout))
         try:
             async with httpx.AsyncClient(timeout=timeout, transport=self._transport) as client:
@@ -86,7 +97,7 @@ class LlmProvider:
             raise LlmError(f"the model endpoint is unreachable: {type(exc).__name__}") from None
         if response.status_code != 200:
             raise LlmError(f"the model endpoint answered HTTP {response.status_code}")
-        return parse_answer(response.content)
+        return response.content
 
 
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.MULTILINE)

@@ -153,6 +153,26 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX jobs_due ON jobs(status, run_after);
     """,
+    # 4: community invariants
+    """
+    CREATE TABLE invariants (
+        id             TEXT PRIMARY KEY,
+        name           TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        invariant_type TEXT NOT NULL,
+        predicate      TEXT NOT NULL,
+        severity       TEXT NOT NULL,
+        metadata       TEXT NOT NULL,
+        source         TEXT NOT NULL CHECK (source IN ('community', 'pack')),
+        status         TEXT NOT NULL CHECK (status IN ('pending', 'active', 'rejected', 'retired')),
+        contributed_by TEXT NOT NULL REFERENCES users(id),
+        report         TEXT,
+        created_at     TEXT NOT NULL,
+        verified_at    TEXT,
+        retired_at     TEXT
+    );
+    CREATE INDEX invariants_by_status ON invariants(status);
+    CREATE INDEX invariants_by_contributor ON invariants(contributed_by, status);
+    """,
 )
 
 

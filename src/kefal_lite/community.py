@@ -1,0 +1,144 @@
+"""Community invariants: contribute, verify adversarially, share with every tenant, retire.
+
+What survives verification protects every tenant from the next snapshot on: the
+rule set is swapped in memory, no restart. No contribution is ever code: a
+predicate picks a function from the fixed catalogue in detect/predicates.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+import msgspec
+
+from kefal_lite.clock import Clock, iso
+from kefal_lite.detect import predicates as p
+from kefal_lite.detect import verify as verification
+from kefal_lite.detect.builtins import BY_ID as BUILTIN_IDS
+from kefal_lite.detect.model import Invariant, InvariantType, Severity
+from kefal_lite.errors import Conflict, Forbidden, NotFound
+from kefal_lite.ids import new_id
+from kefal_lite.remediate.llm import LlmError, LlmProvider
+from kefal_lite.rules import Rules
+from kefal_lite.store import invariants
+from kefal_lite.store.db import Database
+from kefal_lite.store.invariants import StoredInvariant
+from kefal_lite.store.users import User
+
+BUILTIN_NAMES = frozenset(name.casefold() for name in BUILTIN_IDS)
+
+
+class ContributionMetadata(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    description: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    pitch: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+
+
+class Contribution(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The seed's contribution schema, strictly: unknown fields, kinds or params are a 400."""
+
+    name: Annotated[
+        str, msgspec.Meta(min_length=3, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.:()-]*$")
+    ]
+    invariant_type: InvariantType
+    predicate: p.AnyPredicate
+    severity: Severity
+    metadata: ContributionMetadata
+
+
+def to_invariant(stored: StoredInvariant) -> Invariant:
+    return Invariant(
+        id=stored.id,
+        name=stored.name,
+        invariant_type=stored.invariant_type,  # type: ignore[arg-type]
+        predicate=p.parse(stored.predicate),
+        severity=stored.severity,  # type: ignore[arg-type]
+        category="community",
+        attack=None,
+        metadata={k: str(v) for k, v in stored.metadata.items() if v is not None},
+        source=stored.source,  # type: ignore[arg-type]
+        status=stored.status,  # type: ignore[arg-type]
+        contributed_by=stored.contributor,
+    )
+
+
+class Community:
+    def __init__(self, db: Database, clock: Clock, rules: Rules, llm: LlmProvider | None) -> None:
+        self._db = db
+        self._clock = clock
+        self._rules = rules
+        self._llm = llm
+
+    async def reload(self) -> None:
+        """Put the active community invariants in force (startup, verify, retire)."""
+        active = await self._db.read(invariants.with_status, "active")
+        self._rules.replace_community([to_invariant(s) for s in active])
+
+    async def contribute(self, user: User, body: Contribution) -> StoredInvariant:
+        if body.name.casefold() in BUILTIN_NAMES:
+            raise Conflict(f"{body.name!r} is the name of a builtin invariant")
+        invariant_id = new_id()
+        await self._db.write(
+            invariants.add, invariant_id=invariant_id, name=body.name,
+            invariant_type=body.invariant_type, predicate=msgspec.to_builtins(body.predicate),
+            severity=body.severity, metadata=msgspec.to_builtins(body.metadata),
+            source="community", user_id=user.id, now=iso(self._clock.now()),
+        )  # fmt: skip
+        stored = await self._db.read(invariants.get, invariant_id)
+        assert stored is not None
+        return stored
+
+    async def verify(self, user: User, invariant_id: str) -> tuple[str, dict[str, Any]]:
+        stored = await self._db.read(
+            invariants.visible_to, invariant_id, user.id, user.role == "admin"
+        )
+        if stored is None:
+            raise NotFound("no such contribution")
+        if stored.status in ("active", "retired"):
+            raise Conflict(f"the invariant is already {stored.status}")
+        inv = to_invariant(stored)
+        report = await asyncio.to_thread(verification.verify, inv)
+        out: dict[str, Any] = msgspec.to_builtins(report)
+        out["llm"] = await self._llm_opinion(inv) if self._llm else None
+        status = "active" if report.passed else "rejected"
+        await self._db.write(
+            invariants.set_verdict, invariant_id, status, out, iso(self._clock.now())
+        )
+        if status == "active":
+            await self.reload()
+        return status, out
+
+    async def retire(self, user: User, invariant_id: str) -> None:
+        if user.role != "admin":
+            raise Forbidden("only an admin can retire an invariant")
+        stored = await self._db.read(invariants.get, invariant_id)
+        if stored is None:
+            raise NotFound("no such invariant")
+        if stored.status != "active":
+            raise Conflict(f"only an active invariant can be retired; this one is {stored.status}")
+        await self._db.write(invariants.retire, invariant_id, iso(self._clock.now()))
+        await self.reload()
+
+    async def _llm_opinion(self, inv: Invariant) -> dict[str, Any]:
+        """Advisory only: stored with the report, never decides the outcome."""
+        assert self._llm is not None
+        rule = json.dumps({"name": inv.name, "predicate": msgspec.to_builtins(inv.predicate),
+                           "severity": inv.severity, "metadata": inv.metadata})  # fmt: skip
+        prompts = {
+            "constructive": "Describe, in at most five sentences, a realistic host state that this"
+            " detection rule should flag, and say whether the rule as written would flag it.",
+            "red_team": "As a red teamer, list in at most five sentences the simplest ways an"
+            " attacker would evade this detection rule, and ordinary hosts it might misfire on.",
+        }
+        out: dict[str, Any] = {"model": self._llm.model}
+        for key, question in prompts.items():
+            try:
+                out[key] = await self._llm.chat([
+                    {"role": "system", "content": "You review host-security detection rules."},
+                    {"role": "user", "content": f"{question}\n\nRule: {rule}"},
+                ])  # fmt: skip
+            except LlmError as exc:
+                out[key] = None
+                out["error"] = str(exc)
+        return out
