@@ -544,7 +544,7 @@ def invariants_import(ctx: click.Context, pack: Path, owner: str) -> None:
         user = _find(conn, owner)
         for rule in rules:
             if rule.name.casefold() in BUILTIN_NAMES or store.name_taken(conn, rule.name):
-                click.echo(f"skip   {rule.name}: the name is taken")
+                click.echo(f"skipped: {rule.name}: the name is taken")
                 continue
             report = verify(_contribution_invariant(rule))
             status = "active" if report.passed else "rejected"
@@ -555,7 +555,5 @@ def invariants_import(ctx: click.Context, pack: Path, owner: str) -> None:
                           metadata=msgspec.to_builtins(rule.metadata), source="pack",
                           user_id=user.id, now=now, status=status,
                           report=msgspec.to_builtins(report))  # fmt: skip
-            click.echo(
-                f"{status:<7}{rule.name}"
-                + ("" if report.passed else f": {'; '.join(report.reasons)}")
-            )
+            why = "" if report.passed else ": " + "; ".join(report.reasons)
+            click.echo(f"{status}: {rule.name}{why}")

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import get, post
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar import Request, get, post
+from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from kefal_lite.api.deps import USER, CurrentUser, Svc, page
+from kefal_lite.api.validation import decode_json
 from kefal_lite.community import Contribution, to_invariant
 from kefal_lite.detect.model import Invariant
 from kefal_lite.errors import NotFound
@@ -56,12 +57,19 @@ async def list_invariants(
     return page(items, len(items))
 
 
+_contribution = msgspec.json.Decoder(Contribution)
+
+
 # A generous limit here so that an absurd field (a 10 MB name) is a 400 that names the
 # field, as for any other malformed contribution, rather than a bare 413.
 @post("/api/v1/invariants/contribute", status_code=HTTP_201_CREATED, dependencies=USER,
       request_max_body_size=16 * 1024 * 1024)  # fmt: skip
-async def contribute(data: JSONBody[Contribution], user: CurrentUser, svc: Svc) -> dict[str, Any]:
-    return stored_json(await svc.community.contribute(user, data))
+async def contribute(
+    request: Request[Any, Any, Any], user: CurrentUser, svc: Svc
+) -> dict[str, Any]:
+    """The seed's contribution schema, decoded strictly: "5432" is not a port."""
+    body = decode_json(await request.body(), Contribution, _contribution)
+    return stored_json(await svc.community.contribute(user, body))
 
 
 @post("/api/v1/invariants/{invariant_id:str}/verify", status_code=HTTP_200_OK, dependencies=USER)

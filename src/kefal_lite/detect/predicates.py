@@ -43,7 +43,8 @@ NovelField = Literal[
 
 # Patterns are plain case-insensitive substrings. Something that reads like a
 # regular expression would silently never match, so it is refused up front.
-_REGEX_LIKE = re.compile(r"\.\*|\.\+|\\[dswbDSWB.]|\(\?|\[[^\]]*\]|\{\d+(,\d*)?\}|^\^|\$$|\|")
+# A shell pipe ("base64 -d | sh") is fine; alternation without spaces ("nc|ncat") is not.
+_REGEX_LIKE = re.compile(r"\.\*|\.\+|\\[dswbDSWB.]|\(\?|\[[^\]]*\]|\{\d+(,\d*)?\}|^\^|\$$|\w\|\w")
 
 
 class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

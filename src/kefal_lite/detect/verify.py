@@ -95,8 +95,9 @@ Pair = tuple[list[Snapshot], list[Snapshot]]  # violating sequence, clean sequen
 def _synthesize(leaf: p.LeafPredicate) -> Pair | None:  # noqa: C901 - one case per kind
     if isinstance(leaf, p.ProcessInSuspiciousPath):
         user = leaf.params.user or "nobody"
-        path = leaf.params.suspicious_paths[0].rstrip("/\\")
-        bad = Process(pid=9000, name="dropper", user=user, exe=f"{path}/dropper")
+        path = leaf.params.suspicious_paths[0]
+        sep = "\\" if "\\" in path else "/"
+        bad = Process(pid=9000, name="dropper", user=user, exe=path.rstrip("/\\") + sep + "dropper")
         good = Process(pid=9000, name="dropper", user=user, exe="/usr/local/bin/dropper")
         return _learn(_with_proc(0, bad)), _learn(_with_proc(0, good))
     if isinstance(leaf, p.ProcessNameIn):
@@ -146,11 +147,14 @@ def _synthesize(leaf: p.LeafPredicate) -> Pair | None:  # noqa: C901 - one case 
     if isinstance(leaf, p.PortOwnerNotIn):
         base = _base(0)
         others = [lp for lp in base.listening_ports if lp.port != leaf.params.port]
+        stranger = "impostor"
+        while stranger in {a.lower() for a in leaf.params.allowed}:
+            stranger += "x"
         impostor = msgspec.structs.replace(
             base,
             listening_ports=[
                 *others,
-                ListeningPort(port=leaf.params.port, process="impostor", address="0.0.0.0"),
+                ListeningPort(port=leaf.params.port, process=stranger, address="0.0.0.0"),
             ],
         )
         rightful = msgspec.structs.replace(
@@ -401,6 +405,11 @@ def verify(inv: Invariant) -> Report:
         if c.fired_on_clean:
             reasons.append("it fired on the clean constructive example: " + c.clean)
     if r.false_positives:
-        names = ", ".join(sorted({fp["snapshot"] for fp in r.false_positives})[:10])
-        reasons.append(f"it fired on {len(r.false_positives)} benign corpus snapshot(s): {names}")
+        first: dict[str, str] = {}  # the first offending snapshot of each benign host
+        for fp in r.false_positives:
+            first.setdefault(fp["snapshot"].split("#")[0], fp["snapshot"])
+        names = ", ".join(first[h] for h in sorted(first))
+        reasons.append(
+            f"it fired on {len(r.false_positives)} benign corpus snapshot(s), first on: {names}"
+        )
     return Report(constructive=c, red_team=r, passed=not reasons, reasons=reasons)
