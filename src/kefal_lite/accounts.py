@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -20,7 +20,7 @@ from kefal_lite.clock import Clock, iso
 from kefal_lite.config import Settings
 from kefal_lite.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
 from kefal_lite.ratelimit import WindowLimiter
-from kefal_lite.store import agents, users
+from kefal_lite.store import agents, audit, users
 from kefal_lite.store.db import Conn, Database
 from kefal_lite.store.users import User
 
@@ -80,14 +80,31 @@ class Accounts:
     def _now(self) -> str:
         return iso(self._clock.now())
 
+    def _audit(
+        self,
+        user_id: str | None,
+        actor: str,
+        action: str,
+        *,
+        target: str | None = None,
+        client: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> audit.Entry:
+        return audit.Entry(self._now(), user_id, actor, action, target, client, detail)
+
     # --- users ---------------------------------------------------------------------
 
-    async def register(self, username: str, password: str, email: str | None) -> User:
+    async def register(
+        self, username: str, password: str, email: str | None, client: str | None = None
+    ) -> User:
         password_hash = await security.hash_password_async(password)
+        user_id = str(uuid.uuid4())
         return await self._db.write(
+            audit.audited,
+            self._audit(user_id, username, "user_registered", client=client),
             users.register,
             signup_open=self._settings.auth_signup,
-            user_id=str(uuid.uuid4()),
+            user_id=user_id,
             username=username,
             password_hash=password_hash,
             email=email,
@@ -95,10 +112,19 @@ class Accounts:
         )
 
     async def create_user(
-        self, username: str, password: str, *, role: str = "user", email: str | None = None
-    ) -> User:
+        self, admin: User, username: str, password: str, *, role: str = "user",
+        email: str | None = None,
+    ) -> User:  # fmt: skip
         password_hash = await security.hash_password_async(password)
         return await self._db.write(
+            audit.audited,
+            self._audit(
+                admin.id,
+                admin.username,
+                "admin_user_created",
+                target=username,
+                detail={"role": role},
+            ),  # fmt: skip
             users.create,
             user_id=str(uuid.uuid4()),
             username=username,
@@ -116,6 +142,7 @@ class Accounts:
         otp: str | None = None,
         *,
         check_otp: bool = True,
+        failed: str = "login_failed",
     ) -> User:
         """The user if username, password (and OTP when MFA is on) are right.
 
@@ -129,10 +156,17 @@ class Accounts:
         ok = await security.verify_password_async(user.password_hash if user else None, password)
         if user is None or not ok or user.disabled:
             self.credential_failures.add(key)
+            reason = "unknown user" if user is None else "disabled" if ok else "wrong password"
+            entry = self._audit(user.id if user else None, username[:64], failed, client=client,
+                                detail={"reason": reason})  # fmt: skip
+            await self._db.write(audit.record, entry)
             raise Unauthorized(BAD_CREDENTIALS)
         if check_otp and user.mfa_enabled:
             if not otp or not await self._use_otp(user, otp):
                 self.credential_failures.add(key)
+                entry = self._audit(user.id, user.username, failed, client=client,
+                                    detail={"reason": "otp"})  # fmt: skip
+                await self._db.write(audit.record, entry)
                 raise Unauthorized(OTP_REQUIRED)
         if security.needs_rehash(user.password_hash):
             new_hash = await security.hash_password_async(password)
@@ -149,21 +183,26 @@ class Accounts:
 
     async def login(self, username: str, password: str, otp: str | None, client: str) -> str:
         user = await self._check_credentials(username, password, client, otp)
-        await self._db.write(users.touch, user.id, self._now())
+        entry = self._audit(user.id, user.username, "login", client=client)
+        await self._db.write(audit.audited, entry, users.touch, user.id, self._now())
         return self._issue_session(user)
 
     async def logout(self, user: User) -> None:
-        await self._db.write(users.revoke_sessions, user.id)
+        entry = self._audit(user.id, user.username, "logout")
+        await self._db.write(audit.audited, entry, users.revoke_sessions, user.id)
 
     async def change_password(self, user: User, current: str, new: str) -> None:
         if not await security.verify_password_async(user.password_hash, current):
             raise Unauthorized("the current password is wrong")
-        await self._db.write(users.set_password, user.id, await security.hash_password_async(new))
+        new_hash = await security.hash_password_async(new)
+        entry = self._audit(user.id, user.username, "password_changed")
+        await self._db.write(audit.audited, entry, users.set_password, user.id, new_hash)
 
     async def update_email(self, user: User, email: str, password: str) -> User:
         if not await security.verify_password_async(user.password_hash, password):
             raise Unauthorized("the password is wrong")
-        await self._db.write(users.set_email, user.id, email)
+        entry = self._audit(user.id, user.username, "email_changed")
+        await self._db.write(audit.audited, entry, users.set_email, user.id, email)
         updated = await self._db.read(users.get, user.id)
         assert updated is not None
         return updated
@@ -201,6 +240,8 @@ class Accounts:
                 body=body,
                 now=iso(now),
             )
+            entry = self._audit(user.id, user.username, "password_reset_requested", client=client)
+            audit.record(conn, entry)
             return True
 
         if await self._db.write(write):
@@ -214,6 +255,7 @@ class Accounts:
             if user_id is None:
                 return False
             users.set_password(conn, user_id, password_hash)  # also ends every session
+            audit.record(conn, self._audit(user_id, "reset link", "password_reset"))
             return True
 
         if not await self._db.write(write):
@@ -237,14 +279,18 @@ class Accounts:
         step = security.totp_match(secret, otp, self._clock.now().timestamp())
         if step is None:
             raise BadRequest("the code does not match; check the device's clock and try again")
-        await self._db.write(users.mfa_enable, user.id, user.mfa_pending, step)
+        entry = self._audit(user.id, user.username, "mfa_enabled")
+        await self._db.write(
+            audit.audited, entry, users.mfa_enable, user.id, user.mfa_pending, step
+        )
 
     async def mfa_disable(self, user: User, otp: str) -> None:
         if not user.mfa_enabled:
             raise Conflict("MFA is not enabled")
         if not await self._use_otp(user, otp):
             raise BadRequest("the code does not match")
-        await self._db.write(users.mfa_disable, user.id)
+        entry = self._audit(user.id, user.username, "mfa_disabled")
+        await self._db.write(audit.audited, entry, users.mfa_disable, user.id)
 
     # --- agents --------------------------------------------------------------------
 
@@ -252,10 +298,13 @@ class Accounts:
         self, username: str, password: str, name: str | None, client: str
     ) -> Enrollment:
         # Agents have no second factor: MFA protects the dashboard, the password enrolls.
-        user = await self._check_credentials(username, password, client, check_otp=False)
+        user = await self._check_credentials(username, password, client, check_otp=False,
+                                             failed="enroll_failed")  # fmt: skip
         token = security.new_token(security.AGENT_TOKEN_PREFIX)
         agent_id = str(uuid.uuid4())
         await self._db.write(
+            audit.audited,
+            self._audit(user.id, user.username, "agent_enrolled", target=agent_id, client=client),
             agents.create,
             user_id=user.id,
             agent_id=agent_id,
@@ -266,13 +315,18 @@ class Accounts:
         return Enrollment(token=token, agent_id=agent_id)
 
     async def revoke_agent(self, user: User, agent_id: str) -> None:
-        if not await self._db.write(agents.revoke, user.id, agent_id, self._now()):
+        entry = self._audit(user.id, user.username, "agent_revoked", target=agent_id)
+        if not await self._db.write(
+            audit.audited, entry, agents.revoke, user.id, agent_id, self._now()
+        ):
             raise NotFound("no such agent")
         self._agent_tokens.invalidate_agent(agent_id)
 
     async def rotate_agent(self, user: User, agent_id: str) -> Enrollment:
         token = security.new_token(security.AGENT_TOKEN_PREFIX)
-        if not await self._db.write(agents.rotate, user.id, agent_id, security.token_hash(token)):
+        entry = self._audit(user.id, user.username, "agent_token_rotated", target=agent_id)
+        digest = security.token_hash(token)
+        if not await self._db.write(audit.audited, entry, agents.rotate, user.id, agent_id, digest):
             raise NotFound("no such agent")
         self._agent_tokens.invalidate_agent(agent_id)
         return Enrollment(token=token, agent_id=agent_id)

@@ -22,7 +22,7 @@ from kefal_lite.errors import Conflict, Forbidden, NotFound
 from kefal_lite.ids import new_id
 from kefal_lite.remediate.llm import LlmError, LlmProvider
 from kefal_lite.rules import Rules
-from kefal_lite.store import invariants
+from kefal_lite.store import audit, invariants
 from kefal_lite.store.db import Database
 from kefal_lite.store.invariants import StoredInvariant
 from kefal_lite.store.users import User
@@ -70,6 +70,10 @@ class Community:
         self._rules = rules
         self._llm = llm
 
+    def _audit(self, user: User, action: str, target: str, **detail: Any) -> audit.Entry:
+        return audit.Entry(iso(self._clock.now()), user.id, user.username, action, target, None,
+                           detail or None)  # fmt: skip
+
     async def reload(self) -> None:
         """Put the active community invariants in force (startup, verify, retire)."""
         active = await self._db.read(invariants.with_status, "active")
@@ -79,8 +83,9 @@ class Community:
         if body.name.casefold() in BUILTIN_NAMES:
             raise Conflict(f"{body.name!r} is the name of a builtin invariant")
         invariant_id = new_id()
+        entry = self._audit(user, "invariant_contributed", invariant_id, name=body.name)
         await self._db.write(
-            invariants.add, invariant_id=invariant_id, name=body.name,
+            audit.audited, entry, invariants.add, invariant_id=invariant_id, name=body.name,
             invariant_type=body.invariant_type, predicate=msgspec.to_builtins(body.predicate),
             severity=body.severity, metadata=msgspec.to_builtins(body.metadata),
             source="community", user_id=user.id, now=iso(self._clock.now()),
@@ -102,8 +107,10 @@ class Community:
         out: dict[str, Any] = msgspec.to_builtins(report)
         out["llm"] = await self._llm_opinion(inv) if self._llm else None
         status = "active" if report.passed else "rejected"
+        entry = self._audit(user, "invariant_verified", invariant_id, status=status)
+        now = iso(self._clock.now())
         await self._db.write(
-            invariants.set_verdict, invariant_id, status, out, iso(self._clock.now())
+            audit.audited, entry, invariants.set_verdict, invariant_id, status, out, now
         )
         if status == "active":
             await self.reload()
@@ -117,7 +124,9 @@ class Community:
             raise NotFound("no such invariant")
         if stored.status != "active":
             raise Conflict(f"only an active invariant can be retired; this one is {stored.status}")
-        await self._db.write(invariants.retire, invariant_id, iso(self._clock.now()))
+        entry = self._audit(user, "invariant_retired", invariant_id, name=stored.name)
+        await self._db.write(audit.audited, entry, invariants.retire, invariant_id,
+                             iso(self._clock.now()))  # fmt: skip
         await self.reload()
 
     async def _llm_opinion(self, inv: Invariant) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from kefal_lite.clock import Clock, iso
 from kefal_lite.config import Settings
 from kefal_lite.detect import predicates as p
 from kefal_lite.rules import Rules
-from kefal_lite.store import hosts, incidents
+from kefal_lite.store import hosts, incidents, stats
 from kefal_lite.store.db import Conn, Database
 from kefal_lite.store.hosts import Host
 from kefal_lite.store.incidents import NewFinding
@@ -106,6 +106,8 @@ def _went_silent(conn: Conn, host: Host, findings: list[NewFinding], now: str,
                  auto_remediate: bool) -> None:  # fmt: skip
     hosts.mark_silent(conn, host.user_id, host.id)
     for finding in findings:
-        incidents.open_incident(conn, user_id=host.user_id, host_id=host.id,
-                                snapshot_id=host.snapshot_id, finding=finding, now=now,
-                                auto_remediate=auto_remediate)  # fmt: skip
+        opened = incidents.open_incident(conn, user_id=host.user_id, host_id=host.id,
+                                         snapshot_id=host.snapshot_id, finding=finding, now=now,
+                                         auto_remediate=auto_remediate)  # fmt: skip
+        if opened:
+            stats.bump(conn, now[:10], "incidents")

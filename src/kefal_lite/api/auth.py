@@ -78,9 +78,12 @@ async def login(request: Request[Any, Any, Any], svc: Svc) -> dict[str, Any]:
 
 
 @post("/auth/register", status_code=HTTP_201_CREATED, exclude_from_auth=True)
-async def register(data: JSONBody[NewUser], svc: Svc) -> dict[str, Any]:
+async def register(
+    data: JSONBody[NewUser], request: Request[Any, Any, Any], svc: Svc
+) -> dict[str, Any]:
     """Open while the server has no users (that one becomes admin) or when signup is on."""
-    return profile(await svc.accounts.register(data.username, data.password, data.email))
+    client = client_address(request)
+    return profile(await svc.accounts.register(data.username, data.password, data.email, client))
 
 
 @post("/auth/logout", status_code=HTTP_204_NO_CONTENT, dependencies=USER)

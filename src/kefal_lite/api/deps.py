@@ -9,8 +9,10 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
+from kefal_lite.clock import iso
 from kefal_lite.errors import Forbidden
 from kefal_lite.services import Services
+from kefal_lite.store import audit
 from kefal_lite.store.users import User
 
 # Handlers name these parameters `svc` and `user`; the app and routers provide them.
@@ -42,6 +44,15 @@ def client_address(request: Request[Any, Any, Any]) -> str:
 
 USER = {"user": Provide(current_user, sync_to_thread=False)}
 ADMIN = {"user": Provide(admin_user, sync_to_thread=False)}
+
+
+def audit_entry(
+    svc: Services, user: User, action: str, target: str | None = None, **detail: Any
+) -> audit.Entry:
+    """The audit row of an action a signed-in user takes (recorded in the action's transaction)."""
+    return audit.Entry(
+        iso(svc.clock.now()), user.id, user.username, action, target, None, detail or None
+    )
 
 
 def page(items: list[Any], total: int) -> dict[str, Any]:

@@ -10,11 +10,12 @@ from litestar import get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
-from kefal_lite.api.deps import USER, CurrentUser, Limit, Offset, Svc, page
+from kefal_lite.api.deps import USER, CurrentUser, Limit, Offset, Svc, audit_entry, page
 from kefal_lite.clock import iso
 from kefal_lite.errors import NotFound
-from kefal_lite.store import hosts, incidents
+from kefal_lite.store import audit, hosts, incidents
 from kefal_lite.store.incidents import Incident
+from kefal_lite.store.users import User
 
 Status = Literal["open", "acknowledged", "dismissed", "resolved", "stale"]
 SeverityQ = Literal["low", "medium", "high", "critical"]
@@ -68,7 +69,16 @@ async def get_incident(incident_id: FromPath[str], user: CurrentUser, svc: Svc) 
 @post("/api/v1/incidents/{incident_id:str}/acknowledge", status_code=HTTP_200_OK, dependencies=USER)
 async def acknowledge(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[str, Any]:
     now = iso(svc.clock.now())
-    await svc.db.write(incidents.acknowledge, user.id, incident_id, f"user:{user.username}", now)
+    entry = audit_entry(svc, user, "incident_acknowledged", incident_id)
+    await svc.db.write(
+        audit.audited,
+        entry,
+        incidents.acknowledge,
+        user.id,
+        incident_id,
+        f"user:{user.username}",
+        now,
+    )
     return await _one(svc, user.id, incident_id)
 
 
@@ -84,9 +94,11 @@ async def dismiss(
     body = data or DismissBody()
     until = iso(body.expires_at) if body.expires_at else None
     now = iso(svc.clock.now())
+    entry = audit_entry(svc, user, "incident_dismissed", incident_id, until=until)
     await svc.db.write(
-        incidents.dismiss, user.id, incident_id, f"user:{user.username}", now, body.reason, until
-    )
+        audit.audited, entry, incidents.dismiss, user.id, incident_id, f"user:{user.username}",
+        now, body.reason, until,
+    )  # fmt: skip
     return await _one(svc, user.id, incident_id)
 
 
@@ -96,18 +108,22 @@ async def remediate(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> 
     """Mode 2: generate (or regenerate) the three actions now; answers before they exist
     with `remediation.status = "pending"`."""
     now = iso(svc.clock.now())
+    entry = audit_entry(svc, user, "remediation_requested", incident_id)
     await svc.db.write(
-        incidents.request_remediation, user.id, incident_id, f"user:{user.username}", now
-    )
+        audit.audited, entry, incidents.request_remediation, user.id, incident_id,
+        f"user:{user.username}", now,
+    )  # fmt: skip
     svc.jobs.kick()
     return await _one(svc, user.id, incident_id)
 
 
-async def _move(svc: Svc, user_id: str, username: str, incident_id: str, action: str) -> None:
+async def _move(svc: Svc, user: User, incident_id: str, action: str) -> None:
     now = iso(svc.clock.now())
+    entry = audit_entry(svc, user, f"remediation_{action}", incident_id)
     host_id, invariant_id, subject = await svc.db.write(
-        incidents.move_remediation, user_id, incident_id, action, f"user:{username}", now
-    )
+        audit.audited, entry, incidents.move_remediation, user.id, incident_id, action,
+        f"user:{user.username}", now,
+    )  # fmt: skip
     if action == "applied":
         svc.ingestor.expect_verification(host_id, incident_id, invariant_id, subject)
 
@@ -116,14 +132,14 @@ async def _move(svc: Svc, user_id: str, username: str, incident_id: str, action:
       dependencies=USER)  # fmt: skip
 async def accept(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[str, Any]:
     """Advisory: records that the proposal is the plan; nothing runs on the host."""
-    await _move(svc, user.id, user.username, incident_id, "accept")
+    await _move(svc, user, incident_id, "accept")
     return await _one(svc, user.id, incident_id)
 
 
 @post("/api/v1/incidents/{incident_id:str}/remediation/reject", status_code=HTTP_200_OK,
       dependencies=USER)  # fmt: skip
 async def reject(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[str, Any]:
-    await _move(svc, user.id, user.username, incident_id, "reject")
+    await _move(svc, user, incident_id, "reject")
     return await _one(svc, user.id, incident_id)
 
 
@@ -132,7 +148,7 @@ async def reject(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> dic
 async def applied(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[str, Any]:
     """The fix was made on the host; the host's next snapshot says `verified` (and resolves
     the incident) or `failed`."""
-    await _move(svc, user.id, user.username, incident_id, "applied")
+    await _move(svc, user, incident_id, "applied")
     return await _one(svc, user.id, incident_id)
 
 

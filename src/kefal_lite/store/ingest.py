@@ -6,7 +6,7 @@ import sqlite3
 
 import msgspec
 
-from kefal_lite.store import hosts, incidents
+from kefal_lite.store import hosts, incidents, stats
 from kefal_lite.store.incidents import Changes, NewFinding
 
 
@@ -57,7 +57,10 @@ def commit_snapshot(conn: sqlite3.Connection, w: SnapshotWrite) -> Changes:
     # verdicts before findings: a verified incident resolves "by remediation", not "auto"
     for incident_id, still in w.verdicts:
         incidents.record_verification(conn, incident_id, still, w.snapshot_id, w.received_at)
-    return incidents.apply_findings(
+    day = w.received_at[:10]
+    stats.bump(conn, day, "snapshots")
+    stats.agent_active(conn, day, w.agent_id)
+    changes = incidents.apply_findings(
         conn,
         user_id=w.user_id,
         host_id=w.host_id,
@@ -67,3 +70,5 @@ def commit_snapshot(conn: sqlite3.Connection, w: SnapshotWrite) -> Changes:
         now=w.received_at,
         auto_remediate=w.auto_remediate,
     )
+    stats.bump(conn, day, "incidents", len(changes.opened))
+    return changes

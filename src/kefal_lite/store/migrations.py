@@ -173,6 +173,33 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX invariants_by_status ON invariants(status);
     CREATE INDEX invariants_by_contributor ON invariants(contributed_by, status);
     """,
+    # 5: daily counters for the admin dashboard, and the audit log
+    """
+    CREATE TABLE daily_counts (
+        day    TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        value  INTEGER NOT NULL,
+        PRIMARY KEY (day, metric)
+    );
+    CREATE TABLE daily_active_agents (
+        day      TEXT NOT NULL,
+        agent_id TEXT NOT NULL,
+        PRIMARY KEY (day, agent_id)
+    );
+    CREATE TABLE audit (
+        id      INTEGER PRIMARY KEY,
+        at      TEXT NOT NULL,
+        user_id TEXT,
+        actor   TEXT NOT NULL,
+        action  TEXT NOT NULL,
+        target  TEXT,
+        client  TEXT,
+        detail  TEXT
+    );
+    CREATE INDEX audit_by_user ON audit(user_id, at);
+    CREATE INDEX audit_by_action ON audit(action, at);
+    CREATE INDEX audit_by_time ON audit(at);
+    """,
 )
 
 

@@ -7,6 +7,7 @@ import sqlite3
 import msgspec
 
 from kefal_lite.errors import Conflict, Forbidden
+from kefal_lite.store import stats
 
 
 class User(msgspec.Struct, frozen=True):
@@ -80,6 +81,7 @@ def create(
     except sqlite3.IntegrityError as exc:
         what = "email" if "email" in str(exc) else "username"
         raise Conflict(f"that {what} is already taken") from None
+    stats.bump(conn, now[:10], "new_users")
     user = get(conn, user_id)
     assert user is not None
     return user

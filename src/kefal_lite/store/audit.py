@@ -1,0 +1,97 @@
+"""The audit log: append-only, one row per action, written in the same transaction as the
+action. Never a password, token or reset link: callers pass names and ids only."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import msgspec
+
+P = ParamSpec("P")
+T = TypeVar("T")
+_json = msgspec.json.Encoder()
+
+
+class Entry(msgspec.Struct, frozen=True):
+    at: str
+    user_id: str | None  # whose trail it belongs to (None: a failed login for no such user)
+    actor: str
+    action: str
+    target: str | None = None
+    client: str | None = None
+    detail: dict[str, Any] | None = None
+
+
+class Row(msgspec.Struct, frozen=True):
+    id: int
+    at: str
+    user_id: str | None
+    actor: str
+    action: str
+    target: str | None
+    client: str | None
+    detail: dict[str, Any] | None
+
+
+def record(conn: sqlite3.Connection, entry: Entry) -> None:
+    conn.execute(
+        "INSERT INTO audit (at, user_id, actor, action, target, client, detail)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (entry.at, entry.user_id, entry.actor[:200], entry.action, entry.target, entry.client,
+         _json.encode(entry.detail).decode() if entry.detail else None),
+    )  # fmt: skip
+
+
+def audited(
+    conn: sqlite3.Connection,
+    entry: Entry,
+    fn: Callable[Concatenate[sqlite3.Connection, P], T],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """Run a store function and record its audit row in the same transaction (only if it
+    succeeded: a refused transition leaves no trace but its error)."""
+    result = fn(conn, *args, **kwargs)
+    record(conn, entry)
+    return result
+
+
+def query(
+    conn: sqlite3.Connection,
+    *,
+    user_id: str | None,
+    action: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Row], int]:
+    where, params = [], []
+    if user_id is not None:
+        where.append("user_id = ?")
+        params.append(user_id)
+    if action:
+        where.append("action = ?")
+        params.append(action)
+    if since:
+        where.append("at >= ?")
+        params.append(since)
+    if until:
+        where.append("at < ?")
+        params.append(until)
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    total = int(conn.execute("SELECT COUNT(*) FROM audit" + clause, params).fetchone()[0])
+    rows = conn.execute(
+        "SELECT id, at, user_id, actor, action, target, client, detail FROM audit"
+        + clause
+        + " ORDER BY at DESC, id DESC LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    ).fetchall()
+    out = [
+        Row(id=r[0], at=r[1], user_id=r[2], actor=r[3], action=r[4], target=r[5], client=r[6],
+            detail=msgspec.json.decode(r[7]) if r[7] else None)
+        for r in rows
+    ]  # fmt: skip
+    return out, total
