@@ -21,7 +21,7 @@ from litestar.security.jwt import JWTAuth, Token
 from kefal_lite import __version__
 from kefal_lite.accounts import Accounts
 from kefal_lite.agent_tokens import AgentTokenCache
-from kefal_lite.api import agents, auth, graph, health, incidents, ingest, invariants
+from kefal_lite.api import admin, agents, auth, graph, health, incidents, ingest, invariants
 from kefal_lite.api.deps import services
 from kefal_lite.api.validation import loc_from_path
 from kefal_lite.billing.noop import NoopBilling
@@ -203,6 +203,7 @@ def create_app(
             *incidents.handlers,
             *graph.handlers,
             *invariants.handlers,
+            *admin.handlers,
         ],
         dependencies={"svc": Provide(services, sync_to_thread=False)},
         lifespan=[lifespan],

@@ -226,3 +226,28 @@ def consume_reset(conn: sqlite3.Connection, token_hash: bytes, now: str) -> str 
         (now, row[0]),
     )
     return str(row[0])
+
+
+class UserSummary(msgspec.Struct, frozen=True):
+    user: User
+    agents: int
+
+
+def search(
+    conn: sqlite3.Connection, q: str | None, *, limit: int, offset: int
+) -> tuple[list[UserSummary], int]:
+    """All accounts (admin view), optionally those whose username or email contains `q`."""
+    where, params = "", []
+    if q:
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where = " WHERE username LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\'"
+        params = [like, like]
+    total = int(conn.execute("SELECT COUNT(*) FROM users" + where, params).fetchone()[0])
+    rows = conn.execute(
+        f"SELECT {_COLUMNS}, (SELECT COUNT(*) FROM agents a WHERE a.user_id = users.id"
+        " AND a.status = 'active') FROM users"
+        + where
+        + " ORDER BY created_at, id LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    ).fetchall()
+    return [UserSummary(User(*r[:-1]), int(r[-1])) for r in rows], total

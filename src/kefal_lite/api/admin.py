@@ -1,0 +1,158 @@
+"""Admin (role `admin`, others 403): platform analytics, users, and the audit trail."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Response, get, post
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_201_CREATED
+
+from kefal_lite.accounts import Email, Password, Username
+from kefal_lite.api.auth import profile
+from kefal_lite.api.deps import ADMIN, USER, CurrentUser, Limit, Offset, Svc, page
+from kefal_lite.api.incidents import incident_json
+from kefal_lite.clock import iso, parse_iso
+from kefal_lite.errors import NotFound, ValidationFailed, validation_item
+from kefal_lite.store import agents, audit, incidents, stats, users
+
+Days = Annotated[int, QueryParameter(ge=1, le=366)]
+Since = Annotated[str | None, QueryParameter(max_length=40, description="ISO 8601, inclusive")]
+
+
+class NewAccount(msgspec.Struct, forbid_unknown_fields=True):
+    username: Username
+    password: Password
+    email: Email | None = None
+    role: Literal["admin", "user"] = "user"
+
+
+@get("/api/v1/admin/dashboard", dependencies=ADMIN)
+async def dashboard(user: CurrentUser, svc: Svc, days: Days = 30) -> dict[str, Any]:
+    """Totals now, and per-day counters kept as ingests commit (never a history scan)."""
+    today = svc.clock.now().date()
+    first = today - timedelta(days=days - 1)
+    totals = await svc.db.read(stats.totals)
+    series = await svc.db.read(stats.series, first.isoformat())
+    daily = []
+    for n in range(days):
+        day = (first + timedelta(days=n)).isoformat()
+        values = series.get(day, {})
+        daily.append({"date": day, **{m: values.get(m, 0) for m in stats.METRICS}})
+    return {"totals": totals, "daily": daily}
+
+
+async def _summary(svc: Svc, summary: users.UserSummary) -> dict[str, Any]:
+    u = summary.user
+    billing = await svc.billing.status(u)
+    return {
+        "id": u.id, "username": u.username, "email": u.email, "role": u.role,
+        "plan": billing["plan"], "billing_state": billing["state"], "agents": summary.agents,
+        "last_active_at": u.last_active_at, "created_at": u.created_at,
+        "disabled": bool(u.disabled),
+    }  # fmt: skip
+
+
+@get("/api/v1/admin/users", dependencies=ADMIN)
+async def list_users(
+    user: CurrentUser,
+    svc: Svc,
+    q: Annotated[str | None, QueryParameter(max_length=100)] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """Every account; `q` searches username and email."""
+    found, total = await svc.db.read(users.search, q, limit=limit, offset=offset)
+    return page([await _summary(svc, s) for s in found], total)
+
+
+@get("/api/v1/admin/users/{user_id:str}", dependencies=ADMIN)
+async def get_user(user_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[str, Any]:
+    target = await svc.db.read(users.get, user_id)
+    if target is None:
+        raise NotFound("no such user")
+    their_agents, _ = await svc.db.read(agents.list_for_user, user_id, limit=500, offset=0)
+    recent, _ = await svc.db.read(
+        incidents.list_for_user, user_id, status=None, severity=None, host_id=None, limit=20,
+        offset=0,
+    )  # fmt: skip
+    return {
+        "user": profile(target),
+        "agents": [msgspec.to_builtins(a) for a in their_agents],
+        "recent_incidents": [incident_json(i) for i in recent],
+        "billing": await svc.billing.status(target),
+    }
+
+
+@post("/api/v1/admin/users", status_code=HTTP_201_CREATED, dependencies=ADMIN)
+async def create_user(data: JSONBody[NewAccount], user: CurrentUser, svc: Svc) -> dict[str, Any]:
+    created = await svc.accounts.create_user(
+        user, data.username, data.password, role=data.role, email=data.email
+    )
+    return profile(created)
+
+
+# --- audit -------------------------------------------------------------------------
+
+
+def _bound(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return iso(parse_iso(value))
+    except ValueError:
+        raise ValidationFailed(
+            [validation_item(["query", "since/until"], "not an ISO 8601 time")]
+        ) from None
+
+
+async def _audit(svc: Svc, user_id: str | None, action: str | None, since: str | None,
+                 until: str | None, fmt: str, limit: int, offset: int) -> Any:  # fmt: skip
+    if fmt == "csv":
+        limit, offset = 100_000, 0  # an export is the whole selection
+    rows, total = await svc.db.read(
+        audit.query, user_id=user_id, action=action, since=_bound(since), until=_bound(until),
+        limit=limit, offset=offset,
+    )  # fmt: skip
+    if fmt == "json":
+        return page([msgspec.to_builtins(r) for r in rows], total)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["at", "user_id", "actor", "action", "target", "client", "detail"])
+    for r in rows:
+        detail = msgspec.json.encode(r.detail).decode() if r.detail else ""
+        writer.writerow(
+            [r.at, r.user_id or "", r.actor, r.action, r.target or "", r.client or "", detail]
+        )
+    disposition = 'attachment; filename="kefal-audit.csv"'
+    return Response(
+        out.getvalue(), media_type="text/csv", headers={"Content-Disposition": disposition}
+    )
+
+
+Action = Annotated[str | None, QueryParameter(max_length=64)]
+Format = Annotated[Literal["json", "csv"], QueryParameter()]
+
+
+@get("/api/v1/audit", dependencies=USER)
+async def own_audit(
+    user: CurrentUser, svc: Svc, action: Action = None, since: Since = None, until: Since = None,
+    format: Format = "json", limit: Limit = 50, offset: Offset = 0,
+) -> Any:  # fmt: skip
+    """What happened to and by your account, newest first; `?format=csv` exports it."""
+    return await _audit(svc, user.id, action, since, until, format, limit, offset)
+
+
+@get("/api/v1/admin/audit", dependencies=ADMIN)
+async def all_audit(
+    user: CurrentUser, svc: Svc, action: Action = None, since: Since = None, until: Since = None,
+    format: Format = "json", limit: Limit = 50, offset: Offset = 0,
+) -> Any:  # fmt: skip
+    return await _audit(svc, None, action, since, until, format, limit, offset)
+
+
+handlers = [dashboard, list_users, get_user, create_user, own_audit, all_audit]
