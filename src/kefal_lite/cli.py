@@ -137,6 +137,13 @@ def _read_password(password_stdin: bool) -> str:
     return value
 
 
+def _audit(conn: sqlite3.Connection, user_id: str, action: str, target: str, **detail: Any) -> None:
+    from kefal_lite.store import audit
+
+    entry = audit.Entry(iso(Clock().now()), user_id, "cli", action, target, None, detail or None)
+    audit.record(conn, entry)
+
+
 def _find(conn: sqlite3.Connection, username: str) -> users.User:
     user = users.by_username(conn, username)
     if user is None:
@@ -178,6 +185,7 @@ def user_add(
             )
         except ApiError as exc:
             raise click.ClickException(exc.detail) from None
+        _audit(conn, user.id, "cli_user_created", user.username, role=user.role)
     click.echo(f"created {user.role} {user.username} ({user.id})")
 
 
@@ -205,7 +213,9 @@ def user_passwd(ctx: click.Context, username: str, password_stdin: bool) -> None
             f"the password needs at least {security.MIN_PASSWORD} characters"
         )
     with _db(settings) as conn, transaction(conn):
-        users.set_password(conn, _find(conn, username).id, security.hash_password(password))
+        target = _find(conn, username)
+        users.set_password(conn, target.id, security.hash_password(password))
+        _audit(conn, target.id, "cli_password_set", target.username)
     click.echo(f"password of {username} changed; its sessions are ended")
 
 
@@ -216,7 +226,9 @@ def user_passwd(ctx: click.Context, username: str, password_stdin: bool) -> None
 def user_set_role(ctx: click.Context, username: str, role: str) -> None:
     """Make an account admin or user."""
     with _db(_settings(ctx)) as conn, transaction(conn):
-        users.set_role(conn, _find(conn, username).id, role)
+        target = _find(conn, username)
+        users.set_role(conn, target.id, role)
+        _audit(conn, target.id, "cli_role_set", target.username, role=role)
     click.echo(f"{username} is now {role}")
 
 
@@ -227,7 +239,9 @@ def user_set_role(ctx: click.Context, username: str, role: str) -> None:
 def user_disable(ctx: click.Context, username: str, enable: bool) -> None:
     """Block an account: its sessions end and its agents' snapshots are refused."""
     with _db(_settings(ctx)) as conn, transaction(conn):
-        users.set_disabled(conn, _find(conn, username).id, not enable)
+        target = _find(conn, username)
+        users.set_disabled(conn, target.id, not enable)
+        _audit(conn, target.id, "cli_user_enabled" if enable else "cli_user_disabled", username)
     click.echo(f"{username} {'enabled' if enable else 'disabled'}")
 
 
