@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import mimetypes
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, Request, Response
+from litestar import Litestar, Request, Response, Router
 from litestar.config.compression import CompressionConfig
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
@@ -17,6 +19,7 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.security.jwt import JWTAuth, Token
+from litestar.static_files import create_static_files_router
 
 from kefal_lite import __version__
 from kefal_lite.accounts import Accounts
@@ -107,6 +110,39 @@ async def _session_user(
     if user is None or user.disabled or token.extras.get("tv") != user.token_version:
         return None
     return user
+
+
+WEB_DIR = Path(__file__).parent / "web"
+mimetypes.add_type("text/javascript", ".mjs")  # Python 3.11 does not know it; modules need it
+# The dashboard's policy: its own scripts and styles only, no inline code, no framing.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+    " connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none';"
+    " form-action 'self'"
+)
+
+
+async def _dashboard_headers(response: Response[Any]) -> Response[Any]:
+    response.headers.update({
+        "Content-Security-Policy": CSP,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "X-Frame-Options": "DENY",
+    })  # fmt: skip
+    return response
+
+
+def dashboard_router() -> Router:
+    """The single-page app in web/, served by this same process (no build step)."""
+    return create_static_files_router(
+        path="/",
+        directories=[WEB_DIR],
+        html_mode=True,
+        name="dashboard",
+        opt={"exclude_from_auth": True},
+        after_request=_dashboard_headers,
+        include_in_schema=False,
+    )
 
 
 def llm_provider(settings: Settings) -> LlmProvider | None:
@@ -204,6 +240,7 @@ def create_app(
             *graph.handlers,
             *invariants.handlers,
             *admin.handlers,
+            dashboard_router(),
         ],
         dependencies={"svc": Provide(services, sync_to_thread=False)},
         lifespan=[lifespan],

@@ -9,9 +9,12 @@ from litestar import Request, get, post
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from kefal_lite import __version__
 from kefal_lite.accounts import AnyPassword, Email, NewUser, Password
 from kefal_lite.api.deps import USER, CurrentUser, Svc, client_address
 from kefal_lite.api.validation import convert, decode_json
+from kefal_lite.store import users
+from kefal_lite.store.users import User
 
 SESSION_SECONDS = 86_400
 
@@ -50,7 +53,7 @@ class OtpBody(msgspec.Struct):
 _login_decoder = msgspec.json.Decoder(LoginBody)
 
 
-def profile(user: CurrentUser) -> dict[str, Any]:
+def profile(user: User) -> dict[str, Any]:
     return {
         "id": user.id,
         "username": user.username,
@@ -75,6 +78,16 @@ async def login(request: Request[Any, Any, Any], svc: Svc) -> dict[str, Any]:
         body.username, body.password, body.otp, client_address(request)
     )
     return {"access_token": token, "token_type": "bearer", "expires_in": SESSION_SECONDS}
+
+
+@get("/auth/status", exclude_from_auth=True)
+async def auth_status(svc: Svc) -> dict[str, Any]:
+    """What the login page needs to know: first run (create the admin) and open signup."""
+    return {
+        "first_run": await svc.db.read(users.count) == 0,
+        "signup": svc.settings.auth_signup,
+        "version": __version__,
+    }
 
 
 @post("/auth/register", status_code=HTTP_201_CREATED, exclude_from_auth=True)
@@ -143,6 +156,7 @@ async def mfa_disable(data: JSONBody[OtpBody], user: CurrentUser, svc: Svc) -> d
 
 
 handlers = [
+    auth_status,
     login,
     register,
     logout,

@@ -1,0 +1,86 @@
+// kefal-lite dashboard: hash routes, one module per page, the API as the only backend.
+import { api, session, ApiError } from "./api.js";
+import { h, clear, toast } from "./ui.js";
+import { authPage } from "./pages/auth.js";
+import { overviewPage } from "./pages/overview.js";
+import { graphPage } from "./pages/graph.js";
+import { hostsPage, hostPage } from "./pages/hosts.js";
+import { incidentsPage } from "./pages/incidents.js";
+import { invariantsPage } from "./pages/invariants.js";
+import { agentsPage } from "./pages/agents.js";
+import { adminPage } from "./pages/admin.js";
+import { settingsPage } from "./pages/settings.js";
+
+const root = document.getElementById("app");
+const state = { me: null, refresh: null, timer: null };
+
+const NAV = [
+  ["#/", "Overview"], ["#/graph", "Graph"], ["#/hosts", "Hosts"], ["#/incidents", "Incidents"],
+  ["#/invariants", "Invariants"], ["#/agents", "Agents"], ["#/settings", "Settings"],
+];
+
+function layout(main) {
+  const route = location.hash.split("?")[0] || "#/";
+  const links = [...NAV];
+  if (state.me && state.me.role === "admin") links.splice(6, 0, ["#/admin", "Admin"]);
+  const nav = h("nav", { class: "nav", "aria-label": "Main" },
+    h("a", { href: "#/", class: "brand" }, "kefal-lite"),
+    h("button", { class: "menu", type: "button", "aria-label": "Menu",
+      onclick: () => nav.classList.toggle("open") }, "☰"),
+    h("ul", {}, links.map(([href, label]) => h("li", {},
+      h("a", { href, "aria-current": (route === href || (href !== "#/" && route.startsWith(href))) ? "page" : null }, label)))),
+    h("span", { class: "who" }, state.me ? `${state.me.username} (${state.me.role})` : ""),
+  );
+  return [nav, h("main", { id: "main", tabindex: "-1" }, main)];
+}
+
+async function render() {
+  clearInterval(state.timer);
+  state.refresh = null;
+  const [path, query] = (location.hash.slice(1) || "/").split("?");
+  const params = new URLSearchParams(query || "");
+  if (path.startsWith("/reset") || path === "/login" || path === "/forgot" || !session.token) {
+    clear(root, await authPage(path, params, onLogin));
+    return;
+  }
+  if (!state.me) {
+    try { state.me = await api("/api/v1/auth/me"); } catch { session.token = null; return render(); }
+  }
+  const main = h("div", { class: "page" }, h("p", { class: "muted" }, "Loading…"));
+  clear(root, layout(main));
+  const parts = path.split("/").filter(Boolean);
+  const ctx = { me: state.me, params, go, setRefresh: (fn) => { state.refresh = fn; } };
+  let page;
+  try {
+    switch (parts[0] || "") {
+      case "": page = overviewPage; break;
+      case "graph": page = graphPage; break;
+      case "hosts": page = parts[1] ? (c) => hostPage(c, decodeURIComponent(parts[1])) : hostsPage; break;
+      case "incidents": page = incidentsPage; break;
+      case "invariants": page = invariantsPage; break;
+      case "agents": page = agentsPage; break;
+      case "admin": page = state.me.role === "admin" ? (c) => adminPage(c, parts[1] && decodeURIComponent(parts[1])) : null; break;
+      case "settings": page = settingsPage; break;
+      default: page = null;
+    }
+    if (!page) { clear(main, h("h1", {}, "Not found"), h("p", {}, "There is no such page.")); return; }
+    await page(ctx, main);
+  } catch (err) {
+    clear(main, h("h1", {}, "Something went wrong"), h("p", { class: "error" }, err instanceof ApiError ? err.message : String(err)));
+  }
+  // Live: pages that show changing state re-render quietly every 15 s.
+  state.timer = setInterval(() => { if (state.refresh && !document.hidden) state.refresh(); }, 15000);
+}
+
+function go(hash) { if (location.hash === hash) render(); else location.hash = hash; }
+
+async function onLogin(token) {
+  session.token = token;
+  state.me = null;
+  go("#/");
+}
+
+window.addEventListener("hashchange", render);
+window.addEventListener("kefal:logout", () => { state.me = null; toast("Your session ended; log in again.", true); go("#/login"); });
+window.addEventListener("kefal:me", async () => { state.me = await api("/api/v1/auth/me"); });
+render();

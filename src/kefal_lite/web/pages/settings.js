@@ -1,0 +1,57 @@
+import { api, session } from "../api.js";
+import { h, clear, card, field, toast, kv } from "../ui.js";
+
+export async function settingsPage(ctx, main) {
+  const me = await api("/api/v1/auth/me");
+  const email = h("input", { type: "email", value: me.email || "", required: true, autocomplete: "email" });
+  const emailPw = h("input", { type: "password", required: true, autocomplete: "current-password" });
+  const current = h("input", { type: "password", required: true, autocomplete: "current-password" });
+  const next = h("input", { type: "password", required: true, minlength: 10, autocomplete: "new-password" });
+  const mfaBox = h("div");
+  const renderMfa = (enabled) => {
+    const otp = h("input", { inputmode: "numeric", autocomplete: "one-time-code", required: true, "aria-label": "Code" });
+    if (enabled) {
+      clear(mfaBox, h("p", {}, "Two-factor authentication is on."), h("form", { class: "inline", onsubmit: async (e) => {
+        e.preventDefault();
+        try { await api("/api/v1/auth/mfa/disable", { method: "POST", body: { otp: otp.value } }); toast("MFA disabled"); renderMfa(false); }
+        catch (err) { toast(err.message, true); }
+      } }, otp, h("button", { type: "submit", class: "secondary" }, "Turn off")));
+    } else {
+      clear(mfaBox, h("p", {}, "Add a second factor with any TOTP app (Aegis, Google Authenticator, 1Password…)."),
+        h("button", { type: "button", onclick: async () => {
+          try {
+            const s = await api("/api/v1/auth/mfa/setup", { method: "POST" });
+            clear(mfaBox, h("p", {}, "Add this secret to your app, then type the code it shows:"),
+              kv({ secret: s.secret, uri: s.otpauth_uri }),
+              h("form", { class: "inline", onsubmit: async (e) => {
+                e.preventDefault();
+                try { await api("/api/v1/auth/mfa/enable", { method: "POST", body: { otp: otp.value } }); toast("MFA enabled"); renderMfa(true); }
+                catch (err) { toast(err.message, true); }
+              } }, otp, h("button", { type: "submit" }, "Enable")));
+          } catch (err) { toast(err.message, true); }
+        } }, "Set up MFA"));
+    }
+  };
+  renderMfa(me.mfa_enabled);
+  clear(main, h("h1", {}, "Settings"),
+    card("Profile", kv({ username: me.username, role: me.role, plan: me.plan, created: me.created_at })),
+    card("Email", h("form", { onsubmit: async (e) => {
+      e.preventDefault();
+      try { await api("/api/v1/auth/update-email", { method: "POST", body: { email: email.value, password: emailPw.value } }); toast("Email updated"); }
+      catch (err) { toast(err.message, true); }
+    } }, field("Email", email), field("Your password", emailPw), h("button", { type: "submit" }, "Save email"))),
+    card("Password", h("form", { onsubmit: async (e) => {
+      e.preventDefault();
+      try {
+        await api("/api/v1/auth/change-password", { method: "POST", body: { current_password: current.value, new_password: next.value }, raw: true })
+          .then(async (r) => { if (!r.ok) throw new Error((await r.json()).detail); });
+        session.token = null; toast("Password changed: log in again."); ctx.go("#/login");
+      } catch (err) { toast(err.message, true); }
+    } }, field("Current password", current), field("New password", next, "At least 10 characters; every session ends."), h("button", { type: "submit" }, "Change password"))),
+    card("Two-factor authentication", mfaBox),
+    card("Sessions", h("p", {}, "Log out of every browser where you are logged in."),
+      h("button", { type: "button", class: "danger", onclick: async () => {
+        await api("/auth/logout", { method: "POST", raw: true });
+        session.token = null; ctx.go("#/login");
+      } }, "Log out everywhere")));
+}
