@@ -55,11 +55,11 @@ async function render() {
     switch (parts[0] || "") {
       case "": page = overviewPage; break;
       case "graph": page = graphPage; break;
-      case "hosts": page = parts[1] ? (c) => hostPage(c, decodeURIComponent(parts[1])) : hostsPage; break;
+      case "hosts": page = parts[1] ? (c, m) => hostPage(c, m, decodeURIComponent(parts[1])) : hostsPage; break;
       case "incidents": page = incidentsPage; break;
       case "invariants": page = invariantsPage; break;
       case "agents": page = agentsPage; break;
-      case "admin": page = state.me.role === "admin" ? (c) => adminPage(c, parts[1] && decodeURIComponent(parts[1])) : null; break;
+      case "admin": page = state.me.role === "admin" ? (c, m) => adminPage(c, m, parts[1] && decodeURIComponent(parts[1])) : null; break;
       case "settings": page = settingsPage; break;
       default: page = null;
     }

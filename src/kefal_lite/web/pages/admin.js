@@ -28,8 +28,8 @@ export async function adminPage(ctx, main, userId) {
     ], a.items, { empty: "No entries." }));
   };
   action.addEventListener("change", loadAudit);
-  const newUser = h("input", { required: true, "aria-label": "New username" });
-  const newPw = h("input", { type: "password", required: true, minlength: 10, "aria-label": "Password" });
+  const newUser = h("input", { required: true, "aria-label": "New username", placeholder: "username" });
+  const newPw = h("input", { type: "password", required: true, minlength: 10, "aria-label": "Password", placeholder: "password (10+ characters)", autocomplete: "new-password" });
   const role = h("select", { "aria-label": "Role" }, h("option", { value: "user" }, "user"), h("option", { value: "admin" }, "admin"));
   clear(main, h("h1", {}, "Admin"),
     h("div", { class: "stats" },

@@ -11,7 +11,7 @@ const STYLE = [
   { selector: 'node[type = "port"]', style: { shape: "diamond", "background-color": "#8fa3b8", width: 12, height: 12, "font-size": 8 } },
   { selector: 'node[type = "port"][exposure = "exposed"]', style: { "background-color": "#d08a2c" } },
   { selector: 'node[type = "identity"]', style: { shape: "triangle", "background-color": "#7b5ea7" } },
-  { selector: "node[max_severity]", style: { "border-width": 4, "border-color": (n) => COLORS[n.data("max_severity")] || "#999" } },
+  { selector: "node[?max_severity]", style: { "border-width": 4, "border-color": (n) => COLORS[n.data("max_severity")] || "#999" } },
   { selector: "node.match", style: { "overlay-color": "#ffd54f", "overlay-opacity": 0.5, "overlay-padding": 6 } },
   { selector: "node:selected", style: { "overlay-color": "#1a73e8", "overlay-opacity": 0.3 } },
   { selector: "edge", style: { width: 1, "line-color": "#b8c4d0", "curve-style": "bezier", "target-arrow-shape": "triangle", "target-arrow-color": "#b8c4d0", "arrow-scale": 0.6 } },

@@ -1,0 +1,183 @@
+"""The dashboard in a real headless Chromium (Debian's package) driven by Playwright, against a
+real `kefal-lite serve` with real ingested snapshots. Screenshots of every page at laptop and
+phone sizes go to artifacts/screenshots/ (not committed)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.builders import as_json, snap
+from tests.conftest import PASSWORD, serving
+
+pytest.importorskip("playwright")  # installed by the dev extra; skipping here would hide nothing
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = Path(__file__).parent.parent / "artifacts" / "screenshots"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+EVIL = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: apt install chromium"
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def shoot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for label, size in (("laptop", (1280, 800)), ("phone", (390, 844))):
+        page.set_viewport_size({"width": size[0], "height": size[1]})
+        page.wait_for_timeout(150)
+        page.screenshot(path=str(SHOTS / f"{name}-{label}.png"), full_page=False)
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+
+def ingest(url: str, agent: dict[str, str], i: int, **fields: Any) -> None:
+    now = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=i)
+    body = as_json(snap(0, agent_id=agent["agent_id"], timestamp=now.strftime("%Y-%m-%dT%H:%M:%SZ"), **fields))
+    r = httpx.post(f"{url}/api/v1/ingest", content=body, headers={"Authorization": f"Bearer {agent['token']}"})
+    assert r.status_code == 200, r.text
+
+
+def enroll(url: str, username: str, name: str) -> dict[str, str]:
+    r = httpx.post(f"{url}/api/v1/enroll", json={"username": username, "password": PASSWORD, "name": name})
+    assert r.status_code == 200, r.text
+    data: dict[str, str] = r.json()
+    return data
+
+
+def test_dashboard_end_to_end(browser: Browser, tmp_path: Path) -> None:
+    alerts: list[str] = []
+    with serving(tmp_path / "data") as (url, _):
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        page.on("dialog", lambda d: (alerts.append(d.message) if d.type == "alert" else None, d.accept()))
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+        # first run: the server has no users, the page offers to create the admin
+        page.goto(url + "/")
+        expect(page.get_by_role("heading", name="Create the first admin")).to_be_visible()
+        shoot(page, "first-run")
+        page.locator("#first-run input[name=username]").fill("alice")
+        page.locator("#first-run input[name=password]").fill(PASSWORD)
+        page.get_by_role("button", name="Create admin").click()
+        expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+        expect(page.get_by_text("Nothing reports to this server so far")).to_be_visible()
+        shoot(page, "overview-empty")
+
+        # real agents, real snapshots
+        web = enroll(url, "alice", "web")
+        evil = enroll(url, "alice", "evil-host")
+        spare = enroll(url, "alice", "spare")
+        exposed = [{"port": 5432, "process": "postgres", "address": "0.0.0.0"}]
+        ingest(url, web, 0, hostname="web-01", add_ports=exposed)
+        ingest(url, evil, 0, hostname=EVIL, connections=[
+            {"remote_address": "192.168.1.20", "remote_port": 5432, "local_port": 40000, "process": "psql"}],
+            ip_addresses=["192.168.1.30"])  # fmt: skip
+        page.reload()
+        expect(page.locator(".stat").first).to_contain_text("2")
+        shoot(page, "overview")
+
+        # the graph renders nodes for the hosts
+        page.goto(url + "/#/graph")
+        expect(page.locator("#cy canvas").first).to_be_attached()
+        page.wait_for_selector("#cy[data-nodes]")
+        assert int(page.locator("#cy").get_attribute("data-nodes") or 0) >= 6
+        shoot(page, "graph")
+
+        # hosts: the hostile hostname is text, not markup
+        page.goto(url + "/#/hosts")
+        expect(page.get_by_text(EVIL, exact=True)).to_be_visible()
+        assert page.locator("table img").count() == 0
+        shoot(page, "hosts")
+        page.get_by_role("link", name="web-01").click()
+        expect(page.locator("h1", has_text="web-01")).to_be_visible()
+        shoot(page, "host")
+
+        # triage: accept -> applied -> verified by the next ingest
+        page.goto(url + "/#/incidents")
+        page.get_by_role("cell", name="Database exposed: postgres listens on 5432/tcp on 0.0.0.0").click()
+        detail = page.locator(".detail")
+        expect(detail.get_by_role("button", name="Accept")).to_be_visible(timeout=15_000)
+        expect(detail.locator(".cmd code").first).to_contain_text("listen_addresses")
+        shoot(page, "incident")
+        detail.get_by_role("button", name="Accept").click()
+        detail.get_by_role("button", name="I applied it").click()
+        expect(detail).to_contain_text("applied")
+        ingest(url, web, 60, hostname="web-01", add_ports=[{"port": 5432, "process": "postgres", "address": "127.0.0.1"}])
+        page.reload()
+        page.get_by_role("cell", name="Database exposed: postgres listens on 5432/tcp on 0.0.0.0").click()
+        expect(page.locator(".detail")).to_contain_text("Verified: the next snapshot no longer showed the violation.")
+        expect(page.locator(".detail")).to_contain_text("resolved")
+
+        # a contributed invariant is verified from the form
+        page.goto(url + "/#/invariants")
+        form = page.locator("#contribute")
+        form.locator("input[name=name]").fill("Socat listener")
+        form.locator("select[name=kind]").select_option("port_owner_in")
+        form.locator("textarea[name=params]").fill('{"processes": ["socat"]}')
+        form.locator("input[name=description]").fill("socat owns a listening socket")
+        form.get_by_role("button", name="Contribute").click()
+        page.get_by_role("button", name="Verify").click()
+        expect(page.locator(".report")).to_contain_text("active")
+        expect(page.get_by_role("cell", name="Socat listener")).to_be_visible()
+        shoot(page, "invariants")
+
+        # an agent is revoked
+        page.goto(url + "/#/agents")
+        expect(page.get_by_text(f"--server {url}")).to_be_visible()
+        row = page.locator("tr", has_text="spare")
+        row.get_by_role("button", name="Revoke").click()
+        expect(page.locator("tr", has_text="spare")).to_contain_text("revoked")
+        r = httpx.post(f"{url}/api/v1/ingest", content=as_json(snap(0, agent_id=spare["agent_id"])),
+                       headers={"Authorization": f"Bearer {spare['token']}"})  # fmt: skip
+        assert r.status_code == 401
+        shoot(page, "agents")
+
+        page.goto(url + "/#/admin")
+        expect(page.get_by_role("heading", name="Admin")).to_be_visible()
+        expect(page.locator("figure.chart svg").first).to_be_visible()
+        page.locator("form.inline input").first.fill("bob")
+        page.locator("form.inline input[type=password]").fill(PASSWORD)
+        page.get_by_role("button", name="Add user").click()
+        expect(page.locator("td[data-label=User]", has_text="bob")).to_be_visible()
+        shoot(page, "admin")
+        page.goto(url + "/#/settings")
+        expect(page.get_by_role("heading", name="Settings")).to_be_visible()
+        shoot(page, "settings")
+
+        # a non-admin sees no admin pages
+        other = browser.new_context(viewport={"width": 1280, "height": 800})
+        p2 = other.new_page()
+        p2.goto(url + "/#/login")
+        p2.locator("#login input[name=username]").fill("bob")
+        p2.locator("#login input[name=password]").fill(PASSWORD)
+        p2.get_by_role("button", name="Log in").click()
+        expect(p2.get_by_role("heading", name="Overview")).to_be_visible()
+        expect(p2.get_by_role("link", name="Admin")).to_have_count(0)
+        p2.goto(url + "/#/admin")
+        expect(p2.get_by_role("heading", name="Not found")).to_be_visible()
+        other.close()
+
+        # CSP is strict and the page ran without script errors or injected alerts
+        head = httpx.get(url + "/")
+        assert "script-src 'self'" in head.headers["content-security-policy"]
+        assert "unsafe-inline" not in head.headers["content-security-policy"]
+        assert alerts == [] and errors == [], (alerts, errors)
+        context.close()
