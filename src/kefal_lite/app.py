@@ -18,13 +18,26 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.prometheus import PrometheusConfig
 from litestar.security.jwt import JWTAuth, Token
 from litestar.static_files import create_static_files_router
 
-from kefal_lite import __version__
+from kefal_lite import __version__, metrics
 from kefal_lite.accounts import Accounts
 from kefal_lite.agent_tokens import AgentTokenCache
-from kefal_lite.api import admin, agents, auth, graph, health, incidents, ingest, invariants
+from kefal_lite.api import (
+    admin,
+    agents,
+    auth,
+    events,
+    graph,
+    health,
+    incidents,
+    ingest,
+    invariants,
+    notifications,
+)
+from kefal_lite.api import metrics as metrics_api
 from kefal_lite.api.deps import services
 from kefal_lite.api.validation import loc_from_path
 from kefal_lite.billing.noop import NoopBilling
@@ -32,10 +45,12 @@ from kefal_lite.clock import Clock
 from kefal_lite.community import Community
 from kefal_lite.config import Settings, server_secret
 from kefal_lite.errors import ApiError, ValidationFailed, validation_item
+from kefal_lite.events import EventBus
 from kefal_lite.ingest import Ingestor
 from kefal_lite.jobs import JobRunner
 from kefal_lite.mail import Mailer
 from kefal_lite.monitor import Monitor
+from kefal_lite.notify import Notifier
 from kefal_lite.remediate.llm import LlmProvider
 from kefal_lite.remediate.service import Remediator
 from kefal_lite.rules import Rules
@@ -112,6 +127,8 @@ async def _session_user(
     return user
 
 
+# HTTP request counts and latency by route (the route's path template, not raw paths).
+PROMETHEUS = PrometheusConfig(app_name="kefal_lite", group_path=True, exclude=["^/metrics$"])
 WEB_DIR = Path(__file__).parent / "web"
 mimetypes.add_type("text/javascript", ".mjs")  # Python 3.11 does not know it; modules need it
 # The dashboard's policy: its own scripts and styles only, no inline code, no framing.
@@ -123,12 +140,14 @@ CSP = (
 
 
 async def _dashboard_headers(response: Response[Any]) -> Response[Any]:
-    response.headers.update({
-        "Content-Security-Policy": CSP,
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-        "X-Frame-Options": "DENY",
-    })  # fmt: skip
+    response.headers.update(
+        {
+            "Content-Security-Policy": CSP,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "X-Frame-Options": "DENY",
+        }
+    )
     return response
 
 
@@ -143,6 +162,11 @@ def dashboard_router() -> Router:
         after_request=_dashboard_headers,
         include_in_schema=False,
     )
+
+
+def _observe_batch(size: int, seconds: float) -> None:
+    metrics.BATCH_SIZE.observe(size)
+    metrics.COMMIT_SECONDS.observe(seconds)
 
 
 def llm_provider(settings: Settings) -> LlmProvider | None:
@@ -200,8 +224,27 @@ def create_app(
             remediator = Remediator(db, clock, rules, llm)
             community = Community(db, clock, rules, llm)
             await community.reload()
-            runner = JobRunner(db, clock, {"remediate": remediator.run})
-            monitor = Monitor(settings, db, clock, rules, on_incident=runner.kick)
+            bus = EventBus()
+            notifier = Notifier(
+                settings,
+                db,
+                clock,
+                SecretBox(secret, b"kefal-lite channels v1"),
+                rules,
+                mailer.kick,
+            )
+            runner = JobRunner(db, clock, {"remediate": remediator.run, "notify": notifier.deliver})
+            monitor = Monitor(
+                settings,
+                db,
+                clock,
+                rules,
+                on_incident=runner.kick,
+                on_silent=lambda h: bus.publish(
+                    h.user_id, {"type": "host.silent", "host_id": h.id}
+                ),
+            )
+            db.on_batch = _observe_batch
             app.state.kefal = Services(
                 settings=settings,
                 clock=clock,
@@ -215,6 +258,8 @@ def create_app(
                 monitor=monitor,
                 jobs=runner,
                 community=community,
+                events=bus,
+                notifier=notifier,
             )
             mailer.start()
             monitor.start()
@@ -240,11 +285,15 @@ def create_app(
             *graph.handlers,
             *invariants.handlers,
             *admin.handlers,
+            *events.handlers,
+            *notifications.handlers,
+            *metrics_api.handlers,
             dashboard_router(),
         ],
         dependencies={"svc": Provide(services, sync_to_thread=False)},
         lifespan=[lifespan],
         on_app_init=[jwt_auth.on_app_init],
+        middleware=[PROMETHEUS.middleware],
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,

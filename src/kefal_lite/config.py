@@ -69,6 +69,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     llm_api_key_env: str = "KEFAL_LLM_API_KEY"
     llm_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=600)] = 30.0
 
+    # /metrics is open to 127.0.0.1 and ::1; from elsewhere it needs this bearer token.
+    metrics_token: str = ""
+    # Called (GET) every minute so an outside checker notices a dead server. Empty: off.
+    heartbeat_url: str = ""
+
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir) if self.data_dir else default_data_dir()
@@ -88,7 +93,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
 
 
 FIELDS: tuple[str, ...] = Settings.__struct_fields__
-SECRET_FIELDS = frozenset(f for f in FIELDS if "password" in f or f == "secret")
+SECRET_FIELDS = frozenset(f for f in FIELDS if "password" in f or f in ("secret", "metrics_token"))
 
 
 class ConfigError(Exception):

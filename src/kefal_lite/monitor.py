@@ -12,11 +12,13 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
+import httpx
+
 from kefal_lite.clock import Clock, iso
 from kefal_lite.config import Settings
 from kefal_lite.detect import predicates as p
 from kefal_lite.rules import Rules
-from kefal_lite.store import hosts, incidents, stats
+from kefal_lite.store import channels, hosts, incidents, stats
 from kefal_lite.store.db import Conn, Database
 from kefal_lite.store.hosts import Host
 from kefal_lite.store.incidents import NewFinding
@@ -28,9 +30,17 @@ PRUNE_SECONDS = 600.0
 
 
 class Monitor:
-    def __init__(self, settings: Settings, db: Database, clock: Clock, rules: Rules,
-                 on_incident: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        clock: Clock,
+        rules: Rules,
+        on_incident: Callable[[], None] = lambda: None,
+        on_silent: Callable[[Host], None] = lambda host: None,
+    ) -> None:
         self._on_incident = on_incident
+        self._on_silent = on_silent
         self._settings = settings
         self._db = db
         self._clock = clock
@@ -44,6 +54,9 @@ class Monitor:
             ),
             asyncio.create_task(self._every(PRUNE_SECONDS, self.prune), name="retention"),
         ]
+        if self._settings.heartbeat_url:
+            beat = asyncio.create_task(self._every(60, self.heartbeat), name="heartbeat")
+            self._tasks.append(beat)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -88,9 +101,22 @@ class Monitor:
                     ))  # fmt: skip
             await self._db.write(_went_silent, host, findings, iso(now),
                                  self._settings.remediation_auto)  # fmt: skip
+            self._on_silent(host)
         if silent:
             self._on_incident()
         return len(silent)
+
+    async def heartbeat(self) -> bool:
+        """Tell the outside checker this server is alive; a failure is logged, not raised."""
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                response = await client.get(self._settings.heartbeat_url)
+            ok = response.status_code < 400
+        except httpx.HTTPError:
+            ok = False
+        if not ok:
+            log.warning("heartbeat to the configured URL failed")  # the URL may hold a token
+        return ok
 
     async def prune(self) -> int:
         cutoff = iso(self._clock.now() - timedelta(days=self._settings.retention_days))
@@ -111,3 +137,5 @@ def _went_silent(conn: Conn, host: Host, findings: list[NewFinding], now: str,
                                          auto_remediate=auto_remediate)  # fmt: skip
         if opened:
             stats.bump(conn, now[:10], "incidents")
+            channels.queue_changes(conn, user_id=host.user_id, host_id=host.id, opened=[opened],
+                                   resolved=[], now=now)  # fmt: skip

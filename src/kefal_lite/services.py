@@ -10,10 +10,12 @@ from kefal_lite.billing import BillingProvider
 from kefal_lite.clock import Clock
 from kefal_lite.community import Community
 from kefal_lite.config import Settings
+from kefal_lite.events import EventBus
 from kefal_lite.ingest import Ingestor
 from kefal_lite.jobs import JobRunner
 from kefal_lite.mail import Mailer
 from kefal_lite.monitor import Monitor
+from kefal_lite.notify import Notifier
 from kefal_lite.rules import Rules
 from kefal_lite.store.db import Database
 
@@ -32,3 +34,5 @@ class Services:
     monitor: Monitor
     jobs: JobRunner
     community: Community
+    events: EventBus
+    notifier: Notifier

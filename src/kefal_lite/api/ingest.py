@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, post
+from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_200_OK
 
-from kefal_lite import snapshot
+from kefal_lite import metrics, snapshot
 from kefal_lite.api.deps import Svc
 from kefal_lite.api.validation import decode_json
-from kefal_lite.errors import Forbidden, PaymentRequired, Unauthorized
+from kefal_lite.errors import ApiError, Forbidden, PaymentRequired, Unauthorized
 from kefal_lite.security import constant_time_equal
+from kefal_lite.services import Services
+from kefal_lite.store.incidents import Changes
 
 
 def bearer(request: Request[Any, Any, Any]) -> str | None:
@@ -22,6 +25,27 @@ def bearer(request: Request[Any, Any, Any]) -> str | None:
 
 @post("/api/v1/ingest", status_code=HTTP_200_OK, exclude_from_auth=True)
 async def ingest(request: Request[Any, Any, Any], svc: Svc) -> dict[str, Any]:
+    try:
+        return await _ingest(request, svc)
+    except ApiError as exc:
+        metrics.REJECTED.labels(_REASONS.get(exc.status_code, str(exc.status_code))).inc()
+        raise
+    except HTTPException as exc:  # 413 from reading the body
+        metrics.REJECTED.labels(_REASONS.get(exc.status_code, str(exc.status_code))).inc()
+        raise
+
+
+_REASONS = {
+    400: "invalid",
+    401: "unauthorized",
+    402: "payment_required",
+    403: "forbidden",
+    413: "too_large",
+    503: "busy",
+}
+
+
+async def _ingest(request: Request[Any, Any, Any], svc: Svc) -> dict[str, Any]:
     token = bearer(request)
     if token is None:
         raise Unauthorized("an agent token is required (Authorization: Bearer <token>)")
@@ -36,13 +60,33 @@ async def ingest(request: Request[Any, Any, Any], svc: Svc) -> dict[str, Any]:
     if not await svc.billing.may_ingest(agent.user_id):
         raise PaymentRequired("the trial or subscription has expired; snapshots are refused")
     accepted = await svc.ingestor.accept(agent, snap, raw)
-    if accepted.changes.opened:
-        svc.jobs.kick()  # Mode 1 remediation jobs were queued with the incidents
+    changes = accepted.changes
+    metrics.SNAPSHOTS.inc()
+    for severity in changes.opened_severities:
+        metrics.INCIDENTS_OPENED.labels(severity).inc()
+    if changes.opened or changes.resolved:
+        svc.jobs.kick()  # remediation and notify jobs were queued with the incidents
+    publish_changes(svc, agent.user_id, accepted.host_id, changes)
     return {
         "status": "accepted",
         "snapshot_id": accepted.snapshot_id,
         "incidents_opened": len(accepted.changes.opened),
     }
+
+
+def publish_changes(svc: Services, user_id: str, host_id: str, changes: Changes) -> None:
+    """Tell the tenant's live dashboards what this write changed."""
+    for kind, ids in (
+        ("incident.opened", changes.opened),
+        ("incident.updated", changes.updated),
+        ("incident.resolved", changes.resolved),
+    ):
+        for incident_id in ids:
+            svc.events.publish(
+                user_id, {"type": kind, "incident_id": incident_id, "host_id": host_id}
+            )
+    if changes.recovered:
+        svc.events.publish(user_id, {"type": "host.recovered", "host_id": host_id})
 
 
 handlers = [ingest]

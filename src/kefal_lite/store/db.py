@@ -107,6 +107,8 @@ class Database:
         self._queue_max = queue_max
         self._batch_max = batch_max
         self.stats = WriterStats()
+        # called on the event loop after each committed batch: (writes, seconds)
+        self.on_batch: Callable[[int, float], None] | None = None
         self._wconn: Conn | None = None
         self._readers: asyncio.Queue[Conn] | None = None
         self._reader_conns: list[Conn] = []
@@ -213,6 +215,8 @@ class Database:
             except BaseException as exc:  # the writer must survive anything a batch does
                 log.exception("write batch of %d failed", len(batch))
                 outcomes = [(False, exc)] * len(batch)
+            if self.on_batch is not None:
+                self.on_batch(len(batch), self.stats.last_commit_seconds)
             for (_, _, _, fut), (ok, value) in zip(batch, outcomes, strict=True):
                 if fut.done():  # the request went away; its write still committed
                     continue

@@ -37,6 +37,8 @@ class Changes(msgspec.Struct):
     opened: list[str] = []
     updated: list[str] = []
     resolved: list[str] = []
+    recovered: list[str] = []  # resolved agent_silent incidents: the host is back
+    opened_severities: list[str] = []
 
 
 class Incident(msgspec.Struct, frozen=True):
@@ -208,12 +210,15 @@ def apply_findings(
                        finding=f, now=now)  # fmt: skip
         if opened:
             changes.opened.append(opened)
+            changes.opened_severities.append(f.severity)
             if auto_remediate:
                 _queue_remediation(conn, opened, "auto", now)
     for (invariant_id, subject), incident_id in active.items():
         if invariant_id in auto_resolve and (invariant_id, subject) not in seen:
             resolve(conn, incident_id, now, by="auto", snapshot_id=snapshot_id)
             changes.resolved.append(incident_id)
+            if invariant_id == "agent_silent":
+                changes.recovered.append(incident_id)
     return changes
 
 
@@ -459,8 +464,9 @@ def awaiting_verification(conn: sqlite3.Connection, host_id: str) -> list[tuple[
 
 
 def record_verification(conn: sqlite3.Connection, incident_id: str, still_violated: bool,
-                        snapshot_id: str, now: str) -> None:  # fmt: skip
-    """The host's next snapshot after `applied`: verified (and resolved) or failed."""
+                        snapshot_id: str, now: str) -> bool:  # fmt: skip
+    """The host's next snapshot after `applied`: verified (and resolved) or failed.
+    Returns whether the incident was resolved by it."""
     verdict = "failed" if still_violated else "verified"
     cur = conn.execute(
         "UPDATE incidents SET remediation_status = ?"
@@ -468,9 +474,11 @@ def record_verification(conn: sqlite3.Connection, incident_id: str, still_violat
         (verdict, incident_id),
     )
     if not cur.rowcount:
-        return
+        return False
     _event(conn, incident_id, now, SYSTEM, f"remediation_{verdict}", {"snapshot_id": snapshot_id})
     if not still_violated:
         row = conn.execute("SELECT status FROM incidents WHERE id = ?", (incident_id,)).fetchone()
         if row and row[0] in ACTIVE:
             resolve(conn, incident_id, now, by="remediation", snapshot_id=snapshot_id)
+            return True
+    return False

@@ -6,7 +6,7 @@ import sqlite3
 
 import msgspec
 
-from kefal_lite.store import hosts, incidents, stats
+from kefal_lite.store import channels, hosts, incidents, stats
 from kefal_lite.store.incidents import Changes, NewFinding
 
 
@@ -55,8 +55,11 @@ def commit_snapshot(conn: sqlite3.Connection, w: SnapshotWrite) -> Changes:
         state=w.state,
     )
     # verdicts before findings: a verified incident resolves "by remediation", not "auto"
-    for incident_id, still in w.verdicts:
-        incidents.record_verification(conn, incident_id, still, w.snapshot_id, w.received_at)
+    verified = [
+        incident_id
+        for incident_id, still in w.verdicts
+        if incidents.record_verification(conn, incident_id, still, w.snapshot_id, w.received_at)
+    ]
     day = w.received_at[:10]
     stats.bump(conn, day, "snapshots")
     stats.agent_active(conn, day, w.agent_id)
@@ -71,4 +74,7 @@ def commit_snapshot(conn: sqlite3.Connection, w: SnapshotWrite) -> Changes:
         auto_remediate=w.auto_remediate,
     )
     stats.bump(conn, day, "incidents", len(changes.opened))
+    changes.resolved.extend(verified)
+    channels.queue_changes(conn, user_id=w.user_id, host_id=w.host_id, opened=changes.opened,
+                           resolved=changes.resolved, now=w.received_at)  # fmt: skip
     return changes

@@ -200,6 +200,28 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX audit_by_action ON audit(action, at);
     CREATE INDEX audit_by_time ON audit(at);
     """,
+    # 6: notification channels, and host notices (rate limit for flapping hosts)
+    """
+    CREATE TABLE channels (
+        id              TEXT PRIMARY KEY,
+        user_id         TEXT NOT NULL REFERENCES users(id),
+        name            TEXT NOT NULL,
+        url_sealed      TEXT NOT NULL,
+        url_masked      TEXT NOT NULL,
+        secret_sealed   TEXT,
+        min_severity    TEXT NOT NULL,
+        created_at      TEXT NOT NULL,
+        last_success_at TEXT,
+        last_error      TEXT,
+        last_error_at   TEXT
+    );
+    CREATE INDEX channels_by_user ON channels(user_id);
+    CREATE TABLE host_notices (
+        host_id TEXT NOT NULL,
+        at      TEXT NOT NULL
+    );
+    CREATE INDEX host_notices_by_host ON host_notices(host_id, at);
+    """,
 )
 
 

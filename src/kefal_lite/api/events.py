@@ -1,0 +1,55 @@
+"""Live updates: POST /api/v1/events/ticket, then GET /api/v1/events?ticket=… as SSE."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from litestar import get, post
+from litestar.params import QueryParameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.status_codes import HTTP_200_OK
+
+from kefal_lite.api.deps import USER, CurrentUser, Svc
+from kefal_lite.errors import Unauthorized
+
+KEEPALIVE_SECONDS = 15.0
+
+
+@post("/api/v1/events/ticket", status_code=HTTP_200_OK, dependencies=USER)
+async def ticket(user: CurrentUser, svc: Svc) -> dict[str, str]:
+    """A single-use ticket, valid 60 s, for opening the event stream."""
+    return {"ticket": svc.events.ticket(user.id)}
+
+
+@get("/api/v1/events", exclude_from_auth=True)
+async def stream(
+    svc: Svc, ticket: Annotated[str, QueryParameter(max_length=100)]
+) -> ServerSentEvent:
+    """`incident.opened|updated|resolved` and `host.silent|recovered` for the ticket's tenant."""
+    user_id = svc.events.redeem(ticket)
+    if user_id is None:
+        raise Unauthorized("invalid, used or expired event ticket; ask for a new one")
+    sub = svc.events.subscribe(user_id)
+
+    async def messages() -> AsyncIterator[ServerSentEventMessage]:
+        try:
+            yield ServerSentEventMessage(comment="connected")
+            while not sub.dropped:
+                try:
+                    event: dict[str, Any] = await asyncio.wait_for(
+                        sub.queue.get(), KEEPALIVE_SECONDS
+                    )
+                except TimeoutError:
+                    yield ServerSentEventMessage(comment="keep-alive")
+                    continue
+                yield ServerSentEventMessage(event=str(event["type"]), data=json.dumps(event))
+        finally:
+            svc.events.unsubscribe(sub)  # the client went away or was too slow
+
+    return ServerSentEvent(messages())
+
+
+handlers = [ticket, stream]

@@ -1,0 +1,62 @@
+"""Notification channels per tenant: list (masked), create, delete, test."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import delete, get, post
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from kefal_lite.api.deps import USER, CurrentUser, Svc, audit_entry, page
+from kefal_lite.store import audit, channels
+from kefal_lite.store.channels import Channel
+
+
+class NewChannel(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
+    url: Annotated[str, msgspec.Meta(min_length=5, max_length=2000)]
+    min_severity: Literal["low", "medium", "high", "critical"] = "high"
+
+
+def channel_json(c: Channel) -> dict[str, Any]:
+    return {
+        "id": c.id, "name": c.name, "url": c.url_masked, "min_severity": c.min_severity,
+        "created_at": c.created_at, "last_success_at": c.last_success_at,
+        "last_error": c.last_error, "last_error_at": c.last_error_at,
+    }  # fmt: skip
+
+
+@get("/api/v1/notifications/channels", dependencies=USER)
+async def list_channels(user: CurrentUser, svc: Svc) -> dict[str, Any]:
+    items = await svc.db.read(channels.list_for_user, user.id)
+    return page([channel_json(c) for c in items], len(items))
+
+
+@post("/api/v1/notifications/channels", status_code=HTTP_201_CREATED, dependencies=USER)
+async def create_channel(data: JSONBody[NewChannel], user: CurrentUser, svc: Svc) -> dict[str, Any]:
+    """A webhook channel's signing secret is in this answer only."""
+    channel, secret = await svc.notifier.create(user.id, data.name, data.url, data.min_severity)
+    await svc.db.write(audit.record, audit_entry(svc, user, "channel_created", channel.id))
+    out = channel_json(channel)
+    if secret:
+        out["signing_secret"] = secret
+    return out
+
+
+@delete("/api/v1/notifications/channels/{channel_id:str}", status_code=HTTP_204_NO_CONTENT,
+        dependencies=USER)  # fmt: skip
+async def delete_channel(channel_id: FromPath[str], user: CurrentUser, svc: Svc) -> None:
+    entry = audit_entry(svc, user, "channel_deleted", channel_id)
+    await svc.db.write(audit.audited, entry, channels.delete, user.id, channel_id)
+
+
+@post("/api/v1/notifications/channels/{channel_id:str}/test", status_code=HTTP_200_OK,
+      dependencies=USER)  # fmt: skip
+async def test_channel(channel_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[str, Any]:
+    error = await svc.notifier.test(user.id, channel_id)
+    return {"ok": error is None, "error": error}
+
+
+handlers = [list_channels, create_channel, delete_channel, test_channel]
