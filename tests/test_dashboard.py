@@ -48,13 +48,19 @@ def shoot(page: Page, name: str) -> None:
 
 def ingest(url: str, agent: dict[str, str], i: int, **fields: Any) -> None:
     now = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=i)
-    body = as_json(snap(0, agent_id=agent["agent_id"], timestamp=now.strftime("%Y-%m-%dT%H:%M:%SZ"), **fields))
-    r = httpx.post(f"{url}/api/v1/ingest", content=body, headers={"Authorization": f"Bearer {agent['token']}"})
+    body = as_json(
+        snap(0, agent_id=agent["agent_id"], timestamp=now.strftime("%Y-%m-%dT%H:%M:%SZ"), **fields)
+    )
+    r = httpx.post(
+        f"{url}/api/v1/ingest", content=body, headers={"Authorization": f"Bearer {agent['token']}"}
+    )
     assert r.status_code == 200, r.text
 
 
 def enroll(url: str, username: str, name: str) -> dict[str, str]:
-    r = httpx.post(f"{url}/api/v1/enroll", json={"username": username, "password": PASSWORD, "name": name})
+    r = httpx.post(
+        f"{url}/api/v1/enroll", json={"username": username, "password": PASSWORD, "name": name}
+    )
     assert r.status_code == 200, r.text
     data: dict[str, str] = r.json()
     return data
@@ -65,7 +71,10 @@ def test_dashboard_end_to_end(browser: Browser, tmp_path: Path) -> None:
     with serving(tmp_path / "data") as (url, _):
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         page = context.new_page()
-        page.on("dialog", lambda d: (alerts.append(d.message) if d.type == "alert" else None, d.accept()))
+        page.on(
+            "dialog",
+            lambda d: (alerts.append(d.message) if d.type == "alert" else None, d.accept()),
+        )
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -112,7 +121,9 @@ def test_dashboard_end_to_end(browser: Browser, tmp_path: Path) -> None:
 
         # triage: accept -> applied -> verified by the next ingest
         page.goto(url + "/#/incidents")
-        page.get_by_role("cell", name="Database exposed: postgres listens on 5432/tcp on 0.0.0.0").click()
+        page.get_by_role(
+            "cell", name="Database exposed: postgres listens on 5432/tcp on 0.0.0.0"
+        ).click()
         detail = page.locator(".detail")
         expect(detail.get_by_role("button", name="Accept")).to_be_visible(timeout=15_000)
         expect(detail.locator(".cmd code").first).to_contain_text("listen_addresses")
@@ -120,10 +131,20 @@ def test_dashboard_end_to_end(browser: Browser, tmp_path: Path) -> None:
         detail.get_by_role("button", name="Accept").click()
         detail.get_by_role("button", name="I applied it").click()
         expect(detail).to_contain_text("applied")
-        ingest(url, web, 60, hostname="web-01", add_ports=[{"port": 5432, "process": "postgres", "address": "127.0.0.1"}])
+        ingest(
+            url,
+            web,
+            60,
+            hostname="web-01",
+            add_ports=[{"port": 5432, "process": "postgres", "address": "127.0.0.1"}],
+        )
         page.reload()
-        page.get_by_role("cell", name="Database exposed: postgres listens on 5432/tcp on 0.0.0.0").click()
-        expect(page.locator(".detail")).to_contain_text("Verified: the next snapshot no longer showed the violation.")
+        page.get_by_role(
+            "cell", name="Database exposed: postgres listens on 5432/tcp on 0.0.0.0"
+        ).click()
+        expect(page.locator(".detail")).to_contain_text(
+            "Verified: the next snapshot no longer showed the violation."
+        )
         expect(page.locator(".detail")).to_contain_text("resolved")
 
         # a contributed invariant is verified from the form

@@ -122,6 +122,8 @@ def serve(
             log_level=settings.log_level,
             access_log=access_log,
             server_header=False,
+            # Open event streams (dashboards) would otherwise hold a shutdown forever.
+            timeout_graceful_shutdown=5,
         )
     finally:
         lock.release()
