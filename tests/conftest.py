@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from litestar.testing import TestClient
 
 from kefal_lite.app import create_app
@@ -127,3 +129,26 @@ def serving(
         proc.wait(timeout=30)
         if proc.stdout:
             proc.stdout.close()
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], str]] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        content = envelope.content
+        text = content.decode() if isinstance(content, bytes) else str(content)
+        self.messages.append((str(envelope.mail_from), list(envelope.rcpt_tos), text))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_inbox() -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()

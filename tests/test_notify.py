@@ -21,9 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from kefal_lite.app import create_app
 from kefal_lite.clock import FrozenClock
 from tests.builders import T0, as_json, snap
-from tests.conftest import PASSWORD, enroll, login, make_settings, query, register, serving
+from tests.conftest import PASSWORD, Inbox, enroll, login, make_settings, query, register, serving
 from tests.test_ingest import EXPOSED_PG, in_app, send
-from tests.test_reset import _Inbox, smtp_inbox  # noqa: F401 - the fixture
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
@@ -175,8 +174,8 @@ def test_silent_host_gives_one_silent_and_one_back_message(
 
 
 def test_mailto_channel_over_smtp(
-    tmp_path: Path, clock: FrozenClock, smtp_inbox: tuple[_Inbox, int]
-) -> None:  # noqa: F811
+    tmp_path: Path, clock: FrozenClock, smtp_inbox: tuple[Inbox, int]
+) -> None:
     inbox, port = smtp_inbox
     settings = make_settings(
         tmp_path / "d", smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=False

@@ -1,21 +1,17 @@
 from __future__ import annotations
 
 import re
-import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from litestar.testing import TestClient
 
 from kefal_lite.app import create_app
 from kefal_lite.clock import FrozenClock
 from kefal_lite.config import Settings
-from tests.conftest import login, make_settings, query, register
+from tests.conftest import Inbox, free_port, login, make_settings, query, register
 
 
 def _token_from(body: str) -> str:
@@ -103,37 +99,8 @@ def test_forgot_password_is_limited_to_3_an_hour(
     )
 
 
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], str]] = []
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
-        content = envelope.content
-        text = content.decode() if isinstance(content, bytes) else str(content)
-        self.messages.append((str(envelope.mail_from), list(envelope.rcpt_tos), text))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def smtp_inbox() -> Iterator[tuple[_Inbox, int]]:
-    inbox = _Inbox()
-    port = _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
-
-
 def test_reset_mail_is_delivered_over_smtp(
-    tmp_path: Path, clock: FrozenClock, smtp_inbox: tuple[_Inbox, int]
+    tmp_path: Path, clock: FrozenClock, smtp_inbox: tuple[Inbox, int]
 ) -> None:
     inbox, port = smtp_inbox
     settings = make_settings(
@@ -178,7 +145,7 @@ def test_smtp_down_keeps_the_mail_pending(tmp_path: Path, clock: FrozenClock) ->
     settings = make_settings(
         tmp_path / "d",
         smtp_host="127.0.0.1",
-        smtp_port=_free_port(),
+        smtp_port=free_port(),
         smtp_starttls=False,
         smtp_timeout_seconds=2,
     )
