@@ -16,9 +16,17 @@ import msgspec
 
 from kefal_lite import mail, security
 from kefal_lite.agent_tokens import AgentTokenCache
+from kefal_lite.billing import BillingProvider
 from kefal_lite.clock import Clock, iso
 from kefal_lite.config import Settings
-from kefal_lite.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
+from kefal_lite.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
 from kefal_lite.ratelimit import WindowLimiter
 from kefal_lite.store import agents, audit, users
 from kefal_lite.store.db import Conn, Database
@@ -72,6 +80,8 @@ class Accounts:
         self._agent_tokens = agent_tokens
         self._issue_session = issue_session
         self._on_mail_queued = on_mail_queued
+        # Asks whether a plan allows one more agent; set once the provider exists.
+        self.billing: BillingProvider | None = None
         # 5 failed credential checks per 30 s per (client, username), login and enroll alike.
         self.credential_failures = WindowLimiter(5, 30, clock)
         # the seed's "/forgot-password 3/hour", per client address
@@ -300,6 +310,12 @@ class Accounts:
         # Agents have no second factor: MFA protects the dashboard, the password enrolls.
         user = await self._check_credentials(username, password, client, check_otp=False,
                                              failed="enroll_failed")  # fmt: skip
+        if self.billing is not None:
+            limit = await self.billing.agent_limit(user)
+            if limit is not None and await self._db.read(agents.count_active, user.id) >= limit:
+                raise Forbidden(
+                    f"your plan allows {limit} agent(s); revoke one or upgrade the plan"
+                )
         token = security.new_token(security.AGENT_TOKEN_PREFIX)
         agent_id = str(uuid.uuid4())
         await self._db.write(

@@ -37,10 +37,13 @@ from kefal_lite.api import (
     invariants,
     notifications,
 )
+from kefal_lite.api import billing as billing_api
 from kefal_lite.api import metrics as metrics_api
 from kefal_lite.api.deps import services
 from kefal_lite.api.validation import loc_from_path
+from kefal_lite.billing import BillingProvider
 from kefal_lite.billing.noop import NoopBilling
+from kefal_lite.billing.paypal import PayPalBilling
 from kefal_lite.clock import Clock
 from kefal_lite.community import Community
 from kefal_lite.config import Settings, server_secret
@@ -225,6 +228,12 @@ def create_app(
             community = Community(db, clock, rules, llm)
             await community.reload()
             bus = EventBus()
+            billing_provider: BillingProvider = (
+                PayPalBilling(settings, db, clock)
+                if settings.billing_provider == "paypal"
+                else NoopBilling()
+            )
+            accounts.billing = billing_provider
             notifier = Notifier(
                 settings,
                 db,
@@ -253,7 +262,7 @@ def create_app(
                 accounts=accounts,
                 mailer=mailer,
                 rules=rules,
-                billing=NoopBilling(),
+                billing=billing_provider,
                 ingestor=Ingestor(db, clock, rules, settings.remediation_auto),
                 monitor=monitor,
                 jobs=runner,
@@ -287,6 +296,7 @@ def create_app(
             *admin.handlers,
             *events.handlers,
             *notifications.handlers,
+            *billing_api.handlers,
             *metrics_api.handlers,
             dashboard_router(),
         ],

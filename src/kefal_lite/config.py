@@ -69,6 +69,17 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     llm_api_key_env: str = "KEFAL_LLM_API_KEY"
     llm_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=600)] = 30.0
 
+    # noop: self-hosted, no limits, never 402. paypal: trials, plans and PayPal
+    # subscriptions; PAYPAL_CLIENT_ID, PAYPAL_CLIENT_SECRET and PAYPAL_WEBHOOK_ID come from
+    # the environment only.
+    billing_provider: Literal["noop", "paypal"] = "noop"
+    billing_paypal_mode: Literal["sandbox", "live"] = "sandbox"
+    # Override the API base URL (a proxy, or a test double); empty: PayPal's for the mode.
+    billing_paypal_base_url: str = ""
+    billing_plan_starter: str = ""
+    billing_plan_professional: str = ""
+    billing_plan_enterprise: str = ""
+
     # /metrics is open to 127.0.0.1 and ::1; from elsewhere it needs this bearer token.
     metrics_token: str = ""
     # Called (GET) every minute so an outside checker notices a dead server. Empty: off.

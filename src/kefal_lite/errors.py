@@ -60,6 +60,11 @@ class TooManyRequests(ApiError):
         super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
 
 
+class BadGateway(ApiError):
+    status_code = 502
+    detail = "an upstream service answered with an error"
+
+
 class ServiceUnavailable(ApiError):
     status_code = 503
     detail = "the server is busy; retry shortly"

@@ -105,8 +105,10 @@ async def logout(user: CurrentUser, svc: Svc) -> None:
 
 
 @get("/api/v1/auth/me", dependencies=USER)
-async def me(user: CurrentUser) -> dict[str, Any]:
-    return profile(user)
+async def me(user: CurrentUser, svc: Svc) -> dict[str, Any]:
+    """With the plan and trial end as the billing provider sees them."""
+    billing = await svc.billing.status(user)
+    return profile(user) | {"plan": billing["plan"], "trial_ends_at": billing["trial_ends_at"]}
 
 
 @post("/api/v1/auth/update-email", status_code=HTTP_200_OK, dependencies=USER)

@@ -18,3 +18,19 @@ class BillingProvider(Protocol):
     async def may_ingest(self, user_id: str) -> bool:
         """Whether this tenant's agents may send snapshots now (False means 402)."""
         ...
+
+    async def agent_limit(self, user: User) -> int | None:
+        """How many active agents the user's plan allows (None: no limit)."""
+        ...
+
+    async def checkout(self, user: User, plan: str) -> dict[str, Any]:
+        """`{approval_url, subscription_id}`; the state changes only when PayPal confirms."""
+        ...
+
+    async def cancel(self, user: User) -> dict[str, Any]:
+        """Cancel at period end; returns the status."""
+        ...
+
+    async def webhook(self, headers: dict[str, str], body: bytes) -> None:
+        """Verify and apply a provider event; raises BadRequest when it is not genuine."""
+        ...

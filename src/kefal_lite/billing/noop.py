@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from kefal_lite.errors import BadRequest, Conflict
 from kefal_lite.store.users import User
+
+DISABLED = "billing is disabled on this server"
 
 
 class NoopBilling:
@@ -23,3 +26,15 @@ class NoopBilling:
 
     async def may_ingest(self, user_id: str) -> bool:
         return True
+
+    async def agent_limit(self, user: User) -> int | None:
+        return None
+
+    async def checkout(self, user: User, plan: str) -> dict[str, Any]:
+        raise Conflict(DISABLED)
+
+    async def cancel(self, user: User) -> dict[str, Any]:
+        raise Conflict(DISABLED)
+
+    async def webhook(self, headers: dict[str, str], body: bytes) -> None:
+        raise BadRequest(DISABLED)

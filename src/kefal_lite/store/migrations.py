@@ -222,6 +222,25 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX host_notices_by_host ON host_notices(host_id, at);
     """,
+    # 7: billing state per user and processed PayPal webhook events
+    """
+    CREATE TABLE subscriptions (
+        user_id              TEXT PRIMARY KEY REFERENCES users(id),
+        plan                 TEXT NOT NULL,
+        state                TEXT NOT NULL,
+        provider_id          TEXT,
+        current_period_end   TEXT,
+        next_billing_date    TEXT,
+        cancel_at_period_end INTEGER NOT NULL DEFAULT 0,
+        updated_at           TEXT NOT NULL
+    );
+    CREATE INDEX subscriptions_by_provider_id ON subscriptions(provider_id);
+    CREATE TABLE webhook_events (
+        event_id    TEXT PRIMARY KEY,
+        event_type  TEXT NOT NULL,
+        received_at TEXT NOT NULL
+    );
+    """,
 )
 
 
