@@ -157,12 +157,13 @@ class PayPalBilling:
         }
 
     async def may_ingest(self, user_id: str) -> bool:
+        now = self._clock.now().timestamp()  # the injected clock, so tests can expire it
         cached = self._cache.get(user_id)
-        if cached and cached[0] > time.monotonic():
+        if cached and cached[0] > now:
             return cached[1]
         user = await self._db.read(users.get, user_id)
         allowed = user is not None and (await self.status(user))["state"] in ALLOWED
-        self._cache[user_id] = (time.monotonic() + STATUS_TTL, allowed)
+        self._cache[user_id] = (now + STATUS_TTL, allowed)
         return allowed
 
     async def agent_limit(self, user: User) -> int | None:

@@ -33,6 +33,23 @@ export async function settingsPage(ctx, main) {
     }
   };
   renderMfa(me.mfa_enabled);
+  const billing = await api("/api/v1/billing/status");
+  let billingCard = null;
+  if (billing.provider !== "noop") {
+    // Only when the operator sells plans: self-hosted servers never show a paywall.
+    const plans = (await api("/api/v1/billing/plans")).plans;
+    billingCard = card("Plan and billing", kv(billing),
+      h("div", { class: "charts" }, plans.map((p) => h("div", { class: "stat" },
+        h("strong", {}, `$${p.price_usd_month}`), h("span", {}, `${p.name} · ${p.max_agents ?? "unlimited"} agents`),
+        h("button", { type: "button", onclick: async () => {
+          try { location.href = (await api("/api/v1/billing/checkout", { method: "POST", body: { plan: p.id } })).approval_url; }
+          catch (err) { toast(err.message, true); }
+        } }, "Subscribe with PayPal")))),
+      billing.state === "active" ? h("button", { type: "button", class: "secondary", onclick: async () => {
+        try { await api("/api/v1/billing/cancel", { method: "POST" }); toast("Cancelled: active until the period ends"); ctx.go("#/settings"); }
+        catch (err) { toast(err.message, true); }
+      } }, "Cancel subscription") : null);
+  }
   clear(main, h("h1", {}, "Settings"),
     card("Profile", kv({ username: me.username, role: me.role, plan: me.plan, created: me.created_at })),
     card("Email", h("form", { onsubmit: async (e) => {
@@ -49,6 +66,7 @@ export async function settingsPage(ctx, main) {
       } catch (err) { toast(err.message, true); }
     } }, field("Current password", current), field("New password", next, "At least 10 characters; every session ends."), h("button", { type: "submit" }, "Change password"))),
     card("Two-factor authentication", mfaBox),
+    billingCard,
     card("Sessions", h("p", {}, "Log out of every browser where you are logged in."),
       h("button", { type: "button", class: "danger", onclick: async () => {
         await api("/auth/logout", { method: "POST", raw: true });
