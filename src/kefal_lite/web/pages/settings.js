@@ -1,5 +1,5 @@
 import { api, session } from "../api.js";
-import { h, clear, card, field, toast, kv } from "../ui.js";
+import { h, clear, card, field, toast, kv, table, when, badge } from "../ui.js";
 
 export async function settingsPage(ctx, main) {
   const me = await api("/api/v1/auth/me");
@@ -33,6 +33,30 @@ export async function settingsPage(ctx, main) {
     }
   };
   renderMfa(me.mfa_enabled);
+  const channelsBox = h("div");
+  const loadChannels = async () => {
+    const list = (await api("/api/v1/notifications/channels")).items;
+    clear(channelsBox, table([
+      { title: "Name", value: (c) => c.name },
+      { title: "URL", value: (c) => c.url },
+      { title: "From", value: (c) => c.min_severity, render: (c) => badge(c.min_severity) },
+      { title: "Last sent", value: (c) => when(c.last_success_at) },
+      { title: "Last error", value: (c) => c.last_error || "" },
+      { title: "", value: () => "", render: (c) => h("span", { class: "row-actions" },
+        h("button", { type: "button", class: "secondary", onclick: async () => {
+          const r = await api(`/api/v1/notifications/channels/${encodeURIComponent(c.id)}/test`, { method: "POST" });
+          toast(r.ok ? "Test message sent" : `Failed: ${r.error}`, !r.ok); loadChannels();
+        } }, "Test"),
+        h("button", { type: "button", class: "danger", onclick: async () => {
+          await api(`/api/v1/notifications/channels/${encodeURIComponent(c.id)}`, { method: "DELETE", raw: true }); loadChannels();
+        } }, "Delete")) },
+    ], list, { empty: "No channels: add one to hear about incidents and silent hosts." }));
+  };
+  const chName = h("input", { required: true, placeholder: "name", "aria-label": "Channel name" });
+  const chUrl = h("input", { required: true, placeholder: "ntfy://ntfy.sh/topic, mailto:you@example.org, webhook://host/path", "aria-label": "Channel URL", size: 48 });
+  const chSev = h("select", { "aria-label": "Minimum severity" }, ["high", "critical", "medium", "low"].map((x) => h("option", { value: x }, `${x} and above`)));
+  const secretBox = h("div");
+  await loadChannels();
   const billing = await api("/api/v1/billing/status");
   let billingCard = null;
   if (billing.provider !== "noop") {
@@ -66,6 +90,14 @@ export async function settingsPage(ctx, main) {
       } catch (err) { toast(err.message, true); }
     } }, field("Current password", current), field("New password", next, "At least 10 characters; every session ends."), h("button", { type: "submit" }, "Change password"))),
     card("Two-factor authentication", mfaBox),
+    card("Notifications", channelsBox, h("form", { class: "inline", onsubmit: async (e) => {
+      e.preventDefault();
+      try {
+        const r = await api("/api/v1/notifications/channels", { method: "POST", body: { name: chName.value, url: chUrl.value, min_severity: chSev.value } });
+        clear(secretBox, r.signing_secret ? h("p", {}, "Webhook signing secret (shown once): ", h("code", {}, r.signing_secret)) : null);
+        chName.value = ""; chUrl.value = ""; loadChannels();
+      } catch (err) { toast(err.message, true); }
+    } }, chName, chUrl, chSev, h("button", { type: "submit" }, "Add channel")), secretBox),
     billingCard,
     card("Sessions", h("p", {}, "Log out of every browser where you are logged in."),
       h("button", { type: "button", class: "danger", onclick: async () => {
