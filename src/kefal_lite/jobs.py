@@ -8,7 +8,6 @@ running when the server stopped is pending again at the next start.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -17,6 +16,7 @@ from typing import Any
 from kefal_lite.clock import Clock, iso
 from kefal_lite.store import jobs
 from kefal_lite.store.db import Database
+from kefal_lite.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -27,41 +27,25 @@ POLL_SECONDS = 5.0
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-class JobRunner:
+class JobRunner(Worker):
+    name = "kefal-jobs"
+    every = POLL_SECONDS
+
     def __init__(self, db: Database, clock: Clock, handlers: dict[str, Handler]) -> None:
+        super().__init__()
         self._db = db
         self._clock = clock
         self._handlers = handlers
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         requeued = await self._db.write(jobs.requeue_running, iso(self._clock.now()))
         if requeued:
             log.info("%d job(s) interrupted by the last shutdown will run again", requeued)
-        self._task = asyncio.create_task(self._loop(), name="kefal-jobs")
+        self.start_loop()
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    def kick(self) -> None:
-        """A job was just queued: run it now rather than at the next poll."""
-        self._wake.set()
-
-    async def _loop(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                while await self.run_due():
-                    pass
-            except Exception:
-                log.exception("job round failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+    async def work(self) -> None:
+        while await self.run_due():
+            pass
 
     async def run_due(self) -> int:
         due = await self._db.write(jobs.claim_due, iso(self._clock.now()))

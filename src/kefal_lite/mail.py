@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import smtplib
 import ssl
@@ -14,6 +13,7 @@ from kefal_lite.config import Settings
 from kefal_lite.store import outbox
 from kefal_lite.store.db import Conn, Database
 from kefal_lite.store.outbox import Mail
+from kefal_lite.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -68,39 +68,24 @@ def send_smtp(settings: Settings, mail: Mail) -> None:
         smtp.send_message(msg)
 
 
-class Mailer:
+class Mailer(Worker):
     """Sends pending outbox rows in the background; retried every minute, 5 attempts."""
 
+    name = "kefal-mailer"
+    every = RETRY_SECONDS
+
     def __init__(self, settings: Settings, db: Database, clock: Clock) -> None:
+        super().__init__()
         self._settings = settings
         self._db = db
         self._clock = clock
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         if self._settings.smtp_host:
-            self._task = asyncio.create_task(self._run(), name="kefal-mailer")
+            self.start_loop()
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    def kick(self) -> None:
-        self._wake.set()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.deliver_pending()
-            except Exception:
-                log.exception("mail delivery round failed")
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), RETRY_SECONDS)
+    async def work(self) -> None:
+        await self.deliver_pending()
 
     async def deliver_pending(self) -> int:
         sent = 0
