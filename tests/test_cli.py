@@ -162,5 +162,5 @@ def test_second_server_on_the_same_data_dir_refuses_to_start(tmp_path: Path) -> 
         first.terminate()
         out, _ = first.communicate(timeout=20)
     text = out.decode()
-    assert "No users yet" in text and "kefal-lite user add NAME --admin" in text
+    assert "No users yet" in text and f"kefal-lite --data-dir {d} user add NAME --admin" in text
     assert f"http://127.0.0.1:{port}/" in text and "0.0.0.0" in text

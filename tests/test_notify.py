@@ -44,6 +44,13 @@ class Receiver(http.server.BaseHTTPRequestHandler):
         self.send_response(204)
         self.end_headers()
 
+    def do_GET(self) -> None:  # noqa: N802 - heartbeats
+        type(self).received.append(
+            {"body": b"", "headers": dict(self.headers.items()), "path": self.path}
+        )
+        self.send_response(200)
+        self.end_headers()
+
     def log_message(self, *args: Any) -> None:
         pass
 
@@ -360,3 +367,47 @@ def test_event_stream_is_live_and_tenant_scoped(tmp_path: Path) -> None:
             httpx.get(f"{url}/api/v1/events", params={"ticket": tickets["alice"]}).status_code
             == 401
         )
+
+
+def test_flapping_host_is_rate_limited(
+    tmp_path: Path, clock: FrozenClock, receiver: tuple[str, type[Receiver]]
+) -> None:
+    where, rx = receiver
+    settings = make_settings(tmp_path / "d", agents_silent_minutes=1)
+    with TestClient(create_app(settings, clock=clock)) as client:
+        session, agent = _setup(client, clock)
+        client.post(
+            "/api/v1/notifications/channels",
+            headers=session,
+            json={"name": "h", "url": f"webhook://{where}/x"},
+        )
+        svc = client.app.state.kefal
+        minute = 0
+        send(client, agent, minute)
+        for _ in range(5):  # five silent/back cycles within 20 minutes
+            clock.advance(minutes=2)
+            minute += 2
+            assert in_app(client, svc.monitor.check_silent) == 1
+            clock.advance(minutes=1)
+            minute += 1
+            send(client, agent, minute)
+        time.sleep(1)
+        events = [json.loads(m["body"])["event"] for m in rx.received]
+        assert (
+            events.count("host.silent") + events.count("host.recovered") == 4
+        )  # the rest suppressed
+        incidents = client.get("/api/v1/incidents?status=resolved", headers=session).json()["total"]
+        assert incidents == 5  # the incidents themselves are all recorded
+
+
+def test_heartbeat_calls_the_configured_url(
+    tmp_path: Path, clock: FrozenClock, receiver: tuple[str, type[Receiver]]
+) -> None:
+    where, rx = receiver
+    settings = make_settings(tmp_path / "d", heartbeat_url=f"http://{where}/ping/abc")
+    with TestClient(create_app(settings, clock=clock)) as client:
+        assert in_app(client, client.app.state.kefal.monitor.heartbeat) is True
+    assert [m["path"] for m in rx.received] == ["/ping/abc"]
+    dead = make_settings(tmp_path / "e", heartbeat_url="http://127.0.0.1:9/nope")
+    with TestClient(create_app(dead, clock=clock)) as client:
+        assert in_app(client, client.app.state.kefal.monitor.heartbeat) is False

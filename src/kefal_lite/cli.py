@@ -109,8 +109,9 @@ def serve(
     if not has_users:
         click.echo(
             "  No users yet. Create the first admin with:\n"
-            "    kefal-lite user add NAME --admin"
-            + (f" --data-dir {settings.data_path}" if data_dir else "")
+            "    kefal-lite "
+            + (f"--data-dir {settings.data_path} " if settings.data_dir else "")
+            + "user add NAME --admin"
             + f"\n  or open {settings.base_url}/ and register; the first account becomes admin."
         )
     app = create_app(settings, lock=lock)
