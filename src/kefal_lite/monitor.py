@@ -18,7 +18,7 @@ from kefal_lite.clock import Clock, iso
 from kefal_lite.config import Settings
 from kefal_lite.detect import predicates as p
 from kefal_lite.rules import Rules
-from kefal_lite.store import channels, hosts, incidents, stats
+from kefal_lite.store import channels, hosts, incidents, jobs, stats
 from kefal_lite.store.db import Conn, Database
 from kefal_lite.store.hosts import Host
 from kefal_lite.store.incidents import NewFinding
@@ -119,7 +119,11 @@ class Monitor:
         return ok
 
     async def prune(self) -> int:
+        """Snapshot history past retention (returns how many went), and the bookkeeping
+        that would otherwise only grow: finished jobs, old flap-limit notices."""
         cutoff = iso(self._clock.now() - timedelta(days=self._settings.retention_days))
+        await self._db.write(jobs.prune_finished, cutoff)
+        await self._db.write(channels.prune_notices, iso(self._clock.now() - timedelta(days=1)))
         total = 0
         while True:
             deleted = await self._db.write(hosts.prune_snapshots, cutoff)

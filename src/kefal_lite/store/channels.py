@@ -117,3 +117,7 @@ def queue_changes(conn: sqlite3.Connection, *, user_id: str, host_id: str, opene
             event = kinds[1] if invariant_id == "agent_silent" else kinds[0]
             queue(conn, user_id=user_id, host_id=host_id, event=event, incident_id=incident_id,
                   severity=severity, now=now)  # fmt: skip
+
+
+def prune_notices(conn: sqlite3.Connection, cutoff: str) -> int:
+    return conn.execute("DELETE FROM host_notices WHERE at < ?", (cutoff,)).rowcount

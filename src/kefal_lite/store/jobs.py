@@ -77,3 +77,11 @@ def requeue_running(conn: sqlite3.Connection, now: str) -> int:
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
     rows = conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
     return {r[0]: int(r[1]) for r in rows}
+
+
+def prune_finished(conn: sqlite3.Connection, cutoff: str) -> int:
+    """Forget done and failed jobs last touched before `cutoff` (pending ones always stay)."""
+    cur = conn.execute(
+        "DELETE FROM jobs WHERE status IN ('done', 'failed') AND updated_at < ?", (cutoff,)
+    )
+    return cur.rowcount
