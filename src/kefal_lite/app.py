@@ -131,7 +131,14 @@ async def _session_user(
 
 
 # HTTP request counts and latency by route (the route's path template, not raw paths).
-PROMETHEUS = PrometheusConfig(app_name="kefal_lite", group_path=True, exclude=["^/metrics$"])
+# Ingest and health are left out: the middleware cost a quarter of ingest throughput
+# (2,289 -> 1,721 snapshots/s, health 23.9k -> 13.1k req/s, same run); ingest keeps its
+# own cheaper counters and latency histogram (metrics.py).
+PROMETHEUS = PrometheusConfig(
+    app_name="kefal_lite",
+    group_path=True,
+    exclude=["^/metrics$", "^/api/v1/ingest$", "^/api/v1/health$"],
+)
 WEB_DIR = Path(__file__).parent / "web"
 mimetypes.add_type("text/javascript", ".mjs")  # Python 3.11 does not know it; modules need it
 # The dashboard's policy: its own scripts and styles only, no inline code, no framing.

@@ -21,6 +21,11 @@ COMMIT_SECONDS = Histogram(
     "Time to run and commit one write batch",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
+INGEST_SECONDS = Histogram(
+    "kefal_ingest_seconds",
+    "Time from request to committed answer on /api/v1/ingest",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 JOBS = Gauge("kefal_jobs", "Background jobs by state", ["state"])
 HOSTS = Gauge("kefal_hosts", "Hosts by status", ["status"])
 SSE_CLIENTS = Gauge("kefal_sse_clients", "Connected event-stream clients")

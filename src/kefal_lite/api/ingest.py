@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from litestar import Request, post
@@ -25,8 +26,11 @@ def bearer(request: Request[Any, Any, Any]) -> str | None:
 
 @post("/api/v1/ingest", status_code=HTTP_200_OK, exclude_from_auth=True)
 async def ingest(request: Request[Any, Any, Any], svc: Svc) -> dict[str, Any]:
+    started = time.perf_counter()
     try:
-        return await _ingest(request, svc)
+        answer = await _ingest(request, svc)
+        metrics.INGEST_SECONDS.observe(time.perf_counter() - started)
+        return answer
     except ApiError as exc:
         metrics.REJECTED.labels(_REASONS.get(exc.status_code, str(exc.status_code))).inc()
         raise
