@@ -45,8 +45,3 @@ class AgentTokenCache:
         self._generation += 1
         for digest in [d for d, entry in self._entries.items() if entry[1].agent_id == agent_id]:
             del self._entries[digest]
-
-    def invalidate_user(self, user_id: str) -> None:
-        self._generation += 1
-        for digest in [d for d, entry in self._entries.items() if entry[1].user_id == user_id]:
-            del self._entries[digest]

@@ -18,7 +18,6 @@ from kefal_lite.security import token_hash
 
 QUEUE_MAX = 100
 TICKET_SECONDS = 60.0
-CLOSE = {"type": "_close"}
 
 
 class Subscription:

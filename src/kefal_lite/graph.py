@@ -98,11 +98,6 @@ class _Overlay:
 Marks = tuple[int, str | None]  # open incidents, worst severity
 
 
-def _node(node_id: str, label: str, kind: str, marks: Marks, **data: Any) -> dict[str, Any]:
-    return {"data": {"id": node_id, "label": label, "type": kind, "open_incidents": marks[0],
-                     "max_severity": marks[1], **data}}  # fmt: skip
-
-
 def _edge(source: str, target: str, kind: str, suffix: str = "", **data: Any) -> dict[str, Any]:
     return {"data": {"id": f"{kind}|{source}|{target}{suffix}", "source": source,
                      "target": target, "type": kind, **data}}  # fmt: skip

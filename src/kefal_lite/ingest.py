@@ -114,10 +114,6 @@ class Ingestor:
                 memo.awaiting.pop(iid, None)
         return Accepted(snapshot_id, memo.host_id, changes)
 
-    def forget(self, agent_id: str) -> None:
-        """Drop an agent's resident state (revoked): it reloads from the database if needed."""
-        self._hosts.pop(agent_id, None)
-
 
 def _incident_facts(by_id: dict[str, Invariant], finding: Finding) -> NewFinding:
     inv = by_id[finding.invariant_id]

@@ -22,15 +22,6 @@ AbsPath = Annotated[
 ]
 Pattern = Annotated[str, msgspec.Meta(min_length=3, max_length=256)]
 
-NOVEL_FIELDS = (
-    "listening_ports",
-    "listening_processes",
-    "root_processes",
-    "logged_in_users",
-    "admin_accounts",
-    "authorized_keys",
-    "outbound_peers",
-)
 NovelField = Literal[
     "listening_ports",
     "listening_processes",
@@ -251,10 +242,6 @@ class AnyOf(Predicate, frozen=True, tag="any_of"):
 
 
 AnyPredicate = LeafPredicate | AnyOf
-
-KINDS: tuple[str, ...] = tuple(
-    str(cls.__struct_config__.tag) for cls in (*LeafPredicate.__args__, AnyOf)
-)
 
 
 def parse(data: object) -> AnyPredicate:

@@ -161,10 +161,6 @@ class Database:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.close()
 
-    @property
-    def queue_depth(self) -> int:
-        return self._queue.qsize() if self._queue is not None else 0
-
     async def write(
         self, fn: Callable[Concatenate[Conn, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:

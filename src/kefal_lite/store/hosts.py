@@ -157,10 +157,3 @@ def prune_snapshots(conn: sqlite3.Connection, cutoff: str, limit: int = 5_000) -
         (cutoff, limit),
     )
     return cur.rowcount
-
-
-def snapshot_count(conn: sqlite3.Connection, user_id: str, host_id: str) -> int:
-    row = conn.execute(
-        "SELECT COUNT(*) FROM snapshots WHERE user_id = ? AND host_id = ?", (user_id, host_id)
-    ).fetchone()
-    return int(row[0])
