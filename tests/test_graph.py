@@ -186,3 +186,29 @@ def test_the_cytoscape_check_can_fail() -> None:
     with pytest.raises(AssertionError, match="dangling|Can not create edge"):
         cytoscape_load({"nodes": [{"data": {"id": "a"}}],
                         "edges": [{"data": {"id": "e", "source": "a", "target": "missing"}}]})  # fmt: skip
+
+
+def test_cached_fragments_follow_new_snapshots_and_incidents(
+    client: TestClient[Any], clock: FrozenClock
+) -> None:
+    register(client, "alice")
+    session = login(client, "alice")
+    web, db = two_hosts(client, "alice", clock)
+    first = client.get("/api/v1/graph", headers=session).json()
+    [port] = [n["data"] for n in first["nodes"] if n["data"]["type"] == "port" and n["data"]["port"] == 5432
+              and n["data"]["exposure"] == "exposed"]  # fmt: skip
+    assert port["open_incidents"] == 1
+    assert client.get("/api/v1/graph", headers=session).json() == first  # served from the cache
+    clock.advance(minutes=1)
+    # the db host fixes its exposure and opens a web port: both show on the next call
+    send(client, db, 1, hostname="db-01", ip_addresses=[DB_IP], processes=DB_PROCS, logged_in_users=[],
+         add_ports=[{"port": 5432, "process": "postgres", "address": "127.0.0.1"},
+                    {"port": 8080, "process": "postgres", "address": "127.0.0.1"}])  # fmt: skip
+    after = client.get("/api/v1/graph", headers=session).json()
+    db_ports = {(n["data"]["port"], n["data"]["exposure"], n["data"]["open_incidents"])
+                for n in after["nodes"] if n["data"]["type"] == "port" and n["data"]["host_id"] == port["host_id"]}  # fmt: skip
+    assert (8080, "loopback", 0) in db_ports and (5432, "exposed", 1) not in db_ports
+    [host] = [n["data"] for n in after["nodes"] if n["data"].get("hostname") == "db-01"]
+    assert host["open_incidents"] == 0 and host["max_severity"] is None
+    result = cytoscape_load(after)
+    assert result["dangling"] == [] and result["errors"] == []

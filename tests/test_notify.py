@@ -293,7 +293,10 @@ def test_metrics_parse_and_move_with_ingests(tmp_path: Path, clock: FrozenClock)
             "kefal_write_batch_size_count{}"
         ] > before.get("kefal_write_batch_size_count{}", 0)
         assert any(k.startswith("litestar_requests_total") and "/api/v1/enroll" in k for k in after)
-        assert after["kefal_ingest_seconds_count{}"] - before.get("kefal_ingest_seconds_count{}", 0) == 3
+        assert (
+            after["kefal_ingest_seconds_count{}"] - before.get("kefal_ingest_seconds_count{}", 0)
+            == 3
+        )
         assert client.get("/metrics").status_code == 401  # not loopback, no token
         assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
 

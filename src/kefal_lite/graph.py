@@ -176,46 +176,90 @@ def _host_elements(view: HostView, overlay: _Overlay) -> tuple[Elements, Element
     return nodes, edges
 
 
-def build_graph(views: Sequence[HostView], incidents: Iterable[OpenIncident],
-                host_id: str | None = None) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
-    overlay = _Overlay(incidents)
-    # address -> host, and (host, port) listening, for cross-host `connects` edges
+class Fragment(msgspec.Struct, frozen=True):
+    """One host's part of the graph, already encoded, with what `connects` edges need.
+    Cached per host by the API while its snapshot and incident marks do not change."""
+
+    host_node: bytes  # the host node alone, for when the host is only a neighbour
+    nodes: bytes  # comma-separated encoded elements, no brackets
+    edges: bytes
+    ips: tuple[str, ...]
+    ports: frozenset[int]
+    conns: tuple[tuple[str, int, str | None], ...]
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def _join(elements: Elements) -> bytes:
+    return b",".join(_encoder.encode(e) for e in elements)
+
+
+def fragment(view: HostView, incidents: Iterable[OpenIncident]) -> Fragment:
+    nodes, edges = _host_elements(view, _Overlay(incidents))
+    snap = view.snapshot
+    return Fragment(
+        host_node=_encoder.encode(nodes[0]),
+        nodes=_join(nodes),
+        edges=_join(edges),
+        ips=tuple(snap.ip_addresses) if snap else (),
+        ports=frozenset(lp.port for lp in snap.listening_ports) if snap else frozenset(),
+        conns=tuple((c.remote_address, c.remote_port, c.process) for c in snap.connections)
+        if snap
+        else (),
+    )
+
+
+def assemble(fragments: Sequence[tuple[str, Fragment]], host_id: str | None = None) -> bytes:
+    """The Cytoscape elements document from per-host fragments, `connects` edges computed
+    across hosts; with `host_id`, that host whole and its neighbours as host nodes."""
     owner_of_ip: dict[str, str] = {}
-    listening: set[tuple[str, int]] = set()
-    for v in views:
-        if v.snapshot:
-            for ip in v.snapshot.ip_addresses:
-                owner_of_ip.setdefault(ip, v.host_id)
-            listening.update((v.host_id, lp.port) for lp in v.snapshot.listening_ports)
+    for hid, frag in fragments:
+        for ip in frag.ips:
+            owner_of_ip.setdefault(ip, hid)
+    ports = {hid: frag.ports for hid, frag in fragments}
     connects: dict[tuple[str, str, int], str | None] = {}
-    for v in views:
-        for c in v.snapshot.connections if v.snapshot else ():
-            target = owner_of_ip.get(c.remote_address)
-            if target and target != v.host_id and (target, c.remote_port) in listening:
-                connects.setdefault((v.host_id, target, c.remote_port), c.process)
+    for hid, frag in fragments:
+        for address, port, process in frag.conns:
+            target = owner_of_ip.get(address)
+            if target and target != hid and port in ports[target]:
+                connects.setdefault((hid, target, port), process)
     wanted = None
     if host_id is not None:
         wanted = {host_id}
         wanted.update(t for (s, t, _) in connects if s == host_id)
         wanted.update(s for (s, t, _) in connects if t == host_id)
-    nodes: list[dict[str, Any]] = []
-    edges: list[dict[str, Any]] = []
-    for v in views:
-        if wanted is not None and v.host_id not in wanted:
+    node_parts: list[bytes] = []
+    edge_parts: list[bytes] = []
+    for hid, frag in fragments:
+        if wanted is not None and hid not in wanted:
             continue
-        if wanted is not None and v.host_id != host_id:
-            # a neighbour appears as its host node only
-            nodes.append(_host_elements(msgspec.structs.replace(v, snapshot=None), overlay)[0][0])
+        if wanted is not None and hid != host_id:
+            node_parts.append(frag.host_node)  # a neighbour appears as its host node only
             continue
-        n, e = _host_elements(v, overlay)
-        nodes.extend(n)
-        edges.extend(e)
+        node_parts.append(frag.nodes)
+        if frag.edges:
+            edge_parts.append(frag.edges)
     for (src, dst, port), process in sorted(connects.items(), key=lambda kv: kv[0]):
         if wanted is not None and host_id not in (src, dst):
             continue
-        edges.append(_edge(f"host:{src}", f"host:{dst}", "connects", f"|{port}", port=port,
-                           process=process))  # fmt: skip
-    return {"nodes": nodes, "edges": edges}
+        edge = _edge(
+            f"host:{src}", f"host:{dst}", "connects", f"|{port}", port=port, process=process
+        )
+        edge_parts.append(_encoder.encode(edge))
+    return b'{"nodes":[' + b",".join(node_parts) + b'],"edges":[' + b",".join(edge_parts) + b"]}"
+
+
+def build_graph(views: Sequence[HostView], incidents: Iterable[OpenIncident],
+                host_id: str | None = None) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+    """The whole graph as Python objects (tests, offline use); the API assembles cached
+    fragments into the same document."""
+    by_host: dict[str, list[OpenIncident]] = defaultdict(list)
+    for inc in incidents:
+        by_host[inc.host_id].append(inc)
+    frags = [(v.host_id, fragment(v, by_host.get(v.host_id, []))) for v in views]
+    result: dict[str, list[dict[str, Any]]] = msgspec.json.decode(assemble(frags, host_id))
+    return result
 
 
 def build_topology(views: Sequence[HostView], incidents: Iterable[OpenIncident]) -> dict[str, Any]:

@@ -157,3 +157,27 @@ def prune_snapshots(conn: sqlite3.Connection, cutoff: str, limit: int = 5_000) -
         (cutoff, limit),
     )
     return cur.rowcount
+
+
+def list_meta_for_user(conn: sqlite3.Connection, user_id: str) -> list[Host]:
+    """Every host of the user without snapshot bodies (the graph fetches only what changed)."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS}, NULL FROM hosts h WHERE h.user_id = ? ORDER BY h.hostname, h.id",
+        (user_id,),
+    ).fetchall()
+    return [_host(row, False) for row in rows]
+
+
+def snapshot_bodies(
+    conn: sqlite3.Connection, user_id: str, snapshot_ids: list[str]
+) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for start in range(0, len(snapshot_ids), 500):  # stay under SQLite's variable limit
+        chunk = snapshot_ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT id, body FROM snapshots WHERE user_id = ? AND id IN ({marks})",
+            [user_id, *chunk],
+        ).fetchall()
+        out.update({r[0]: r[1] for r in rows})
+    return out
