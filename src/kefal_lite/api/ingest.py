@@ -15,6 +15,7 @@ from kefal_lite.api.validation import decode_json
 from kefal_lite.errors import ApiError, Forbidden, PaymentRequired, Unauthorized
 from kefal_lite.security import constant_time_equal
 from kefal_lite.services import Services
+from kefal_lite.store.db import DatabaseBusy
 from kefal_lite.store.incidents import Changes
 
 
@@ -36,6 +37,9 @@ async def ingest(request: Request[Any, Any, Any], svc: Svc) -> dict[str, Any]:
         raise
     except HTTPException as exc:  # 413 from reading the body
         metrics.REJECTED.labels(_REASONS.get(exc.status_code, str(exc.status_code))).inc()
+        raise
+    except DatabaseBusy:  # the write queue is full: 503, the agent resends later
+        metrics.REJECTED.labels("busy").inc()
         raise
 
 
