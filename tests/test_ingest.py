@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 from litestar.testing import TestClient
 
@@ -13,7 +19,7 @@ from kefal_lite.app import create_app
 from kefal_lite.clock import FrozenClock
 from kefal_lite.config import Settings
 from tests.builders import T0, as_json, snap
-from tests.conftest import enroll, login, make_settings, query, register
+from tests.conftest import PASSWORD, enroll, free_port, login, make_settings, query, register
 
 EXPOSED_PG = [{"port": 5432, "process": "postgres", "address": "0.0.0.0"}]
 LOCAL_PG = [{"port": 5432, "process": "postgres", "address": "127.0.0.1"}]
@@ -328,3 +334,48 @@ def test_restart_keeps_baselines(tmp_path: Path, clock: FrozenClock) -> None:
         )
         [inc] = client.get("/api/v1/incidents", headers=session).json()["items"]
         assert inc["subject"] == "user:eve"
+
+
+def test_saturated_writer_answers_503_and_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    """With a one-slot write queue and 40 agents posting at once, some get 503 + Retry-After
+    (and would resend); every snapshot that got a 200 is in the database, and no other."""
+    data = tmp_path / "data"
+    env = {**os.environ, "KEFAL_DATA_DIR": str(data), "KEFAL_DATABASE_WRITE_QUEUE_MAX": "1"}
+    subprocess.run([sys.executable, "-m", "kefal_lite", "user", "add", "alice", "--password-stdin"],
+                   input=PASSWORD + "\n", text=True, env=env, check=True, capture_output=True)  # fmt: skip
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "kefal_lite", "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        agents = [httpx.post(f"{url}/api/v1/enroll", json={"username": "alice", "password": PASSWORD}).json()
+                  for _ in range(40)]  # fmt: skip
+
+        async def flood() -> list[httpx.Response]:
+            async with httpx.AsyncClient(timeout=30) as c:
+                return await asyncio.gather(*(
+                    c.post(f"{url}/api/v1/ingest", content=as_json(snap(0, agent_id=a["agent_id"])),
+                           headers={"Authorization": f"Bearer {a['token']}"})
+                    for a in agents for _ in range(3)
+                ))  # fmt: skip
+
+        answers = asyncio.run(flood())
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    codes = [r.status_code for r in answers]
+    assert set(codes) <= {200, 503}, codes
+    busy = [r for r in answers if r.status_code == 503]
+    assert busy, "a one-slot queue under 120 concurrent posts should refuse some"
+    assert all(r.headers.get("retry-after") for r in busy)
+    accepted = {r.json()["snapshot_id"] for r in answers if r.status_code == 200}
+    settings = make_settings(data)
+    stored = {row[0] for row in query(settings, "SELECT id FROM snapshots")}
+    assert stored == accepted
