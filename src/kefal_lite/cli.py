@@ -123,6 +123,8 @@ def serve(
             log_level=settings.log_level,
             access_log=access_log,
             server_header=False,
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             # Open event streams (dashboards) would otherwise hold a shutdown forever.
             timeout_graceful_shutdown=5,
         )

@@ -32,6 +32,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     # Base of links in mails (password reset); defaults to http://host:port.
     public_url: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses, "*"
+    # for any). Rate limits, the audit log and /metrics' loopback rule use that address.
+    forwarded_allow_ips: str = "127.0.0.1"
     # Signs session JWTs and derives the key that encrypts MFA seeds. Empty means
     # "generate once into <data_dir>/secret.key (mode 0600) and reuse it".
     secret: str = ""
