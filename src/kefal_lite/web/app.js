@@ -68,11 +68,32 @@ async function render() {
   } catch (err) {
     clear(main, h("h1", {}, "Something went wrong"), h("p", { class: "error" }, err instanceof ApiError ? err.message : String(err)));
   }
+  listen();
   // Live: pages that show changing state re-render quietly every 15 s.
   state.timer = setInterval(() => { if (state.refresh && !document.hidden) state.refresh(); }, 15000);
 }
 
 function go(hash) { if (location.hash === hash) render(); else location.hash = hash; }
+
+// Live updates: the event stream (one ticket per connection, since EventSource cannot
+// send the session header) triggers a quiet refresh of the current page; the 15 s poll
+// stays as the fallback.
+let events = null;
+let debounce = null;
+async function listen() {
+  if (events || !session.token) return;
+  try {
+    const { ticket } = await api("/api/v1/events/ticket", { method: "POST" });
+    events = new EventSource(`/api/v1/events?ticket=${encodeURIComponent(ticket)}`);
+    const poke = () => {
+      clearTimeout(debounce);
+      debounce = setTimeout(() => { if (state.refresh && !document.hidden) state.refresh(); }, 400);
+    };
+    ["incident.opened", "incident.updated", "incident.resolved", "host.silent", "host.recovered"]
+      .forEach((type) => events.addEventListener(type, poke));
+    events.onerror = () => { events.close(); events = null; setTimeout(listen, 5000); };
+  } catch { events = null; setTimeout(listen, 15000); }
+}
 
 async function onLogin(token) {
   session.token = token;
