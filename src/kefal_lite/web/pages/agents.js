@@ -5,7 +5,7 @@ export async function agentsPage(ctx, main) {
   const server = location.origin;
   const user = ctx.me.username;
   const steps = [
-    ["On the host, install kefal-lite", "pipx install kefal-lite   # or: python3 -m pip install --user kefal-lite"],
+    ["On the host, install kefal-lite for root (the agent reads every process)", "sudo pipx install --global kefal-lite   # pipx 1.5+; or: sudo python3 -m venv /opt/kefal && sudo /opt/kefal/bin/pip install kefal-lite"],
     ["Enroll it (asks for your password)", `sudo kefal-lite agent enroll --server ${server} --username ${user}`],
     ["Run it at boot", "sudo kefal-lite agent install-service && sudo systemctl daemon-reload && sudo systemctl enable --now kefal-lite-agent"],
     ["Or try it once first", "sudo kefal-lite agent once --print"],
