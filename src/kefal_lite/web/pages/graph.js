@@ -35,6 +35,7 @@ export async function graphPage(ctx, main) {
   const cy = cytoscape({ container: canvas, elements, style: STYLE, wheelSensitivity: 0.3,
     layout: big ? { name: "grid" } : { name: "cose", animate: false, nodeRepulsion: 9000, idealEdgeLength: 60 } });
   canvas.dataset.nodes = String(cy.nodes().length);
+  window.addEventListener("resize", () => cy.resize(), { passive: true });
   search.addEventListener("input", () => {
     const q = search.value.trim().toLowerCase();
     cy.nodes().removeClass("match");
