@@ -415,3 +415,21 @@ def test_heartbeat_calls_the_configured_url(
     dead = make_settings(tmp_path / "e", heartbeat_url="http://127.0.0.1:9/nope")
     with TestClient(create_app(dead, clock=clock)) as client:
         assert in_app(client, client.app.state.kefal.monitor.heartbeat) is False
+
+
+def test_private_destinations_can_be_forbidden(
+    tmp_path: Path, clock: FrozenClock, receiver: tuple[str, type[Receiver]]
+) -> None:
+    where, rx = receiver
+    settings = make_settings(tmp_path / "d", notifications_allow_private=False)
+    with TestClient(create_app(settings, clock=clock)) as client:
+        session, _ = _setup(client, clock)
+        for url in (f"webhook://{where}/x", "json://169.254.169.254/latest", "webhook://localhost/x",
+                    "webhooks://10.0.0.5/hook"):  # fmt: skip
+            r = client.post(
+                "/api/v1/notifications/channels", headers=session, json={"name": "x", "url": url}
+            )
+            assert r.status_code == 400 and "non-public address" in r.json()["detail"], url
+        assert client.post("/api/v1/notifications/channels", headers=session,
+                           json={"name": "m", "url": "mailto:ops@example.org"}).status_code == 201  # fmt: skip
+    assert rx.received == []

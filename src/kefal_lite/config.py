@@ -83,6 +83,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     billing_plan_professional: str = ""
     billing_plan_enterprise: str = ""
 
+    # Notification URLs may point at private, loopback and link-local addresses (a LAN
+    # ntfy or Gotify). A server shared by strangers (open signup, paid plans) should set
+    # false, or any tenant can make it call internal services (SSRF).
+    notifications_allow_private: bool = True
+
     # /metrics is open to 127.0.0.1 and ::1; from elsewhere it needs this bearer token.
     metrics_token: str = ""
     # Called (GET) every minute so an outside checker notices a dead server. Empty: off.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import secrets
@@ -93,6 +94,7 @@ class Notifier:
             )
         if scheme == "mailto" and "@" not in url:
             raise BadRequest("mailto: needs an address, e.g. mailto:alice@example.org")
+        await self._check_destination(url)
         channel_id = new_id()
         secret = secrets.token_urlsafe(32) if scheme in ("webhook", "webhooks") else None
         channel = Channel(
@@ -198,9 +200,33 @@ class Notifier:
             return None
         return templates.render(invariant, inc.subject, target.evidence, target.os or "linux")[0]
 
+    async def _check_destination(self, url: str) -> None:
+        """Refuse internal destinations when the operator forbids them (resolved now, so a
+        name that later points inside is caught at delivery too)."""
+        if self._settings.notifications_allow_private or url.lower().startswith("mailto:"):
+            return
+        host = urlsplit(url).hostname
+        if not host:
+            return  # services addressed by token only (tgram://, ...) go to their own cloud
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+        except OSError:
+            raise DeliveryError(f"cannot resolve {host}") from None
+        for info in infos:
+            address = ipaddress.ip_address(info[4][0])
+            if not address.is_global:
+                raise BadRequest(
+                    f"{host} resolves to a non-public address ({address}); this server"
+                    " does not send notifications inside its network"
+                )
+
     async def _send(self, channel: Channel, message: dict[str, Any]) -> None:
         url = self._box.open(channel.url_sealed, channel.id)
         scheme = url.split(":", 1)[0].lower()
+        try:
+            await self._check_destination(url)
+        except BadRequest as exc:
+            raise DeliveryError(exc.detail) from None
         if scheme in ("webhook", "webhooks"):
             assert channel.secret_sealed is not None
             secret = self._box.open(channel.secret_sealed, channel.id)
