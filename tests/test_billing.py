@@ -301,3 +301,41 @@ def test_noop_never_blocks(client: TestClient[Any], clock: FrozenClock) -> None:
         r = client.post(path, headers=session, json=body)
         assert r.status_code == 409 and r.json()["detail"] == "billing is disabled on this server"
     assert client.post("/api/v1/billing/webhook", content=b"{}").status_code == 400
+
+
+def test_verification_is_a_professional_feature(billed: TestClient[Any]) -> None:
+    from tests.test_community import GOOD
+
+    c = billed
+    admin, _ = _user(c)
+    assert (
+        c.post(
+            "/api/v1/admin/users", headers=admin, json={"username": "bob", "password": PASSWORD}
+        ).status_code
+        == 201
+    )
+    bob = login(c, "bob")
+    bob_id = c.get("/api/v1/auth/me", headers=bob).json()["id"]
+    first = c.post("/api/v1/invariants/contribute", headers=bob, json=GOOD).json()
+    assert (
+        c.post(f"/api/v1/invariants/{first['id']}/verify", headers=bob).status_code == 200
+    )  # the trial tries it
+    post_event(
+        c, event("BILLING.SUBSCRIPTION.ACTIVATED", subscription("I-000000000007", bob_id), "WH-S")
+    )
+    second = c.post(
+        "/api/v1/invariants/contribute", headers=bob, json={**GOOD, "name": "Second rule"}
+    ).json()
+    r = c.post(f"/api/v1/invariants/{second['id']}/verify", headers=bob)
+    assert (
+        r.status_code == 403 and "Professional" in r.json()["detail"]
+    )  # Starter does not include it
+    pro = {**subscription("I-000000000007", bob_id), "plan_id": PLAN_IDS["professional"]}
+    post_event(c, event("BILLING.SUBSCRIPTION.ACTIVATED", pro, "WH-P"))
+    assert c.post(f"/api/v1/invariants/{second['id']}/verify", headers=bob).status_code == 200
+    third = c.post(
+        "/api/v1/invariants/contribute", headers=bob, json={**GOOD, "name": "Third rule"}
+    ).json()
+    assert (
+        c.post(f"/api/v1/invariants/{third['id']}/verify", headers=admin).status_code == 200
+    )  # admins always may

@@ -241,6 +241,7 @@ def create_app(
                 else NoopBilling()
             )
             accounts.billing = billing_provider
+            community.billing = billing_provider
             notifier = Notifier(
                 settings,
                 db,

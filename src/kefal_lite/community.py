@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from kefal_lite.billing import BillingProvider
 from kefal_lite.clock import Clock, iso
 from kefal_lite.detect import predicates as p
 from kefal_lite.detect import verify as verification
@@ -65,6 +66,7 @@ def to_invariant(stored: StoredInvariant) -> Invariant:
 
 class Community:
     def __init__(self, db: Database, clock: Clock, rules: Rules, llm: LlmProvider | None) -> None:
+        self.billing: BillingProvider | None = None  # set once the provider exists
         self._db = db
         self._clock = clock
         self._rules = rules
@@ -102,6 +104,14 @@ class Community:
             raise NotFound("no such contribution")
         if stored.status in ("active", "retired"):
             raise Conflict(f"the invariant is already {stored.status}")
+        if (
+            user.role != "admin"
+            and self.billing is not None
+            and not await self.billing.may_verify(user)
+        ):
+            raise Forbidden(
+                "adversarial verification comes with the Professional and Enterprise plans"
+            )
         inv = to_invariant(stored)
         report = await asyncio.to_thread(verification.verify, inv)
         out: dict[str, Any] = msgspec.to_builtins(report)

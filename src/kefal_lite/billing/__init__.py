@@ -19,6 +19,10 @@ class BillingProvider(Protocol):
         """Whether this tenant's agents may send snapshots now (False means 402)."""
         ...
 
+    async def may_verify(self, user: User) -> bool:
+        """Whether the user's plan includes adversarial verification of contributions."""
+        ...
+
     async def agent_limit(self, user: User) -> int | None:
         """How many active agents the user's plan allows (None: no limit)."""
         ...

@@ -27,6 +27,9 @@ class NoopBilling:
     async def may_ingest(self, user_id: str) -> bool:
         return True
 
+    async def may_verify(self, user: User) -> bool:
+        return True
+
     async def agent_limit(self, user: User) -> int | None:
         return None
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from kefal_lite.billing.plans import BY_ID, TRIAL_AGENTS
+from kefal_lite.billing.plans import BY_ID, TRIAL_AGENTS, VERIFYING_PLANS
 from kefal_lite.clock import Clock, iso, parse_iso
 from kefal_lite.config import Settings
 from kefal_lite.errors import BadGateway, BadRequest, Conflict, ServiceUnavailable
@@ -165,6 +165,10 @@ class PayPalBilling:
         allowed = user is not None and (await self.status(user))["state"] in ALLOWED
         self._cache[user_id] = (now + STATUS_TTL, allowed)
         return allowed
+
+    async def may_verify(self, user: User) -> bool:
+        status = await self.status(user)
+        return status["state"] in ALLOWED and status["plan"] in VERIFYING_PLANS
 
     async def agent_limit(self, user: User) -> int | None:
         status = await self.status(user)

@@ -42,4 +42,5 @@ PLANS: tuple[Plan, ...] = (
     ),
 )
 BY_ID = {p.id: p for p in PLANS}
-TRIAL_AGENTS = 3  # a trial gets Starter's agent limit
+TRIAL_AGENTS = 3  # a trial gets Starter's agent limit...
+VERIFYING_PLANS = frozenset({"trial", "professional", "enterprise"})  # ...and tries verification
