@@ -35,7 +35,7 @@ export async function adminPage(ctx, main, userId) {
     h("div", { class: "stats" },
       [["users", t.users], ["active agents", t.agents], ["hosts online", t.hosts_online], ["hosts silent", t.hosts_silent], ["snapshots kept", t.snapshots]]
         .map(([label, n]) => h("div", { class: "stat" }, h("strong", {}, n), h("span", {}, label))),
-      Object.entries(t.open_incidents).map(([s, n]) => h("div", { class: `stat sev-${s}` }, h("strong", {}, n), h("span", {}, `${s} open`)))),
+      Object.entries(t.open_incidents).map(([s, n]) => h("div", { class: `stat ${n ? `sev-${s}` : ""}` }, h("strong", {}, n), h("span", {}, `${s} open`)))),
     card("Last 30 days", h("div", { class: "charts" },
       barChart(dash.daily, "snapshots", "Snapshots"), barChart(dash.daily, "incidents", "Incidents"),
       barChart(dash.daily, "active_agents", "Active agents"), barChart(dash.daily, "new_users", "New users"))),

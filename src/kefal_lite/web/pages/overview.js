@@ -19,7 +19,7 @@ export async function overviewPage(ctx, main) {
       h("div", { class: "stats" },
         h("a", { class: "stat", href: "#/hosts" }, h("strong", {}, hosts.length - silent.length), h("span", {}, "hosts online")),
         h("a", { class: `stat ${silent.length ? "warn" : ""}`, href: "#/hosts" }, h("strong", {}, silent.length), h("span", {}, "hosts silent")),
-        counts.map(([s, n]) => h("a", { class: `stat sev-${s}`, href: `#/incidents?status=open&severity=${s}` }, h("strong", {}, n), h("span", {}, `${s} open`)))),
+        counts.map(([s, n]) => h("a", { class: `stat ${n ? `sev-${s}` : ""}`, href: `#/incidents?status=open&severity=${s}` }, h("strong", {}, n), h("span", {}, `${s} open`)))),
       card("Newest open incidents", open.items.length ? h("ul", { class: "list" }, open.items.map((i) =>
         h("li", {}, badge(i.severity), " ", h("a", { href: `#/incidents?id=${encodeURIComponent(i.id)}` }, i.title),
           h("span", { class: "muted" }, ` · ${i.hostname} · ${when(i.last_seen_at)}`)))) :
