@@ -4,7 +4,9 @@ phone sizes go to artifacts/screenshots/ (not committed)."""
 
 from __future__ import annotations
 
+import http.server
 import shutil
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -187,6 +189,33 @@ def test_dashboard_end_to_end(browser: Browser, tmp_path: Path) -> None:
         shoot(page, "admin")
         page.goto(url + "/#/settings")
         expect(page.get_by_role("heading", name="Settings")).to_be_visible()
+        # a notification channel, added and tested from the page, reaching a real receiver
+        hits: list[str] = []
+
+        class Hook(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                hits.append(self.rfile.read(int(self.headers["Content-Length"])).decode())
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+        threading.Thread(target=hook.serve_forever, daemon=True).start()
+        try:
+            page.get_by_label("Channel name").fill("ops hook")
+            page.get_by_label("Channel URL").fill(
+                f"webhook://127.0.0.1:{hook.server_address[1]}/kefal"
+            )
+            page.get_by_role("button", name="Add channel").click()
+            expect(page.get_by_text("Webhook signing secret (shown once)")).to_be_visible()
+            page.locator("tr", has_text="ops hook").get_by_role("button", name="Test").click()
+            expect(page.get_by_text("Test message sent")).to_be_visible()
+        finally:
+            hook.shutdown()
+            hook.server_close()
+        assert hits and '"event":"test"' in hits[0]
         shoot(page, "settings")
 
         # a non-admin sees no admin pages
