@@ -379,3 +379,18 @@ def test_saturated_writer_answers_503_and_loses_nothing_acknowledged(tmp_path: P
     settings = make_settings(data)
     stored = {row[0] for row in query(settings, "SELECT id FROM snapshots")}
     assert stored == accepted
+
+
+def test_snapshot_history_is_stored_compressed_and_read_back_as_ingested(
+    client: TestClient[Any], clock: FrozenClock
+) -> None:
+    import zlib
+
+    session, agent = setup(client, clock)
+    raw = as_json(snap(0, agent_id=agent["agent_id"]))
+    r = client.post("/api/v1/ingest", content=raw, headers={"Authorization": f"Bearer {agent['token']}"})
+    [(body,)] = query(client.app.state.settings, "SELECT body FROM snapshots")
+    assert body[:1] == b"\x78" and len(body) < len(raw) / 2 and zlib.decompress(body) == raw
+    host_id = query(client.app.state.settings, "SELECT id FROM hosts")[0][0]
+    latest = client.get(f"/api/v1/hosts/{host_id}", headers=session).json()["latest_snapshot"]
+    assert latest == msgspec.json.decode(raw) and r.json()["snapshot_id"]
