@@ -9,7 +9,6 @@ import socket
 import stat
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from kefal_lite import snapshot
 from kefal_lite.agent import client
 from kefal_lite.agent.collect import Collector, fingerprint, parse_authorized_keys, scrub
 from kefal_lite.cli import main
-from tests.conftest import PASSWORD, free_port, query, serving
+from tests.conftest import PASSWORD, free_port, http_server, query, serving
 from tests.conftest import make_settings as settings_for
 
 
@@ -175,14 +174,8 @@ class _Answer(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def answering() -> Iterator[tuple[str, type[_Answer]]]:
     handler = type("Handler", (_Answer,), {})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(handler) as where:
+        yield f"http://{where}", handler
 
 
 def test_402_keeps_snapshots_and_401_stops(tmp_path: Path, answering: tuple[str, type[_Answer]],

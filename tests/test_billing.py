@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +16,16 @@ from litestar.testing import TestClient
 from kefal_lite.app import create_app
 from kefal_lite.clock import FrozenClock
 from tests.builders import T0
-from tests.conftest import PASSWORD, enroll, free_port, login, make_settings, query, register
+from tests.conftest import (
+    PASSWORD,
+    enroll,
+    free_port,
+    http_server,
+    login,
+    make_settings,
+    query,
+    register,
+)
 from tests.test_ingest import send
 
 CLIENT_ID, SECRET = "client-id-123", "client-secret-456"
@@ -84,13 +92,8 @@ class FakePayPal(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def paypal() -> Iterator[tuple[str, type[FakePayPal]]]:
     handler = type("Handler", (FakePayPal,), {"calls": [], "subscriptions": {}})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(handler) as where:
+        yield f"http://{where}", handler
 
 
 @pytest.fixture

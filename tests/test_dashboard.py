@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.server
 import shutil
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +15,7 @@ import httpx
 import pytest
 
 from tests.builders import as_json, snap
-from tests.conftest import PASSWORD, serving
+from tests.conftest import PASSWORD, http_server, serving
 
 pytest.importorskip("playwright")  # installed by the dev extra; skipping here would hide nothing
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
@@ -201,20 +200,13 @@ def test_dashboard_end_to_end(browser: Browser, tmp_path: Path) -> None:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-        threading.Thread(target=hook.serve_forever, daemon=True).start()
-        try:
+        with http_server(Hook) as where:
             page.get_by_label("Channel name").fill("ops hook")
-            page.get_by_label("Channel URL").fill(
-                f"webhook://127.0.0.1:{hook.server_address[1]}/kefal"
-            )
+            page.get_by_label("Channel URL").fill(f"webhook://{where}/kefal")
             page.get_by_role("button", name="Add channel").click()
             expect(page.get_by_text("Webhook signing secret (shown once)")).to_be_visible()
             page.locator("tr", has_text="ops hook").get_by_role("button", name="Test").click()
             expect(page.get_by_text("Test message sent")).to_be_visible()
-        finally:
-            hook.shutdown()
-            hook.server_close()
         assert hits and '"event":"test"' in hits[0]
         shoot(page, "settings")
 

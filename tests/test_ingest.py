@@ -388,7 +388,9 @@ def test_snapshot_history_is_stored_compressed_and_read_back_as_ingested(
 
     session, agent = setup(client, clock)
     raw = as_json(snap(0, agent_id=agent["agent_id"]))
-    r = client.post("/api/v1/ingest", content=raw, headers={"Authorization": f"Bearer {agent['token']}"})
+    r = client.post(
+        "/api/v1/ingest", content=raw, headers={"Authorization": f"Bearer {agent['token']}"}
+    )
     [(body,)] = query(client.app.state.settings, "SELECT body FROM snapshots")
     assert body[:1] == b"\x78" and len(body) < len(raw) / 2 and zlib.decompress(body) == raw
     host_id = query(client.app.state.settings, "SELECT id FROM hosts")[0][0]

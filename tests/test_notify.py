@@ -21,7 +21,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from kefal_lite.app import create_app
 from kefal_lite.clock import FrozenClock
 from tests.builders import T0, as_json, snap
-from tests.conftest import PASSWORD, Inbox, enroll, login, make_settings, query, register, serving
+from tests.conftest import (
+    PASSWORD,
+    Inbox,
+    enroll,
+    http_server,
+    login,
+    make_settings,
+    query,
+    register,
+    serving,
+)
 from tests.test_ingest import EXPOSED_PG, in_app, send
 
 
@@ -58,13 +68,8 @@ class Receiver(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def receiver() -> Iterator[tuple[str, type[Receiver]]]:
     handler = type("Handler", (Receiver,), {"received": [], "attempts": [], "fail_first": 0})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(handler) as where:
+        yield where, handler
 
 
 def wait_for(condition: Any, timeout: float = 10) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -22,7 +21,7 @@ from kefal_lite.detect.engine import Catalog, evaluate
 from kefal_lite.detect.state import HostState
 from kefal_lite.remediate.templates import render
 from tests.builders import T0
-from tests.conftest import enroll, login, make_settings, query, register
+from tests.conftest import enroll, http_server, login, make_settings, query, register
 from tests.test_engine import CASES, SKEW
 from tests.test_ingest import EXPOSED_PG, LOCAL_PG, send
 
@@ -114,15 +113,8 @@ class FakeLlm(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def llm_server() -> Iterator[tuple[str, type[FakeLlm]]]:
     handler = type("Handler", (FakeLlm,), {"requests": [], "mode": "good"})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", handler
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(handler) as where:
+        yield f"http://{where}/v1", handler
 
 
 def wait_remediation(client: TestClient[Any], session: dict[str, str], incident_id: str,
