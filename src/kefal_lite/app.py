@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import mimetypes
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -22,9 +21,7 @@ from litestar.plugins.prometheus import PrometheusConfig
 from litestar.security.jwt import JWTAuth, Token
 from litestar.static_files import create_static_files_router
 
-from kefal_lite import __version__, metrics
-from kefal_lite.accounts import Accounts
-from kefal_lite.agent_tokens import AgentTokenCache
+from kefal_lite import __version__
 from kefal_lite.api import (
     admin,
     agents,
@@ -41,24 +38,11 @@ from kefal_lite.api import billing as billing_api
 from kefal_lite.api import metrics as metrics_api
 from kefal_lite.api.deps import services
 from kefal_lite.api.validation import loc_from_path
-from kefal_lite.billing import BillingProvider
-from kefal_lite.billing.noop import NoopBilling
-from kefal_lite.billing.paypal import PayPalBilling
 from kefal_lite.clock import Clock
-from kefal_lite.community import Community
 from kefal_lite.config import Settings, server_secret
 from kefal_lite.errors import ApiError, ValidationFailed, validation_item
-from kefal_lite.events import EventBus
-from kefal_lite.ingest import Ingestor
-from kefal_lite.jobs import JobRunner
-from kefal_lite.mail import Mailer
-from kefal_lite.monitor import Monitor
-from kefal_lite.notify import Notifier
-from kefal_lite.remediate.llm import LlmProvider
-from kefal_lite.remediate.service import Remediator
-from kefal_lite.rules import Rules
-from kefal_lite.security import SecretBox, session_key
-from kefal_lite.services import Services
+from kefal_lite.security import session_key
+from kefal_lite.services import Services, build, start, stop
 from kefal_lite.store import users
 from kefal_lite.store.db import Database, DatabaseBusy
 from kefal_lite.store.lock import ServerLock
@@ -174,22 +158,6 @@ def dashboard_router() -> Router:
     )
 
 
-def _observe_batch(size: int, seconds: float) -> None:
-    metrics.BATCH_SIZE.observe(size)
-    metrics.COMMIT_SECONDS.observe(seconds)
-
-
-def llm_provider(settings: Settings) -> LlmProvider | None:
-    if not settings.llm_base_url:
-        return None
-    return LlmProvider(
-        settings.llm_base_url,
-        settings.llm_model,
-        os.environ.get(settings.llm_api_key_env) or None,  # the key lives only in the environment
-        settings.llm_timeout_seconds,
-    )
-
-
 def create_app(
     settings: Settings, *, clock: Clock | None = None, lock: ServerLock | None = None
 ) -> Litestar:
@@ -224,69 +192,13 @@ def create_app(
         )
         try:
             await db.start()
-            tokens = AgentTokenCache(db)
-            mailer = Mailer(settings, db, clock)
-            accounts = Accounts(
-                settings, db, clock, SecretBox(secret), tokens, issue_session, mailer.kick
-            )
-            rules = Rules(settings.agents_silent_minutes)
-            llm = llm_provider(settings)
-            remediator = Remediator(db, clock, rules, llm)
-            community = Community(db, clock, rules, llm)
-            await community.reload()
-            bus = EventBus()
-            billing_provider: BillingProvider = (
-                PayPalBilling(settings, db, clock)
-                if settings.billing_provider == "paypal"
-                else NoopBilling()
-            )
-            accounts.billing = billing_provider
-            community.billing = billing_provider
-            notifier = Notifier(
-                settings,
-                db,
-                clock,
-                SecretBox(secret, b"kefal-lite channels v1"),
-                rules,
-                mailer.kick,
-            )
-            runner = JobRunner(db, clock, {"remediate": remediator.run, "notify": notifier.deliver})
-            monitor = Monitor(
-                settings,
-                db,
-                clock,
-                rules,
-                on_incident=runner.kick,
-                on_silent=lambda h: bus.publish(
-                    h.user_id, {"type": "host.silent", "host_id": h.id}
-                ),
-            )
-            db.on_batch = _observe_batch
-            app.state.kefal = Services(
-                settings=settings,
-                clock=clock,
-                db=db,
-                agent_tokens=tokens,
-                accounts=accounts,
-                mailer=mailer,
-                rules=rules,
-                billing=billing_provider,
-                ingestor=Ingestor(db, clock, rules, settings.remediation_auto),
-                monitor=monitor,
-                jobs=runner,
-                community=community,
-                events=bus,
-                notifier=notifier,
-            )
-            mailer.start()
-            monitor.start()
-            await runner.start()
+            svc = await build(settings, clock, db, secret, issue_session)
+            app.state.kefal = svc
+            await start(svc)
             try:
                 yield
             finally:
-                await runner.stop()
-                await monitor.stop()
-                await mailer.stop()
+                await stop(svc)
         finally:
             await db.close()
             if own_lock:

@@ -1,12 +1,18 @@
-"""The running server's parts, built once in the app's lifespan and shared by handlers."""
+"""The running server's parts, built once in the app's lifespan and shared by handlers,
+and the order in which they start and stop."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from kefal_lite import metrics
 from kefal_lite.accounts import Accounts
 from kefal_lite.agent_tokens import AgentTokenCache
 from kefal_lite.billing import BillingProvider
+from kefal_lite.billing.noop import NoopBilling
+from kefal_lite.billing.paypal import PayPalBilling
 from kefal_lite.clock import Clock
 from kefal_lite.community import Community
 from kefal_lite.config import Settings
@@ -16,8 +22,12 @@ from kefal_lite.jobs import JobRunner
 from kefal_lite.mail import Mailer
 from kefal_lite.monitor import Monitor
 from kefal_lite.notify import Notifier
+from kefal_lite.remediate.llm import LlmProvider
+from kefal_lite.remediate.service import Remediator
 from kefal_lite.rules import Rules
+from kefal_lite.security import SecretBox
 from kefal_lite.store.db import Database
+from kefal_lite.store.users import User
 
 
 @dataclass
@@ -36,3 +46,87 @@ class Services:
     community: Community
     events: EventBus
     notifier: Notifier
+
+
+def llm_provider(settings: Settings) -> LlmProvider | None:
+    if not settings.llm_base_url:
+        return None
+    return LlmProvider(
+        settings.llm_base_url,
+        settings.llm_model,
+        os.environ.get(settings.llm_api_key_env) or None,  # the key lives only in the environment
+        settings.llm_timeout_seconds,
+    )
+
+
+def _observe_batch(size: int, seconds: float) -> None:
+    metrics.BATCH_SIZE.observe(size)
+    metrics.COMMIT_SECONDS.observe(seconds)
+
+
+async def build(
+    settings: Settings,
+    clock: Clock,
+    db: Database,
+    secret: str,
+    issue_session: Callable[[User], str],
+) -> Services:
+    """Wire the parts over a started database."""
+    tokens = AgentTokenCache(db)
+    mailer = Mailer(settings, db, clock)
+    accounts = Accounts(settings, db, clock, SecretBox(secret), tokens, issue_session, mailer.kick)
+    rules = Rules(settings.agents_silent_minutes)
+    llm = llm_provider(settings)
+    community = Community(db, clock, rules, llm)
+    await community.reload()
+    bus = EventBus()
+    billing: BillingProvider = (
+        PayPalBilling(settings, db, clock)
+        if settings.billing_provider == "paypal"
+        else NoopBilling()
+    )
+    accounts.billing = billing
+    community.billing = billing
+    notifier = Notifier(
+        settings, db, clock, SecretBox(secret, b"kefal-lite channels v1"), rules, mailer.kick
+    )
+    runner = JobRunner(
+        db, clock, {"remediate": Remediator(db, clock, rules, llm).run, "notify": notifier.deliver}
+    )
+    monitor = Monitor(
+        settings,
+        db,
+        clock,
+        rules,
+        on_incident=runner.kick,
+        on_silent=lambda h: bus.publish(h.user_id, {"type": "host.silent", "host_id": h.id}),
+    )
+    db.on_batch = _observe_batch
+    return Services(
+        settings=settings,
+        clock=clock,
+        db=db,
+        agent_tokens=tokens,
+        accounts=accounts,
+        mailer=mailer,
+        rules=rules,
+        billing=billing,
+        ingestor=Ingestor(db, clock, rules, settings.remediation_auto),
+        monitor=monitor,
+        jobs=runner,
+        community=community,
+        events=bus,
+        notifier=notifier,
+    )
+
+
+async def start(svc: Services) -> None:
+    svc.mailer.start()
+    svc.monitor.start()
+    await svc.jobs.start()
+
+
+async def stop(svc: Services) -> None:
+    await svc.jobs.stop()
+    await svc.monitor.stop()
+    await svc.mailer.stop()
