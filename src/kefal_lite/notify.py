@@ -211,7 +211,9 @@ class Notifier:
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(host, None)
         except OSError:
-            raise DeliveryError(f"cannot resolve {host}") from None
+            # BadRequest like the other refusals: a 400 when creating the channel, a
+            # delivery error (retried) when sending
+            raise BadRequest(f"cannot resolve {host}") from None
         for info in infos:
             address = ipaddress.ip_address(info[4][0])
             if not address.is_global:
