@@ -24,6 +24,7 @@ from kefal_lite.agent.collect import Collector, fingerprint, parse_authorized_ke
 from kefal_lite.cli import main
 from tests.conftest import PASSWORD, free_port, http_server, query, serving
 from tests.conftest import make_settings as settings_for
+from tests.tools import require
 
 
 def test_real_collection_validates_and_sees_this_process() -> None:
@@ -58,10 +59,11 @@ def test_listening_socket_is_seen_with_its_address_and_owner() -> None:
 @pytest.mark.parametrize("kind", ["ed25519", "rsa", "ecdsa"])
 def test_fingerprints_match_ssh_keygen(tmp_path: Path, kind: str) -> None:
     key = tmp_path / f"id_{kind}"
+    ssh_keygen = require("ssh-keygen")
     subprocess.run(
-        ["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", f"me@{kind}", "-f", str(key)], check=True
+        [ssh_keygen, "-q", "-t", kind, "-N", "", "-C", f"me@{kind}", "-f", str(key)], check=True
     )
-    expected = subprocess.run(["ssh-keygen", "-lf", str(key) + ".pub"], check=True, capture_output=True,
+    expected = subprocess.run([ssh_keygen, "-lf", str(key) + ".pub"], check=True, capture_output=True,
                               text=True).stdout.split()[1]  # fmt: skip
     line = (tmp_path / f"id_{kind}.pub").read_text().strip()
     text = f'# comment line\n\nfrom="10.0.0.0/8",no-pty {line}\n{line}\nnot a key\n'

@@ -5,7 +5,6 @@ phone sizes go to artifacts/screenshots/ (not committed)."""
 from __future__ import annotations
 
 import http.server
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,11 +15,11 @@ import pytest
 
 from tests.builders import as_json, snap
 from tests.conftest import PASSWORD, http_server, serving
+from tests.tools import require
 
 pytest.importorskip("playwright")  # installed by the dev extra; skipping here would hide nothing
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).parent.parent / "artifacts" / "screenshots"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
@@ -29,9 +28,9 @@ EVIL = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: apt install chromium"
+    chromium = require("chromium")
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        b = pw.chromium.launch(executable_path=chromium, headless=True, args=ARGS)
         try:
             yield b
         finally:

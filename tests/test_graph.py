@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +16,7 @@ from kefal_lite.clock import FrozenClock
 from tests.builders import BASE_PROCESSES, T0, proc
 from tests.conftest import enroll, login, make_settings, register
 from tests.test_ingest import send
+from tests.tools import require
 
 JS = Path(__file__).parent / "js"
 
@@ -158,11 +158,10 @@ def test_ids_are_stable_across_calls_and_restarts(tmp_path: Path, clock: FrozenC
 
 
 def cytoscape_load(elements: dict[str, Any]) -> dict[str, Any]:
-    node = shutil.which("node")
-    assert node, "Node.js is needed for the Cytoscape check (apt install nodejs)"
+    node = require("node")
     if not (JS / "node_modules" / "cytoscape").exists():
         subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund"], cwd=JS, check=True, capture_output=True
+            [require("npm"), "ci", "--no-audit", "--no-fund"], cwd=JS, check=True, capture_output=True
         )
     done = subprocess.run([node, str(JS / "cytoscape_check.mjs")], input=json.dumps(elements),
                           capture_output=True, text=True, timeout=60)  # fmt: skip

@@ -1,0 +1,65 @@
+"""scripts/test, the README's one test command: what it does when system tools are missing.
+
+The full path (fresh clone, fresh venv, install, suite) is what `.ci/run` runs on every CI
+machine; these tests hide the system tools from PATH to check the part a prepared machine
+never exercises: it names what it installs, or what it cannot."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "test"
+# What the script itself needs from a bare machine; every tool the tests need is left out.
+BASICS = ["bash", "env", "dirname", "id", "cat", "cut", "sha256sum", "printf"]
+
+
+def _bare_path(tmp_path: Path, extra: dict[str, str] | None = None) -> str:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in BASICS:
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    for name, body in (extra or {}).items():
+        (bin_dir / name).write_text(body)
+        (bin_dir / name).chmod(0o755)
+    return str(bin_dir)
+
+
+def _run(path: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(SCRIPT)], env={"PATH": path, "HOME": "/tmp", **env},
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def test_names_the_packages_when_it_cannot_install_them(tmp_path: Path) -> None:
+    done = _run(_bare_path(tmp_path))
+    assert done.returncode == 1
+    assert "missing system packages: chromium nodejs npm openssh-client" in done.stderr
+    assert "no apt-get" in done.stderr
+
+
+def test_installs_what_is_missing_through_apt(tmp_path: Path) -> None:
+    log = tmp_path / "apt.log"
+    # Stands in for Debian's apt-get: records what it was asked to install.
+    apt = f'#!/bin/bash\necho "$*" >> {log}\n'
+    sudo = '#!/bin/bash\necho sudo >> "$SUDO_LOG"\nexec "$@"\n'
+    done = _run(_bare_path(tmp_path, {"apt-get": apt, "sudo": sudo}), KEFAL_TEST_SYSTEM_ONLY="1",
+                SUDO_LOG=str(tmp_path / "sudo.log"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "installing system packages: chromium nodejs npm openssh-client" in done.stderr
+    calls = log.read_text().splitlines()
+    assert calls[0] == "update -qq"
+    assert calls[1] == "install -y -qq chromium nodejs npm openssh-client"
+    # root needs no sudo; anyone else goes through it
+    assert (tmp_path / "sudo.log").exists() == (os.getuid() != 0)
+
+
+def test_a_prepared_machine_goes_straight_to_the_venv(tmp_path: Path) -> None:
+    tools = {t: "#!/bin/bash\nexit 0\n" for t in ("chromium", "node", "npm", "ssh-keygen")}
+    done = _run(_bare_path(tmp_path, tools), KEFAL_TEST_SYSTEM_ONLY="1")
+    assert done.returncode == 0, done.stderr
+    assert "installing" not in done.stderr and "system packages present" in done.stderr
