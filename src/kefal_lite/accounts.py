@@ -83,6 +83,8 @@ class Accounts:
         self._on_mail_queued = on_mail_queued
         # Asks whether a plan allows one more agent; set once the provider exists.
         self.billing: BillingProvider | None = None
+        # Told when every session of a user ended, so their live event streams end too.
+        self.sessions_ended: Callable[[str], None] = lambda user_id: None
         # 5 failed credential checks per 30 s per (client, username), login and enroll alike.
         self.credential_failures = WindowLimiter(5, 30, clock)
         # Code and password checks behind a session (MFA disable, password and email change):
@@ -206,6 +208,7 @@ class Accounts:
     async def logout(self, user: User) -> None:
         entry = self._audit(user.id, user.username, "logout")
         await self._db.write(audit.audited, entry, users.revoke_sessions, user.id)
+        self.sessions_ended(user.id)
 
     async def change_password(self, user: User, current: str, new: str) -> None:
         async with self.session_failures.attempt(user.id, TOO_MANY) as slot:
@@ -215,6 +218,7 @@ class Accounts:
         new_hash = await security.hash_password_async(new)
         entry = self._audit(user.id, user.username, "password_changed")
         await self._db.write(audit.audited, entry, users.set_password, user.id, new_hash)
+        self.sessions_ended(user.id)
 
     async def update_email(self, user: User, email: str, password: str) -> User:
         async with self.session_failures.attempt(user.id, TOO_MANY) as slot:
@@ -270,16 +274,18 @@ class Accounts:
     async def reset_password(self, token: str, new_password: str) -> None:
         password_hash = await security.hash_password_async(new_password)
 
-        def write(conn: Conn) -> bool:
+        def write(conn: Conn) -> str | None:
             user_id = users.consume_reset(conn, security.token_hash(token), self._now())
             if user_id is None:
-                return False
+                return None
             users.set_password(conn, user_id, password_hash)  # also ends every session
             audit.record(conn, self._audit(user_id, "reset link", "password_reset"))
-            return True
+            return user_id
 
-        if not await self._db.write(write):
+        user_id = await self._db.write(write)
+        if user_id is None:
             raise BadRequest("the reset link is invalid, already used or expired")
+        self.sessions_ended(user_id)
 
     # --- MFA -----------------------------------------------------------------------
 
