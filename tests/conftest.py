@@ -168,3 +168,30 @@ def http_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[s
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def live_app(settings: Settings, **uvicorn_options: Any) -> Iterator[tuple[str, Any]]:
+    """The app under a real uvicorn on 127.0.0.1, in a thread of this process, so a test
+    can send truly concurrent requests and still look at the server's parts
+    (`app.state.kefal`). Yields (url, app)."""
+    import uvicorn
+
+    from kefal_lite.httpserver import uvicorn_options as serve_options
+
+    app = create_app(settings)
+    port = free_port()
+    options: dict[str, Any] = {**serve_options(settings), **uvicorn_options}
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **options)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

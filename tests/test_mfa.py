@@ -55,11 +55,9 @@ def test_totp_mfa_lifecycle(
     assert _login(client, code).status_code == 200
     assert _login(client, code).status_code == 401  # replay of the same code
 
-    # enrollment stays password-only: agents have no second factor
-    assert (
-        client.post("/api/v1/enroll", json={"username": "alice", "password": PASSWORD}).status_code
-        == 200
-    )
+    # minting an agent token takes the second factor too (test_limits has the details)
+    r = client.post("/api/v1/enroll", json={"username": "alice", "password": PASSWORD})
+    assert r.status_code == 401 and r.json() == {"detail": "otp required"}
 
     clock.advance(seconds=30)
     r = client.post("/api/v1/auth/mfa/disable", headers=headers, json={"otp": "000000"})

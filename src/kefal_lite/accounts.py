@@ -34,6 +34,7 @@ from kefal_lite.store.users import User
 
 RESET_TTL = timedelta(minutes=30)
 OTP_REQUIRED = "otp required"
+TOO_MANY = "too many failed attempts; try again later"
 BAD_CREDENTIALS = "invalid username or password"
 
 
@@ -82,10 +83,16 @@ class Accounts:
         self._on_mail_queued = on_mail_queued
         # Asks whether a plan allows one more agent; set once the provider exists.
         self.billing: BillingProvider | None = None
+        # Told when every session of a user ended, so their live event streams end too.
+        self.sessions_ended: Callable[[str], None] = lambda user_id: None
         # 5 failed credential checks per 30 s per (client, username), login and enroll alike.
         self.credential_failures = WindowLimiter(5, 30, clock)
+        # Code and password checks behind a session (MFA disable, password and email change):
+        # a stolen session must not become an unlimited guessing oracle. 5 per 30 s per user.
+        self.session_failures = WindowLimiter(5, 30, clock)
         # the seed's "/forgot-password 3/hour", per client address
         self.reset_requests = WindowLimiter(3, 3600, clock)
+        self.password_checks = 0
 
     def _now(self) -> str:
         return iso(self._clock.now())
@@ -151,7 +158,6 @@ class Accounts:
         client: str,
         otp: str | None = None,
         *,
-        check_otp: bool = True,
         failed: str = "login_failed",
     ) -> User:
         """The user if username, password (and OTP when MFA is on) are right.
@@ -159,29 +165,31 @@ class Accounts:
         Unknown user and wrong password take the same time and give the same 401.
         """
         key = f"{client}|{username.casefold()}"
-        wait = self.credential_failures.retry_after(key)
-        if wait is not None:
-            raise TooManyRequests(wait, "too many failed attempts; try again later")
-        user = await self._db.read(users.by_username, username)
-        ok = await security.verify_password_async(user.password_hash if user else None, password)
-        if user is None or not ok or user.disabled:
-            self.credential_failures.add(key)
-            reason = "unknown user" if user is None else "disabled" if ok else "wrong password"
-            entry = self._audit(user.id if user else None, username[:64], failed, client=client,
-                                detail={"reason": reason})  # fmt: skip
-            await self._db.write(audit.record, entry)
-            raise Unauthorized(BAD_CREDENTIALS)
-        if check_otp and user.mfa_enabled:
-            if not otp or not await self._use_otp(user, otp):
-                self.credential_failures.add(key)
-                entry = self._audit(user.id, user.username, failed, client=client,
-                                    detail={"reason": "otp"})  # fmt: skip
+        async with self.credential_failures.attempt(key, TOO_MANY) as slot:
+            user = await self._db.read(users.by_username, username)
+            ok = await self._verify_password(user.password_hash if user else None, password)
+            if user is None or not ok or user.disabled:
+                reason = "unknown user" if user is None else "disabled" if ok else "wrong password"
+                entry = self._audit(user.id if user else None, username[:64], failed,
+                                    client=client, detail={"reason": reason})  # fmt: skip
                 await self._db.write(audit.record, entry)
-                raise Unauthorized(OTP_REQUIRED)
+                raise Unauthorized(BAD_CREDENTIALS)
+            if user.mfa_enabled:
+                if not otp or not await self._use_otp(user, otp):
+                    entry = self._audit(user.id, user.username, failed, client=client,
+                                        detail={"reason": "otp"})  # fmt: skip
+                    await self._db.write(audit.record, entry)
+                    raise Unauthorized(OTP_REQUIRED)
+            slot.succeeded()
         if security.needs_rehash(user.password_hash):
             new_hash = await security.hash_password_async(password)
             await self._db.write(users.rehash, user.id, user.password_hash, new_hash)
         return user
+
+    async def _verify_password(self, password_hash: str | None, password: str) -> bool:
+        # Counted so tests can see how many argon2 verifications an attack really got.
+        self.password_checks += 1
+        return await security.verify_password_async(password_hash, password)
 
     async def _use_otp(self, user: User, otp: str) -> bool:
         if not user.mfa_secret:
@@ -200,17 +208,23 @@ class Accounts:
     async def logout(self, user: User) -> None:
         entry = self._audit(user.id, user.username, "logout")
         await self._db.write(audit.audited, entry, users.revoke_sessions, user.id)
+        self.sessions_ended(user.id)
 
     async def change_password(self, user: User, current: str, new: str) -> None:
-        if not await security.verify_password_async(user.password_hash, current):
-            raise Unauthorized("the current password is wrong")
+        async with self.session_failures.attempt(user.id, TOO_MANY) as slot:
+            if not await self._verify_password(user.password_hash, current):
+                raise Unauthorized("the current password is wrong")
+            slot.succeeded()
         new_hash = await security.hash_password_async(new)
         entry = self._audit(user.id, user.username, "password_changed")
         await self._db.write(audit.audited, entry, users.set_password, user.id, new_hash)
+        self.sessions_ended(user.id)
 
     async def update_email(self, user: User, email: str, password: str) -> User:
-        if not await security.verify_password_async(user.password_hash, password):
-            raise Unauthorized("the password is wrong")
+        async with self.session_failures.attempt(user.id, TOO_MANY) as slot:
+            if not await self._verify_password(user.password_hash, password):
+                raise Unauthorized("the password is wrong")
+            slot.succeeded()
         entry = self._audit(user.id, user.username, "email_changed")
         await self._db.write(audit.audited, entry, users.set_email, user.id, email)
         updated = await self._db.read(users.get, user.id)
@@ -260,16 +274,18 @@ class Accounts:
     async def reset_password(self, token: str, new_password: str) -> None:
         password_hash = await security.hash_password_async(new_password)
 
-        def write(conn: Conn) -> bool:
+        def write(conn: Conn) -> str | None:
             user_id = users.consume_reset(conn, security.token_hash(token), self._now())
             if user_id is None:
-                return False
+                return None
             users.set_password(conn, user_id, password_hash)  # also ends every session
             audit.record(conn, self._audit(user_id, "reset link", "password_reset"))
-            return True
+            return user_id
 
-        if not await self._db.write(write):
+        user_id = await self._db.write(write)
+        if user_id is None:
             raise BadRequest("the reset link is invalid, already used or expired")
+        self.sessions_ended(user_id)
 
     # --- MFA -----------------------------------------------------------------------
 
@@ -297,18 +313,21 @@ class Accounts:
     async def mfa_disable(self, user: User, otp: str) -> None:
         if not user.mfa_enabled:
             raise Conflict("MFA is not enabled")
-        if not await self._use_otp(user, otp):
-            raise BadRequest("the code does not match")
+        async with self.session_failures.attempt(user.id, TOO_MANY) as slot:
+            if not await self._use_otp(user, otp):
+                raise BadRequest("the code does not match")
+            slot.succeeded()
         entry = self._audit(user.id, user.username, "mfa_disabled")
         await self._db.write(audit.audited, entry, users.mfa_disable, user.id)
 
     # --- agents --------------------------------------------------------------------
 
     async def enroll(
-        self, username: str, password: str, name: str | None, client: str
+        self, username: str, password: str, name: str | None, client: str, otp: str | None = None
     ) -> Enrollment:
-        # Agents have no second factor: MFA protects the dashboard, the password enrolls.
-        user = await self._check_credentials(username, password, client, check_otp=False,
+        # An agent token is a credential of the account: with MFA on, minting one takes the
+        # second factor too, exactly as a login does (same 401s, same limit).
+        user = await self._check_credentials(username, password, client, otp,
                                              failed="enroll_failed")  # fmt: skip
         if self.billing is not None:
             limit = await self.billing.agent_limit(user)

@@ -91,6 +91,7 @@ def serve(
     import uvicorn
 
     from kefal_lite.app import create_app
+    from kefal_lite.httpserver import uvicorn_options
 
     settings = _settings(ctx, host=host, port=port, data_dir=data_dir)
     lock = ServerLock(settings.data_path)
@@ -122,11 +123,8 @@ def serve(
             port=settings.port,
             log_level=settings.log_level,
             access_log=access_log,
-            server_header=False,
-            proxy_headers=True,
-            forwarded_allow_ips=settings.forwarded_allow_ips,
-            # Open event streams (dashboards) would otherwise hold a shutdown forever.
-            timeout_graceful_shutdown=5,
+            # Timeouts and limits against slow and idle clients: see httpserver.py.
+            **uvicorn_options(settings),
         )
     finally:
         lock.release()
@@ -331,10 +329,12 @@ def agent_group() -> None:
 @click.option("--username", required=True, help="Your kefal-lite account.")
 @click.option("--name", default=None, help="A name for this agent (default: generated).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--otp", default=None, help="The current code of your authenticator (MFA on).")
 @_agent_config_option
 def agent_enroll(
-    server: str, username: str, name: str | None, password_stdin: bool, config_path: Path | None
-) -> None:
+    server: str, username: str, name: str | None, password_stdin: bool, otp: str | None,
+    config_path: Path | None,
+) -> None:  # fmt: skip
     """Enroll this host with the server and save its token."""
     from kefal_lite.agent import client
 
@@ -343,7 +343,7 @@ def agent_enroll(
     else:
         password = click.prompt("Password", hide_input=True)
     try:
-        cfg = client.enroll(server, username, password, name or _hostname())
+        cfg = client.enroll(server, username, password, name or _hostname(), otp)
     except client.AgentError as exc:
         raise click.ClickException(str(exc)) from None
     path = config_path or client.default_config_path()

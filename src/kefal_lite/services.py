@@ -26,6 +26,7 @@ from kefal_lite.remediate.llm import LlmProvider
 from kefal_lite.remediate.service import Remediator
 from kefal_lite.rules import Rules
 from kefal_lite.security import SecretBox
+from kefal_lite.store import users
 from kefal_lite.store.db import Database
 from kefal_lite.store.users import User
 
@@ -86,6 +87,7 @@ async def build(
         else NoopBilling()
     )
     accounts.billing = billing
+    accounts.sessions_ended = bus.end_sessions
     community.billing = billing
     notifier = Notifier(
         settings, db, clock, SecretBox(secret, b"kefal-lite channels v1"), rules, mailer.kick
@@ -122,11 +124,13 @@ async def build(
 
 async def start(svc: Services) -> None:
     svc.mailer.start()
+    svc.events.start(lambda ids: svc.db.read(users.session_versions, ids))
     svc.monitor.start()
     await svc.jobs.start()
 
 
 async def stop(svc: Services) -> None:
+    await svc.events.stop()
     await svc.jobs.stop()
     await svc.monitor.stop()
     await svc.mailer.stop()

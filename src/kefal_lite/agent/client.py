@@ -90,11 +90,15 @@ def _detail(body: bytes) -> str:
     return detail if isinstance(detail, str) else json.dumps(detail)[:300]
 
 
-def enroll(server: str, username: str, password: str, name: str | None) -> AgentConfig:
+def enroll(
+    server: str, username: str, password: str, name: str | None, otp: str | None = None
+) -> AgentConfig:
     server = server.rstrip("/")
     payload: dict[str, str] = {"username": username, "password": password}
     if name:
         payload["name"] = name
+    if otp:
+        payload["otp"] = otp
     try:
         status, body = _post(f"{server}/api/v1/enroll", json.dumps(payload).encode())
     except OSError as exc:

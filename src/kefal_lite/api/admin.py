@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -12,6 +10,7 @@ from litestar import Response, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
+from kefal_lite import csvsafe
 from kefal_lite.accounts import Email, Password, Username
 from kefal_lite.api.auth import profile
 from kefal_lite.api.deps import ADMIN, USER, CurrentUser, Limit, Offset, Svc, page
@@ -120,18 +119,16 @@ async def _audit(svc: Svc, user_id: str | None, action: str | None, since: str |
     )  # fmt: skip
     if fmt == "json":
         return page([msgspec.to_builtins(r) for r in rows], total)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["at", "user_id", "actor", "action", "target", "client", "detail"])
-    for r in rows:
-        detail = msgspec.json.encode(r.detail).decode() if r.detail else ""
-        writer.writerow(
-            [r.at, r.user_id or "", r.actor, r.action, r.target or "", r.client or "", detail]
-        )
+    body = csvsafe.write(
+        ["at", "user_id", "actor", "action", "target", "client", "detail"],
+        (
+            [r.at, r.user_id or "", r.actor, r.action, r.target or "", r.client or "",
+             msgspec.json.encode(r.detail).decode() if r.detail else ""]
+            for r in rows
+        ),
+    )  # fmt: skip
     disposition = 'attachment; filename="kefal-audit.csv"'
-    return Response(
-        out.getvalue(), media_type="text/csv", headers={"Content-Disposition": disposition}
-    )
+    return Response(body, media_type="text/csv", headers={"Content-Disposition": disposition})
 
 
 Action = Annotated[str | None, QueryParameter(max_length=64)]

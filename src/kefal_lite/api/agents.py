@@ -18,15 +18,17 @@ class EnrollBody(msgspec.Struct):
     username: Annotated[str, msgspec.Meta(max_length=256)]
     password: Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD)]
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
+    otp: Annotated[str, msgspec.Meta(max_length=16)] | None = None  # required when MFA is on
 
 
 @post("/api/v1/enroll", status_code=HTTP_200_OK, exclude_from_auth=True)
 async def enroll(
     data: JSONBody[EnrollBody], request: Request[Any, Any, Any], svc: Svc
 ) -> dict[str, str]:
-    """The token is shown once: only its hash is kept."""
+    """The token is shown once: only its hash is kept. With MFA on, `otp` is required and
+    a missing or wrong one is the login's 401 `{"detail":"otp required"}`."""
     done = await svc.accounts.enroll(
-        data.username, data.password, data.name, client_address(request)
+        data.username, data.password, data.name, client_address(request), data.otp
     )
     return {"token": done.token, "agent_id": done.agent_id}
 

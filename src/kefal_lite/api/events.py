@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from litestar import get, post
 from litestar.params import QueryParameter
@@ -14,6 +14,7 @@ from litestar.status_codes import HTTP_200_OK
 
 from kefal_lite.api.deps import USER, CurrentUser, Svc
 from kefal_lite.errors import Unauthorized
+from kefal_lite.store import users
 
 KEEPALIVE_SECONDS = 15.0
 
@@ -21,30 +22,38 @@ KEEPALIVE_SECONDS = 15.0
 @post("/api/v1/events/ticket", status_code=HTTP_200_OK, dependencies=USER)
 async def ticket(user: CurrentUser, svc: Svc) -> dict[str, str]:
     """A single-use ticket, valid 60 s, for opening the event stream."""
-    return {"ticket": svc.events.ticket(user.id)}
+    return {"ticket": svc.events.ticket(user.id, user.token_version)}
 
 
 @get("/api/v1/events", exclude_from_auth=True)
 async def stream(
     svc: Svc, ticket: Annotated[str, QueryParameter(max_length=100)]
 ) -> ServerSentEvent:
-    """`incident.opened|updated|resolved` and `host.silent|recovered` for the ticket's tenant."""
-    user_id = svc.events.redeem(ticket)
-    if user_id is None:
+    """`incident.opened|updated|resolved` and `host.silent|recovered` for the ticket's tenant.
+
+    The stream ends when the session it was opened from ends (logout, password change or
+    reset, role change, disable); at most 5 per user, the 6th is 429."""
+    redeemed = svc.events.redeem(ticket)
+    if redeemed is None:
         raise Unauthorized("invalid, used or expired event ticket; ask for a new one")
-    sub = svc.events.subscribe(user_id)
+    user_id, token_version = redeemed
+    # The session may have ended in the seconds since the ticket was issued.
+    current = await svc.db.read(users.session_versions, [user_id])
+    if current.get(user_id) != token_version:
+        raise Unauthorized("invalid, used or expired event ticket; ask for a new one")
+    sub = svc.events.subscribe(user_id, token_version)
 
     async def messages() -> AsyncIterator[ServerSentEventMessage]:
         try:
             yield ServerSentEventMessage(comment="connected")
             while not sub.dropped:
                 try:
-                    event: dict[str, Any] = await asyncio.wait_for(
-                        sub.queue.get(), KEEPALIVE_SECONDS
-                    )
+                    event = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_SECONDS)
                 except TimeoutError:
                     yield ServerSentEventMessage(comment="keep-alive")
                     continue
+                if event is None:
+                    break  # the session ended
                 yield ServerSentEventMessage(event=str(event["type"]), data=json.dumps(event))
         finally:
             svc.events.unsubscribe(sub)  # the client went away or was too slow

@@ -51,10 +51,13 @@ def audited(
     *args: P.args,
     **kwargs: P.kwargs,
 ) -> T:
-    """Run a store function and record its audit row in the same transaction (only if it
-    succeeded: a refused transition leaves no trace but its error)."""
+    """Run a store function and record its audit row in the same transaction, only if it
+    did what it names. A refusal is an exception (nothing after it runs) or a result of
+    `False` ("no such row of yours": revoking another tenant's agent): neither leaves a row,
+    or the trail would show an attacker's failed probe as the owner's action."""
     result = fn(conn, *args, **kwargs)
-    record(conn, entry)
+    if result is not False:
+        record(conn, entry)
     return result
 
 

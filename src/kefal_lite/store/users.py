@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
 
 import msgspec
 
@@ -159,6 +160,22 @@ def set_disabled(conn: sqlite3.Connection, user_id: str, disabled: bool) -> None
 
 def revoke_sessions(conn: sqlite3.Connection, user_id: str) -> None:
     conn.execute("UPDATE users SET token_version = token_version + 1 WHERE id = ?", (user_id,))
+
+
+def session_versions(conn: sqlite3.Connection, user_ids: Collection[str]) -> dict[str, int]:
+    """The token version of each of these users that is enabled (others are left out)."""
+    ids = list(user_ids)
+    out: dict[str, int] = {}
+    for start in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
+        chunk = ids[start : start + 500]
+        rows = conn.execute(
+            "SELECT id, token_version FROM users WHERE disabled = 0 AND id IN ("
+            + ", ".join("?" * len(chunk))
+            + ")",
+            chunk,
+        ).fetchall()
+        out.update({str(r[0]): int(r[1]) for r in rows})
+    return out
 
 
 def touch(conn: sqlite3.Connection, user_id: str, now: str) -> None:
