@@ -82,11 +82,8 @@ def channel(client: TestClient[Any], headers: dict[str, str], url: str) -> Any:
     return client.post(CHANNELS, headers=headers, json={"name": "c", "url": url})
 
 
-def test_now(client: TestClient[Any], headers: dict[str, str], channel_id: str) -> Any:
+def send_test(client: TestClient[Any], headers: dict[str, str], channel_id: str) -> Any:
     return client.post(f"{CHANNELS}/{channel_id}/test", headers=headers)
-
-
-test_now.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
 class FakeDns:
@@ -120,6 +117,8 @@ def test_bypass_urls_are_refused_at_creation(tmp_path: Path, clock: FrozenClock)
             f"webhook://8.8.8.8/ webhook://{where}/x",
             f"json://8.8.8.8/\njson://{where}/x",
             f"json://[::ffff:{where.split(':')[0]}]:{where.split(':')[1]}/x",  # IPv4-mapped
+            f"webhook://2130706433:{where.split(':')[1]}/x",  # 127.0.0.1 as one number
+            f"json://127.1:{where.split(':')[1]}/x",
         ):
             r = channel(c, headers, url)
             assert r.status_code == 400, (url, r.text)
@@ -139,7 +138,7 @@ def test_destinations_are_checked_again_at_delivery(tmp_path: Path, clock: Froze
         with server(tmp_path, clock, notifications_allow_private=False) as c:
             headers = login(c, "alice")
             for channel_id in ids:
-                r = test_now(c, headers, channel_id)
+                r = send_test(c, headers, channel_id)
                 assert r.status_code == 200
                 assert r.json() == {"ok": False, "error": UNDELIVERABLE}
     assert rx.seen == []
@@ -164,12 +163,76 @@ def test_dns_rebinding_connects_to_the_checked_answer(
             # from now on the name server rebinds after the first answer
             dns.answers["rebind.example"] = ["127.0.0.1", "127.0.0.2"]
             dns.lookups.clear()
-            r = test_now(c, headers, r.json()["id"])
+            r = send_test(c, headers, r.json()["id"])
             assert r.json() == {"ok": True, "error": None}
     assert dns.lookups == ["rebind.example"]  # one lookup for the whole delivery
     assert inside.seen == []
     [got] = outside.seen
     assert got["path"] == "/hook" and got["headers"]["Host"] == f"rebind.example:{port}"
+
+
+@contextlib.contextmanager
+def tls_listener(name: str) -> Iterator[tuple[int, list[str]]]:
+    """A TLS server with a self-signed certificate for `name`; yields its port and the SNI
+    names clients sent."""
+    import datetime
+    import socket
+    import ssl
+    import tempfile
+    import threading
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+        .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as d:
+        Path(d, "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        Path(d, "k.pem").write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))  # fmt: skip
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(Path(d, "c.pem"), Path(d, "k.pem"))
+    names: list[str] = []
+    ctx.sni_callback = lambda sock, sni, c: names.append(sni)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            with contextlib.suppress(OSError), ctx.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(4096)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1], names
+    finally:
+        listener.close()
+
+
+def test_pinned_tls_webhook_sends_the_name_and_checks_the_certificate(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    """Connected by IP, but TLS still speaks to the name: SNI is the name, and a
+    certificate nobody vouches for is refused (verification is not switched off)."""
+    with tls_listener("hooks.example") as (port, names), server(tmp_path, clock) as c:
+        dns = FakeDns({"hooks.example": ["127.0.0.1"]})
+        use_guard(c, UrlGuard(False, resolver=dns, policy=lambda a, p: p == port))
+        headers = session(c, clock)
+        r = channel(c, headers, f"webhooks://hooks.example:{port}/in")
+        result = send_test(c, headers, r.json()["id"]).json()
+    assert names == ["hooks.example"]
+    assert result == {"ok": False, "error": UNDELIVERABLE}
 
 
 @pytest.mark.parametrize("scheme", ["webhook", "json"])
@@ -186,7 +249,7 @@ def test_redirects_are_not_followed(tmp_path: Path, clock: FrozenClock, scheme: 
             headers = session(c, clock)
             r = channel(c, headers, f"{scheme}://hooks.example:{where.split(':')[1]}/in")
             assert r.status_code == 201, r.text
-            result = test_now(c, headers, r.json()["id"]).json()
+            result = send_test(c, headers, r.json()["id"]).json()
     assert result["ok"] is False
     if scheme == "webhook":
         assert "302" in result["error"] and "redirect" in result["error"]
@@ -206,7 +269,7 @@ def test_refused_and_unreachable_answer_the_same(
         ids = [channel(c, headers, f"{scheme}://{name}:{port}/x").json()["id"]
                for name, port in (("closed.example", closed), ("inside.example", forbidden))]  # fmt: skip
         use_guard(c, UrlGuard(False, resolver=dns, policy=lambda a, p: p == closed))
-        answers = [test_now(c, headers, i) for i in ids]
+        answers = [send_test(c, headers, i) for i in ids]
     assert [a.status_code for a in answers] == [200, 200]
     assert answers[0].json() == answers[1].json() == {"ok": False, "error": UNDELIVERABLE}
 

@@ -32,6 +32,7 @@ import contextlib
 import contextvars
 import ipaddress
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,22 +130,26 @@ class Target:
     port: int
 
 
-def _split_one(url: str) -> None:
-    from apprise.utils.parse import parse_urls
+def _apprise_parsers() -> Any:
+    try:
+        from apprise.utils import parse  # Apprise >= 1.9.1
+    except ImportError:  # pragma: no cover - older Apprise kept them in one module
+        from apprise import utils as parse  # type: ignore[no-redef]
+    return parse
 
+
+def _split_one(url: str) -> None:
     if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
         raise Refused("a notification URL has no spaces or control characters")
-    urls = parse_urls(url)  # type: ignore[no-untyped-call]
+    urls = _apprise_parsers().parse_urls(url)
     if len(urls) != 1:
         raise Refused("exactly one notification URL, please")
 
 
 def parse_webhook(url: str) -> tuple[Target, str]:
     """webhook:// and webhooks://: the target and the path-and-query to request."""
-    from apprise.utils.parse import parse_url
-
     _split_one(url)
-    parsed = parse_url(url, verify_host=True)  # type: ignore[no-untyped-call]
+    parsed = _apprise_parsers().parse_url(url, verify_host=True)
     host = (parsed or {}).get("host") or ""
     parts = urlsplit(url)
     try:
@@ -258,6 +263,7 @@ _ACTIVE: contextvars.ContextVar[_Delivery | None] = contextvars.ContextVar(
     "kefal_url_guard", default=None
 )
 _installed = False
+_install_lock = threading.Lock()
 
 
 def _guarded_getaddrinfo(
@@ -299,11 +305,12 @@ def _install() -> None:
     """Once per process. Both patches do nothing unless a guard is active in the caller's
     context, so the rest of the server (and every test) sees the stock behaviour."""
     global _installed
-    if _installed:
-        return
-    import requests.sessions
+    with _install_lock:
+        if _installed:
+            return
+        import requests.sessions
 
-    socket.getaddrinfo = _guarded_getaddrinfo
-    mixin = requests.sessions.SessionRedirectMixin
-    mixin.get_redirect_target = _no_redirect_target(mixin.get_redirect_target)  # type: ignore[method-assign]
-    _installed = True
+        socket.getaddrinfo = _guarded_getaddrinfo
+        mixin = requests.sessions.SessionRedirectMixin
+        mixin.get_redirect_target = _no_redirect_target(mixin.get_redirect_target)  # type: ignore[method-assign]
+        _installed = True
