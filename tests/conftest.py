@@ -157,14 +157,16 @@ def smtp_inbox() -> Iterator[tuple[Inbox, int]]:
 
 
 @contextlib.contextmanager
-def http_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
-    """A real HTTP peer on 127.0.0.1 (webhook receivers, fake PayPal, an LLM server);
-    yields "127.0.0.1:<port>"."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+def http_server(
+    handler: type[http.server.BaseHTTPRequestHandler], host: str = "127.0.0.1", port: int = 0
+) -> Iterator[str]:
+    """A real HTTP peer on loopback (webhook receivers, fake PayPal, an LLM server);
+    yields "<host>:<port>"."""
+    server = http.server.ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"127.0.0.1:{server.server_address[1]}"
+        yield f"{host}:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

@@ -84,9 +84,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     billing_plan_enterprise: str = ""
 
     # Notification URLs may point at private, loopback and link-local addresses (a LAN
-    # ntfy or Gotify). A server shared by strangers (open signup, paid plans) should set
-    # false, or any tenant can make it call internal services (SSRF).
-    notifications_allow_private: bool = True
+    # ntfy or Gotify). "auto": allowed only when strangers cannot have accounts (signup
+    # off and billing not paypal), else any tenant could make the server call internal
+    # services (SSRF). An explicit true or false wins.
+    notifications_allow_private: bool | Literal["auto"] = "auto"
 
     # /metrics is open to 127.0.0.1 and ::1; from elsewhere it needs this bearer token.
     metrics_token: str = ""
@@ -100,6 +101,12 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     @property
     def db_path(self) -> Path:
         return self.data_path / "kefal.db"
+
+    @property
+    def notifications_private_allowed(self) -> bool:
+        if self.notifications_allow_private != "auto":
+            return bool(self.notifications_allow_private)
+        return not self.auth_signup and self.billing_provider != "paypal"
 
     @property
     def base_url(self) -> str:

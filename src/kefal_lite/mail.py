@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -19,6 +20,30 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 RETRY_SECONDS = 60.0
+
+# One plain address: no display name, no list, no header continuation, no mailto query.
+_ADDRESS = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}"
+    r"@(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def valid_address(address: str) -> bool:
+    return _ADDRESS.fullmatch(address) is not None
+
+
+def mailto_address(url: str) -> str | None:
+    """The one address of a `mailto:` channel URL, or None when it is anything else."""
+    if url[:7].lower() != "mailto:":
+        return None
+    address = url[7:]
+    return address if valid_address(address) else None
+
+
+class Undeliverable(Exception):
+    """This mail can never be sent as it is: failed now, not retried."""
 
 
 def queue(
@@ -37,12 +62,23 @@ def queue(
         )
 
 
-def send_smtp(settings: Settings, mail: Mail) -> None:
+def build(settings: Settings, mail: Mail) -> EmailMessage:
+    if not valid_address(mail.recipient):
+        raise Undeliverable("the recipient is not one plain mail address")
     msg = EmailMessage()
-    msg["From"] = settings.smtp_from
-    msg["To"] = mail.recipient
-    msg["Subject"] = mail.subject
-    msg.set_content(mail.body or "")
+    try:
+        msg["From"] = settings.smtp_from
+        msg["To"] = mail.recipient
+        # Titles may carry host text: a line break would end the header.
+        msg["Subject"] = _CONTROL.sub(" ", mail.subject)
+        msg.set_content(mail.body or "")
+    except (ValueError, TypeError) as exc:
+        raise Undeliverable(f"the mail cannot be built: {exc}") from None
+    return msg
+
+
+def send_smtp(settings: Settings, mail: Mail) -> None:
+    msg = build(settings, mail)
     timeout = settings.smtp_timeout_seconds
     smtp: smtplib.SMTP
     if settings.smtp_ssl:
@@ -92,18 +128,28 @@ class Mailer(Worker):
         for mail in await self._db.read(outbox.pending):
             try:
                 await asyncio.to_thread(send_smtp, self._settings, mail)
-            except (OSError, smtplib.SMTPException) as exc:
-                give_up = mail.attempts + 1 >= MAX_ATTEMPTS
+            except Exception as exc:  # one bad mail must never hold back the ones after it
+                give_up = mail.attempts + 1 >= MAX_ATTEMPTS or _permanent(exc)
                 log.warning(
-                    "mail %d to %s failed (attempt %d%s): %s",
+                    "mail %d failed (attempt %d%s): %s",
                     mail.id,
-                    mail.recipient,
                     mail.attempts + 1,
                     ", giving up" if give_up else "",
-                    exc,
+                    exc
+                    if isinstance(exc, Undeliverable | smtplib.SMTPException | OSError)
+                    else type(exc).__name__,
                 )
                 await self._db.write(outbox.mark_failed, mail.id, str(exc), give_up)
             else:
                 await self._db.write(outbox.mark_sent, mail.id, iso(self._clock.now()))
                 sent += 1
         return sent
+
+
+def _permanent(exc: Exception) -> bool:
+    """Retrying cannot help: the mail itself is wrong, or the server said 5xx about it."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return exc.smtp_code >= 500 and not isinstance(exc, smtplib.SMTPAuthenticationError)
+    return not isinstance(exc, OSError | smtplib.SMTPException)

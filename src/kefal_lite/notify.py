@@ -17,18 +17,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import secrets
 import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import msgspec
 
-from kefal_lite import mail
+from kefal_lite import mail, urlguard
 from kefal_lite.clock import Clock, iso
 from kefal_lite.config import Settings
 from kefal_lite.errors import BadRequest, NotFound
@@ -42,7 +41,8 @@ from kefal_lite.store.db import Conn, Database
 
 log = logging.getLogger(__name__)
 TIMEOUT = 10.0
-BUILT_IN = ("webhook", "webhooks", "mailto")
+# One answer for "not allowed" and "does not answer": /test must not become a port scanner.
+UNDELIVERABLE = "unreachable: the destination did not answer or is not allowed"
 
 
 class DeliveryError(Exception):
@@ -80,6 +80,8 @@ class Notifier:
         self._box = box
         self._rules = rules
         self._on_mail = on_mail
+        # Public so tests can stand in for DNS and "the internet" (urlguard.UrlGuard).
+        self.guard = urlguard.UrlGuard(settings.notifications_private_allowed)
 
     # --- channels ------------------------------------------------------------------
 
@@ -87,14 +89,13 @@ class Notifier:
         self, user_id: str, name: str, url: str, min_severity: str
     ) -> tuple[Channel, str | None]:
         scheme = url.split(":", 1)[0].lower()
-        if scheme not in BUILT_IN and not await asyncio.to_thread(_apprise_accepts, url):
-            raise BadRequest(
-                f"{scheme}:// is not a notification URL kefal-lite knows (webhook://,"
-                " mailto:, or any Apprise URL)"
-            )
-        if scheme == "mailto" and "@" not in url:
-            raise BadRequest("mailto: needs an address, e.g. mailto:alice@example.org")
-        await self._check_destination(url)
+        if scheme == "mailto":
+            if mail.mailto_address(url) is None:
+                raise BadRequest(
+                    "mailto: takes exactly one plain address, e.g. mailto:alice@example.org"
+                )
+        else:
+            await asyncio.to_thread(self._check_url, scheme, url)
         channel_id = new_id()
         secret = secrets.token_urlsafe(32) if scheme in ("webhook", "webhooks") else None
         channel = Channel(
@@ -200,44 +201,49 @@ class Notifier:
             return None
         return templates.render(invariant, inc.subject, target.evidence, target.os or "linux")[0]
 
-    async def _check_destination(self, url: str) -> None:
-        """Refuse internal destinations when the operator forbids them (resolved now, so a
-        name that later points inside is caught at delivery too)."""
-        if self._settings.notifications_allow_private or url.lower().startswith("mailto:"):
-            return
-        host = urlsplit(url).hostname
-        if not host:
-            return  # services addressed by token only (tgram://, ...) go to their own cloud
+    def _check_url(self, scheme: str, url: str) -> None:
+        """At creation: one URL with a host, and (private destinations forbidden) a
+        destination outside the server's network. A 400 saying why."""
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
-        except OSError:
-            # BadRequest like the other refusals: a 400 when creating the channel, a
-            # delivery error (retried) when sending
-            raise BadRequest(f"cannot resolve {host}") from None
-        for info in infos:
-            address = ipaddress.ip_address(info[4][0])
-            if not address.is_global:
+            if scheme in ("webhook", "webhooks"):
+                target, _ = urlguard.parse_webhook(url)
+                if self.guard.restricted:
+                    self.guard.resolve(target.host, target.port)
+                return
+            try:
+                plugin = urlguard.apprise_plugin(url)
+            except urlguard.Unknown:
                 raise BadRequest(
-                    f"{host} resolves to a non-public address ({address}); this server"
-                    " does not send notifications inside its network"
-                )
+                    f"{scheme}:// is not a notification URL kefal-lite knows (webhook://,"
+                    " mailto:, or any Apprise URL)"
+                ) from None
+            self.guard.check_apprise(url, plugin)
+        except urlguard.Refused as exc:
+            raise BadRequest(str(exc)) from None
 
     async def _send(self, channel: Channel, message: dict[str, Any]) -> None:
         url = self._box.open(channel.url_sealed, channel.id)
         scheme = url.split(":", 1)[0].lower()
         try:
-            await self._check_destination(url)
-        except BadRequest as exc:
-            raise DeliveryError(exc.detail) from None
-        if scheme in ("webhook", "webhooks"):
-            assert channel.secret_sealed is not None
-            secret = self._box.open(channel.secret_sealed, channel.id)
-            await _webhook(url, secret, message)
-        elif scheme == "mailto":
-            await self._db.write(self._mail, url[7:], message)
-            self._on_mail()
-        else:
-            await asyncio.to_thread(_apprise, url, message)
+            if scheme in ("webhook", "webhooks"):
+                assert channel.secret_sealed is not None
+                secret = self._box.open(channel.secret_sealed, channel.id)
+                target, path = urlguard.parse_webhook(url)
+                addresses = await asyncio.to_thread(self.guard.resolve, target.host, target.port)
+                await _webhook(target, path, addresses[0], url, secret, message)
+            elif scheme == "mailto":
+                address = mail.mailto_address(url)
+                if address is None:
+                    raise urlguard.Refused("not one plain mail address")
+                await self._db.write(self._mail, address, message)
+                self._on_mail()
+            else:
+                await asyncio.to_thread(_apprise, self.guard, url, message)
+        except urlguard.Refused as exc:
+            # Logged for the operator; the tenant sees the same words as for a destination
+            # that does not answer, so /test cannot tell "refused" from "closed port".
+            log.warning("channel %s: destination refused: %s", channel.id, exc)
+            raise DeliveryError(UNDELIVERABLE) from None
 
     def _mail(self, conn: Conn, recipient: str, message: dict[str, Any]) -> None:
         mail.queue(
@@ -250,35 +256,67 @@ class Notifier:
         )
 
 
-async def _webhook(url: str, secret: str, message: dict[str, Any]) -> None:
-    target = ("https://" if url.startswith("webhooks://") else "http://") + url.split("://", 1)[1]
+async def _webhook(
+    target: urlguard.Target,
+    path: str,
+    address: urlguard.IPAddress,
+    url: str,
+    secret: str,
+    message: dict[str, Any],
+) -> None:
+    """POST to the pinned address; the name travels as Host header and TLS SNI (and the
+    certificate is checked against it). Redirects are answers, not instructions."""
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    named = f"[{target.host}]" if ":" in target.host else target.host
+    default_port = 443 if target.scheme == "https" else 80
     body = json.dumps(message, separators=(",", ":")).encode()
     timestamp = str(int(time.time()))
     headers = {
+        "Host": named if target.port == default_port else f"{named}:{target.port}",
         "Content-Type": "application/json",
         "User-Agent": "kefal-lite",
         "X-Kefal-Timestamp": timestamp,
         "X-Kefal-Signature": sign(secret, timestamp, body),
     }
+    parts = urlsplit(url)
+    auth: httpx.Auth | httpx._client.UseClientDefault = (
+        httpx.BasicAuth(unquote(parts.username), unquote(parts.password or ""))
+        if parts.username
+        else httpx.USE_CLIENT_DEFAULT
+    )
+    extensions = {} if urlguard.is_literal(target.host) else {"sni_hostname": target.host}
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT) as client:
-            response = await client.post(target, content=body, headers=headers)
+        async with httpx.AsyncClient(
+            timeout=TIMEOUT, follow_redirects=False, trust_env=False
+        ) as client:
+            response = await client.post(
+                f"{target.scheme}://{literal}:{target.port}{path}",
+                content=body,
+                headers=headers,
+                auth=auth,
+                extensions=extensions,
+            )
     except httpx.HTTPError as exc:
-        raise DeliveryError(f"webhook unreachable: {type(exc).__name__}") from None
+        log.info("webhook delivery failed: %s", type(exc).__name__)
+        raise DeliveryError(UNDELIVERABLE) from None
+    if response.is_redirect:
+        raise DeliveryError(
+            f"webhook answered HTTP {response.status_code} (a redirect; kefal-lite does not"
+            " follow redirects: use the final URL)"
+        )
     if not 200 <= response.status_code < 300:
         raise DeliveryError(f"webhook answered HTTP {response.status_code}")
 
 
-def _apprise_accepts(url: str) -> bool:
+def _apprise(guard: urlguard.UrlGuard, url: str, message: dict[str, Any]) -> None:
+    """In a worker thread: every connection the plugin opens is resolved by the guard
+    (checked, pinned) and no redirect is followed; see urlguard."""
     import apprise
 
-    return bool(apprise.Apprise().add(url))
-
-
-def _apprise(url: str, message: dict[str, Any]) -> None:
-    import apprise
-
-    sender = apprise.Apprise()
-    sender.add(url)
-    if not sender.notify(title=message["title"], body=message["text"]):
-        raise DeliveryError("the notification service refused or could not be reached")
+    with guard.pinning():
+        plugin = urlguard.apprise_plugin(url)
+        guard.check_scheme(url)
+        sender = apprise.Apprise()
+        sender.add(plugin)
+        if not sender.notify(title=message["title"], body=message["text"]):
+            raise DeliveryError(UNDELIVERABLE)

@@ -70,15 +70,32 @@ def load_config(path: Path) -> AgentConfig:
         raise AgentError(f"agent config {path} is unreadable: {exc}") from None
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx comes back as an HTTPError instead of being followed: following would carry
+    the Authorization header (and the enrollment password) to wherever it points."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def _post(url: str, body: bytes, token: str | None = None) -> tuple[int, bytes]:
     headers = {"Content-Type": "application/json", "User-Agent": "kefal-lite-agent"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310 - operator's URL
+        with _OPENER.open(request, timeout=TIMEOUT) as response:
             return int(response.status), response.read()
     except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:
+            where = exc.headers.get("Location", "elsewhere")
+            raise AgentError(
+                f"{url} answered HTTP {exc.code}, a redirect to {where[:200]!r}; the agent does not"
+                " follow redirects (its token would go along): use the final server URL"
+            ) from None
         return int(exc.code), exc.read()
 
 
