@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import sys
 import uuid
@@ -14,7 +15,7 @@ from typing import Any
 import click
 import msgspec
 
-from kefal_lite import __version__, config, security, snapshot
+from kefal_lite import __version__, config, datadir, security, snapshot
 from kefal_lite.accounts import NewUser
 from kefal_lite.clock import Clock, iso
 from kefal_lite.errors import ApiError
@@ -92,6 +93,8 @@ def serve(
 
     from kefal_lite.app import create_app
 
+    # Whatever this process writes (SQLite's own files included) is the owner's alone.
+    os.umask(0o077)
     settings = _settings(ctx, host=host, port=port, data_dir=data_dir)
     lock = ServerLock(settings.data_path)
     try:
@@ -273,8 +276,11 @@ def backup(ctx: click.Context, path: Path) -> None:
     settings = _settings(ctx)
     if not settings.db_path.exists():
         raise click.ClickException(f"no database at {settings.db_path}")
-    if path.exists():
-        raise click.ClickException(f"{path} exists; choose a new file")
+    try:
+        # 0600 from the start: a backup holds password hashes and every snapshot.
+        datadir.create_private(path)
+    except FileExistsError:
+        raise click.ClickException(f"{path} exists; choose a new file") from None
     source = sqlite3.connect(settings.db_path)
     target = sqlite3.connect(path)
     try:
