@@ -25,6 +25,7 @@ import msgspec
 import psutil
 
 from kefal_lite import __version__
+from kefal_lite.scrub import scrub
 from kefal_lite.snapshot import (
     AuthorizedKey,
     Connection,
@@ -38,24 +39,7 @@ log = logging.getLogger(__name__)
 
 CMDLINE_MAX = 4096
 KEYS_MAX_BYTES = 1 << 20  # far above any real authorized_keys; sshd itself has no limit
-_SECRET_WORDS = (
-    r"(?:password|passwd|pwd|pass|token|secret|api[_-]?key|access[_-]?key|auth|credentials?)"
-)
-# key=value / key:value, e.g. --db-password=hunter2, PGPASSWORD=x, token:abc
-_ASSIGNED = re.compile(rf"(?i)([\w.-]*{_SECRET_WORDS}[\w.-]*\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|\S+)")
-# flag value, e.g. --password hunter2, -p hunter2 is too ambiguous to touch
-_FLAG = re.compile(rf"(?i)((?:^|\s)--?[\w-]*{_SECRET_WORDS}[\w-]*\s+)(?!-)(\S+)")
-# credentials in URLs: scheme://user:secret@host
-_URL = re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^/\s:@]+:)([^@\s/]+)(@)")
 _KEY_TYPES = re.compile(r"(?:^|\s)((?:ssh|ecdsa|sk)-[\w@.-]+)\s+([A-Za-z0-9+/=]+)(?:\s+(.*))?$")
-
-
-def scrub(cmdline: str) -> str:
-    """Mask values that look like secrets; keep the shape so a person can still read it."""
-    out = _URL.sub(r"\1***\3", cmdline)
-    out = _ASSIGNED.sub(r"\1***", out)
-    out = _FLAG.sub(r"\1***", out)
-    return out
 
 
 def fingerprint(key_blob_b64: str) -> str:
