@@ -553,7 +553,7 @@ def invariants_import(ctx: click.Context, pack: Path, owner: str) -> None:
 
     A running server picks imported invariants up at its next start.
     """
-    from kefal_lite.community import BUILTIN_NAMES, Contribution
+    from kefal_lite.community import BUILTIN_NAMES, Contribution, not_contributable
     from kefal_lite.detect.verify import verify
     from kefal_lite.ids import new_id
     from kefal_lite.store import invariants as store
@@ -570,6 +570,10 @@ def invariants_import(ctx: click.Context, pack: Path, owner: str) -> None:
         for rule in rules:
             if rule.name.casefold() in BUILTIN_NAMES or store.name_taken(conn, rule.name):
                 click.echo(f"skipped: {rule.name}: the name is taken")
+                continue
+            refused = not_contributable(rule.predicate)
+            if refused is not None:
+                click.echo(f"skipped: {rule.name}: {refused}")
                 continue
             report = verify(_contribution_invariant(rule))
             status = "active" if report.passed else "rejected"
