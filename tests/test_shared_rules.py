@@ -194,3 +194,28 @@ def test_a_community_rule_with_a_builtins_subject_or_id_changes_nothing(
     by_rule = {i["invariant_id"]: i for i in _incidents(client, session)}
     assert by_rule["database_exposed"]["status"] == "open"
     assert by_rule["database_exposed"]["occurrences"] == 2
+
+
+def test_upgrade_from_schema_7_does_not_reopen_a_current_silence(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    """A database from the release before per-rule timers: its silent host, whose builtin
+    incident is open, is not counted silent again after the upgrade."""
+    settings = make_settings(tmp_path / "data")
+    with TestClient(create_app(settings, clock=clock)) as c:
+        session, agent = setup(c, clock)
+        send(c, agent, 0)
+        clock.advance(minutes=11)
+        assert in_app(c, c.app.state.kefal.monitor.check_silent) == 1
+    conn = sqlite3.connect(settings.db_path)  # back to schema 7, as that release left it
+    conn.executescript(
+        "DROP TABLE silent_timers; DROP INDEX hosts_by_seen;"
+        " ALTER TABLE invariants DROP COLUMN status_reason; PRAGMA user_version = 7;"
+    )
+    conn.close()
+    clock.advance(minutes=5)
+    with TestClient(create_app(settings, clock=clock)) as c:
+        assert query(settings, "PRAGMA user_version")[0][0] >= 8
+        assert in_app(c, c.app.state.kefal.monitor.check_silent) == 0
+        [inc] = _incidents(c, login(c, "alice"))
+        assert inc["invariant_id"] == "agent_silent" and inc["occurrences"] == 1
