@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import sys
 import uuid
@@ -14,7 +15,7 @@ from typing import Any
 import click
 import msgspec
 
-from kefal_lite import __version__, config, security, snapshot
+from kefal_lite import __version__, config, datadir, security, snapshot
 from kefal_lite.accounts import NewUser
 from kefal_lite.clock import Clock, iso
 from kefal_lite.errors import ApiError
@@ -93,6 +94,8 @@ def serve(
     from kefal_lite.app import create_app
     from kefal_lite.httpserver import uvicorn_options
 
+    # Whatever this process writes (SQLite's own files included) is the owner's alone.
+    os.umask(0o077)
     settings = _settings(ctx, host=host, port=port, data_dir=data_dir)
     lock = ServerLock(settings.data_path)
     try:
@@ -271,8 +274,11 @@ def backup(ctx: click.Context, path: Path) -> None:
     settings = _settings(ctx)
     if not settings.db_path.exists():
         raise click.ClickException(f"no database at {settings.db_path}")
-    if path.exists():
-        raise click.ClickException(f"{path} exists; choose a new file")
+    try:
+        # 0600 from the start: a backup holds password hashes and every snapshot.
+        datadir.create_private(path)
+    except FileExistsError:
+        raise click.ClickException(f"{path} exists; choose a new file") from None
     source = sqlite3.connect(settings.db_path)
     target = sqlite3.connect(path)
     try:
@@ -547,7 +553,7 @@ def invariants_import(ctx: click.Context, pack: Path, owner: str) -> None:
 
     A running server picks imported invariants up at its next start.
     """
-    from kefal_lite.community import BUILTIN_NAMES, Contribution
+    from kefal_lite.community import BUILTIN_NAMES, Contribution, not_contributable
     from kefal_lite.detect.verify import verify
     from kefal_lite.ids import new_id
     from kefal_lite.store import invariants as store
@@ -564,6 +570,10 @@ def invariants_import(ctx: click.Context, pack: Path, owner: str) -> None:
         for rule in rules:
             if rule.name.casefold() in BUILTIN_NAMES or store.name_taken(conn, rule.name):
                 click.echo(f"skipped: {rule.name}: the name is taken")
+                continue
+            refused = not_contributable(rule.predicate)
+            if refused is not None:
+                click.echo(f"skipped: {rule.name}: {refused}")
                 continue
             report = verify(_contribution_invariant(rule))
             status = "active" if report.passed else "rejected"

@@ -19,7 +19,7 @@ from kefal_lite.detect import predicates as p
 from kefal_lite.detect import verify as verification
 from kefal_lite.detect.builtins import BY_ID as BUILTIN_IDS
 from kefal_lite.detect.model import Invariant, InvariantType, Severity
-from kefal_lite.errors import Conflict, Forbidden, NotFound
+from kefal_lite.errors import BadRequest, Conflict, Forbidden, NotFound
 from kefal_lite.ids import new_id
 from kefal_lite.remediate.llm import LlmError, LlmProvider
 from kefal_lite.rules import Rules
@@ -29,6 +29,29 @@ from kefal_lite.store.invariants import StoredInvariant
 from kefal_lite.store.users import User
 
 BUILTIN_NAMES = frozenset(name.casefold() for name in BUILTIN_IDS)
+
+# Judged on the server's clock and the host's history, which every rule of the kind shares:
+# a contributed 1-minute agent_silent marked hosts silent before the builtin's 10 minutes
+# and so replaced its high incident with a low one for every tenant. Builtins only.
+TIMER_KINDS = (p.AgentSilent, p.TimestampNotMonotonic, p.ClockSkew, p.UptimeDecreased)
+
+
+def not_contributable(predicate: p.AnyPredicate) -> str | None:
+    """Why a rule with this predicate cannot be shared with every tenant, or None."""
+    for leaf in p.leaves(predicate):
+        kind = msgspec.to_builtins(leaf)["kind"]
+        if isinstance(leaf, TIMER_KINDS):
+            return (
+                f"{kind} rules are timer and host-history checks that only the builtin"
+                " invariants may make: a contributed one could change when or whether a"
+                " builtin fires for every tenant"
+            )
+        if not verification.applicable(leaf):
+            return (
+                f"{kind} cannot be verified constructively (no violating and clean case can"
+                " be built for it), so it cannot be contributed"
+            )
+    return None
 
 
 class ContributionMetadata(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -77,13 +100,38 @@ class Community:
                            detail or None)  # fmt: skip
 
     async def reload(self) -> None:
-        """Put the active community invariants in force (startup, verify, retire)."""
+        """Put the active community invariants in force (startup, verify, retire). One that
+        is no longer contributable never is, whatever its row says."""
         active = await self._db.read(invariants.with_status, "active")
-        self._rules.replace_community([to_invariant(s) for s in active])
+        self._rules.replace_community([
+            inv for inv in map(to_invariant, active) if not_contributable(inv.predicate) is None
+        ])  # fmt: skip
+
+    async def withdraw_forbidden(self) -> list[str]:
+        """At startup: contributions of kinds no longer contributable (stored before this
+        rule existed) are retired if active, rejected if pending, with the reason, so a
+        database made by an older release says why they stopped. Returns their ids."""
+        now = iso(self._clock.now())
+        withdrawn = []
+        for status in ("active", "pending"):
+            for stored in await self._db.read(invariants.with_status, status):
+                reason = not_contributable(to_invariant(stored).predicate)
+                if reason is None:
+                    continue
+                detail = {"name": stored.name, "reason": reason}
+                entry = audit.Entry(now, stored.contributed_by, "kefal", "invariant_withdrawn",
+                                    stored.id, None, detail)  # fmt: skip
+                await self._db.write(audit.audited, entry, invariants.withdraw, stored.id,
+                                     reason, now)  # fmt: skip
+                withdrawn.append(stored.id)
+        return withdrawn
 
     async def contribute(self, user: User, body: Contribution) -> StoredInvariant:
         if body.name.casefold() in BUILTIN_NAMES:
             raise Conflict(f"{body.name!r} is the name of a builtin invariant")
+        refused = not_contributable(body.predicate)
+        if refused is not None:
+            raise BadRequest(refused)
         invariant_id = new_id()
         entry = self._audit(user, "invariant_contributed", invariant_id, name=body.name)
         await self._db.write(
@@ -104,6 +152,9 @@ class Community:
             raise NotFound("no such contribution")
         if stored.status in ("active", "retired"):
             raise Conflict(f"the invariant is already {stored.status}")
+        refused = not_contributable(to_invariant(stored).predicate)
+        if refused is not None:
+            raise BadRequest(refused)
         if (
             user.role != "admin"
             and self.billing is not None

@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 import platformdirs
 
+from kefal_lite.datadir import secure
+
 APP_NAME = "kefal-lite"
 ENV_PREFIX = "KEFAL_"
 SECRET_FILE = "secret.key"
@@ -204,7 +206,7 @@ def server_secret(settings: Settings) -> str:
         return path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    secure(path.parent)
     value = secrets.token_urlsafe(48)
     # O_EXCL: if two processes race on first start, one wins and both read its value.
     try:

@@ -19,6 +19,7 @@ from kefal_lite.detect.engine import evaluate, still_violated
 from kefal_lite.detect.model import Finding, Invariant
 from kefal_lite.ids import new_id
 from kefal_lite.rules import Rules
+from kefal_lite.scrub import scrub_snapshot
 from kefal_lite.store import hosts, incidents
 from kefal_lite.store.agents import AgentIdentity
 from kefal_lite.store.db import Database
@@ -77,7 +78,11 @@ class Ingestor:
             memo.awaiting[incident_id] = (invariant_id, subject)
 
     async def accept(self, ident: AgentIdentity, snap: wire.Snapshot, raw: bytes) -> Accepted:
-        """`raw` is the request body `snap` was decoded from: stored as ingested, no re-encoding."""
+        """`raw` is the request body `snap` was decoded from: stored as ingested, no re-encoding,
+        unless a command line still carried a secret (the agent's scrubbing is not trusted)."""
+        clean = scrub_snapshot(snap)
+        if clean is not snap:
+            snap, raw = clean, wire.encode(clean)
         memo = await self._host(ident)
         # One snapshot per host at a time: each evaluation must see the state the
         # previous one committed.

@@ -17,6 +17,7 @@ import httpx
 from kefal_lite.clock import Clock, iso
 from kefal_lite.config import Settings
 from kefal_lite.detect import predicates as p
+from kefal_lite.detect.model import Invariant
 from kefal_lite.rules import Rules
 from kefal_lite.store import channels, hosts, incidents, jobs, stats
 from kefal_lite.store.db import Conn, Database
@@ -75,36 +76,38 @@ class Monitor:
                 log.exception("background job failed; it runs again in %.0f s", seconds)
 
     async def check_silent(self) -> int:
-        """Open agent_silent for every host past its threshold; return how many went silent."""
+        """Open each agent-silence rule's incident on every host past that rule's own
+        threshold; return how many hosts went silent."""
         rules = self._rules.catalog.silent_rules
-        if not rules:
-            return 0
         now = self._clock.now()
-        shortest = min(
-            r.predicate.params.minutes for r in rules if isinstance(r.predicate, p.AgentSilent)
-        )
-        silent = await self._db.read(hosts.going_silent, iso(now - timedelta(minutes=shortest)))
-        for host in silent:
+        due: dict[str, tuple[Host, list[Invariant]]] = {}
+        for rule in rules:
+            assert isinstance(rule.predicate, p.AgentSilent)
+            cutoff = iso(now - timedelta(minutes=rule.predicate.params.minutes))
+            for host in await self._db.read(hosts.silent_past, rule.id, cutoff):
+                due.setdefault(host.id, (host, []))[1].append(rule)
+        went = 0
+        for host, fired in due.values():
             findings = []
-            for rule in rules:
+            for rule in fired:
                 assert isinstance(rule.predicate, p.AgentSilent)
                 minutes = rule.predicate.params.minutes
-                if host.last_seen_at < iso(now - timedelta(minutes=minutes)):
-                    findings.append(NewFinding(
-                        invariant_id=rule.id, invariant_name=rule.name, category=rule.category,
-                        severity=rule.severity, state_like=True, attack=rule.attack,
-                        contributed_by=rule.contributed_by, subject=f"agent:{host.agent_id}",
-                        title=f"{rule.title}: no snapshot from {host.hostname}"
-                        f" for over {minutes} min",
-                        evidence={"hostname": host.hostname, "agent_id": host.agent_id,
-                                  "last_seen_at": host.last_seen_at, "minutes": minutes},
-                    ))  # fmt: skip
-            await self._db.write(_went_silent, host, findings, iso(now),
-                                 self._settings.remediation_auto)  # fmt: skip
-            self._on_silent(host)
-        if silent:
+                findings.append(NewFinding(
+                    invariant_id=rule.id, invariant_name=rule.name, category=rule.category,
+                    severity=rule.severity, state_like=True, attack=rule.attack,
+                    contributed_by=rule.contributed_by, subject=f"agent:{host.agent_id}",
+                    title=f"{rule.title}: no snapshot from {host.hostname} for over {minutes} min",
+                    evidence={"hostname": host.hostname, "agent_id": host.agent_id,
+                              "last_seen_at": host.last_seen_at, "minutes": minutes},
+                ))  # fmt: skip
+            newly = await self._db.write(_went_silent, host, findings, iso(now),
+                                         self._settings.remediation_auto)  # fmt: skip
+            if newly:
+                went += 1
+                self._on_silent(host)
+        if due:
             self._on_incident()
-        return len(silent)
+        return went
 
     async def heartbeat(self) -> bool:
         """Tell the outside checker this server is alive; a failure is logged, not raised.
@@ -134,8 +137,12 @@ class Monitor:
 
 
 def _went_silent(conn: Conn, host: Host, findings: list[NewFinding], now: str,
-                 auto_remediate: bool) -> None:  # fmt: skip
-    hosts.mark_silent(conn, host.user_id, host.id)
+                 auto_remediate: bool) -> bool:  # fmt: skip
+    """Whether the host is newly silent; nothing happens if it reported meanwhile."""
+    newly = hosts.mark_silent(conn, host.user_id, host.id, host.last_seen_at,
+                              [f.invariant_id for f in findings])  # fmt: skip
+    if newly is None:
+        return False
     for finding in findings:
         opened = incidents.open_incident(conn, user_id=host.user_id, host_id=host.id,
                                          snapshot_id=host.snapshot_id, finding=finding, now=now,
@@ -144,3 +151,4 @@ def _went_silent(conn: Conn, host: Host, findings: list[NewFinding], now: str,
             stats.bump(conn, now[:10], "incidents")
             channels.queue_changes(conn, user_id=host.user_id, host_id=host.id, opened=[opened],
                                    resolved=[], now=now)  # fmt: skip
+    return newly

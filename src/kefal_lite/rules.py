@@ -19,4 +19,7 @@ class Rules:
         return self.catalog.by_id.get(invariant_id)
 
     def replace_community(self, community: Sequence[Invariant]) -> None:
-        self.catalog = Catalog((*self._builtins, *community))
+        # A community row carrying a builtin's id would replace the builtin in `by_id`.
+        builtin_ids = {inv.id for inv in self._builtins}
+        shared = [inv for inv in community if inv.id not in builtin_ids]
+        self.catalog = Catalog((*self._builtins, *shared))

@@ -79,6 +79,7 @@ async def build(
     rules = Rules(settings.agents_silent_minutes)
     llm = llm_provider(settings)
     community = Community(db, clock, rules, llm)
+    await community.withdraw_forbidden()
     await community.reload()
     bus = EventBus()
     billing: BillingProvider = (

@@ -138,7 +138,9 @@ class Spool:
     def put(self, body: bytes) -> Path:
         path = self.dir / f"{time.time_ns():020d}.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(body)
+        # 0600: a snapshot lists every process, user and key of the host
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
+            fh.write(body)
         os.replace(tmp, path)  # a crash never leaves half a snapshot to send
         items = self.items()
         for old in items[: max(0, len(items) - self.max_items)]:

@@ -8,21 +8,24 @@ scrubbed of password/token-style values before they leave the host.
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import logging
 import os
 import platform
 import re
 import socket
+import stat
 import sys
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from pathlib import Path
 
+import msgspec
 import psutil
 
 from kefal_lite import __version__
+from kefal_lite.scrub import scrub
 from kefal_lite.snapshot import (
     AuthorizedKey,
     Connection,
@@ -35,24 +38,8 @@ from kefal_lite.snapshot import (
 log = logging.getLogger(__name__)
 
 CMDLINE_MAX = 4096
-_SECRET_WORDS = (
-    r"(?:password|passwd|pwd|pass|token|secret|api[_-]?key|access[_-]?key|auth|credentials?)"
-)
-# key=value / key:value, e.g. --db-password=hunter2, PGPASSWORD=x, token:abc
-_ASSIGNED = re.compile(rf"(?i)([\w.-]*{_SECRET_WORDS}[\w.-]*\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|\S+)")
-# flag value, e.g. --password hunter2, -p hunter2 is too ambiguous to touch
-_FLAG = re.compile(rf"(?i)((?:^|\s)--?[\w-]*{_SECRET_WORDS}[\w-]*\s+)(?!-)(\S+)")
-# credentials in URLs: scheme://user:secret@host
-_URL = re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^/\s:@]+:)([^@\s/]+)(@)")
+KEYS_MAX_BYTES = 1 << 20  # far above any real authorized_keys; sshd itself has no limit
 _KEY_TYPES = re.compile(r"(?:^|\s)((?:ssh|ecdsa|sk)-[\w@.-]+)\s+([A-Za-z0-9+/=]+)(?:\s+(.*))?$")
-
-
-def scrub(cmdline: str) -> str:
-    """Mask values that look like secrets; keep the shape so a person can still read it."""
-    out = _URL.sub(r"\1***\3", cmdline)
-    out = _ASSIGNED.sub(r"\1***", out)
-    out = _FLAG.sub(r"\1***", out)
-    return out
 
 
 def fingerprint(key_blob_b64: str) -> str:
@@ -92,6 +79,7 @@ class Collector:
     def __init__(self, agent_id: str) -> None:
         self.agent_id = agent_id
         self._warned: set[str] = set()
+        self._noted: set[tuple[str, str]] = set()
 
     def _warn_once(self, what: str, detail: str) -> None:
         if what not in self._warned:
@@ -242,25 +230,138 @@ class Collector:
         except ImportError:
             return []
         keys: list[AuthorizedKey] = []
-        unreadable = 0
+        denied = 0
         for user in users:
             try:
-                home = Path(pwd.getpwnam(user.name).pw_dir)
+                pw = pwd.getpwnam(user.name)
             except KeyError:
                 continue
-            for name in ("authorized_keys", "authorized_keys2"):
-                path = home / ".ssh" / name
-                try:
-                    text = path.read_text(errors="replace")
-                except FileNotFoundError:
-                    continue
-                except (PermissionError, NotADirectoryError, OSError):
-                    unreadable += 1
-                    continue
-                keys.extend(parse_authorized_keys(text, user.name))
-        if unreadable:
-            self._warn_once("some authorized_keys files", f"{unreadable} unreadable")
+            found, refused = self.keys_in_home(user.name, pw.pw_dir, pw.pw_uid)
+            keys.extend(found)
+            denied += refused
+        if denied:
+            self._warn_once("some authorized_keys files", f"{denied} unreadable")
         return keys[:10_000]
+
+    def keys_in_home(self, user: str, home: str, uid: int) -> tuple[list[AuthorizedKey], int]:
+        """The user's keys, and how many files were refused by permissions (an agent not
+        run as root). Anything else skipped is said in the log, once per file and reason."""
+        files = read_key_files(home, uid)
+        for path, why in files.skipped:
+            if (path, why) not in self._noted:
+                self._noted.add((path, why))
+                log.warning("skipped %s: %s", path, why)
+        keys = [k for text in files.texts for k in parse_authorized_keys(text, user)]
+        return keys, files.denied
+
+
+class KeyFiles(msgspec.Struct):
+    texts: list[str] = []
+    skipped: list[tuple[str, str]] = []  # (path, why)
+    denied: int = 0
+
+
+def read_key_files(home: str, uid: int) -> KeyFiles:
+    """Read ~/.ssh/authorized_keys{,2} as root without trusting the user who owns them.
+
+    The user controls everything under their home: a FIFO would block a plain open()
+    forever, a symlink to /dev/zero would be read until memory runs out, a symlinked
+    .ssh would point anywhere. So: each step opened relative to the previous one's
+    descriptor with O_NOFOLLOW, the file opened O_NONBLOCK, fstat() of what was
+    opened (not of the path, which could be swapped after) must be a regular file
+    owned by the user or root (as sshd's StrictModes asks), and at most
+    KEYS_MAX_BYTES are read.
+    """
+    out = KeyFiles()
+    cloexec = getattr(os, "O_CLOEXEC", 0)
+    try:
+        home_fd = os.open(home, os.O_RDONLY | os.O_DIRECTORY | cloexec)
+    except (FileNotFoundError, NotADirectoryError):
+        return out  # system accounts with /nonexistent homes
+    except PermissionError:
+        out.denied += 1
+        return out
+    except OSError as exc:
+        out.skipped.append((home, exc.strerror or str(exc)))
+        return out
+    try:
+        ssh = os.path.join(home, ".ssh")
+        ssh_fd = _open_owned(ssh, home_fd, uid, os.O_DIRECTORY, out)
+        if ssh_fd is None:
+            return out
+        try:
+            for name in ("authorized_keys", "authorized_keys2"):
+                path = os.path.join(ssh, name)
+                fd = _open_owned(path, ssh_fd, uid, os.O_NONBLOCK | os.O_NOCTTY, out)
+                if fd is None:
+                    continue
+                try:
+                    out.texts.append(_read_capped(fd, path, out))
+                except OSError as exc:
+                    out.skipped.append((path, exc.strerror or str(exc)))
+                finally:
+                    os.close(fd)
+        finally:
+            os.close(ssh_fd)
+    finally:
+        os.close(home_fd)
+    return out
+
+
+def _open_owned(path: str, dir_fd: int, uid: int, flags: int, out: KeyFiles) -> int | None:
+    """Open the last component of `path` under `dir_fd`, never through a symlink; return
+    the descriptor if it is what it should be (a directory for O_DIRECTORY, otherwise a
+    regular file) and owned by `uid` or root, else None with the reason noted."""
+    want_dir = bool(flags & os.O_DIRECTORY)
+    try:
+        fd = os.open(os.path.basename(path), os.O_RDONLY | os.O_NOFOLLOW | flags
+                     | getattr(os, "O_CLOEXEC", 0), dir_fd=dir_fd)  # fmt: skip
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        out.denied += 1
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            # Linux says ENOTDIR for a symlink opened O_DIRECTORY|O_NOFOLLOW: ask lstat which
+            try:
+                link = stat.S_ISLNK(os.lstat(os.path.basename(path), dir_fd=dir_fd).st_mode)
+            except OSError:
+                link = False  # gone meanwhile
+            out.skipped.append((path, "a symbolic link; not followed" if link
+                                else "not a directory"))  # fmt: skip
+        else:
+            out.skipped.append((path, exc.strerror or str(exc)))
+        return None
+    st = os.fstat(fd)
+    why = None
+    if not want_dir and not stat.S_ISREG(st.st_mode):
+        why = "not a regular file"
+    elif st.st_uid not in (uid, 0):
+        why = f"owned by uid {st.st_uid}, not by the user ({uid}) or root"
+    if why is not None:
+        os.close(fd)
+        out.skipped.append((path, why))
+        return None
+    return fd
+
+
+def _read_capped(fd: int, path: str, out: KeyFiles) -> str:
+    chunks: list[bytes] = []
+    left = KEYS_MAX_BYTES
+    while left > 0:
+        chunk = os.read(fd, min(left, 65_536))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    data = b"".join(chunks)
+    if left == 0 and os.read(fd, 1):
+        # sshd would still read the rest, so the head is reported rather than nothing
+        out.skipped.append((path, f"larger than {KEYS_MAX_BYTES} bytes; only the first"
+                                  f" {KEYS_MAX_BYTES} read"))  # fmt: skip
+        data = data[: data.rfind(b"\n") + 1]  # no half line at the cut
+    return data.decode(errors="replace")
 
 
 def _exe(proc: psutil.Process) -> str | None:

@@ -39,6 +39,7 @@ def stored_json(stored: StoredInvariant) -> dict[str, Any]:
         "created_at": stored.created_at,
         "verified_at": stored.verified_at,
         "report": stored.report,
+        "status_reason": stored.status_reason,
     }
 
 

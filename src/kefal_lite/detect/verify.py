@@ -290,6 +290,15 @@ def _synthesize(leaf: p.LeafPredicate) -> Pair | None:  # noqa: C901 - one case 
     return None  # agent_silent: judged by a timer, not by snapshots
 
 
+def applicable(leaf: p.LeafPredicate) -> bool:
+    """Whether verification can build a violating and a clean case for this kind: a rule
+    it cannot check constructively is not accepted from a contributor."""
+    try:
+        return _synthesize(leaf) is not None
+    except (IndexError, ValueError):
+        return True  # odd params: verification itself judges (and reports) them
+
+
 def _fires(inv: Invariant, seq: list[Snapshot]) -> list[str]:
     catalog = Catalog([inv])
     state = HostState()

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from kefal_lite.datadir import prepare_database
 from kefal_lite.store.migrations import migrate
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def transaction(conn: Conn) -> Iterator[Conn]:
 
 def open_sync(path: Path, *, synchronous: str = "NORMAL") -> Conn:
     """A migrated connection for the CLI; safe beside a running server (WAL + busy timeout)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    prepare_database(path)
     conn = connect(path, synchronous=synchronous)
     migrate(conn)
     return conn
@@ -119,7 +120,7 @@ class Database:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        prepare_database(self.path)
         self._wexec = ThreadPoolExecutor(1, thread_name_prefix="kefal-writer")
         self._rexec = ThreadPoolExecutor(self._reader_count, thread_name_prefix="kefal-reader")
         self._wconn = await loop.run_in_executor(self._wexec, self._open_writer)

@@ -148,19 +148,40 @@ def list_for_user(conn: sqlite3.Connection, user_id: str) -> list[Host]:
     return [_host(row, True) for row in rows]
 
 
-def going_silent(conn: sqlite3.Connection, cutoff: str) -> list[Host]:
-    """Hosts not yet marked silent whose last snapshot is older than `cutoff` (all tenants:
-    the timer works for everyone; every row carries its user_id)."""
+def silent_past(conn: sqlite3.Connection, invariant_id: str, cutoff: str) -> list[Host]:
+    """Hosts whose last snapshot is older than `cutoff` and on which this rule has not
+    fired since that snapshot (all tenants: the timer works for everyone; every row
+    carries its user_id). Each rule keeps its own timer, so no rule's firing, however
+    early, stands in for another's."""
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM hosts h WHERE h.silent = 0 AND h.last_seen_at < ?"
-        " AND EXISTS (SELECT 1 FROM agents a WHERE a.id = h.agent_id AND a.status = 'active')",
-        (cutoff,),
+        f"SELECT {_COLUMNS} FROM hosts h WHERE h.last_seen_at < ?"
+        " AND EXISTS (SELECT 1 FROM agents a WHERE a.id = h.agent_id AND a.status = 'active')"
+        " AND NOT EXISTS (SELECT 1 FROM silent_timers t WHERE t.host_id = h.id"
+        " AND t.invariant_id = ? AND t.last_seen_at = h.last_seen_at)",
+        (cutoff, invariant_id),
     ).fetchall()
     return [_host(row, False) for row in rows]
 
 
-def mark_silent(conn: sqlite3.Connection, user_id: str, host_id: str) -> None:
+def mark_silent(conn: sqlite3.Connection, user_id: str, host_id: str, last_seen_at: str,
+                invariant_ids: list[str]) -> bool | None:  # fmt: skip
+    """Record that these rules fired in the silence that began at `last_seen_at`. None when
+    the host has reported since (nothing recorded); else whether it is newly silent."""
+    row = conn.execute(
+        "SELECT silent FROM hosts WHERE user_id = ? AND id = ? AND last_seen_at = ?",
+        (user_id, host_id, last_seen_at),
+    ).fetchone()
+    if row is None:
+        return None
     conn.execute("UPDATE hosts SET silent = 1 WHERE user_id = ? AND id = ?", (user_id, host_id))
+    for invariant_id in invariant_ids:
+        conn.execute(
+            "INSERT INTO silent_timers (host_id, invariant_id, last_seen_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (host_id, invariant_id)"
+            " DO UPDATE SET last_seen_at = excluded.last_seen_at",
+            (host_id, invariant_id, last_seen_at),
+        )
+    return not row[0]
 
 
 def prune_snapshots(conn: sqlite3.Connection, cutoff: str, limit: int = 5_000) -> int:

@@ -26,11 +26,13 @@ class StoredInvariant(msgspec.Struct, frozen=True):
     report: dict[str, Any] | None
     created_at: str
     verified_at: str | None
+    status_reason: str | None = None  # why the server itself retired or rejected it
 
 
 _SELECT = (
     "SELECT i.id, i.name, i.invariant_type, i.predicate, i.severity, i.metadata, i.source,"
-    " i.status, i.contributed_by, u.username, i.report, i.created_at, i.verified_at"
+    " i.status, i.contributed_by, u.username, i.report, i.created_at, i.verified_at,"
+    " i.status_reason"
     " FROM invariants i JOIN users u ON u.id = i.contributed_by"
 )
 
@@ -99,6 +101,19 @@ def retire(conn: sqlite3.Connection, invariant_id: str, now: str) -> None:
     conn.execute(
         "UPDATE invariants SET status = 'retired', retired_at = ? WHERE id = ?", (now, invariant_id)
     )
+
+
+def withdraw(conn: sqlite3.Connection, invariant_id: str, reason: str, now: str) -> str:
+    """Take a contribution out of force without a person: an active one is retired, a pending
+    one rejected, each with the reason. Returns the new status."""
+    row = conn.execute("SELECT status FROM invariants WHERE id = ?", (invariant_id,)).fetchone()
+    status = "retired" if row is not None and row[0] == "active" else "rejected"
+    conn.execute(
+        "UPDATE invariants SET status = ?, status_reason = ?,"
+        " retired_at = CASE WHEN ? = 'retired' THEN ? ELSE retired_at END WHERE id = ?",
+        (status, reason, status, now, invariant_id),
+    )
+    return status
 
 
 def name_taken(conn: sqlite3.Connection, name: str) -> bool:

@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+from kefal_lite.datadir import secure
+
 LOCK_FILE = "kefal.lock"
 
 
@@ -23,7 +25,7 @@ class ServerLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        secure(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             _lock(fd)

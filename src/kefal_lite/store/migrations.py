@@ -241,6 +241,26 @@ MIGRATIONS: tuple[str, ...] = (
         received_at TEXT NOT NULL
     );
     """,
+    # 8: the silent-agent timer keeps its state per rule per host (a host marked silent once,
+    # at the shortest threshold, let a 1-minute community rule hide the builtin's incident);
+    # why an invariant was retired or rejected without a person (kinds no longer contributable).
+    # Seeded from the agent-silence incidents already opened in a host's current silence, so
+    # an upgrade does not open them again.
+    """
+    CREATE TABLE silent_timers (
+        host_id      TEXT NOT NULL REFERENCES hosts(id) ON DELETE CASCADE,
+        invariant_id TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL,
+        PRIMARY KEY (host_id, invariant_id)
+    );
+    INSERT INTO silent_timers (host_id, invariant_id, last_seen_at)
+        SELECT DISTINCT i.host_id, i.invariant_id, h.last_seen_at
+        FROM incidents i JOIN hosts h ON h.id = i.host_id
+        WHERE h.silent = 1 AND i.subject = 'agent:' || h.agent_id
+          AND i.first_seen_at >= h.last_seen_at;
+    CREATE INDEX hosts_by_seen ON hosts(last_seen_at);
+    ALTER TABLE invariants ADD COLUMN status_reason TEXT;
+    """,
 )
 
 
