@@ -38,10 +38,14 @@ def main() -> None:
         times.append(cpu() - t)
     assert snap is not None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{len(snap.processes)} processes, {len(snap.listening_ports)} listening, {len(snap.connections)} connections,"
-          f" {len(snap.users)} accounts, {len(snap.ssh_authorized_keys)} keys; snapshot {len(body):,} bytes")
+    print(
+        f"{len(snap.processes)} processes, {len(snap.listening_ports)} listening, {len(snap.connections)} connections,"
+        f" {len(snap.users)} accounts, {len(snap.ssh_authorized_keys)} keys; snapshot {len(body):,} bytes"
+    )
     print(f"priming pass: {first * 1000:.1f} ms CPU")
-    print(f"collection + encode: median {statistics.median(times) * 1000:.1f} ms CPU, max {max(times) * 1000:.1f} ms")
+    print(
+        f"collection + encode: median {statistics.median(times) * 1000:.1f} ms CPU, max {max(times) * 1000:.1f} ms"
+    )
     print(f"peak RSS: {peak:.1f} MiB")
 
 

@@ -35,13 +35,32 @@ from kefal_lite.store.db import open_sync, transaction
 
 def host_snapshot(agent_id: str, n: int, hosts: int) -> bytes:
     base = corpus.load()["ubuntu-web"][0]
-    procs = list(base.processes) + [snapshot.Process(pid=5000 + i, name=f"worker{i}", user="www-data") for i in range(80 - len(base.processes))]
+    procs = list(base.processes) + [
+        snapshot.Process(pid=5000 + i, name=f"worker{i}", user="www-data")
+        for i in range(80 - len(base.processes))
+    ]
     peer = (n + 1) % hosts
-    conn = snapshot.Connection(remote_address=f"10.{peer // 250}.{peer % 250}.2", remote_port=5432, local_port=40000, process="gunicorn")
-    ports = list(base.listening_ports)[:14] + [snapshot.ListeningPort(port=5432, process="postgres", address=f"10.{n // 250}.{n % 250}.2")]
-    return snapshot.encode(msgspec.structs.replace(
-        base, agent_id=agent_id, hostname=f"host-{n:04d}", timestamp=datetime.now(UTC),
-        ip_addresses=[f"10.{n // 250}.{n % 250}.2"], processes=procs, listening_ports=ports, connections=[conn]))
+    conn = snapshot.Connection(
+        remote_address=f"10.{peer // 250}.{peer % 250}.2",
+        remote_port=5432,
+        local_port=40000,
+        process="gunicorn",
+    )
+    ports = list(base.listening_ports)[:14] + [
+        snapshot.ListeningPort(port=5432, process="postgres", address=f"10.{n // 250}.{n % 250}.2")
+    ]
+    return snapshot.encode(
+        msgspec.structs.replace(
+            base,
+            agent_id=agent_id,
+            hostname=f"host-{n:04d}",
+            timestamp=datetime.now(UTC),
+            ip_addresses=[f"10.{n // 250}.{n % 250}.2"],
+            processes=procs,
+            listening_ports=ports,
+            connections=[conn],
+        )
+    )
 
 
 async def timed(conn: Conn, path: str, headers: dict[str, str], n: int) -> list[float]:
@@ -61,16 +80,33 @@ async def run(args: argparse.Namespace) -> None:
         db = open_sync(Path(data) / "kefal.db")
         tokens = []
         with transaction(db):
-            user = users.create(db, user_id=str(uuid.uuid4()), username="bench", password_hash=security.hash_password(PASSWORD),
-                                role="admin", now="2026-01-01T00:00:00.000Z")
+            user = users.create(
+                db,
+                user_id=str(uuid.uuid4()),
+                username="bench",
+                password_hash=security.hash_password(PASSWORD),
+                role="admin",
+                now="2026-01-01T00:00:00.000Z",
+            )
             for i in range(args.hosts):
                 token, agent_id = security.new_token("kfa_"), str(uuid.uuid4())
-                agents.create(db, user_id=user.id, agent_id=agent_id, name=f"a{i}", token_hash=security.token_hash(token), now="2026-01-01T00:00:00.000Z")
+                agents.create(
+                    db,
+                    user_id=user.id,
+                    agent_id=agent_id,
+                    name=f"a{i}",
+                    token_hash=security.token_hash(token),
+                    now="2026-01-01T00:00:00.000Z",
+                )
                 tokens.append((agent_id, token))
         db.close()
         env = {**os.environ, "KEFAL_DATA_DIR": data}
-        server = subprocess.Popen([sys.executable, "-m", "kefal_lite", "serve", "--port", str(port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "kefal_lite", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             for _ in range(200):
                 try:
@@ -83,14 +119,22 @@ async def run(args: argparse.Namespace) -> None:
             async def post(worker: int) -> None:
                 for n in range(worker, args.hosts, len(conns)):
                     agent_id, token = tokens[n]
-                    status, body = await conns[worker].request("POST", "/api/v1/ingest", host_snapshot(agent_id, n, args.hosts),
-                                                               {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+                    status, body = await conns[worker].request(
+                        "POST",
+                        "/api/v1/ingest",
+                        host_snapshot(agent_id, n, args.hosts),
+                        {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                    )
                     assert status == 200, body
 
             await asyncio.gather(*(post(w) for w in range(len(conns))))
             c = conns[0]
-            status, body = await c.request("POST", "/auth/login", json.dumps({"username": "bench", "password": PASSWORD}).encode(),
-                                           {"Content-Type": "application/json"})
+            status, body = await c.request(
+                "POST",
+                "/auth/login",
+                json.dumps({"username": "bench", "password": PASSWORD}).encode(),
+                {"Content-Type": "application/json"},
+            )
             auth = {"Authorization": f"Bearer {json.loads(body)['access_token']}"}
             t = time.perf_counter()
             _, graph_body = await c.request("GET", "/api/v1/graph", b"", auth)
@@ -100,7 +144,9 @@ async def run(args: argparse.Namespace) -> None:
             health = await timed(c, "/api/v1/health", {}, 2000)
             graph = await timed(c, "/api/v1/graph", auth, args.requests)
             topo = await timed(c, "/api/v1/topology", auth, args.requests)
-            one = await timed(c, f"/api/v1/graph?host_id={g['nodes'][0]['data']['host_id']}", auth, args.requests)
+            one = await timed(
+                c, f"/api/v1/graph?host_id={g['nodes'][0]['data']['host_id']}", auth, args.requests
+            )
             # a quarter of the estate reports between two refreshes (1,000 hosts at one
             # snapshot a minute, a dashboard refreshing every 15 s)
             churn = []
@@ -110,8 +156,15 @@ async def run(args: argparse.Namespace) -> None:
                 async def repost(worker: int, sent: list[int] = sent) -> None:
                     for n in sent[worker :: len(conns)]:
                         agent_id, token = tokens[n]
-                        await conns[worker].request("POST", "/api/v1/ingest", host_snapshot(agent_id, n, args.hosts),
-                                                    {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+                        await conns[worker].request(
+                            "POST",
+                            "/api/v1/ingest",
+                            host_snapshot(agent_id, n, args.hosts),
+                            {
+                                "Authorization": f"Bearer {token}",
+                                "Content-Type": "application/json",
+                            },
+                        )
 
                 await asyncio.gather(*(repost(w) for w in range(len(conns))))
                 churn += await timed(c, "/api/v1/graph", auth, 1)
@@ -121,11 +174,19 @@ async def run(args: argparse.Namespace) -> None:
             server.terminate()
             server.wait(timeout=30)
     p50 = lambda xs: statistics.median(xs) * 1000  # noqa: E731
-    print(f"hosts={args.hosts}: graph has {len(g['nodes']):,} nodes, {len(g['edges']):,} edges, {len(graph_body) / 2**20:.1f} MiB")
+    print(
+        f"hosts={args.hosts}: graph has {len(g['nodes']):,} nodes, {len(g['edges']):,} edges, {len(graph_body) / 2**20:.1f} MiB"
+    )
     print(f"health p50 {p50(health):.2f} ms ({len(health) / sum(health):,.0f} sequential req/s)")
-    print(f"graph cold (first request) {cold * 1000:.1f} ms = {cold * 1000 / p50(health):.0f} x health")
-    print(f"graph after 25% of hosts reported, p50 of 5: {p50(churn):.1f} ms = {p50(churn) / p50(health):.0f} x health")
-    print(f"graph unchanged estate p50 {p50(graph):.1f} ms = {p50(graph) / p50(health):.0f} x health")
+    print(
+        f"graph cold (first request) {cold * 1000:.1f} ms = {cold * 1000 / p50(health):.0f} x health"
+    )
+    print(
+        f"graph after 25% of hosts reported, p50 of 5: {p50(churn):.1f} ms = {p50(churn) / p50(health):.0f} x health"
+    )
+    print(
+        f"graph unchanged estate p50 {p50(graph):.1f} ms = {p50(graph) / p50(health):.0f} x health"
+    )
     print(f"topology p50 {p50(topo):.1f} ms = {p50(topo) / p50(health):.0f} x health")
     print(f"graph?host_id p50 {p50(one):.1f} ms = {p50(one) / p50(health):.0f} x health")
 
@@ -134,7 +195,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=20)
-    parser.add_argument("--data-dir", help="keep the estate here (an empty directory) for profiling")
+    parser.add_argument(
+        "--data-dir", help="keep the estate here (an empty directory) for profiling"
+    )
     asyncio.run(run(parser.parse_args()))
 
 

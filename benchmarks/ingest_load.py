@@ -47,7 +47,9 @@ class Conn:
     async def open(cls, port: int) -> Conn:
         return cls(*await asyncio.open_connection("127.0.0.1", port))
 
-    async def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    async def request(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
         head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
         for k, v in (headers or {}).items():
             head += f"{k}: {v}\r\n"
@@ -79,19 +81,50 @@ def make_bodies(agent_id: str, n: int, rnd: random.Random) -> list[bytes]:
     out = []
     for i in range(n):
         s = base[i % len(base)]
-        procs = [snapshot.Process(pid=p.pid, name=p.name, user=p.user, cpu_percent=round(rnd.random() * 5, 1),
-                                  exe=p.exe, cmdline=p.cmdline, ppid=p.ppid) for p in s.processes]
+        procs = [
+            snapshot.Process(
+                pid=p.pid,
+                name=p.name,
+                user=p.user,
+                cpu_percent=round(rnd.random() * 5, 1),
+                exe=p.exe,
+                cmdline=p.cmdline,
+                ppid=p.ppid,
+            )
+            for p in s.processes
+        ]
         ports = list(s.listening_ports)
         if i % 10 == 9:
             if rnd.random() < 0.5:
-                ports.append(snapshot.ListeningPort(port=5432, process="postgres", address="0.0.0.0"))
+                ports.append(
+                    snapshot.ListeningPort(port=5432, process="postgres", address="0.0.0.0")
+                )
             else:
-                procs.append(snapshot.Process(pid=31337, name="xmrig", user="www-data", cpu_percent=99.0, exe="/tmp/xmrig"))
-        out.append(snapshot.encode(snapshot.Snapshot(
-            agent_id=agent_id, timestamp=datetime(2026, 1, 1, tzinfo=UTC), hostname=f"{s.hostname}-{agent_id[:6]}",
-            os=s.os, kernel=s.kernel, uptime_seconds=s.uptime_seconds + i * 60, ip_addresses=s.ip_addresses,
-            processes=procs, listening_ports=ports, logged_in_users=s.logged_in_users, connections=s.connections,
-            users=s.users, ssh_authorized_keys=s.ssh_authorized_keys, agent_version="bench")))
+                procs.append(
+                    snapshot.Process(
+                        pid=31337, name="xmrig", user="www-data", cpu_percent=99.0, exe="/tmp/xmrig"
+                    )
+                )
+        out.append(
+            snapshot.encode(
+                snapshot.Snapshot(
+                    agent_id=agent_id,
+                    timestamp=datetime(2026, 1, 1, tzinfo=UTC),
+                    hostname=f"{s.hostname}-{agent_id[:6]}",
+                    os=s.os,
+                    kernel=s.kernel,
+                    uptime_seconds=s.uptime_seconds + i * 60,
+                    ip_addresses=s.ip_addresses,
+                    processes=procs,
+                    listening_ports=ports,
+                    logged_in_users=s.logged_in_users,
+                    connections=s.connections,
+                    users=s.users,
+                    ssh_authorized_keys=s.ssh_authorized_keys,
+                    agent_version="bench",
+                )
+            )
+        )
     return out
 
 
@@ -101,7 +134,9 @@ def with_now(body: bytes) -> bytes:
     return body.replace(b'"2026-01-01T00:00:00Z"', b'"' + now + b'"', 1)
 
 
-async def hammer(port: int, seconds: float, concurrency: int, make: object) -> tuple[int, list[float], dict[int, int]]:
+async def hammer(
+    port: int, seconds: float, concurrency: int, make: object
+) -> tuple[int, list[float], dict[int, int]]:
     deadline = time.perf_counter() + seconds
     latencies: list[float] = []
     codes: dict[int, int] = {}
@@ -126,10 +161,20 @@ async def run(args: argparse.Namespace) -> None:
     port = free_port()
     with tempfile.TemporaryDirectory() as data:
         env = {**os.environ, "KEFAL_DATA_DIR": data}
-        subprocess.run([sys.executable, "-m", "kefal_lite", "user", "add", "bench", "--password-stdin"],
-                       input=PASSWORD + "\n", text=True, env=env, check=True, capture_output=True)
-        server = subprocess.Popen([sys.executable, "-m", "kefal_lite", "serve", "--port", str(port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "kefal_lite", "user", "add", "bench", "--password-stdin"],
+            input=PASSWORD + "\n",
+            text=True,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        server = subprocess.Popen(
+            [sys.executable, "-m", "kefal_lite", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             for _ in range(200):
                 try:
@@ -142,8 +187,14 @@ async def run(args: argparse.Namespace) -> None:
             conn = await Conn.open(port)
             agents = []
             for i in range(args.agents):
-                status, body = await conn.request("POST", "/api/v1/enroll", json.dumps(
-                    {"username": "bench", "password": PASSWORD, "name": f"a{i}"}).encode(), {"Content-Type": "application/json"})
+                status, body = await conn.request(
+                    "POST",
+                    "/api/v1/enroll",
+                    json.dumps(
+                        {"username": "bench", "password": PASSWORD, "name": f"a{i}"}
+                    ).encode(),
+                    {"Content-Type": "application/json"},
+                )
                 assert status == 200, body
                 agents.append(json.loads(body))
             conn.close()
@@ -158,7 +209,15 @@ async def run(args: argparse.Namespace) -> None:
                 agent = agents[w % len(agents)]
                 counters[w] += 1
                 body = with_now(bodies[agent["agent_id"]][counters[w] % 10])
-                return "POST", "/api/v1/ingest", body, {"Authorization": f"Bearer {agent['token']}", "Content-Type": "application/json"}
+                return (
+                    "POST",
+                    "/api/v1/ingest",
+                    body,
+                    {
+                        "Authorization": f"Bearer {agent['token']}",
+                        "Content-Type": "application/json",
+                    },
+                )
 
             await hammer(port, 2, args.concurrency, health)  # warm-up
             n_h, lat_h, codes_h = await hammer(port, args.seconds, args.concurrency, health)
@@ -166,8 +225,23 @@ async def run(args: argparse.Namespace) -> None:
             rss_before = proc.memory_info().rss
             spy = None
             if args.profile:  # py-spy (pip install py-spy) samples the server during the ingest run
-                spy = subprocess.Popen(["py-spy", "record", "--pid", str(server.pid), "--duration", str(int(args.seconds)),
-                                        "--format", "raw", "--threads", "-o", args.profile], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                spy = subprocess.Popen(
+                    [
+                        "py-spy",
+                        "record",
+                        "--pid",
+                        str(server.pid),
+                        "--duration",
+                        str(int(args.seconds)),
+                        "--format",
+                        "raw",
+                        "--threads",
+                        "-o",
+                        args.profile,
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             n_i, lat_i, codes_i = await hammer(port, args.seconds, args.concurrency, ingest)
             if spy is not None:
                 spy.wait(timeout=60)
@@ -182,9 +256,13 @@ async def run(args: argparse.Namespace) -> None:
     print(f"agents={args.agents} concurrency={args.concurrency} seconds={args.seconds}")
     print(f"health: {health_rate:,.0f} req/s  codes={codes_h}")
     print(f"ingest: {ingest_rate:,.0f} snapshots/s  codes={codes_i}")
-    print(f"ingest latency: p50 {statistics.median(lat_i) * 1000:.1f} ms, p99 {lat_i[int(len(lat_i) * 0.99)] * 1000:.1f} ms")
+    print(
+        f"ingest latency: p50 {statistics.median(lat_i) * 1000:.1f} ms, p99 {lat_i[int(len(lat_i) * 0.99)] * 1000:.1f} ms"
+    )
     print(f"ratio ingest/health: {ingest_rate / health_rate:.3f}")
-    print(f"server RSS: {rss_before / 2**20:.0f} MiB before, {rss_after / 2**20:.0f} MiB after; database {db_size / 2**20:.0f} MiB")
+    print(
+        f"server RSS: {rss_before / 2**20:.0f} MiB before, {rss_after / 2**20:.0f} MiB after; database {db_size / 2**20:.0f} MiB"
+    )
 
 
 def main() -> None:
