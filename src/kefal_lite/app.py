@@ -41,6 +41,7 @@ from kefal_lite.api.validation import loc_from_path
 from kefal_lite.clock import Clock
 from kefal_lite.config import Settings, server_secret
 from kefal_lite.errors import ApiError, ValidationFailed, validation_item
+from kefal_lite.messages import humanize
 from kefal_lite.security import session_key
 from kefal_lite.services import Services, build, start, stop
 from kefal_lite.store import users
@@ -76,7 +77,7 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
                         str(e.get("key") or ""),
                         str(e.get("message") or ""),
                     ),
-                    str(e.get("message") or "invalid value"),
+                    humanize(str(e.get("message") or "invalid value")),
                 )
                 for e in extra
                 if isinstance(e, dict)

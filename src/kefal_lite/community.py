@@ -71,6 +71,7 @@ class Community:
         self._clock = clock
         self._rules = rules
         self._llm = llm
+        self._active_key = ""
 
     def _audit(self, user: User, action: str, target: str, **detail: Any) -> audit.Entry:
         return audit.Entry(iso(self._clock.now()), user.id, user.username, action, target, None,
@@ -78,8 +79,18 @@ class Community:
 
     async def reload(self) -> None:
         """Put the active community invariants in force (startup, verify, retire)."""
+        key = await self._db.read(invariants.active_key)
         active = await self._db.read(invariants.with_status, "active")
         self._rules.replace_community([to_invariant(s) for s in active])
+        self._active_key = key
+
+    async def refresh(self) -> bool:
+        """Reload when the active set changed outside this process (the CLI's import);
+        a cheap read when it did not. Returns whether it reloaded."""
+        if await self._db.read(invariants.active_key) == self._active_key:
+            return False
+        await self.reload()
+        return True
 
     async def contribute(self, user: User, body: Contribution) -> StoredInvariant:
         if body.name.casefold() in BUILTIN_NAMES:
