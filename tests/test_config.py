@@ -37,7 +37,10 @@ def test_config_file_from_env(tmp_path: Path) -> None:
     [
         ("prot = 1\n", "prot"),
         ("port = 70000\n", "port"),
-        ('[database]\nsynchronous = "OFF"\n', "database_synchronous"),
+        (
+            '[database]\nsynchronous = "OFF"\n',
+            r"`synchronous` in \[database\]: must be one of NORMAL",
+        ),
         ("port = [\n", "not valid TOML"),
     ],
 )
@@ -73,3 +76,34 @@ def test_example_config_documents_every_setting_with_its_default() -> None:
     example = Path(__file__).parent.parent / "kefal.example.toml"
     assert load(config_file=example, environ={}) == Settings()
     assert set(_flatten_toml(tomllib.loads(example.read_text()))) == set(FIELDS)
+
+
+@pytest.mark.parametrize(
+    "environ, toml, expected",
+    [
+        ({"KEFAL_PORT": "abc"}, None, "KEFAL_PORT=abc: expected a whole number, got text"),
+        ({"KEFAL_PORT": "0"}, None, "KEFAL_PORT=0: must be at least 1"),
+        ({}, "[smtp]\nport = 70000\n", "key `port` in [smtp]: must be at most 65535"),
+        ({}, "prot = 1\n", "unknown setting `prot`"),
+    ],
+)
+def test_config_errors_name_the_variable_or_the_file_and_key(
+    tmp_path: Path, environ: dict[str, str], toml: str | None, expected: str
+) -> None:
+    path = None
+    if toml is not None:
+        path = tmp_path / "kefal.toml"
+        path.write_text(toml)
+    with pytest.raises(ConfigError) as caught:
+        load(config_file=path, environ=environ)
+    message = str(caught.value)
+    assert expected in message and "$." not in message and "`int`" not in message
+    if path is not None:
+        assert str(path) in message
+
+
+def test_unreadable_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    folder = tmp_path / "kefal.toml"
+    folder.mkdir()  # reading a directory fails for root too, unlike a chmod 000 file
+    with pytest.raises(ConfigError, match=f"cannot read config file {folder}"):
+        load(config_file=folder, environ={})

@@ -26,9 +26,11 @@ from kefal_lite.api import (
     admin,
     agents,
     auth,
+    docs,
     events,
     graph,
     health,
+    hosts,
     incidents,
     ingest,
     invariants,
@@ -37,10 +39,12 @@ from kefal_lite.api import (
 from kefal_lite.api import billing as billing_api
 from kefal_lite.api import metrics as metrics_api
 from kefal_lite.api.deps import services
+from kefal_lite.api.docs import LocalSwagger
 from kefal_lite.api.validation import loc_from_path
 from kefal_lite.clock import Clock
 from kefal_lite.config import Settings, server_secret
 from kefal_lite.errors import ApiError, ValidationFailed, validation_item
+from kefal_lite.messages import humanize
 from kefal_lite.security import session_key
 from kefal_lite.services import Services, build, start, stop
 from kefal_lite.store import users
@@ -76,7 +80,7 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
                         str(e.get("key") or ""),
                         str(e.get("message") or ""),
                     ),
-                    str(e.get("message") or "invalid value"),
+                    humanize(str(e.get("message") or "invalid value")),
                 )
                 for e in extra
                 if isinstance(e, dict)
@@ -211,6 +215,7 @@ def create_app(
             *agents.handlers,
             *ingest.handlers,
             *incidents.handlers,
+            *hosts.handlers,
             *graph.handlers,
             *invariants.handlers,
             *admin.handlers,
@@ -239,7 +244,13 @@ def create_app(
             gzip_compress_level=1,
             exclude=["^/api/v1/ingest", "^/api/v1/health", "^/api/v1/events"],
         ),
-        openapi_config=OpenAPIConfig(title="kefal-lite", version=__version__, path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="kefal-lite",
+            version=__version__,
+            path="/schema",
+            render_plugins=[LocalSwagger()],
+            openapi_router=docs.openapi_router(),
+        ),
         state=State({"settings": settings}),
         debug=False,
     )

@@ -23,71 +23,163 @@ from kefal_lite.store import outbox, users
 from kefal_lite.store.db import open_sync, transaction
 from kefal_lite.store.lock import DataDirLocked, ServerLock
 
-_data_dir_option = click.option(
-    "--data-dir",
-    envvar="KEFAL_DATA_DIR",
-    show_envvar=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where the SQLite file, the secret and the lock live"
-    " (default: the platform's user data dir).",
-)
-_config_option = click.option(
-    "--config",
-    "config_file",
-    envvar="KEFAL_CONFIG",
-    show_envvar=True,
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="A kefal.toml (see kefal.example.toml). Flags and KEFAL_* variables override it.",
-)
+
+# Options that mean the same everywhere. They are accepted on the group and on every
+# command (`kefal-lite --data-dir X user list` and `kefal-lite user list --data-dir X`);
+# each given value is remembered in the context's shared meta as it is parsed, parents
+# first, so the one nearest the command wins. KEFAL_* variables are read by config.load,
+# below any flag.
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value is not None and param.name:
+        ctx.meta[f"kefal.{param.name}"] = value
+    return value
 
 
-def _settings(ctx: click.Context, **flags: Any) -> config.Settings:
-    root = ctx.find_root().params
-    overrides = {"data_dir": str(flags.pop("data_dir", None) or root.get("data_dir") or "") or None}
-    overrides.update(flags)
+def _global_options(f: Any) -> Any:
+    f = click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        expose_value=False,
+        callback=_remember,
+        help="A kefal.toml (see kefal.example.toml); env KEFAL_CONFIG."
+        " Flags and KEFAL_* variables override it.",
+    )(f)
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        expose_value=False,
+        callback=_remember,
+        help="Where the SQLite file, the secret and the lock live; env KEFAL_DATA_DIR"
+        " (default: the platform's user data dir).",
+    )(f)
+
+
+def _server_options(f: Any) -> Any:
+    """What `serve` listens on; `config dump` takes them too, to show what that serve uses."""
+    f = click.option(
+        "--port",
+        type=int,
+        expose_value=False,
+        callback=_remember,
+        help="TCP port; env KEFAL_PORT (default 8470).",
+    )(f)
+    f = click.option(
+        "--host",
+        expose_value=False,
+        callback=_remember,
+        help="Address to listen on; env KEFAL_HOST (default 127.0.0.1, this machine only)."
+        " Use 0.0.0.0 so agents on other machines of your LAN can reach the server.",
+    )(f)
+    return _global_options(f)
+
+
+def _settings(ctx: click.Context) -> config.Settings:
+    given = {k.removeprefix("kefal."): v for k, v in ctx.meta.items() if k.startswith("kefal.")}
+    config_file = given.pop("config_file", None)
+    overrides = {k: str(v) if isinstance(v, Path) else v for k, v in given.items()}
     try:
-        return config.load(overrides, config_file=root.get("config_file"))
+        return config.load(overrides, config_file=config_file)
     except config.ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
 
+NO_DATABASE = "no database at {path}: is the server's --data-dir elsewhere?"
+
+
 @contextlib.contextmanager
-def _db(settings: config.Settings) -> Iterator[sqlite3.Connection]:
-    conn = open_sync(settings.db_path, synchronous=settings.database_synchronous)
+def _db(settings: config.Settings, *, create: bool = False) -> Iterator[sqlite3.Connection]:
+    """The migrated database; a command that only reads or changes existing data
+    (create=False) never leaves an empty kefal.db behind in a mistyped data dir."""
+    if not create and not settings.db_path.is_file():
+        raise click.ClickException(NO_DATABASE.format(path=settings.db_path))
+    try:
+        conn = open_sync(settings.db_path, synchronous=settings.database_synchronous)
+    except (OSError, sqlite3.Error) as exc:
+        raise click.ClickException(
+            f"cannot open the database {settings.db_path}: {exc}; check --data-dir and"
+            " that this user may write there"
+        ) from None
     try:
         yield conn
     finally:
         conn.close()
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@_data_dir_option
-@_config_option
+class _Group(click.Group):
+    """Every command's group: the shared options on the group itself and on each command
+    added to it, and a plain message instead of a traceback for file-system errors."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if not isinstance(cmd, _AgentGroup):
+            known = {p.name for p in cmd.params}
+            probe = _global_options(click.Command("probe"))
+            cmd.params.extend(p for p in probe.params if p.name not in known)
+        super().add_command(cmd, name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
+        except sqlite3.Error as exc:
+            raise click.ClickException(f"database error: {exc}") from None
+
+    group_class = type  # subgroups made with @group.group() are _Group too
+
+
+class _AgentGroup(click.Group):
+    """The agent's commands run on monitored hosts: their --config is the agent's own
+    config file, and the server's options do not apply."""
+
+
+@click.group(
+    cls=_Group,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@_server_options
 @click.version_option(__version__, prog_name="kefal-lite")
 @click.pass_context
-def main(ctx: click.Context, data_dir: Path | None, config_file: Path | None) -> None:
+def main(ctx: click.Context) -> None:
     """kefal-lite: a self-hosted host-security monitor. Without a command, serve."""
     if ctx.invoked_subcommand is None:
         ctx.invoke(serve)
 
 
+def _check_port(host: str, port: int) -> None:
+    """Bind once before the banner, so a taken port is one clear line, not a banner
+    followed by uvicorn's [Errno 98]."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # As uvicorn does: a port in TIME_WAIT after a restart is free to take.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(infos[0][4])
+    except OSError as exc:
+        pick = "pick another with --port N (or KEFAL_PORT=N, or `port` in kefal.toml)"
+        if exc.errno == errno.EADDRINUSE:
+            why = f"port {port} on {host} is already in use by another program"
+            hint = f"{pick}, or find what holds it: ss -ltnp 'sport = :{port}'"
+        elif exc.errno == errno.EACCES:
+            why = f"port {port} needs root privileges"
+            hint = f"{pick} above 1023"
+        else:
+            why = f"cannot listen on {host}:{port} ({exc.strerror or exc})"
+            hint = "check --host (an address of this machine, or 0.0.0.0 for all)"
+        raise click.ClickException(f"{why}; {hint}") from None
+
+
 @main.command()
-@click.option(
-    "--host",
-    envvar="KEFAL_HOST",
-    show_envvar=True,
-    help="Address to listen on (default 127.0.0.1, this machine only)."
-    " Use 0.0.0.0 so agents on other machines of your LAN can reach the server.",
-)
-@click.option(
-    "--port", type=int, envvar="KEFAL_PORT", show_envvar=True, help="TCP port (default 8470)."
-)
-@_data_dir_option
+@_server_options
 @click.option("--access-log/--no-access-log", default=False, help="Log every HTTP request.")
 @click.pass_context
-def serve(
-    ctx: click.Context, host: str | None, port: int | None, data_dir: Path | None, access_log: bool
-) -> None:
+def serve(ctx: click.Context, access_log: bool) -> None:
     """Run the server: API, dashboard and background jobs, in this one process."""
     import uvicorn
 
@@ -96,13 +188,14 @@ def serve(
 
     # Whatever this process writes (SQLite's own files included) is the owner's alone.
     os.umask(0o077)
-    settings = _settings(ctx, host=host, port=port, data_dir=data_dir)
+    settings = _settings(ctx)
+    _check_port(settings.host, settings.port)
     lock = ServerLock(settings.data_path)
     try:
         lock.acquire()
     except DataDirLocked as exc:
         raise click.ClickException(str(exc)) from None
-    with _db(settings) as conn:
+    with _db(settings, create=True) as conn:
         has_users = users.count(conn) > 0
     click.echo(
         f"kefal-lite {__version__} listening on {settings.host}:{settings.port}"
@@ -178,7 +271,7 @@ def user_add(
         new = msgspec.convert({"username": username, "password": password, "email": email}, NewUser)
     except msgspec.ValidationError as exc:
         raise click.ClickException(f"invalid account: {exc}") from None
-    with _db(settings) as conn, transaction(conn):
+    with _db(settings, create=True) as conn, transaction(conn):
         try:
             user = users.create(
                 conn,
@@ -260,9 +353,10 @@ def config_group() -> None:
 
 
 @config_group.command("dump")
+@_server_options
 @click.pass_context
 def config_dump(ctx: click.Context) -> None:
-    """Print every setting as the server would use it, secrets masked."""
+    """Print every setting as `serve` with the same flags would use it, secrets masked."""
     click.echo(json.dumps(config.redacted(_settings(ctx)), indent=2))
 
 
@@ -272,8 +366,13 @@ def config_dump(ctx: click.Context) -> None:
 def backup(ctx: click.Context, path: Path) -> None:
     """Copy the database to PATH with SQLite's online backup (consistent while serving)."""
     settings = _settings(ctx)
-    if not settings.db_path.exists():
-        raise click.ClickException(f"no database at {settings.db_path}")
+    if not settings.db_path.is_file():
+        raise click.ClickException(NO_DATABASE.format(path=settings.db_path))
+    if not path.parent.is_dir():
+        raise click.ClickException(
+            f"directory {path.parent} does not exist; create it (mkdir -p {path.parent})"
+            " or choose a path in an existing directory"
+        )
     try:
         # 0600 from the start: a backup holds password hashes and every snapshot.
         datadir.create_private(path)
@@ -325,7 +424,7 @@ def _agent_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
 
-@main.group("agent")
+@main.group("agent", cls=_AgentGroup)
 def agent_group() -> None:
     """Run on each monitored host: collect snapshots and send them to the server."""
 
@@ -349,6 +448,9 @@ def agent_enroll(
     else:
         password = click.prompt("Password", hide_input=True)
     try:
+        _, note = client.normalise_server(server)
+        if note:
+            click.echo(f"note: {note}", err=True)
         cfg = client.enroll(server, username, password, name or _hostname(), otp)
     except client.AgentError as exc:
         raise click.ClickException(str(exc)) from None
@@ -391,6 +493,7 @@ def agent_run(interval: int, spool_dir: Path | None, config_path: Path | None) -
 @_agent_config_option
 def agent_once(print_only: bool, config_path: Path | None) -> None:
     """Collect one snapshot (CPU measured over one second) and send or print it."""
+    import tempfile
     import time
 
     from kefal_lite import snapshot as wire
@@ -399,7 +502,10 @@ def agent_once(print_only: bool, config_path: Path | None) -> None:
 
     _agent_logging()
     path = config_path or client.default_config_path()
-    cfg = client.load_config(path) if (not print_only or path.exists()) else None
+    try:
+        cfg = client.load_config(path) if (not print_only or path.exists()) else None
+    except client.AgentError as exc:
+        raise click.ClickException(str(exc)) from None
     collector = Collector(cfg.agent_id if cfg else "not-enrolled")
     collector.prime()
     time.sleep(1.0)
@@ -408,13 +514,20 @@ def agent_once(print_only: bool, config_path: Path | None) -> None:
         click.echo(json.dumps(msgspec.to_builtins(snap), indent=2))
         return
     assert cfg is not None
-    spool = client.Spool(client.default_spool_dir())
-    spool.put(wire.encode(snap))
-    try:
-        sent = client.Agent(cfg, spool, collector).drain()
-    except client.AgentError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"sent {sent} snapshot(s); {len(spool.items())} still spooled")
+    # A throw-away spool: one try, and `agent run`'s spool is neither created nor touched.
+    with tempfile.TemporaryDirectory(prefix="kefal-once-") as scratch:
+        spool = client.Spool(Path(scratch))
+        spool.put(wire.encode(snap))
+        try:
+            sent = client.Agent(cfg, spool, collector).drain()
+        except client.AgentError as exc:
+            raise click.ClickException(str(exc)) from None
+    if not sent:
+        raise click.ClickException(
+            f"the snapshot was not accepted by {cfg.server} (see the message above);"
+            " nothing was kept"
+        )
+    click.echo(f"sent 1 snapshot to {cfg.server}")
 
 
 @agent_group.command("install-service")
@@ -430,7 +543,10 @@ def agent_install_service(
     from kefal_lite.agent import client
 
     path = (config_path or client.default_config_path()).resolve()
-    cfg = client.load_config(path)
+    try:
+        cfg = client.load_config(path)
+    except client.AgentError as exc:
+        raise click.ClickException(str(exc)) from None
     unit = client.systemd_unit(sys.executable, path, cfg.server, interval)
     if print_only:
         click.echo(unit, nl=False)
@@ -441,8 +557,30 @@ def agent_install_service(
         raise click.ClickException(
             f"cannot write {unit_path}: run with sudo, or use --print"
         ) from None
+    except FileNotFoundError:
+        raise click.ClickException(
+            f"cannot write {unit_path}: directory {unit_path.parent} does not exist"
+        ) from None
     click.echo(f"wrote {unit_path}")
-    click.echo(f"now: systemctl daemon-reload && systemctl enable --now {unit_path.stem}")
+    click.echo(f"now: {systemctl_line(unit_path)}")
+
+
+# Where systemd looks for units (systemd.unit(5)); a unit elsewhere must be linked in.
+_SYSTEM_UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system",
+                     "/lib/systemd/system", "/usr/local/lib/systemd/system")  # fmt: skip
+_USER_UNIT_DIRS = (".config/systemd/user", ".local/share/systemd/user")
+
+
+def systemctl_line(unit_path: Path) -> str:
+    """The command that starts the unit just written, wherever it was written."""
+    unit = unit_path.resolve()
+    home = Path.home()
+    if str(unit.parent) in _SYSTEM_UNIT_DIRS:
+        return f"systemctl daemon-reload && systemctl enable --now {unit.name}"
+    if any(unit.parent == home / d for d in _USER_UNIT_DIRS):
+        return f"systemctl --user daemon-reload && systemctl --user enable --now {unit.name}"
+    # Outside the search path: `systemctl link` makes systemd see it, then start it by name.
+    return f"systemctl link {unit} && systemctl enable --now {unit.name}"
 
 
 # --- invariants --------------------------------------------------------------------
@@ -512,6 +650,14 @@ def invariants_test(rule: Path, snapshots: tuple[Path, ...], run_verify: bool) -
     if run_verify:
         report = verify(inv)
         click.echo(json.dumps(msgspec.to_builtins(report), indent=2))
+        corpus = report.red_team.corpus_snapshots
+        if not report.passed:
+            # Non-zero so a script or CI step stops on a rule the server would reject.
+            raise click.ClickException(
+                f"verification failed ({corpus} benign corpus snapshots checked): "
+                + "; ".join(report.reasons)
+            )
+        click.echo(f"verification passed ({corpus} benign corpus snapshots checked)")
 
 
 @invariants_group.command("export")
@@ -551,7 +697,7 @@ def invariants_export(ctx: click.Context, output: Path | None) -> None:
 def invariants_import(ctx: click.Context, pack: Path, owner: str) -> None:
     """Import a pack; each invariant is verified here again before it becomes active.
 
-    A running server picks imported invariants up at its next start.
+    A running server puts the imported invariants in force within a few seconds.
     """
     from kefal_lite.community import BUILTIN_NAMES, Contribution, not_contributable
     from kefal_lite.detect.verify import verify

@@ -94,6 +94,7 @@ class Community:
         self._clock = clock
         self._rules = rules
         self._llm = llm
+        self._active_key = ""
 
     def _audit(self, user: User, action: str, target: str, **detail: Any) -> audit.Entry:
         return audit.Entry(iso(self._clock.now()), user.id, user.username, action, target, None,
@@ -102,10 +103,20 @@ class Community:
     async def reload(self) -> None:
         """Put the active community invariants in force (startup, verify, retire). One that
         is no longer contributable never is, whatever its row says."""
+        key = await self._db.read(invariants.active_key)
         active = await self._db.read(invariants.with_status, "active")
         self._rules.replace_community([
             inv for inv in map(to_invariant, active) if not_contributable(inv.predicate) is None
         ])  # fmt: skip
+        self._active_key = key
+
+    async def refresh(self) -> bool:
+        """Reload when the active set changed outside this process (the CLI's import);
+        a cheap read when it did not. Returns whether it reloaded."""
+        if await self._db.read(invariants.active_key) == self._active_key:
+            return False
+        await self.reload()
+        return True
 
     async def withdraw_forbidden(self) -> list[str]:
         """At startup: contributions of kinds no longer contributable (stored before this

@@ -9,8 +9,10 @@ back to a default.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -170,21 +172,65 @@ def load(
         path = default_config_file()
 
     merged: dict[str, Any] = {}
+    # Where each value came from, so an error names the thing to change.
+    origin: dict[str, str] = {}
     if path is not None:
         try:
-            merged.update(_flatten_toml(tomllib.loads(path.read_text(encoding="utf-8"))))
+            doc = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise ConfigError(f"config file {path} does not exist") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {_reason(exc)}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    merged.update(_from_env(env))
-    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        flat = _flatten_toml(doc)
+        merged.update(flat)
+        origin.update({name: f"{path}: key {_toml_key(doc, name)}" for name in flat})
+    from_env = _from_env(env)
+    merged.update(from_env)
+    origin.update({name: f"{ENV_PREFIX}{name.upper()}={value}" for name, value in from_env.items()})
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    merged.update(flags)
+    origin.update({name: f"--{name.replace('_', '-')} {value}" for name, value in flags.items()})
     try:
         # strict=False lets "8470" from the environment become an int.
         return msgspec.convert(merged, Settings, strict=False)
     except msgspec.ValidationError as exc:
-        where = f" (file {path})" if path else ""
-        raise ConfigError(f"invalid setting{where}: {exc}") from exc
+        raise ConfigError(_explain(str(exc), origin, path)) from exc
+
+
+def _reason(exc: Exception) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
+def _toml_key(doc: dict[str, Any], name: str) -> str:
+    if name in doc:
+        return f"`{name}`"
+    for table, value in doc.items():
+        if isinstance(value, dict) and name.startswith(table + "_"):
+            return f"`{name.removeprefix(table + '_')}` in [{table}]"
+    return f"`{name}`"
+
+
+def _explain(message: str, origin: dict[str, str], path: Path | None) -> str:
+    """Turns "Expected `int`, got `str` - at `$.port`" into "KEFAL_PORT=abc: expected a whole
+    number, got text"."""
+    from kefal_lite.messages import humanize
+
+    unknown = _UNKNOWN.match(message)
+    if unknown:
+        where = f"config file {path}" if path else "configuration"
+        return f"{where}: unknown setting `{unknown[1]}` (kefal.example.toml lists every setting)"
+    text, _, at = message.partition(" - at `$.")
+    name = at.rstrip("`").split(".")[0].split("[")[0]
+    choices = typing.get_args(_HINTS.get(name))
+    if text.startswith("Invalid enum value") and choices:
+        text = "must be one of " + ", ".join(map(str, choices))
+    return f"{origin.get(name, name)}: {humanize(text, types=True)}"
+
+
+_UNKNOWN = re.compile(r"^Object contains unknown field `([^`]+)`")
+_HINTS = typing.get_type_hints(Settings)
 
 
 def redacted(settings: Settings) -> dict[str, Any]:

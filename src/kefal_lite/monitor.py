@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import httpx
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 SILENT_CHECK_SECONDS = 30.0
 PRUNE_SECONDS = 600.0
+# How soon invariants imported by the CLI beside a running server are in force.
+RULES_POLL_SECONDS = 3.0
 
 
 class Monitor:
@@ -39,7 +41,9 @@ class Monitor:
         rules: Rules,
         on_incident: Callable[[], None] = lambda: None,
         on_silent: Callable[[Host], None] = lambda host: None,
+        refresh_rules: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
+        self._refresh_rules = refresh_rules
         self._on_incident = on_incident
         self._on_silent = on_silent
         self._settings = settings
@@ -55,6 +59,9 @@ class Monitor:
             ),
             asyncio.create_task(self._every(PRUNE_SECONDS, self.prune), name="retention"),
         ]
+        if self._refresh_rules is not None:
+            poll = self._every(RULES_POLL_SECONDS, self._refresh_rules)
+            self._tasks.append(asyncio.create_task(poll, name="rules"))
         if self._settings.heartbeat_url:
             beat = asyncio.create_task(self._every(60, self.heartbeat), name="heartbeat")
             self._tasks.append(beat)

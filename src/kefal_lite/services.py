@@ -103,6 +103,7 @@ async def build(
         rules,
         on_incident=runner.kick,
         on_silent=lambda h: bus.publish(h.user_id, {"type": "host.silent", "host_id": h.id}),
+        refresh_rules=community.refresh,
     )
     db.on_batch = _observe_batch
     return Services(

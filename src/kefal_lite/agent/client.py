@@ -13,6 +13,7 @@ import os
 import random
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -107,10 +108,40 @@ def _detail(body: bytes) -> str:
     return detail if isinstance(detail, str) else json.dumps(detail)[:300]
 
 
+def normalise_server(server: str) -> tuple[str, str | None]:
+    """The server's base URL from what an operator types, and a note when it was changed.
+    `192.168.1.10:8470` gets http:// (what `kefal-lite serve` speaks); a URL copied from
+    the browser's address bar loses the dashboard path. Anything else is refused with
+    the form that works."""
+    text = server.strip()
+    note = None
+    if "://" not in text:
+        text = "http://" + text
+        note = f"no scheme in {server!r}: using {text.rstrip('/')}"
+    parts = urllib.parse.urlsplit(text)
+    example = "--server http://192.168.1.10:8470"
+    if parts.scheme not in ("http", "https"):
+        raise AgentError(f"--server {server}: use an http:// or https:// URL, e.g. {example}")
+    if not parts.hostname:
+        raise AgentError(f"--server {server}: no host name in it, e.g. {example}")
+    if parts.query:
+        raise AgentError(f"--server {server}: give the server's address without ?...")
+    base = f"{parts.scheme}://{parts.netloc}"
+    path = parts.path.rstrip("/")
+    # API paths and the dashboard's #routes are never part of the base URL; another path
+    # is kept (a server behind a reverse proxy under a prefix).
+    index = min((i for m in ("/api/", "/auth/", "/schema") if (i := (path + "/").find(m)) >= 0),
+                default=-1)  # fmt: skip
+    if index >= 0 or parts.fragment:
+        path = path[:index] if index >= 0 else path
+        note = f"{server!r} is a page of the server, not its address: using {base}{path}"
+    return base + path, note
+
+
 def enroll(
     server: str, username: str, password: str, name: str | None, otp: str | None = None
 ) -> AgentConfig:
-    server = server.rstrip("/")
+    server, _ = normalise_server(server)
     payload: dict[str, str] = {"username": username, "password": password}
     if name:
         payload["name"] = name
@@ -119,7 +150,16 @@ def enroll(
     try:
         status, body = _post(f"{server}/api/v1/enroll", json.dumps(payload).encode())
     except OSError as exc:
-        raise AgentError(f"cannot reach {server}: {exc}") from None
+        reason = getattr(exc, "reason", None) or exc
+        raise AgentError(
+            f"cannot reach {server}: {reason}; is `kefal-lite serve` running there, and"
+            " listening on the LAN (--host 0.0.0.0)?"
+        ) from None
+    if status in (404, 405):
+        raise AgentError(
+            f"{server} answered {status}: no kefal-lite server there; --server takes the"
+            " address `kefal-lite serve` prints (e.g. http://192.168.1.10:8470), with no path"
+        )
     if status != 200:
         raise AgentError(f"enrollment refused ({status}): {_detail(body)}")
     data = json.loads(body)
@@ -132,10 +172,13 @@ class Spool:
     def __init__(self, directory: Path, max_items: int = SPOOL_MAX) -> None:
         self.dir = directory
         self.max_items = max_items
-        self.dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.dir, 0o700)
 
     def put(self, body: bytes) -> Path:
+        # Made on the first put, not before: a command that never has to wait (agent once)
+        # leaves nothing behind.
+        if not self.dir.is_dir():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.dir, 0o700)
         path = self.dir / f"{time.time_ns():020d}.json"
         tmp = path.with_suffix(".tmp")
         # 0600: a snapshot lists every process, user and key of the host
@@ -151,7 +194,7 @@ class Spool:
         return path
 
     def items(self) -> list[Path]:
-        return sorted(self.dir.glob("*.json"))
+        return sorted(self.dir.glob("*.json")) if self.dir.is_dir() else []
 
 
 class Agent:
@@ -170,6 +213,16 @@ class Agent:
     def drain(self) -> int:
         """Send spooled snapshots oldest first; stop at the first one the server cannot take
         now. Returns how many were accepted. Raises AgentError when the token is refused."""
+        was_failing = self._failures > 0
+        sent = self._drain()
+        if sent and was_failing and self._failures == 0:
+            log.info("back online: replayed %d spooled snapshot(s) to %s", sent,
+                     self.config.server)  # fmt: skip
+        elif sent:
+            log.info("sent %d snapshot(s) to %s", sent, self.config.server)
+        return sent
+
+    def _drain(self) -> int:
         sent = 0
         url = f"{self.config.server}/api/v1/ingest"
         for path in self.spool.items():

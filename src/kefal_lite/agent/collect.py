@@ -76,17 +76,25 @@ class Collector:
     """One per agent run. psutil.process_iter() hands back the same Process objects
     between calls, so each process's CPU percent covers the time since the last collection."""
 
-    def __init__(self, agent_id: str) -> None:
+    def __init__(self, agent_id: str, *, euid: int | None = None) -> None:
         self.agent_id = agent_id
         self._warned: set[str] = set()
         self._noted: set[tuple[str, str]] = set()
+        geteuid = getattr(os, "geteuid", None)  # absent on Windows
+        self._root = (euid if euid is not None else geteuid() if geteuid else -1) == 0
 
     def _warn_once(self, what: str, detail: str) -> None:
         if what not in self._warned:
             self._warned.add(what)
-            log.warning(
-                "cannot read %s (%s); run the agent as root for a complete view", what, detail
+            # As root the rest is out of reach of any user (kernel sockets, other
+            # namespaces, a security module): telling root to be root helps nobody.
+            hint = (
+                "not visible even to root here (kernel, another namespace or a security"
+                " module); the snapshot has the rest"
+                if self._root
+                else "run the agent as root for a complete view"
             )
+            log.warning("cannot read %s (%s); %s", what, detail, hint)
 
     def prime(self) -> None:
         """Start CPU measurement now, so the next collect() reports usage since this call."""

@@ -14,6 +14,7 @@ from kefal_lite import csvsafe
 from kefal_lite.accounts import Email, Password, Username
 from kefal_lite.api.auth import profile
 from kefal_lite.api.deps import ADMIN, USER, CurrentUser, Limit, Offset, Svc, page
+from kefal_lite.api.docs import documented
 from kefal_lite.api.incidents import incident_json
 from kefal_lite.clock import iso, parse_iso
 from kefal_lite.errors import NotFound, ValidationFailed, validation_item
@@ -131,11 +132,19 @@ async def _audit(svc: Svc, user_id: str | None, action: str | None, since: str |
     return Response(body, media_type="text/csv", headers={"Content-Disposition": disposition})
 
 
+class AuditPage(msgspec.Struct, frozen=True):
+    items: list[audit.Row]
+    total: int
+
+
+# JSON by default; `?format=csv` answers the same rows as a CSV download.
+_AUDIT = documented(response={"application/json": AuditPage, "text/csv": str})
+
 Action = Annotated[str | None, QueryParameter(max_length=64)]
 Format = Annotated[Literal["json", "csv"], QueryParameter()]
 
 
-@get("/api/v1/audit", dependencies=USER)
+@get("/api/v1/audit", dependencies=USER, operation_class=_AUDIT)
 async def own_audit(
     user: CurrentUser, svc: Svc, action: Action = None, since: Since = None, until: Since = None,
     format: Format = "json", limit: Limit = 50, offset: Offset = 0,
@@ -144,7 +153,7 @@ async def own_audit(
     return await _audit(svc, user.id, action, since, until, format, limit, offset)
 
 
-@get("/api/v1/admin/audit", dependencies=ADMIN)
+@get("/api/v1/admin/audit", dependencies=ADMIN, operation_class=_AUDIT)
 async def all_audit(
     user: CurrentUser, svc: Svc, action: Action = None, since: Since = None, until: Since = None,
     format: Format = "json", limit: Limit = 50, offset: Offset = 0,

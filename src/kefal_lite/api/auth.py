@@ -12,6 +12,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from kefal_lite import __version__
 from kefal_lite.accounts import AnyPassword, Email, NewUser, Password
 from kefal_lite.api.deps import USER, CurrentUser, Svc, client_address
+from kefal_lite.api.docs import body_of
 from kefal_lite.api.validation import convert, decode_json
 from kefal_lite.store import users
 from kefal_lite.store.users import User
@@ -66,8 +67,18 @@ def profile(user: User) -> dict[str, Any]:
     }
 
 
-@post("/auth/login", status_code=HTTP_200_OK, exclude_from_auth=True)
-async def login(request: Request[Any, Any, Any], svc: Svc) -> dict[str, Any]:
+class Session(msgspec.Struct, frozen=True):
+    access_token: str  # send as `Authorization: Bearer <access_token>`
+    token_type: str
+    expires_in: int  # seconds
+
+
+_LOGIN_BODY = body_of(LoginBody, "JSON or form-encoded credentials; `otp` when MFA is on.",
+                      ("application/json", "application/x-www-form-urlencoded"))  # fmt: skip
+
+
+@post("/auth/login", status_code=HTTP_200_OK, exclude_from_auth=True, operation_class=_LOGIN_BODY)
+async def login(request: Request[Any, Any, Any], svc: Svc) -> Session:
     """JSON or form-encoded (OAuth2 password-flow clients send a form)."""
     if request.content_type[0] in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.form()
@@ -77,7 +88,7 @@ async def login(request: Request[Any, Any, Any], svc: Svc) -> dict[str, Any]:
     token = await svc.accounts.login(
         body.username, body.password, body.otp, client_address(request)
     )
-    return {"access_token": token, "token_type": "bearer", "expires_in": SESSION_SECONDS}
+    return Session(token, "bearer", SESSION_SECONDS)
 
 
 @get("/auth/status", exclude_from_auth=True)

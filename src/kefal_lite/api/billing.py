@@ -10,6 +10,7 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from kefal_lite.api.deps import USER, CurrentUser, Svc
+from kefal_lite.api.docs import body_of
 from kefal_lite.billing.plans import PLANS
 
 
@@ -39,7 +40,11 @@ async def cancel(user: CurrentUser, svc: Svc) -> dict[str, Any]:
     return await svc.billing.cancel(user)
 
 
-@post("/api/v1/billing/webhook", status_code=HTTP_200_OK, exclude_from_auth=True)
+_EVENT = body_of(dict[str, Any], "A PayPal webhook event, as PayPal sends it.")
+
+
+@post("/api/v1/billing/webhook", status_code=HTTP_200_OK, exclude_from_auth=True,
+      operation_class=_EVENT)  # fmt: skip
 async def webhook(request: Request[Any, Any, Any], svc: Svc) -> dict[str, str]:
     """Verified with PayPal before anything changes; a replayed event is a no-op."""
     await svc.billing.webhook(dict(request.headers.items()), await request.body())

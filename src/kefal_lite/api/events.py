@@ -13,6 +13,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_200_OK
 
 from kefal_lite.api.deps import USER, CurrentUser, Svc
+from kefal_lite.api.docs import documented
 from kefal_lite.errors import Unauthorized
 from kefal_lite.store import users
 
@@ -25,7 +26,9 @@ async def ticket(user: CurrentUser, svc: Svc) -> dict[str, str]:
     return {"ticket": svc.events.ticket(user.id, user.token_version)}
 
 
-@get("/api/v1/events", exclude_from_auth=True)
+# One `data:` line of JSON per event, e.g. {"type": "incident.opened", "incident_id", "host_id"}.
+@get("/api/v1/events", exclude_from_auth=True,
+     operation_class=documented(response={"text/event-stream": str}))  # fmt: skip
 async def stream(
     svc: Svc, ticket: Annotated[str, QueryParameter(max_length=100)]
 ) -> ServerSentEvent:

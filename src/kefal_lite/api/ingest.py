@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 from litestar import Request, post
 from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_200_OK
 
 from kefal_lite import metrics, snapshot
 from kefal_lite.api.deps import Svc
+from kefal_lite.api.docs import body_of
 from kefal_lite.api.validation import decode_json
 from kefal_lite.errors import ApiError, Forbidden, PaymentRequired, Unauthorized
 from kefal_lite.security import constant_time_equal
@@ -25,8 +27,20 @@ def bearer(request: Request[Any, Any, Any]) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-@post("/api/v1/ingest", status_code=HTTP_200_OK, exclude_from_auth=True)
-async def ingest(request: Request[Any, Any, Any], svc: Svc) -> dict[str, Any]:
+class IngestAccepted(msgspec.Struct, kw_only=True):
+    """Stored and evaluated: the snapshot is committed before this answer is sent."""
+
+    status: Literal["accepted"] = "accepted"
+    snapshot_id: str
+    incidents_opened: int
+
+
+_SNAPSHOT = body_of(snapshot.Snapshot, "One snapshot, as the agent collected it.")
+
+
+@post("/api/v1/ingest", status_code=HTTP_200_OK, exclude_from_auth=True,
+      operation_class=_SNAPSHOT)  # fmt: skip
+async def ingest(request: Request[Any, Any, Any], svc: Svc) -> IngestAccepted:
     started = time.perf_counter()
     try:
         answer = await _ingest(request, svc)
@@ -53,7 +67,7 @@ _REASONS = {
 }
 
 
-async def _ingest(request: Request[Any, Any, Any], svc: Svc) -> dict[str, Any]:
+async def _ingest(request: Request[Any, Any, Any], svc: Svc) -> IngestAccepted:
     token = bearer(request)
     if token is None:
         raise Unauthorized("an agent token is required (Authorization: Bearer <token>)")
@@ -75,11 +89,7 @@ async def _ingest(request: Request[Any, Any, Any], svc: Svc) -> dict[str, Any]:
     if changes.opened or changes.resolved:
         svc.jobs.kick()  # remediation and notify jobs were queued with the incidents
     publish_changes(svc, agent.user_id, accepted.host_id, changes)
-    return {
-        "status": "accepted",
-        "snapshot_id": accepted.snapshot_id,
-        "incidents_opened": len(accepted.changes.opened),
-    }
+    return IngestAccepted(snapshot_id=accepted.snapshot_id, incidents_opened=len(changes.opened))
 
 
 def publish_changes(svc: Services, user_id: str, host_id: str, changes: Changes) -> None:

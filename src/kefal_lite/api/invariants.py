@@ -10,6 +10,7 @@ from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from kefal_lite.api.deps import USER, CurrentUser, Svc, page
+from kefal_lite.api.docs import body_of
 from kefal_lite.api.validation import decode_json
 from kefal_lite.community import Contribution, to_invariant
 from kefal_lite.detect.model import Invariant
@@ -64,7 +65,8 @@ _contribution = msgspec.json.Decoder(Contribution)
 # A generous limit here so that an absurd field (a 10 MB name) is a 400 that names the
 # field, as for any other malformed contribution, rather than a bare 413.
 @post("/api/v1/invariants/contribute", status_code=HTTP_201_CREATED, dependencies=USER,
-      request_max_body_size=16 * 1024 * 1024)  # fmt: skip
+      request_max_body_size=16 * 1024 * 1024,
+      operation_class=body_of(Contribution, "A rule: see docs/rules.md."))  # fmt: skip
 async def contribute(
     request: Request[Any, Any, Any], user: CurrentUser, svc: Svc
 ) -> dict[str, Any]:

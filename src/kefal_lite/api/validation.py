@@ -1,4 +1,4 @@
-"""Turn decoding errors into FastAPI's `detail` list (the seed promises a Pydantic list)."""
+"""Turn decoding errors into the API's `detail` list: [{"loc", "msg", "type"}] per problem."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from kefal_lite.errors import ValidationFailed, validation_item
+from kefal_lite.messages import humanize
 
 T = TypeVar("T")
 
@@ -36,7 +37,8 @@ def items_from_msgspec(exc: msgspec.DecodeError, source: str = "body") -> list[d
     text = str(exc)
     message, _, path = text.partition(" - at `")
     if isinstance(exc, msgspec.ValidationError):
-        return [validation_item(loc_from_path(source, path.rstrip("`"), message), message)]
+        loc = loc_from_path(source, path.rstrip("`"), message)
+        return [validation_item(loc, humanize(message))]
     return [validation_item([source], f"invalid JSON: {message}")]
 
 

@@ -418,7 +418,10 @@ def verify(inv: Invariant) -> Report:
         for fp in r.false_positives:
             first.setdefault(fp["snapshot"].split("#")[0], fp["snapshot"])
         names = ", ".join(first[h] for h in sorted(first))
+        # Snapshots, not findings: one snapshot can fire several times (one per subject).
+        hit = len({fp["snapshot"] for fp in r.false_positives})
         reasons.append(
-            f"it fired on {len(r.false_positives)} benign corpus snapshot(s), first on: {names}"
+            f"it fired on {hit} of the {r.corpus_snapshots} benign corpus snapshots,"
+            f" first on: {names}"
         )
     return Report(constructive=c, red_team=r, passed=not reasons, reasons=reasons)

@@ -218,3 +218,58 @@ def snapshot_bodies(
         ).fetchall()
         out.update({r[0]: unpack(r[1]) or b"" for r in rows})
     return out
+
+
+class HostSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """A row of the host list: what a table of hosts shows, without snapshot bodies."""
+
+    host_id: str
+    hostname: str
+    agent_id: str
+    os: str | None
+    kernel: str | None
+    agent_version: str | None
+    status: str  # online | silent
+    first_seen_at: str
+    last_seen_at: str
+    open_incidents: int
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern matching `text` literally (ESCAPE '\\')."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def list_page(
+    conn: sqlite3.Connection,
+    user_id: str,
+    *,
+    status: str | None = None,
+    os: str | None = None,
+    q: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[HostSummary], int]:
+    """The user's hosts by hostname, filtered: `status` online|silent, `os` (the OS name,
+    case-insensitive, a prefix: "linux", "ubuntu 24"), `q` (a substring of the hostname)."""
+    clause = " WHERE h.user_id = ?"
+    params: list[object] = [user_id]
+    if status is not None:
+        clause += " AND h.silent = ?"
+        params.append(1 if status == "silent" else 0)
+    if os:
+        clause += " AND lower(h.os) LIKE ? ESCAPE '\\'"
+        params.append(_like(os.lower()) + "%")
+    if q:
+        clause += " AND lower(h.hostname) LIKE ? ESCAPE '\\'"
+        params.append("%" + _like(q.lower()) + "%")
+    total = conn.execute("SELECT COUNT(*) FROM hosts h" + clause, params).fetchone()[0]
+    rows = conn.execute(
+        "SELECT h.id AS host_id, h.hostname, h.agent_id, h.os, h.kernel, h.agent_version,"
+        " CASE WHEN h.silent THEN 'silent' ELSE 'online' END AS status, h.first_seen_at,"
+        " h.last_seen_at, (SELECT COUNT(*) FROM incidents i WHERE i.user_id = h.user_id"
+        " AND i.host_id = h.id AND i.status IN ('open', 'acknowledged')) AS open_incidents"
+        " FROM hosts h" + clause + " ORDER BY h.hostname, h.id LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    ).fetchall()
+    return [msgspec.convert(dict(zip(r.keys(), r, strict=True)), HostSummary) for r in rows], total

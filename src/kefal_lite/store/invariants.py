@@ -118,3 +118,13 @@ def withdraw(conn: sqlite3.Connection, invariant_id: str, reason: str, now: str)
 
 def name_taken(conn: sqlite3.Connection, name: str) -> bool:
     return conn.execute("SELECT 1 FROM invariants WHERE name = ?", (name,)).fetchone() is not None
+
+
+def active_key(conn: sqlite3.Connection) -> str:
+    """Changes whenever the set of active invariants changes, by this process or another
+    (`kefal-lite invariants import` beside a running server): ids are never reused."""
+    row = conn.execute(
+        "SELECT COUNT(*), COALESCE(group_concat(id, ','), '')"
+        " FROM (SELECT id FROM invariants WHERE status = 'active' ORDER BY id)"
+    ).fetchone()
+    return f"{row[0]}:{row[1]}"
