@@ -36,6 +36,7 @@ from kefal_lite.api import (
 )
 from kefal_lite.api import billing as billing_api
 from kefal_lite.api import metrics as metrics_api
+from kefal_lite.api import triage as triage_api
 from kefal_lite.api.deps import services
 from kefal_lite.api.validation import loc_from_path
 from kefal_lite.clock import Clock
@@ -211,6 +212,7 @@ def create_app(
             *agents.handlers,
             *ingest.handlers,
             *incidents.handlers,
+            *triage_api.handlers,
             *graph.handlers,
             *invariants.handlers,
             *admin.handlers,
