@@ -61,7 +61,7 @@ export async function incidentsPage(ctx, main) {
     const ids = new Set(shown.map((i) => i.id));
     [...selected].forEach((id) => { if (!ids.has(id)) selected.delete(id); });
     clear(listBox, h("p", { class: "muted" }, `${data.total} incident(s)`), table([
-      { title: "", value: () => "", render: (i) => h("input", { type: "checkbox", "data-id": i.id, "aria-label": `Select: ${i.title}`, checked: selected.has(i.id),
+      { title: "", value: () => "", render: (i) => h("input", { type: "checkbox", "data-id": i.id, "aria-label": "Select", checked: selected.has(i.id),
         onclick: (e) => e.stopPropagation(), onkeydown: (e) => e.stopPropagation(),
         onchange: (e) => { if (e.target.checked) selected.add(i.id); else selected.delete(i.id); syncBulk(); } }) },
       { title: "Severity", value: (i) => i.severity, render: (i) => badge(i.severity) },
