@@ -46,3 +46,12 @@ def loads(blob: bytes | None) -> HostState:
         baselines={f: tuple(map(sys.intern, v)) for f, v in state.baselines.items()},
         watched=tuple(map(sys.intern, state.watched)),
     )
+
+
+def with_baseline(state: HostState, field: str, value: str) -> HostState:
+    """`value` joins the baseline of `field` (a person said it is normal on this host)."""
+    old = state.baselines.get(field, ())
+    if value in old:
+        return state
+    merged = (*old, sys.intern(value))[-MAX_BASELINE:]
+    return msgspec.structs.replace(state, baselines={**state.baselines, field: merged})

@@ -29,7 +29,8 @@ export async function hostPage(ctx, main, hostId) {
       h("p", {}, h("a", { href: "#/hosts" }, "← Hosts")),
       h("h1", {}, host.hostname, " ", badge(host.status)),
       h("p", { class: "muted" }, `${snap.os || ""} ${snap.kernel || ""} · agent ${snap.agent_version || "?"} · last seen ${when(host.last_seen_at)} · `,
-        h("a", { href: `#/graph?host=${encodeURIComponent(host.host_id)}` }, "graph")),
+        h("a", { href: `#/graph?host=${encodeURIComponent(host.host_id)}` }, "graph"),
+        host.suppressed ? [" · ", h("a", { href: "#/settings", class: "suppressed" }, `${host.suppressed} finding(s) suppressed`)] : null),
       card("Open incidents", table([
         { title: "Severity", value: (i) => i.severity, render: (i) => badge(i.severity) },
         { title: "Incident", value: (i) => i.title, render: (i) => h("a", { href: `#/incidents?id=${encodeURIComponent(i.id)}` }, i.title) },
