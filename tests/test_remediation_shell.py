@@ -302,3 +302,64 @@ def test_hostile_values_run_as_data_under_bash(runs: Path) -> None:
 @given(hostile_text)
 def test_generated_hostile_values_run_as_data_under_bash(runs: Path, payload: str) -> None:
     check_runs(Path(tempfile.mkdtemp(dir=runs)), HEAD + payload + TAIL)
+
+
+# --- the four reproduced attacks of issue 14, verbatim --------------------------------------
+
+
+def _commands(actions: list[t.Action]) -> list[str]:
+    return [c for a in actions for c in a.commands]
+
+
+def test_attack_login_user_home_comes_from_getent_not_tilde(runs: Path) -> None:
+    evil = "x/.ssh/authorized_keys;touch /tmp/P;#"
+    login = t.render(BY_ID["new_login_user"], f"user:{evil}",
+                     {"field": "logged_in_users", "value": evil}, "linux")  # fmt: skip
+    keys = t.render(BY_ID["new_ssh_authorized_key"], f"key:{evil}:SHA256:k",
+                    {"field": "authorized_keys", "value": f"{evil}:SHA256:k", "user": evil,
+                     "fingerprint": "SHA256:k", "comment": evil}, "linux")  # fmt: skip
+    for actions in (login, keys):
+        cmds = _commands(actions)
+        assert not any("~" in c for c in cmds), cmds
+        assert any(
+            c.startswith(f"HOME_DIR=$(getent passwd {t.sh(evil)} | cut -d: -f6)") for c in cmds
+        )
+        calls, errors = run_posix(Path(tempfile.mkdtemp(dir=runs)), {"a": cmds})
+        programs = {argv[0] for argvs in calls.values() for argv in argvs}
+        assert "UNEXPECTED" not in programs and not errors  # touch never ran
+
+
+def test_attack_protocol_is_tcp_or_udp_in_every_command() -> None:
+    evidence = {"port": 5432, "protocol": ";reboot", "address": "0.0.0.0", "process": "pg"}
+    for inv in ("database_exposed", "new_listening_port", "shell_listening"):
+        for os_ in OSES:
+            cmds = _commands(t.render(BY_ID[inv], "port:5432/;reboot", evidence, os_))
+            # only ever quoted whole (shell_listening names the process after the subject)
+            assert not any("reboot" in c.replace("'5432/;reboot'", "") for c in cmds), cmds
+    linux = _commands(t.render(BY_ID["new_listening_port"], "port:5432/;reboot", evidence, "linux"))
+    assert "sudo ufw deny 5432/tcp" in linux and "sudo fuser -k 5432/tcp" in linux
+
+
+def test_attack_kernel_newline_never_reaches_a_comment() -> None:
+    evil = "6.2\ntouch /tmp/P"
+    evidence = {"previous_kernel": "6.1", "kernel": evil, "kernel_changed": True}
+    for os_ in OSES:
+        actions = t.render(BY_ID["host_rebooted"], "boot:x", evidence, os_)
+        assert not any("touch" in c or "6.2" in c for c in _commands(actions))
+        assert "6.2\ufffdtouch /tmp/P" in actions[1].why  # told in prose, made visible
+
+
+def test_attack_powershell_typographic_quotes_are_doubled() -> None:
+    evil = "a\u2019; Stop-Computer; \u2018b\u201a\u201b'"
+    assert t.ps(evil) == "'a\u2019\u2019; Stop-Computer; \u2018\u2018b\u201a\u201a\u201b\u201b'''"
+    cmds = _commands(t.render(BY_ID["crypto_miner"], f"process:{evil}", {"name": evil}, "windows"))
+    assert any(t.ps(evil) in c for c in cmds)
+    for c in cmds:
+        outside, _ = ps_split(c)
+        assert "Stop-Computer" not in outside, c
+
+
+def test_options_cannot_hide_in_a_host_name() -> None:
+    cmds = _commands(t.render(BY_ID["agent_silent"], "agent:a",
+                              {"hostname": "-oProxyCommand=touch /tmp/P", "agent_id": "a"}, "linux"))  # fmt: skip
+    assert "ssh -- '-oProxyCommand=touch /tmp/P' uptime" in cmds
