@@ -32,6 +32,7 @@ from kefal_lite.snapshot import (
     ListeningPort,
     LocalUser,
     Process,
+    Protocol,
     Snapshot,
 )
 
@@ -168,7 +169,7 @@ class Collector:
         listening: dict[tuple[int, str, str], ListeningPort] = {}
         established: list[Connection] = []
         for c in conns:
-            proto = "tcp" if c.type == socket.SOCK_STREAM else "udp"
+            proto: Protocol = "tcp" if c.type == socket.SOCK_STREAM else "udp"
             if not c.laddr:
                 continue
             owner = names.get(c.pid) if c.pid else None
