@@ -5,18 +5,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kefal_lite.config import Settings
 from kefal_lite.detect.builtins import with_silent_minutes
-from kefal_lite.detect.engine import Catalog
+from kefal_lite.detect.engine import REPLAY, Catalog, Detection
 from kefal_lite.detect.model import Invariant
 
 
 class Rules:
-    def __init__(self, silent_minutes: int) -> None:
+    def __init__(self, silent_minutes: int, detection: Detection = REPLAY) -> None:
         self._builtins = with_silent_minutes(silent_minutes)
-        self.catalog = Catalog(self._builtins)
+        self.detection = detection
+        self.catalog = Catalog(self._builtins, detection)
 
     def invariant(self, invariant_id: str) -> Invariant | None:
         return self.catalog.by_id.get(invariant_id)
 
     def replace_community(self, community: Sequence[Invariant]) -> None:
-        self.catalog = Catalog((*self._builtins, *community))
+        self.catalog = Catalog((*self._builtins, *community), self.detection)
+
+
+def detection_settings(settings: Settings) -> Detection:
+    return Detection(
+        learning_minutes=settings.detection_learning_minutes,
+        learning_snapshots=settings.detection_learning_snapshots,
+        novelty_persistence=settings.detection_novelty_persistence,
+        baseline_days=settings.detection_baseline_days,
+    )

@@ -30,6 +30,9 @@ NovelField = Literal[
     "admin_accounts",
     "authorized_keys",
     "outbound_peers",
+    "accounts",
+    "login_accounts",
+    "privileged_accounts",
 ]
 
 # Patterns are plain case-insensitive substrings. Something that reads like a
