@@ -73,3 +73,14 @@ def test_example_config_documents_every_setting_with_its_default() -> None:
     example = Path(__file__).parent.parent / "kefal.example.toml"
     assert load(config_file=example, environ={}) == Settings()
     assert set(_flatten_toml(tomllib.loads(example.read_text()))) == set(FIELDS)
+
+
+def test_detection_settings_from_the_environment() -> None:
+    s = load(
+        environ={
+            "KEFAL_DETECTION_LEARNING_MINUTES": "0",
+            "KEFAL_DETECTION_GUARDED_PROCESSES": "acme-edr, otherd",
+        }
+    )
+    assert s.detection_learning_minutes == 0 and s.detection_learning_snapshots == 3
+    assert s.detection_guarded_processes == ["acme-edr", "otherd"]

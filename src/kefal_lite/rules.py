@@ -1,19 +1,21 @@
-"""The invariants in force: the builtins (with the operator's settings) plus, later,
-verified community invariants. Swapping the catalog applies from the next snapshot."""
+"""The invariants in force: the builtins (with the operator's settings), the active packs
+(`core`), and verified community invariants. Swapping the catalog applies from the next snapshot."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from kefal_lite.config import Settings
+from kefal_lite.detect import packs
 from kefal_lite.detect.builtins import with_silent_minutes
 from kefal_lite.detect.engine import REPLAY, Catalog, Detection
 from kefal_lite.detect.model import Invariant
 
 
 class Rules:
-    def __init__(self, silent_minutes: int, detection: Detection = REPLAY) -> None:
-        self._builtins = with_silent_minutes(silent_minutes)
+    def __init__(self, silent_minutes: int, detection: Detection = REPLAY,
+                 guarded: Sequence[str] = ()) -> None:  # fmt: skip
+        self._builtins = (*with_silent_minutes(silent_minutes), *packs.active(guarded=guarded))
         self.detection = detection
         self.catalog = Catalog(self._builtins, detection)
 

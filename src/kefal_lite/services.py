@@ -75,7 +75,11 @@ async def build(
     tokens = AgentTokenCache(db)
     mailer = Mailer(settings, db, clock)
     accounts = Accounts(settings, db, clock, SecretBox(secret), tokens, issue_session, mailer.kick)
-    rules = Rules(settings.agents_silent_minutes, detection_settings(settings))
+    rules = Rules(
+        settings.agents_silent_minutes,
+        detection_settings(settings),
+        settings.detection_guarded_processes,
+    )
     llm = llm_provider(settings)
     community = Community(db, clock, rules, llm)
     await community.reload()

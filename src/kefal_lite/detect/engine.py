@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from kefal_lite.detect import novelty
+from kefal_lite.detect import behaviour, novelty
 from kefal_lite.detect import predicates as p
 from kefal_lite.detect.facts import (
     Facts,
@@ -421,6 +421,7 @@ _LEAVES: dict[type, tuple[Callable[[Any], Any], Callable[[Any, Ctx], list[Hit]]]
     p.SustainedCpu: (lambda pr: (pr.params.percent, pr.params.snapshots), _sustained_cpu),
     p.ProcessCountSpike: (lambda pr: (pr.params.factor, pr.params.min_baseline), _count_spike),
 }
+_LEAVES.update(behaviour.LEAVES)
 
 
 class Catalog:

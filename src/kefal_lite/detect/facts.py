@@ -108,6 +108,11 @@ class Facts:
         return frozenset([lp.port for lp in self.snap.listening_ports])
 
     @lazy
+    def exe_names_blob(self) -> str:
+        """Names of the processes that have a binary, one a line (kernel threads have none)."""
+        return "\n".join([n for n, x in zip(self.names, self.procs, strict=True) if x.exe])
+
+    @lazy
     def by_pid(self) -> dict[int, Process]:
         return {proc.pid: proc for proc in self.procs}
 

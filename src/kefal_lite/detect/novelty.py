@@ -132,6 +132,7 @@ def _user(f: Facts, name: str) -> LocalUser | None:
 
 
 def _account_signals(j: _Judged, f: Facts, name: str) -> LocalUser | None:
+    j.ev["user"] = name
     u = _user(f, name)
     if u is None:
         if f.snap.users:
