@@ -105,7 +105,7 @@ def test_dashboard_end_to_end(browser: Browser, tmp_path: Path) -> None:
         # live: a new incident shows up without a reload (the event stream, not the 15 s poll)
         ingest(url, evil, 1, hostname=EVIL, ip_addresses=["192.168.1.30"],
                add_processes=[{"pid": 4242, "name": "xmrig", "user": "www-data", "exe": "/tmp/xmrig"}])  # fmt: skip
-        expect(page.get_by_text("Crypto miner: xmrig runs as www-data")).to_be_visible(
+        expect(page.get_by_text("Crypto miner: xmrig (pid 4242, www-data) runs /tmp/xmrig")).to_be_visible(
             timeout=10_000
         )  # < the 15 s poll
 

@@ -62,6 +62,8 @@ class Connection(msgspec.Struct, frozen=True, gc=False):
     local_port: PortNumber | None = None
     process: Str256 | None = None
     state: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    # The owning process, so evidence names the very process (two `python3` differ).
+    pid: Pid | None = None
 
 
 class LocalUser(msgspec.Struct, frozen=True, gc=False):

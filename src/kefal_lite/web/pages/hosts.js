@@ -31,6 +31,8 @@ export async function hostPage(ctx, main, hostId) {
       h("p", { class: "muted" }, `${snap.os || ""} ${snap.kernel || ""} · agent ${snap.agent_version || "?"} · last seen ${when(host.last_seen_at)} · `,
         h("a", { href: `#/graph?host=${encodeURIComponent(host.host_id)}` }, "graph"),
         host.suppressed ? [" · ", h("a", { href: "#/settings", class: "suppressed" }, `${host.suppressed} finding(s) suppressed`)] : null),
+      host.learning ? h("p", { class: "muted", "data-learning": "" },
+        `Learning what is normal on this host until ${host.learning_until ? host.learning_until.slice(0, 16).replace("T", " ") + " UTC" : "its first snapshots"}: new ports, processes and peers are recorded, not alerted.`) : null,
       card("Open incidents", table([
         { title: "Severity", value: (i) => i.severity, render: (i) => badge(i.severity) },
         { title: "Incident", value: (i) => i.title, render: (i) => h("a", { href: `#/incidents?id=${encodeURIComponent(i.id)}` }, i.title) },
