@@ -17,7 +17,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
@@ -111,7 +111,7 @@ class Collector:
         users = self._accounts()
         return Snapshot(
             agent_id=self.agent_id,
-            timestamp=datetime.now(UTC),
+            timestamp=datetime.now(timezone.utc),
             hostname=socket.gethostname()[:253] or "unknown",
             os=_OS_NAMES.get(sys.platform, sys.platform)[:64],
             kernel=platform.release()[:256],
