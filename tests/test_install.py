@@ -318,3 +318,22 @@ def test_agent_paths_match_platformdirs(monkeypatch: pytest.MonkeyPatch, tmp_pat
             platformdirs.user_config_dir("kefal-lite", appauthor=False)) / "agent.json"  # fmt: skip
         assert client.default_spool_dir() == Path(
             platformdirs.user_data_dir("kefal-lite", appauthor=False)) / "spool"  # fmt: skip
+
+
+def test_serve_on_the_lan_without_tls_says_tokens_cross_in_clear(tmp_path: Path) -> None:
+    env = {**os.environ, "KEFAL_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.Popen([sys.executable, "-m", "kefal_lite", "serve", "--host", "0.0.0.0",
+                             "--port", str(free_port())], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        lines = []
+        while len(lines) < 20 and not any("in clear" in line for line in lines):
+            lines.append(proc.stdout.readline())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stdout:
+            proc.stdout.close()
+    [warning] = [line for line in lines if "in clear" in line]
+    assert "--tls" in warning and "reverse proxy" in warning
