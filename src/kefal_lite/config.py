@@ -106,6 +106,12 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     # services (SSRF). An explicit true or false wins.
     notifications_allow_private: bool | Literal["auto"] = "auto"
 
+    # HTTPS (`serve --tls`). Without cert and key: a self-signed pair generated into the
+    # data dir on first start, pinned by the install line the Agents page shows.
+    tls_enabled: bool = False
+    tls_cert: str = ""
+    tls_key: str = ""
+
     # /metrics is open to 127.0.0.1 and ::1; from elsewhere it needs this bearer token.
     metrics_token: str = ""
     # Called (GET) every minute so an outside checker notices a dead server. Empty: off.
@@ -132,7 +138,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls_enabled else 'http'}://{host}:{self.port}"
 
 
 FIELDS: tuple[str, ...] = Settings.__struct_fields__
