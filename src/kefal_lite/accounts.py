@@ -87,8 +87,9 @@ class Accounts:
         self.sessions_ended: Callable[[str], None] = lambda user_id: None
         # 5 failed credential checks per 30 s per (client, username), login and enroll alike.
         self.credential_failures = WindowLimiter(5, 30, clock)
-        # Code and password checks behind a session (MFA disable, password and email change):
-        # a stolen session must not become an unlimited guessing oracle. 5 per 30 s per user.
+        # Code and password checks behind a session (MFA disable, password and email change)
+        # and every second-factor code (login, enroll): a stolen session or password must not
+        # become an unlimited guessing oracle. 5 per 30 s per user, whatever the client.
         self.session_failures = WindowLimiter(5, 30, clock)
         # the seed's "/forgot-password 3/hour", per client address
         self.reset_requests = WindowLimiter(3, 3600, clock)
@@ -175,11 +176,17 @@ class Accounts:
                 await self._db.write(audit.record, entry)
                 raise Unauthorized(BAD_CREDENTIALS)
             if user.mfa_enabled:
-                if not otp or not await self._use_otp(user, otp):
-                    entry = self._audit(user.id, user.username, failed, client=client,
-                                        detail={"reason": "otp"})  # fmt: skip
-                    await self._db.write(audit.record, entry)
+                if not otp:  # no guess: the client learns that a code is needed
                     raise Unauthorized(OTP_REQUIRED)
+                # The code is a credential of the account, not of the client: keyed by
+                # client alone, every new address (an IPv6 host has 2^64) got 5 more guesses.
+                async with self.session_failures.attempt(user.id, TOO_MANY) as code_slot:
+                    if not await self._use_otp(user, otp):
+                        entry = self._audit(user.id, user.username, failed, client=client,
+                                            detail={"reason": "otp"})  # fmt: skip
+                        await self._db.write(audit.record, entry)
+                        raise Unauthorized(OTP_REQUIRED)
+                    code_slot.succeeded()
             slot.succeeded()
         if security.needs_rehash(user.password_hash):
             new_hash = await security.hash_password_async(password)
