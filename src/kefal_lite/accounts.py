@@ -27,7 +27,7 @@ from kefal_lite.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from kefal_lite.ratelimit import WindowLimiter
+from kefal_lite.ratelimit import WindowLimiter, client_key
 from kefal_lite.store import agents, audit, users
 from kefal_lite.store.db import Conn, Database
 from kefal_lite.store.users import User
@@ -165,7 +165,7 @@ class Accounts:
 
         Unknown user and wrong password take the same time and give the same 401.
         """
-        key = f"{client}|{username.casefold()}"
+        key = f"{client_key(client)}|{username.casefold()}"
         async with self.credential_failures.attempt(key, TOO_MANY) as slot:
             user = await self._db.read(users.by_username, username)
             ok = await self._verify_password(user.password_hash if user else None, password)
@@ -241,10 +241,10 @@ class Accounts:
     # --- password reset ------------------------------------------------------------
 
     async def forgot_password(self, email: str, client: str) -> None:
-        wait = self.reset_requests.retry_after(client)
+        wait = self.reset_requests.retry_after(client_key(client))
         if wait is not None:
             raise TooManyRequests(wait, "too many reset requests; try again later")
-        self.reset_requests.add(client)
+        self.reset_requests.add(client_key(client))
         token = security.new_token()
         now = self._clock.now()
         link = f"{self._settings.base_url}/#/reset?token={token}"
