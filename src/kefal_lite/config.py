@@ -273,11 +273,12 @@ def server_secret(settings: Settings) -> str:
     if settings.secret:
         return settings.secret
     path = settings.data_path / SECRET_FILE
+    # Before reading: a secret.key planted in a directory others can write is refused.
+    secure(path.parent)
     try:
         return path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
         pass
-    secure(path.parent)
     value = secrets.token_urlsafe(48)
     # O_EXCL: if two processes race on first start, one wins and both read its value.
     try:

@@ -20,7 +20,9 @@ from kefal_lite.snapshot import Snapshot
 MASK = "***"
 _WORDS = r"(?:password|passwd|pwd|pass|token|secret|api[_-]?key|access[_-]?key|auth|credentials?)"
 _SCHEMES = r"(?:bearer|basic|token|digest|negotiate|apikey)"
-_VALUE = r"(?:\"[^\"]*\"|'[^']*'|[^\s'\"]+)"  # a quoted word, or up to a space or quote
+# A value: quoted (cron lines and `sh -c '...'` strings keep the quotes, and a quoted
+# value may hold spaces), else up to a space or quote.
+_VALUE = r"(?:\"[^\"]*\"|'[^']*'|[^\s'\"]+)"
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
@@ -58,6 +60,9 @@ RULES: tuple[Rule, ...] = (
     Rule("url userinfo", _compile(
         r"(?i)(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*+://[^/\s:@]*+:(?P<secret>[^@\s/]++)@"),
          ("://",)),
+    # https://TOKEN@host: GitHub and GitLab tokens travel as the whole userinfo
+    Rule("url token", _compile(
+        r"(?i)(?<![a-z0-9+.-])(?:https?|git)://(?P<secret>[^/\s:@?#'\"]++)@"), ("://",)),
     # an HTTP credential header, as curl -H / wget --header pass it
     Rule("authorization header", _compile(
         rf"(?i)\b(?:proxy-)?authorization\s*:\s*(?:{_SCHEMES}\s+)?(?P<secret>[^\s'\"]+)"),
@@ -71,24 +76,36 @@ RULES: tuple[Rule, ...] = (
     # --password hunter2 (a flag naming a secret, then a value that is not another flag;
     # --password-stdin and --password-file name no secret)
     Rule("flag value", _compile(rf"(?i)(?:^|\s)--?[\w-]*?{_WORDS}[\w-]*+(?<!stdin)"
-                                  rf"(?<!file)\s+(?!-)(?P<secret>\S+)"), _KEYWORDS),
+                                  rf"(?<!file)\s+(?!-)(?P<secret>\"[^\"]*\"|'[^']*'|\S+)"),
+         _KEYWORDS),
     # mysql -pSECRET (attached only: `-p name` is the database name, `-p` alone prompts)
-    Rule("mysql -p", _compile(r"\s-p(?P<secret>[^\s'\"]+)"), ("mysql", "mariadb"),
+    Rule("mysql -p", _compile(rf"\s-p(?P<secret>{_VALUE})"), ("mysql", "mariadb"),
          _program(r"mysql\w*", "mariadb", r"mariadb-\w+")),
-    Rule("sshpass -p", _compile(r"\s-p\s*(?P<secret>[^\s'\"]+)"), ("sshpass",),
+    Rule("sshpass -p", _compile(rf"\s-p\s*(?P<secret>{_VALUE})"), ("sshpass",),
          _program("sshpass")),
-    Rule("redis-cli -a", _compile(r"\s-a\s*(?P<secret>[^\s'\"]+)"), ("-cli",),
+    Rule("redis-cli -a", _compile(rf"\s-a\s*(?P<secret>{_VALUE})"), ("-cli",),
          _program("redis-cli", "valkey-cli", "keydb-cli")),
     # curl -u user:secret, --user user:secret, --proxy-user, -U
     Rule("curl -u", _compile(
-        r"\s(?:-u|-U|--user|--proxy-user)(?:\s+|=)?[^\s:'\"]*+:(?P<secret>[^\s'\"]+)"),
+        r"\s(?:-u|-U|--user|--proxy-user)(?:\s+|=)?['\"]?[^\s:'\"]*+:(?P<secret>[^\s'\"]+)"),
          ("curl",), _program("curl")),
     # docker login -p SECRET (docker run -p 80:80 is a port)
-    Rule("registry login -p", _compile(r"\slogin\b.*?\s-p\s*(?P<secret>[^\s'\"]+)"),
+    Rule("registry login -p", _compile(rf"\slogin\b.*?\s-p\s*(?P<secret>{_VALUE})"),
          ("login",), _program("docker", "podman", "nerdctl", "buildah", "skopeo", "helm")),
     # 7z -pSECRET, unrar -pSECRET
-    Rule("archive -p", _compile(r"\s-p(?P<secret>[^\s'\"]+)"), ("7z", "rar"),
+    Rule("archive -p", _compile(rf"\s-p(?P<secret>{_VALUE})"), ("7z", "rar"),
          _program("7z", "7za", "7zr", "unrar", "rar")),
+    # ldapsearch -w SECRET (-W prompts)
+    Rule("ldap -w", _compile(rf"\s-w\s*(?P<secret>{_VALUE})"), ("ldap",),
+         _program(r"ldap\w+")),
+    # sqlcmd/bcp/ipmitool -P SECRET, zip/unzip -P SECRET
+    Rule("-P password", _compile(rf"\s-P\s*(?P<secret>{_VALUE})"),
+         ("sqlcmd", "bcp", "ipmitool", "zip"),
+         _program("sqlcmd", "bcp", "ipmitool", "zip", "unzip")),
+    # smbclient -U user%SECRET
+    Rule("smb -U user%pass", _compile(
+        r"\s(?:-U|--user)(?:\s+|=)?['\"]?[^\s%'\"]*+%(?P<secret>[^\s'\"]+)"),
+         ("smb", "rpcclient"), _program("smbclient", "rpcclient", "smbcacls", "smbget")),
 )  # fmt: skip
 
 
