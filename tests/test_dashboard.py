@@ -145,6 +145,7 @@ def test_dashboard_end_to_end(browser: Browser, tmp_path: Path) -> None:
             add_ports=[{"port": 5432, "process": "postgres", "address": "127.0.0.1"}],
         )
         page.reload()
+        page.get_by_label("Status").select_option("any")  # resolved now: the list shows open
         page.get_by_role(
             "cell", name="Database exposed: postgres listens on 5432/tcp on 0.0.0.0"
         ).click()
