@@ -22,7 +22,7 @@ BODILESS = {
     "/api/v1/incidents/{incident_id}/remediation/applied",
     "/api/v1/invariants/{invariant_id}/verify", "/api/v1/invariants/{invariant_id}/retire",
     "/api/v1/events/ticket", "/api/v1/notifications/channels/{channel_id}/test",
-    "/api/v1/billing/cancel",
+    "/api/v1/billing/cancel", "/api/v1/incidents/{incident_id}/baseline",
 }  # fmt: skip
 
 

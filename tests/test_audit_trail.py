@@ -58,7 +58,7 @@ def test_every_refused_action_leaves_no_audit_row(
     assert r.status_code == 200, r.text
     incident = c.get("/api/v1/incidents", headers=alice).json()["items"][0]["id"]
     channel = c.post("/api/v1/notifications/channels", headers=alice,
-                     json={"name": "hook", "url": "json://example.org/hook"})  # fmt: skip
+                     json={"name": "hook", "url": "json://8.8.8.8/hook"})  # fmt: skip
     before = _actions(c, "bob")
     attempts = [
         ("POST", f"/api/v1/incidents/{incident}/acknowledge"),

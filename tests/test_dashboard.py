@@ -105,7 +105,7 @@ def test_dashboard_end_to_end(browser: Browser, tmp_path: Path) -> None:
         # live: a new incident shows up without a reload (the event stream, not the 15 s poll)
         ingest(url, evil, 1, hostname=EVIL, ip_addresses=["192.168.1.30"],
                add_processes=[{"pid": 4242, "name": "xmrig", "user": "www-data", "exe": "/tmp/xmrig"}])  # fmt: skip
-        expect(page.get_by_text("Crypto miner: xmrig runs as www-data")).to_be_visible(
+        expect(page.get_by_text("Crypto miner: xmrig (pid 4242, www-data) runs /tmp/xmrig")).to_be_visible(
             timeout=10_000
         )  # < the 15 s poll
 
@@ -144,8 +144,8 @@ def test_dashboard_end_to_end(browser: Browser, tmp_path: Path) -> None:
             hostname="web-01",
             add_ports=[{"port": 5432, "process": "postgres", "address": "127.0.0.1"}],
         )
+        page.goto(url + "/#/incidents?status=all")  # resolved: no longer in the default list
         page.reload()
-        page.get_by_label("Status").select_option("any")  # resolved now: the list shows open
         page.get_by_role(
             "cell", name="Database exposed: postgres listens on 5432/tcp on 0.0.0.0"
         ).click()
@@ -229,3 +229,92 @@ def test_dashboard_end_to_end(browser: Browser, tmp_path: Path) -> None:
         assert "unsafe-inline" not in head.headers["content-security-policy"]
         assert alerts == [] and errors == [], (alerts, errors)
         context.close()
+
+
+def test_dashboard_triage(
+    browser: Browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Baseline, "not anywhere", bulk acknowledge and resolve, and the suppressions list."""
+    monkeypatch.setenv("KEFAL_DETECTION_LEARNING_MINUTES", "0")  # learn by count only
+    errors: list[str] = []
+    with serving(tmp_path / "data") as (url, _):
+        r = httpx.post(f"{url}/auth/register", json={"username": "alice", "password": PASSWORD})
+        assert r.status_code == 201, r.text
+        web = enroll(url, "alice", "web")
+        lab = enroll(url, "alice", "lab")
+        pg = [{"port": 5432, "process": "postgres", "address": "0.0.0.0"}]
+        new_port = {"port": 8081, "process": "sshd", "address": "0.0.0.0"}
+        miner = [{"pid": 4242, "name": "xmrig", "user": "www-data", "exe": "/usr/bin/xmrig"}]
+        for i in range(3):  # the learning snapshots
+            ingest(url, web, i, hostname="web-01", add_ports=pg)
+        for i in (3, 4):  # a novelty seen twice (it must persist before it alerts)
+            ingest(url, web, i, hostname="web-01", add_ports=[*pg, new_port],
+                   add_processes=miner, logged_in_users=["alice", "mallory"])  # fmt: skip
+
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(url + "/#/login")
+        page.locator("#login input[name=username]").fill("alice")
+        page.locator("#login input[name=password]").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+
+        # a novelty is normal here: it joins the baseline and the incident resolves
+        page.goto(url + "/#/incidents")
+        page.locator("tr", has_text="8081").first.click()
+        detail = page.locator(".detail")
+        expect(detail.get_by_role("button", name="Add to baseline")).to_be_visible()
+        shoot(page, "triage-incident")
+        detail.get_by_role("button", name="Add to baseline").click()
+        expect(detail).to_contain_text("baseline")
+        expect(detail.locator(".badge", has_text="resolved")).to_be_visible()
+
+        # "not anywhere": the miner on any host is quiet from now on
+        page.locator("tr", has_text="xmrig").first.click()
+        expect(detail).to_contain_text("process:xmrig")
+        detail.get_by_role("button", name="Not anywhere").click()
+        expect(page.get_by_text("Suppressed: listed in Settings")).to_be_visible()
+        expect(detail).to_contain_text("suppression")
+        expect(page.locator("tr", has_text="xmrig")).to_have_count(0)  # the list shows active
+        ingest(url, lab, 5, hostname="lab-01", add_processes=miner)
+        token = page.evaluate("sessionStorage.getItem('kefal.session')")
+        session = {"Authorization": f"Bearer {token}"}
+        r = httpx.get(f"{url}/api/v1/incidents?status=all", headers=session)
+        assert [i for i in r.json()["items"] if i["hostname"] == "lab-01"] == []
+
+        # bulk: select all, acknowledge; then resolve one row
+        page.reload()
+        rows = page.locator("tbody tr")
+        expect(rows).to_have_count(2)
+        page.get_by_label("Select all shown").check()
+        expect(page.get_by_text("2 selected")).to_be_visible()
+        shoot(page, "triage-bulk")
+        page.get_by_role("button", name="Acknowledge selected").click()
+        expect(page.get_by_text("2 acknowledged")).to_be_visible()
+        expect(page.locator("tbody tr .badge", has_text="acknowledged")).to_have_count(2)
+        expect(page.get_by_text("0 selected")).to_be_visible()
+        page.locator("tr", has_text="5432").locator("input[type=checkbox]").check()
+        page.get_by_role("button", name="Resolve selected").click()
+        expect(page.get_by_text("1 resolved")).to_be_visible()
+        expect(page.locator("tbody tr")).to_have_count(1)
+        page.locator("select[aria-label=Status]").select_option("resolved")
+        expect(page.locator("tbody tr")).to_have_count(3)
+
+        # the lab host counts what was suppressed; Settings lists and deletes the suppression
+        page.goto(url + "/#/hosts")
+        page.get_by_role("link", name="lab-01").click()
+        expect(page.get_by_text("1 finding(s) suppressed")).to_be_visible()
+        page.goto(url + "/#/settings")
+        row = page.locator("tr", has_text="process:xmrig")
+        expect(row).to_contain_text("crypto_miner")
+        expect(row).to_contain_text("any host")
+        row.scroll_into_view_if_needed()
+        shoot(page, "triage-settings")
+        row.get_by_role("button", name="Delete").click()
+        expect(page.get_by_text("No suppressions: make one from an incident")).to_be_visible()
+        r = httpx.get(f"{url}/api/v1/audit?action=suppression_deleted", headers=session)
+        assert r.json()["total"] == 1
+        context.close()
+    assert errors == [], errors

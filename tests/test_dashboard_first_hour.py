@@ -106,15 +106,16 @@ def test_first_hour_pages(browser: Browser, site: str) -> None:
     ingest(url, db, 0, hostname="db-01", add_ports=EXPOSED_PG)
     ingest(url, db, 1, hostname="db-01")  # db-01's database exposure resolves by itself
 
-    # incidents: open by default, the filter sent explicitly; "any status" shows the rest
+    # incidents: what needs attention by default, the filter sent explicitly; "any status"
+    # shows the rest
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url) if "/api/v1/incidents?" in r.url else None)
     page.goto(url + "/#/incidents")
-    expect(page.get_by_label("Status")).to_have_value("open")
+    expect(page.get_by_label("Status")).to_have_value("active")
     rows = page.locator(".split tbody tr")
     expect(rows.first).to_contain_text("web-01")
     expect(page.locator(".split tbody")).not_to_contain_text("db-01")
-    assert any("status=open" in r for r in requests), requests
+    assert any("status=active" in r for r in requests), requests
     assert _times_have_iso_titles(page) >= 1
     rows.filter(has_text="Database exposed").first.click()
     detail = page.locator(".detail")
@@ -127,11 +128,11 @@ def test_first_hour_pages(browser: Browser, site: str) -> None:
     _times_have_iso_titles(page)  # list, detail, history
     shoot(page, "fh-incident-open")
 
-    page.get_by_label("Status").select_option("any")
-    expect(page).to_have_url(re.compile(r"status=any"))
+    page.get_by_label("Status").select_option("all")
+    expect(page).to_have_url(re.compile(r"status=all"))
     resolved = page.locator(".split tbody tr", has_text="db-01")
     expect(resolved).to_have_count(1)
-    assert not re.search(r"status=any", requests[-1])  # "any" is no filter at all
+    assert "status=all" in requests[-1]
     resolved.click()
     expect(detail.locator("dt", has_text="resolved_by")).to_be_visible()
     expect(detail.locator("dt", has_text="resolved_by").locator("+ dd")).to_have_text("auto")

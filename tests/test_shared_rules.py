@@ -33,7 +33,7 @@ SILENT_1MIN_LOW = {
 
 
 def _incidents(client: TestClient[Any], session: dict[str, str]) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = client.get("/api/v1/incidents", headers=session).json()["items"]
+    items: list[dict[str, Any]] = client.get("/api/v1/incidents?status=all", headers=session).json()["items"]
     return items
 
 
@@ -210,7 +210,8 @@ def test_upgrade_from_schema_7_does_not_reopen_a_current_silence(
     conn = sqlite3.connect(settings.db_path)  # back to schema 7, as that release left it
     conn.executescript(
         "DROP TABLE silent_timers; DROP INDEX hosts_by_seen;"
-        " ALTER TABLE invariants DROP COLUMN status_reason; PRAGMA user_version = 7;"
+        " ALTER TABLE invariants DROP COLUMN status_reason; DROP TABLE suppressions;"
+        " ALTER TABLE hosts DROP COLUMN suppressed; PRAGMA user_version = 7;"
     )
     conn.close()
     clock.advance(minutes=5)

@@ -38,6 +38,7 @@ from kefal_lite.api import (
 )
 from kefal_lite.api import billing as billing_api
 from kefal_lite.api import metrics as metrics_api
+from kefal_lite.api import triage as triage_api
 from kefal_lite.api.deps import services
 from kefal_lite.api.docs import LocalSwagger
 from kefal_lite.api.validation import loc_from_path
@@ -216,6 +217,7 @@ def create_app(
             *ingest.handlers,
             *incidents.handlers,
             *hosts.handlers,
+            *triage_api.handlers,
             *graph.handlers,
             *invariants.handlers,
             *admin.handlers,

@@ -66,6 +66,19 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     retention_days: Positive = 7
     agents_silent_minutes: Positive = 10
 
+    # A host learns its normal (ports, processes, peers, accounts) until both have passed:
+    # this many minutes on the server's clock since its first snapshot, and this many
+    # snapshots. 0 minutes leaves only the count (replays, tests).
+    detection_learning_minutes: Annotated[int, msgspec.Meta(ge=0, le=525_600)] = 1440
+    detection_learning_snapshots: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 3
+    # Consecutive snapshots a novel value must appear in before it raises an incident.
+    detection_novelty_persistence: Annotated[int, msgspec.Meta(ge=1, le=100)] = 2
+    # A baseline value not seen for this many days (up to twice as many) is forgotten.
+    detection_baseline_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
+    # More process names whose disappearance is an incident (logging, audit, EDR agents),
+    # added to the core pack's list. In the environment: comma-separated.
+    detection_guarded_processes: list[str] = []
+
     # Mode 1: generate a remediation as soon as an incident opens. Off: only on demand
     # (POST /api/v1/incidents/{id}/remediate, Mode 2).
     remediation_auto: bool = True
@@ -150,12 +163,18 @@ def _flatten_toml(doc: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+_LIST_FIELDS = frozenset({"detection_guarded_processes"})
+
+
 def _from_env(environ: dict[str, str]) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         name: environ[ENV_PREFIX + name.upper()]
         for name in FIELDS
         if ENV_PREFIX + name.upper() in environ
     }
+    for name in _LIST_FIELDS & out.keys():
+        out[name] = [x.strip() for x in out[name].split(",") if x.strip()]
+    return out
 
 
 def load(

@@ -9,14 +9,18 @@ relearning them) and is replaced only after its commit.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from kefal_lite import snapshot as wire
 from kefal_lite.clock import Clock, iso
 from kefal_lite.detect import state as host_state
 from kefal_lite.detect.engine import evaluate, still_violated
 from kefal_lite.detect.model import Finding, Invariant
+from kefal_lite.detect.triage import split
 from kefal_lite.ids import new_id
 from kefal_lite.rules import Rules
 from kefal_lite.scrub import scrub_snapshot
@@ -25,6 +29,9 @@ from kefal_lite.store.agents import AgentIdentity
 from kefal_lite.store.db import Database
 from kefal_lite.store.incidents import Changes, NewFinding
 from kefal_lite.store.ingest import SnapshotWrite, commit_snapshot
+from kefal_lite.triage import SuppressionCache
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -51,6 +58,7 @@ class Ingestor:
         self._auto_remediate = auto_remediate
         self._hosts: dict[str, _Host] = {}  # by agent id
         self._by_host_id: dict[str, _Host] = {}
+        self.suppressions = SuppressionCache(db)
 
     async def _host(self, ident: AgentIdentity) -> _Host:
         memo = self._hosts.get(ident.agent_id)
@@ -90,6 +98,9 @@ class Ingestor:
             catalog = self._rules.catalog
             now = self._clock.now()
             findings, new_state = evaluate(snap, memo.state, catalog, now)
+            # Most snapshots find nothing: then not even the cache is consulted.
+            rules = await self.suppressions.rules(ident.user_id) if findings else ()
+            quiet = split(findings, rules, memo.host_id, now)
             verdicts = [
                 (iid, still_violated(catalog, inv, subject, snap, memo.state, now))
                 for iid, (inv, subject) in memo.awaiting.items()
@@ -108,16 +119,35 @@ class Ingestor:
                 taken_at=iso(snap.timestamp),
                 body=raw,
                 state=host_state.dumps(new_state),
-                findings=[_incident_facts(catalog.by_id, f) for f in findings],
+                findings=[_incident_facts(catalog.by_id, f) for f in quiet.kept],
                 auto_resolve=catalog.auto_resolve,
                 auto_remediate=self._auto_remediate,
                 verdicts=verdicts,
+                suppressed=quiet.hits,
+                held=quiet.held,
             )
             changes = await self._db.write(commit_snapshot, write)
             memo.state = new_state
             for iid, _ in verdicts:
                 memo.awaiting.pop(iid, None)
         return Accepted(snapshot_id, memo.host_id, changes)
+
+    async def change_state(
+        self,
+        user_id: str,
+        agent_id: str,
+        change: Callable[[host_state.HostState], host_state.HostState],
+        commit: Callable[[sqlite3.Connection, bytes], T],
+    ) -> T:
+        """Change a host's engine state outside an ingest: under the host's lock, so no
+        snapshot evaluates against the old state meanwhile; `commit` writes the new state
+        (with whatever goes with it) in one transaction, and the resident copy follows."""
+        memo = await self._host(AgentIdentity(agent_id=agent_id, user_id=user_id))
+        async with memo.lock:
+            new_state = change(memo.state)
+            result = await self._db.write(commit, host_state.dumps(new_state))
+            memo.state = new_state
+        return result
 
 
 def _incident_facts(by_id: dict[str, Invariant], finding: Finding) -> NewFinding:

@@ -24,7 +24,7 @@ from kefal_lite.monitor import Monitor
 from kefal_lite.notify import Notifier
 from kefal_lite.remediate.llm import LlmProvider
 from kefal_lite.remediate.service import Remediator
-from kefal_lite.rules import Rules
+from kefal_lite.rules import Rules, detection_settings
 from kefal_lite.security import SecretBox
 from kefal_lite.store import users
 from kefal_lite.store.db import Database
@@ -76,7 +76,11 @@ async def build(
     tokens = AgentTokenCache(db)
     mailer = Mailer(settings, db, clock)
     accounts = Accounts(settings, db, clock, SecretBox(secret), tokens, issue_session, mailer.kick)
-    rules = Rules(settings.agents_silent_minutes)
+    rules = Rules(
+        settings.agents_silent_minutes,
+        detection_settings(settings),
+        settings.detection_guarded_processes,
+    )
     llm = llm_provider(settings)
     community = Community(db, clock, rules, llm)
     await community.withdraw_forbidden()

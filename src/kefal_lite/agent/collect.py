@@ -32,6 +32,7 @@ from kefal_lite.snapshot import (
     ListeningPort,
     LocalUser,
     Process,
+    Protocol,
     Snapshot,
 )
 
@@ -168,7 +169,7 @@ class Collector:
         listening: dict[tuple[int, str, str], ListeningPort] = {}
         established: list[Connection] = []
         for c in conns:
-            proto = "tcp" if c.type == socket.SOCK_STREAM else "udp"
+            proto: Protocol = "tcp" if c.type == socket.SOCK_STREAM else "udp"
             if not c.laddr:
                 continue
             owner = names.get(c.pid) if c.pid else None
@@ -183,7 +184,7 @@ class Collector:
             elif proto == "tcp" and c.status == psutil.CONN_ESTABLISHED and c.raddr:
                 established.append(Connection(
                     remote_address=c.raddr.ip[:64], remote_port=c.raddr.port, protocol=proto,
-                    local_port=c.laddr.port, process=owner, state="ESTABLISHED",
+                    local_port=c.laddr.port, process=owner, state="ESTABLISHED", pid=c.pid,
                 ))  # fmt: skip
         if any(lp.process is None for lp in listening.values()):
             self._warn_once("the owners of some listening sockets", "other users' processes")

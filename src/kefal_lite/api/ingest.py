@@ -13,8 +13,15 @@ from litestar.status_codes import HTTP_200_OK
 from kefal_lite import metrics, snapshot
 from kefal_lite.api.deps import Svc
 from kefal_lite.api.docs import body_of
-from kefal_lite.api.validation import decode_json
-from kefal_lite.errors import ApiError, Forbidden, PaymentRequired, Unauthorized
+from kefal_lite.api.validation import items_from_msgspec
+from kefal_lite.errors import (
+    ApiError,
+    Forbidden,
+    PaymentRequired,
+    Unauthorized,
+    ValidationFailed,
+    validation_item,
+)
 from kefal_lite.security import constant_time_equal
 from kefal_lite.services import Services
 from kefal_lite.store.db import DatabaseBusy
@@ -76,7 +83,16 @@ async def _ingest(request: Request[Any, Any, Any], svc: Svc) -> IngestAccepted:
         raise Unauthorized("invalid or revoked agent token; enroll the agent again")
     # Decoded straight from the bytes with the one prebuilt Decoder.
     raw = await request.body()
-    snap = decode_json(raw, snapshot.Snapshot, snapshot.DECODER)
+    try:
+        decoded = snapshot.DECODER.decode(raw)
+        snap = snapshot.clean(decoded, raw)  # no control character gets past here
+    except msgspec.DecodeError as exc:
+        raise ValidationFailed(items_from_msgspec(exc)) from None
+    if snap is not decoded:  # stored as accepted: the sanitised text, not the controls
+        raw = snapshot.encode(snap)
+    bad_times = snapshot.time_errors(snap, svc.clock.now())
+    if bad_times:
+        raise ValidationFailed([validation_item(["body", name], msg) for name, msg in bad_times])
     if not constant_time_equal(snap.agent_id, agent.agent_id):
         raise Forbidden("agent_id in the snapshot is not the agent this token belongs to")
     if not await svc.billing.may_ingest(agent.user_id):

@@ -1,13 +1,18 @@
 """Three concrete actions per incident, with the exact commands for the host's OS.
 
-Every value taken from evidence (process names, paths, users, addresses) came
-from the monitored host and may be hostile, so it is quoted for the shell it
-lands in before a person copies the command: a process named `x; rm -rf /`
-must stay a string.
+Every value taken from evidence or the subject (process names, paths, users,
+ports, protocols) came from the monitored host and may be hostile, and people
+paste these commands into root shells. So every interpolated value goes through
+exactly one exit: `sh()` for POSIX shells, `ps()` for PowerShell (both via
+`Ctx.q`), or `num()` for numbers, which are rendered only as validated ints.
+Home directories come from `getent passwd`, never `~user` (tilde expansion runs
+before quoting could help), and `#` comments carry no host text: a comment ends
+at the first newline and whatever follows runs.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,10 +50,7 @@ class Ctx:
 
     def q(self, value: Any) -> str:
         """Quote for this host's shell (PowerShell on Windows, POSIX sh elsewhere)."""
-        text = str(value)
-        if self.windows:
-            return "'" + text.replace("'", "''") + "'"
-        return shlex.quote(text)
+        return ps(value) if self.windows else sh(value)
 
     # subject parts, for evidence-less kinds
     @property
@@ -59,16 +61,64 @@ class Ctx:
 Template = Callable[[Ctx], list[Action]]
 
 
+# --- the only ways a host value enters a command -------------------------------------
+
+# Controls are editing keys to a terminal (a pasted ^U erases the line typed so far, CR
+# runs it), and bidirectional overrides make a command read differently than it runs.
+# The wire contract refuses controls at decode; this is the last line for evidence
+# stored before that, or built by code that forgot.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# PowerShell ends a single-quoted string on any of these, not only on the ASCII one.
+_PS_QUOTES = re.compile("(['\u2018\u2019\u201a\u201b])")
+
+
+def visible(value: Any) -> str:
+    return _UNSAFE.sub("\ufffd", str(value))
+
+
+def sh(value: Any) -> str:
+    """One POSIX shell word holding exactly `value` (controls made visible)."""
+    return shlex.quote(visible(value))
+
+
+def ps(value: Any) -> str:
+    """One PowerShell single-quoted string holding exactly `value` (controls made visible)."""
+    return "'" + _PS_QUOTES.sub(r"\1\1", visible(value)) + "'"
+
+
+def num(value: Any, lo: int = 0, hi: int = 2**31) -> int | None:
+    """`value` as an int in [lo, hi] if it is one (or all ASCII digits), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
+        value = int(value)
+    return value if isinstance(value, int) and lo <= value <= hi else None
+
+
+def proto_of(value: Any) -> str:
+    """The firewall protocol for a wire protocol: only tcp or udp ever reach a command."""
+    return "udp" if value in ("udp", "udp6") else "tcp"
+
+
+def home_of(c: Ctx, user: Any) -> str:
+    """Shell text that sets HOME_DIR to `user`'s home, from the passwd database."""
+    if visible(user) == "root":
+        return "HOME_DIR=/root"
+    return f"HOME_DIR=$(getent passwd {c.q(user)} | cut -d: -f6) && test -n \"$HOME_DIR\""
+
+
 # --- building blocks ---------------------------------------------------------------
 
 
 def _port(c: Ctx) -> tuple[int, str]:
-    port = c.get("port")
-    proto = c.get("protocol") or "tcp"
+    port, proto = c.get("port"), c.get("protocol")
     if port is None:  # novelty: subject port:8081/tcp
-        number, _, proto = c.subject_value.partition("/")
-        port = int(number) if number.isdigit() else 0
-    return int(port), proto or "tcp"
+        port, _, proto = c.subject_value.partition("/")
+    return num(port, 0, 65535) or 0, proto_of(proto)
+
+
+def _pid(c: Ctx) -> int | None:
+    return num(c.get("pid"), 1)
 
 
 def listen_check(c: Ctx, port: int, proto: str = "tcp") -> Action:
@@ -113,7 +163,7 @@ def firewall_block(c: Ctx, port: int, proto: str = "tcp", allow_from: str | None
 
 
 def inspect_process(c: Ctx) -> Action:
-    pid, exe, name = c.get("pid"), c.get("exe"), c.get("name") or c.subject_value
+    pid, exe, name = _pid(c), c.get("exe"), c.get("name") or c.subject_value
     if c.windows:
         cmds = [
             f"Get-Process -Id {pid} | Format-List *"
@@ -124,7 +174,7 @@ def inspect_process(c: Ctx) -> Action:
             else "Get-CimInstance Win32_Process | Select ProcessId,Name,CommandLine",
         ]
     else:
-        target = str(pid) if pid else f"$(pgrep -x {c.q(name)} | head -1)"
+        target = str(pid) if pid else f"$(pgrep -x -- {c.q(name)} | head -1)"
         cmds = [
             f"ps -o pid,ppid,user,lstart,args -p {target}",
             f"sudo ls -l /proc/{target}/exe /proc/{target}/cwd"
@@ -134,8 +184,8 @@ def inspect_process(c: Ctx) -> Action:
         if exe:
             clean = str(exe).removesuffix(" (deleted)")
             cmds.append(
-                f"sudo sha256sum {c.q(clean)} && sudo mkdir -p /root/kefal-quarantine && "
-                f"sudo cp {c.q(clean)} /root/kefal-quarantine/"
+                f"sudo sha256sum -- {c.q(clean)} && sudo mkdir -p /root/kefal-quarantine && "
+                f"sudo cp -- {c.q(clean)} /root/kefal-quarantine/"
             )
     return Action(f"Inspect {name} before touching it", cmds,
                   "Record who started it, from where, and keep a copy of the binary: killing it"
@@ -143,7 +193,7 @@ def inspect_process(c: Ctx) -> Action:
 
 
 def stop_process(c: Ctx) -> Action:
-    pid, name = c.get("pid"), c.get("name") or c.subject_value
+    pid, name = _pid(c), c.get("name") or c.subject_value
     if c.windows:
         cmd = f"Stop-Process -Id {pid} -Force" if pid else f"Stop-Process -Name {c.q(name)} -Force"
         cmds = [cmd]
@@ -151,13 +201,13 @@ def stop_process(c: Ctx) -> Action:
         cmds = [
             f"sudo kill -STOP {pid} && sudo kill -KILL {pid}"
             if pid
-            else f"sudo pkill -KILL -x {c.q(name)}"
+            else f"sudo pkill -KILL -x -- {c.q(name)}"
         ]
         if not c.macos:
             cmds.append(
                 f"systemctl status {pid} 2>/dev/null | head -3  # which unit owned it"
                 if pid
-                else f"systemctl list-units --all | grep -i {c.q(name)}"
+                else f"systemctl list-units --all | grep -iF -e {c.q(name)}"
             )
     return Action(f"Stop {name}", cmds,
                   "Ends what is running now; the next snapshot shows whether it came back.")  # fmt: skip
@@ -173,13 +223,13 @@ def hunt_persistence(c: Ctx, needle: str) -> Action:
         ]
     elif c.macos:
         cmds = [
-            f"sudo grep -rl {n} /Library/LaunchDaemons /Library/LaunchAgents ~/Library/LaunchAgents 2>/dev/null",
-            f"crontab -l | grep -n {n}",
+            f"sudo grep -rlF -e {n} /Library/LaunchDaemons /Library/LaunchAgents ~/Library/LaunchAgents 2>/dev/null",
+            f"crontab -l | grep -nF -e {n}",
         ]
     else:
         cmds = [
-            f"sudo grep -rl {n} /etc/systemd /lib/systemd/system /etc/cron* /var/spool/cron /etc/rc.local ~/.config/systemd 2>/dev/null",
-            f'for u in $(cut -d: -f1 /etc/passwd); do sudo crontab -l -u "$u" 2>/dev/null | grep -n {n} && echo "^ $u"; done',
+            f"sudo grep -rlF -e {n} /etc/systemd /lib/systemd/system /etc/cron* /var/spool/cron /etc/rc.local ~/.config/systemd 2>/dev/null",
+            f'for u in $(cut -d: -f1 /etc/passwd); do sudo crontab -l -u "$u" 2>/dev/null | grep -nF -e {n} && echo "^ $u"; done',
             "sudo systemctl list-timers --all",
         ]
     return Action("Find how it starts again and remove it", cmds,
@@ -195,8 +245,8 @@ def lock_account(c: Ctx, user: str) -> Action:
         cmds = [f"sudo pwpolicy -u {u} disableuser", f"sudo pkill -KILL -u {u}"]
     else:
         cmds = [
-            f"sudo usermod --lock --expiredate 1 {u}",
-            f"sudo usermod --shell /usr/sbin/nologin {u}",
+            f"sudo usermod --lock --expiredate 1 -- {u}",
+            f"sudo usermod --shell /usr/sbin/nologin -- {u}",
             f"sudo pkill -KILL -u {u}",
         ]
     return Action(f"Lock {user} and end its sessions", cmds,
@@ -274,7 +324,9 @@ def database_exposed(c: Ctx) -> list[Action]:
         port, (c.get("process") or "the service", [], "bind address")
     )
     if c.windows or c.macos or not cmds:
-        cmds = [f"# set {setting} to 127.0.0.1 in {name}'s configuration, then restart it"]
+        # the name may be the host's process name: it goes in the title, never a comment
+        cmds = [f"# set {setting if port in _DB_BIND else 'the bind address'} to 127.0.0.1 in"
+                " the service's configuration, then restart it"]
     rebind = Action(f"Make {name} listen on localhost only", cmds,
                     f"{name} on {c.get('address') or 'all interfaces'} answers anyone who can reach"
                     " the host; applications on the same machine only need 127.0.0.1.")  # fmt: skip
@@ -313,8 +365,9 @@ def cleartext_remote_access(c: Ctx) -> list[Action]:
     port, proto = _port(c)
     svc = c.get("process") or "the service"
     stop = Action(f"Stop and disable {svc}", [
-        f"sudo systemctl list-units --all | grep -iE {c.q(svc)}'|telnet|ftp|rsh|rlogin|tftp|inetd'",
-        f"sudo systemctl disable --now {c.q(svc)}",
+        "sudo systemctl list-units --all | grep -iE 'telnet|ftp|rsh|rlogin|tftp|inetd'",
+        f"sudo systemctl list-units --all | grep -iF -e {c.q(svc)}",
+        f"sudo systemctl disable --now -- {c.q(svc)}",
         "sudo systemctl disable --now inetd.service xinetd.service telnet.socket tftpd-hpa 2>/dev/null; true",
     ] if not c.windows else [f"Stop-Service -Name {c.q(svc)} -Force; Set-Service -Name {c.q(svc)} -StartupType Disabled"],
         "Telnet, FTP, r-services and TFTP send passwords and data unencrypted over the network.")  # fmt: skip
@@ -356,8 +409,8 @@ def ssh_port_masquerade(c: Ctx) -> list[Action]:
 def database_running_as_root(c: Ctx) -> list[Action]:
     name = c.get("name") or c.subject_value
     return [
-        Action(f"Find how {name} is started", [f"systemctl status $(pgrep -x {c.q(name)} | head -1) | head -3",
-                                              f"systemctl cat $(systemctl status $(pgrep -x {c.q(name)} | head -1) | awk 'NR==1{{print $2}}')"],
+        Action(f"Find how {name} is started", [f"systemctl status $(pgrep -x -- {c.q(name)} | head -1) | head -3",
+                                              f"systemctl cat $(systemctl status $(pgrep -x -- {c.q(name)} | head -1) | awk 'NR==1{{print $2}}')"],
                "The unit file decides the user; a database started by hand as root does not survive the fix."),
         Action(f"Run {name} as its own unprivileged user", [
             "sudo systemctl edit <unit>   # add: [Service] User=<db-user> Group=<db-group>",
@@ -379,20 +432,20 @@ def uid0_duplicate(c: Ctx) -> list[Action]:
     user = c.get("user") or c.subject_value
     return [
         Action(f"Look at {user}'s entry and history", [f"getent passwd {c.q(user)}", "sudo awk -F: '$3 == 0' /etc/passwd",
-                                                      f"sudo grep -n {c.q(user)} /var/log/auth.log* | tail -20"],
+                                                      f"sudo grep -nF -e {c.q(user)} /var/log/auth.log* | tail -20"],
                "A second uid 0 account is a classic backdoor: find when it was added and by whom."),
         lock_account(c, user),
-        Action(f"Remove {user} (or give it a normal uid)", [f"sudo userdel {c.q(user)}",
-                                                           f"# or: sudo usermod -o -u <free-uid> {c.q(user)}"],
-               "Only root should have uid 0; the next snapshot confirms the account is gone."),
+        Action(f"Remove {user} (or give it a normal uid)", [f"sudo userdel -- {c.q(user)}"],
+               "Only root should have uid 0; the next snapshot confirms the account is gone (to keep"
+               " the account instead, give it a free uid with `usermod -o -u`)."),
     ]  # fmt: skip
 
 
 def admin_account(c: Ctx) -> list[Action]:
     user = c.get("value") or c.subject_value
     return [
-        Action(f"Check why {user} has admin rights", [f"id {c.q(user)}", "getent group sudo wheel admin",
-                                                     f"sudo grep -n {c.q(user)} /etc/sudoers /etc/sudoers.d/* 2>/dev/null"],
+        Action(f"Check why {user} has admin rights", [f"id -- {c.q(user)}", "getent group sudo wheel admin",
+                                                     f"sudo grep -nF -e {c.q(user)} /etc/sudoers /etc/sudoers.d/* 2>/dev/null"],
                "New administrators should come from a change you know about."),
         Action("Take the rights away if nobody asked for them", [f"sudo gpasswd -d {c.q(user)} sudo",
                                                                  f"sudo gpasswd -d {c.q(user)} wheel"],
@@ -416,21 +469,26 @@ def root_login(c: Ctx) -> list[Action]:
 def login_user(c: Ctx) -> list[Action]:
     user = c.get("user") or c.subject_value
     return [review_logins(c, user), lock_account(c, user),
-            Action("Rotate what the account could reach", [f"sudo passwd {c.q(user)}",
-                   f"sudo truncate -s 0 ~{user}/.ssh/authorized_keys  # after review"],
+            Action("Rotate what the account could reach", [f"sudo passwd -- {c.q(user)}",
+                   home_of(c, user),
+                   'sudo truncate -s 0 "$HOME_DIR/.ssh/authorized_keys"  # after review'],
                    "If the login was not expected, its password and keys must be considered known.")]  # fmt: skip
 
 
 def authorized_key(c: Ctx) -> list[Action]:
     user, fp = c.get("user") or "", c.get("fingerprint") or ""
-    home = "/root" if user == "root" else f"~{user}"
-    keys = f"{home}/.ssh/authorized_keys"
+    if not user and ":" in c.subject_value:  # subject key:user:fingerprint
+        user, _, fp = c.subject_value.partition(":")
+    keys = '"$HOME_DIR/.ssh/authorized_keys"'
+    comment = c.get("comment")
     return [
-        Action(f"Find the key {fp}", [f"sudo ssh-keygen -lf {keys}", f"sudo grep -n {c.q(str(c.get('comment') or ''))} {keys}"],
+        Action(f"Find the key {fp}", [home_of(c, user), f"sudo ssh-keygen -lf {keys}"]
+               + ([f"sudo grep -nF -e {c.q(comment)} {keys}"] if comment else []),
                "The fingerprint identifies the exact line; its comment often says whose key it is."),
         Action("Remove the line if nobody added it on purpose", [
-            f"sudo cp {keys} {keys}.bak.$(date +%s)",
-            f"sudo ssh-keygen -lf {keys} | grep -n {c.q(fp)}   # note the line number N",
+            home_of(c, user),
+            f'sudo cp {keys} "$HOME_DIR/.ssh/authorized_keys.bak.$(date +%s)"',
+            f"sudo ssh-keygen -lf {keys} | grep -nF -e {c.q(fp)}   # note the line number N",
             f"sudo sed -i 'Nd' {keys}   # N from the previous command",
         ], "A planted key survives password changes; removing the line is what closes the door."),
         review_logins(c, user),
@@ -441,7 +499,7 @@ def system_account_login(c: Ctx) -> list[Action]:
     user = c.get("user") or c.subject_value
     return [
         review_logins(c, user),
-        Action(f"Give {user} no login shell", [f"sudo usermod --shell /usr/sbin/nologin {c.q(user)}",
+        Action(f"Give {user} no login shell", [f"sudo usermod --shell /usr/sbin/nologin -- {c.q(user)}",
                                               f"sudo pkill -KILL -u {c.q(user)}"],
                "Service accounts run daemons; an interactive session as one usually means an exploited service."),
         Action("Check the service behind it", [f"ps -o pid,args -u {c.q(user)}",
@@ -465,7 +523,7 @@ def new_port(c: Ctx) -> list[Action]:
 def new_process_generic(c: Ctx) -> list[Action]:
     name = c.get("value") or c.get("name") or c.subject_value
     owner = Action(f"Check which package {name} belongs to", [
-        f"command -v {c.q(name)} && dpkg -S \"$(readlink -f \"$(command -v {c.q(name)})\")\" 2>/dev/null"
+        f"command -v -- {c.q(name)} && dpkg -S \"$(readlink -f \"$(command -v {c.q(name)})\")\" 2>/dev/null"
         f" || rpm -qf \"$(readlink -f \"$(command -v {c.q(name)})\")\"",
         f"ps -o pid,ppid,user,lstart,args -C {c.q(name)}",
     ], "Software from a package you installed is usually fine; an unowned binary is not.")  # fmt: skip
@@ -474,7 +532,8 @@ def new_process_generic(c: Ctx) -> list[Action]:
 
 def outbound(c: Ctx) -> list[Action]:
     value = str(c.get("value") or c.subject_value)
-    process, _, port = value.rpartition(":")
+    process, _, number = value.rpartition(":")
+    port = num(number, 0, 65535) or 0
     return [
         Action(f"See where {process} connects on port {port}", [f"sudo ss -tnp 'dport = :{port}'"],
                "The remote address tells whether this is an update server, a new integration, or a C2 server."),
@@ -489,7 +548,7 @@ def outbound(c: Ctx) -> list[Action]:
 def agent_silent(c: Ctx) -> list[Action]:
     host = c.get("hostname") or "the host"
     return [
-        Action(f"Check that {host} is up and reachable", [f"ping -c 3 {c.q(host)}", f"ssh {c.q(host)} uptime"],
+        Action(f"Check that {host} is up and reachable", [f"ping -c 3 -- {c.q(host)}", f"ssh -- {c.q(host)} uptime"],
                "A silent agent is either a host that is down or an agent that was stopped."),
         Action("Check the agent service", ["sudo systemctl status kefal-lite-agent",
                                            "sudo journalctl -u kefal-lite-agent --since -1h | tail -50",
@@ -537,10 +596,10 @@ def host_rebooted(c: Ctx) -> list[Action]:
         Action("See why it rebooted", ["last -x reboot shutdown | head -5", "journalctl --list-boots | tail -3",
                                        "sudo journalctl -b -1 -p err | tail -30"],
                "A reboot nobody planned can be a crash, a power cut, or someone loading a new kernel."),
-        Action("Check the kernel that is running now", ["uname -r", "ls -lt /boot | head"]
-               + (["# kernel changed from " + str(c.get("previous_kernel")) + " to " + str(c.get("kernel"))]
-                  if c.get("kernel_changed") else []),
-               "A kernel change should match a package update you know about."),
+        Action("Check the kernel that is running now", ["uname -r", "ls -lt /boot | head"],
+               "A kernel change should match a package update you know about"
+               + (f" (it changed from {visible(c.get('previous_kernel'))} to {visible(c.get('kernel'))})."
+                  if c.get("kernel_changed") else ".")),
         Action("Confirm services came back", ["systemctl --failed"],
                "After a reboot, failed units are services that are silently down."),
     ]  # fmt: skip
@@ -568,7 +627,7 @@ def high_cpu(c: Ctx) -> list[Action]:
     return [
         Action(f"See what {name} is doing", ["top -b -n 1 -o %CPU | head -15", f"ps -o pid,user,etime,args -C {c.q(name)}"],
                "Hours at full CPU is either a runaway job or a miner under an innocent name."),
-        Action("Cap it while you investigate", [f"sudo renice 19 -p $(pgrep -x {c.q(name)})",
+        Action("Cap it while you investigate", [f"sudo renice 19 -p $(pgrep -x -- {c.q(name)})",
                                                "sudo systemctl set-property <unit> CPUQuota=50%"],
                "Keeps the host responsive without losing the process state."),
         stop_process(c),
@@ -681,3 +740,11 @@ def render(invariant: Invariant, subject: str, evidence: dict[str, Any], os: str
     actions = template(ctx)
     assert len(actions) == 3, invariant.id
     return actions
+
+
+# The core pack's kinds and fields (detect/packs.py), on the generic templates.
+BY_KIND.update({kind: malicious_process for kind in (
+    p.ProcessExeSuspicious, p.ProcessNameMismatch, p.ProcessOutbound, p.ProcessParentIn,
+    p.CpuWithConnection, p.ProcessCmdlineAll, p.DestructiveCommand)})  # fmt: skip
+_NOVEL_BY_FIELD.update(dict.fromkeys(("accounts", "login_accounts", "privileged_accounts"),
+                                     login_user))  # fmt: skip

@@ -88,6 +88,8 @@ def queue(conn: sqlite3.Connection, *, user_id: str, host_id: str, event: str,
         if recent >= FLAP_LIMIT:
             return 0
         conn.execute("INSERT INTO host_notices (host_id, at) VALUES (?, ?)", (host_id, now))
+    elif RANK.get(severity, 0) < RANK["medium"]:
+        return 0  # a low incident is a notice on the host's page (novelty alone), never a message
     queued = 0
     for channel_id, minimum in conn.execute(
         "SELECT id, min_severity FROM channels WHERE user_id = ?", (user_id,)

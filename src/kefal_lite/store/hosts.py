@@ -273,3 +273,15 @@ def list_page(
         [*params, limit, offset],
     ).fetchall()
     return [msgspec.convert(dict(zip(r.keys(), r, strict=True)), HostSummary) for r in rows], total
+
+
+def exists(conn: sqlite3.Connection, user_id: str, host_id: str) -> bool:
+    row = conn.execute("SELECT 1 FROM hosts WHERE id = ? AND user_id = ?", (host_id, user_id))
+    return row.fetchone() is not None
+
+
+def set_state(conn: sqlite3.Connection, user_id: str, host_id: str, state: bytes) -> None:
+    """Replace the engine state outside an ingest (a value accepted into the baseline)."""
+    conn.execute(
+        "UPDATE hosts SET state = ? WHERE id = ? AND user_id = ?", (state, host_id, user_id)
+    )

@@ -183,9 +183,11 @@ def apply_findings(
     auto_resolve: frozenset[str],
     now: str,
     auto_remediate: bool = False,
+    held: frozenset[tuple[str, str]] = frozenset(),
 ) -> Changes:
     """One snapshot's findings: repeats counted, new keys opened (unless dismissed), and
-    state-like incidents this snapshot no longer shows resolved."""
+    state-like incidents this snapshot no longer shows resolved. `held` keys were found but
+    suppressed: their incidents are neither counted nor resolved."""
     changes = Changes()
     active = {
         (r[1], r[2]): r[0]
@@ -195,7 +197,7 @@ def apply_findings(
             (host_id,),
         )
     }
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str]] = set(held)
     for f in findings:
         key = (f.invariant_id, f.subject)
         if key in seen:
@@ -241,9 +243,12 @@ def list_for_user(
     limit: int,
     offset: int,
 ) -> tuple[list[Incident], int]:
+    """`status`: one display status, "active" (open, acknowledged or stale), or None/"all"."""
     where = ["i.user_id = ?"]
     params: list[Any] = [user_id]
-    if status:
+    if status == "active":
+        where.append("i.status IN ('open', 'acknowledged')")
+    elif status and status != "all":
         where.append(f"{_DISPLAY_STATUS} = ?")
         params.append(status)
     if severity:
@@ -483,3 +488,26 @@ def record_verification(conn: sqlite3.Connection, incident_id: str, still_violat
             resolve(conn, incident_id, now, by="remediation", snapshot_id=snapshot_id)
             return "resolved"
     return verdict
+
+
+def resolve_manually(conn: sqlite3.Connection, user_id: str, incident_id: str, actor: str,
+                     now: str, *, by: str = "manual",
+                     detail: dict[str, Any] | None = None) -> str:  # fmt: skip
+    """A person resolves an open or acknowledged incident; returns its host id."""
+    row = conn.execute(
+        "SELECT status, host_id FROM incidents WHERE user_id = ? AND id = ?",
+        (user_id, incident_id),
+    ).fetchone()
+    if row is None:
+        raise NotFound("no such incident")
+    if row[0] not in ACTIVE:
+        raise Conflict(
+            f"only an open or acknowledged incident can be resolved; this one is {row[0]}"
+        )
+    conn.execute(
+        "UPDATE incidents SET status = 'resolved', resolved_at = ?, resolved_by = ?"
+        " WHERE user_id = ? AND id = ?",
+        (now, by, user_id, incident_id),
+    )
+    _event(conn, incident_id, now, actor, "resolved", {"by": by, **(detail or {})})
+    return str(row[1])

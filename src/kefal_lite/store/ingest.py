@@ -6,7 +6,7 @@ import sqlite3
 
 import msgspec
 
-from kefal_lite.store import channels, hosts, incidents, stats
+from kefal_lite.store import channels, hosts, incidents, stats, suppressions
 from kefal_lite.store.incidents import Changes, NewFinding
 
 
@@ -28,6 +28,9 @@ class SnapshotWrite(msgspec.Struct, frozen=True):
     auto_remediate: bool = False
     # (incident id, still violated) for remediations marked applied on this host
     verdicts: list[tuple[str, bool]] = []
+    # findings suppressions silenced: suppression id -> count, and their (invariant, subject)
+    suppressed: dict[str, int] = {}
+    held: frozenset[tuple[str, str]] = frozenset()
 
 
 def commit_snapshot(conn: sqlite3.Connection, w: SnapshotWrite) -> Changes:
@@ -75,7 +78,11 @@ def commit_snapshot(conn: sqlite3.Connection, w: SnapshotWrite) -> Changes:
         auto_resolve=w.auto_resolve,
         now=w.received_at,
         auto_remediate=w.auto_remediate,
+        held=w.held,
     )
+    if w.suppressed:
+        suppressions.record_hits(conn, user_id=w.user_id, host_id=w.host_id, hits=w.suppressed,
+                                 now=w.received_at)  # fmt: skip
     stats.bump(conn, day, "incidents", len(changes.opened))
     changes.resolved.extend(verified)
     channels.queue_changes(conn, user_id=w.user_id, host_id=w.host_id, opened=changes.opened,

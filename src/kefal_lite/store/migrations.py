@@ -261,6 +261,25 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX hosts_by_seen ON hosts(last_seen_at);
     ALTER TABLE invariants ADD COLUMN status_reason TEXT;
     """,
+    # 9: suppressions (findings that open no incident), and per-host suppressed counts
+    """
+    CREATE TABLE suppressions (
+        id           TEXT PRIMARY KEY,
+        user_id      TEXT NOT NULL REFERENCES users(id),
+        invariant_id TEXT,
+        host_id      TEXT,
+        subject_glob TEXT,
+        reason       TEXT NOT NULL,
+        expires_at   TEXT,
+        created_by   TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        hits         INTEGER NOT NULL DEFAULT 0,
+        last_hit_at  TEXT,
+        CHECK (invariant_id IS NOT NULL OR host_id IS NOT NULL OR subject_glob IS NOT NULL)
+    );
+    CREATE INDEX suppressions_by_user ON suppressions(user_id, created_at);
+    ALTER TABLE hosts ADD COLUMN suppressed INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 

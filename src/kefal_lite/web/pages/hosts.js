@@ -39,7 +39,11 @@ export async function hostPage(ctx, main, hostId) {
     clear(head,
       h("h1", {}, host.hostname, " ", badge(host.status)),
       h("p", { class: "muted" }, `${snap.os || ""} ${snap.kernel || ""} · agent ${snap.agent_version || "?"} · last seen `, ago(host.last_seen_at), " · ",
-        h("a", { href: `#/graph?host=${encodeURIComponent(host.host_id)}` }, "graph")));
+        h("a", { href: `#/graph?host=${encodeURIComponent(host.host_id)}` }, "graph"),
+        host.suppressed ? [" · ", h("a", { href: "#/settings", class: "suppressed" }, `${host.suppressed} finding(s) suppressed`)] : null),
+      host.learning ? h("p", { class: "muted", "data-learning": "" },
+        "Learning what is normal on this host (", host.learning_until ? ["ends ", ago(host.learning_until)] : "until its first snapshots",
+        "): new ports, processes and peers are recorded, not alerted.") : null);
     clear(incidentsBox, table([
       { title: "Severity", value: (i) => i.severity, render: (i) => badge(i.severity) },
       { title: "Incident", value: (i) => i.title, render: (i) => h("a", { href: `#/incidents?id=${encodeURIComponent(i.id)}` }, i.title) },

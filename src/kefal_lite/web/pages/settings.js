@@ -57,6 +57,26 @@ export async function settingsPage(ctx, main) {
   const chSev = h("select", { "aria-label": "Minimum severity" }, ["high", "critical", "medium", "low"].map((x) => h("option", { value: x }, `${x} and above`)));
   const secretBox = h("div");
   await loadChannels();
+  // Suppressions are made from an incident ("not on this host" / "not anywhere").
+  const suppressionsBox = h("div");
+  const loadSuppressions = async () => {
+    const [list, topo] = await Promise.all([api("/api/v1/suppressions"), api("/api/v1/topology")]);
+    const names = new Map(topo.hosts.map((x) => [x.host_id, x.hostname]));
+    clear(suppressionsBox, table([
+      { title: "Rule", value: (s) => s.invariant_id || "any rule" },
+      { title: "Host", value: (s) => (s.host_id ? names.get(s.host_id) || s.host_id : "any host") },
+      { title: "Subject", value: (s) => s.subject_glob || "any", render: (s) => (s.subject_glob ? h("code", {}, s.subject_glob) : "any") },
+      { title: "Reason", value: (s) => s.reason },
+      { title: "Expires", value: (s) => s.expires_at || "never", render: (s) => (s.active ? (s.expires_at ? s.expires_at.replace("T", " ").slice(0, 16) : "never") : badge("expired", "status")) },
+      { title: "Suppressed", value: (s) => s.hits },
+      { title: "By", value: (s) => `${s.created_by}, ${when(s.created_at)}` },
+      { title: "", value: () => "", render: (s) => h("button", { type: "button", class: "danger", "aria-label": `Delete suppression: ${s.reason}`, onclick: async () => {
+        try { await api(`/api/v1/suppressions/${encodeURIComponent(s.id)}`, { method: "DELETE" }); toast("Suppression deleted"); loadSuppressions(); }
+        catch (err) { toast(err.message, true); }
+      } }, "Delete") },
+    ], list.items, { empty: "No suppressions: make one from an incident (\u201cNot on this host\u201d / \u201cNot anywhere\u201d)." }));
+  };
+  await loadSuppressions();
   const billing = await api("/api/v1/billing/status");
   let billingCard = null;
   if (billing.provider !== "noop") {
@@ -98,6 +118,7 @@ export async function settingsPage(ctx, main) {
         chName.value = ""; chUrl.value = ""; loadChannels();
       } catch (err) { toast(err.message, true); }
     } }, chName, chUrl, chSev, h("button", { type: "submit" }, "Add channel")), secretBox),
+    card("Suppressions", h("p", { class: "muted" }, "Findings these match open no incident; each is counted on its host."), suppressionsBox),
     billingCard,
     card("Sessions", h("p", {}, "Log out of this browser, or of every browser where you are logged in."),
       h("div", { class: "actions" },

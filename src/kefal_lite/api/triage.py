@@ -1,0 +1,168 @@
+"""Suppressions, bulk incident actions, manual resolve, accepting a novelty into the baseline."""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import delete, get, post
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from kefal_lite import triage
+from kefal_lite.api.deps import USER, CurrentUser, Svc, audit_entry, page
+from kefal_lite.api.incidents import _one
+from kefal_lite.clock import iso
+from kefal_lite.detect import state as host_state
+from kefal_lite.detect.triage import MAX_GLOB, novelty_value
+from kefal_lite.errors import Conflict, NotFound, ValidationFailed, validation_item
+from kefal_lite.ids import new_id
+from kefal_lite.store import audit, hosts, incidents, suppressions
+from kefal_lite.store.suppressions import Suppression
+
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Reason = Annotated[str, msgspec.Meta(max_length=1000)]
+
+
+class NewSuppression(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+    invariant_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+    host_id: Id | None = None
+    subject_glob: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_GLOB)] | None = None
+    expires_at: datetime | None = None
+    # the incident this was made from ("not on this host" / "not anywhere"): resolved by it
+    incident_id: Id | None = None
+
+
+class BulkBody(msgspec.Struct, forbid_unknown_fields=True):
+    ids: Annotated[list[Id], msgspec.Meta(min_length=1, max_length=triage.MAX_BULK)]
+    action: triage.BulkAction
+    reason: Reason | None = None
+
+
+class ResolveBody(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Reason | None = None
+
+
+def suppression_json(s: Suppression, now: str) -> dict[str, Any]:
+    out: dict[str, Any] = msgspec.to_builtins(s)
+    del out["user_id"]
+    out["active"] = s.expires_at is None or s.expires_at > now
+    return out
+
+
+def _invalid(field: str, msg: str) -> ValidationFailed:
+    return ValidationFailed([validation_item(["body", field], msg)])
+
+
+@get("/api/v1/suppressions", dependencies=USER)
+async def list_suppressions(user: CurrentUser, svc: Svc) -> dict[str, Any]:
+    """Oldest first; `active` is false once `expires_at` has passed (it matches nothing)."""
+    items = await svc.db.read(suppressions.list_for_user, user.id)
+    now = iso(svc.clock.now())
+    return page([suppression_json(s, now) for s in items], len(items))
+
+
+@post("/api/v1/suppressions", status_code=HTTP_201_CREATED, dependencies=USER)
+async def create_suppression(
+    data: JSONBody[NewSuppression], user: CurrentUser, svc: Svc
+) -> dict[str, Any]:
+    if data.invariant_id is None and data.host_id is None and data.subject_glob is None:
+        raise _invalid("invariant_id", "give at least one of invariant_id, host_id, subject_glob")
+    if not data.reason.strip():
+        raise _invalid("reason", "say why these findings are fine")
+    if data.subject_glob is not None and data.invariant_id is None and data.host_id is None \
+            and not data.subject_glob.strip("*"):  # fmt: skip
+        raise _invalid("subject_glob", "this would silence every finding on every host")
+    now = svc.clock.now()
+    if data.expires_at is not None and iso(data.expires_at) <= iso(now):
+        raise _invalid("expires_at", "is in the past")
+    if data.invariant_id is not None and svc.rules.invariant(data.invariant_id) is None:
+        raise NotFound("no such invariant")
+    s = Suppression(
+        id=new_id(),
+        user_id=user.id,
+        invariant_id=data.invariant_id,
+        host_id=data.host_id,
+        subject_glob=data.subject_glob,
+        reason=data.reason.strip(),
+        expires_at=iso(data.expires_at) if data.expires_at else None,
+        created_by=user.username,
+        created_at=iso(now),
+    )
+    entry = audit_entry(svc, user, "suppression_created", s.id, invariant_id=s.invariant_id,
+                        host_id=s.host_id, subject_glob=s.subject_glob, expires_at=s.expires_at,
+                        incident_id=data.incident_id)  # fmt: skip
+    await svc.db.write(triage.create_suppression, entry, s, data.incident_id)
+    svc.ingestor.suppressions.invalidate(user.id)
+    return suppression_json(s, iso(now))
+
+
+@delete("/api/v1/suppressions/{suppression_id:str}", status_code=HTTP_204_NO_CONTENT,
+        dependencies=USER)  # fmt: skip
+async def delete_suppression(suppression_id: FromPath[str], user: CurrentUser, svc: Svc) -> None:
+    entry = audit_entry(svc, user, "suppression_deleted", suppression_id)
+    await svc.db.write(audit.audited, entry, suppressions.delete, user.id, suppression_id)
+    svc.ingestor.suppressions.invalidate(user.id)
+
+
+@post("/api/v1/incidents/bulk", status_code=HTTP_200_OK, dependencies=USER)
+async def bulk(data: JSONBody[BulkBody], user: CurrentUser, svc: Svc) -> dict[str, Any]:
+    """One result per distinct id: `ok`, `not_found` (another tenant's too) or `conflict`."""
+    results = await svc.db.write(
+        triage.bulk, user_id=user.id, actor=user.username, ids=data.ids, action=data.action,
+        reason=data.reason, now=iso(svc.clock.now()),
+    )  # fmt: skip
+    return {"results": results, "ok": sum(r["result"] == "ok" for r in results)}
+
+
+@post("/api/v1/incidents/{incident_id:str}/resolve", status_code=HTTP_200_OK, dependencies=USER)
+async def resolve(
+    incident_id: FromPath[str], user: CurrentUser, svc: Svc,
+    data: JSONBody[ResolveBody | None] = None,
+) -> dict[str, Any]:  # fmt: skip
+    """A person says it is over: `resolved_by: "manual"`."""
+    reason = data.reason if data else None
+    entry = audit_entry(svc, user, "incident_resolved", incident_id)
+    await svc.db.write(
+        audit.audited, entry, incidents.resolve_manually, user.id, incident_id,
+        f"user:{user.username}", iso(svc.clock.now()),
+        detail={"reason": reason} if reason else None,
+    )  # fmt: skip
+    return await _one(svc, user.id, incident_id)
+
+
+@post("/api/v1/incidents/{incident_id:str}/baseline", status_code=HTTP_200_OK, dependencies=USER)
+async def baseline(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[str, Any]:
+    """A novelty is normal here: the value joins the host's baseline (it will not fire
+    again) and the incident resolves with `resolved_by: "baseline"`."""
+    inc = await svc.db.read(incidents.get, user.id, incident_id)
+    if inc is None:
+        raise NotFound("no such incident")
+    inv = svc.rules.invariant(inc.invariant_id)
+    about = novelty_value(inv, inc.subject, inc.evidence) if inv is not None else None
+    if about is None:
+        raise Conflict(
+            f"{inc.invariant_id} is not about a value seen for the first time (no novel_value"
+            " predicate), so there is no baseline to add it to; resolve or dismiss it instead"
+        )
+    if inc.status not in ("open", "acknowledged", "stale"):
+        raise Conflict(f"the incident is {inc.status}; only an open one can join the baseline")
+    host = await svc.db.read(hosts.get, user.id, inc.host_id)
+    if host is None:
+        raise NotFound("no such incident")
+    field, value = about
+    entry = audit_entry(svc, user, "incident_baselined", incident_id, field=field, value=value)
+    commit = functools.partial(
+        triage.commit_baseline, entry=entry, user_id=user.id, incident_id=incident_id,
+        host_id=inc.host_id, field=field, value=value,
+    )  # fmt: skip
+    await svc.ingestor.change_state(
+        user.id, host.agent_id, lambda s: host_state.with_baseline(s, field, value), commit
+    )
+    return await _one(svc, user.id, incident_id)
+
+
+handlers = [list_suppressions, create_suppression, delete_suppression, bulk, resolve, baseline]
