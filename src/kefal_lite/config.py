@@ -33,7 +33,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     host: str = "127.0.0.1"
     port: Port = 8470
     data_dir: str = ""
-    # Base of links in mails (password reset); defaults to http://host:port.
+    # Base of links in mails (password reset; empty: http://host:port) and in notifications
+    # (a link to the incident; empty: no link, 127.0.0.1 means nothing on a phone).
     public_url: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses, "*"
