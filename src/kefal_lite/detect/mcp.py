@@ -73,6 +73,8 @@ DATABASE = ("postgres", "mysql", "mariadb", "sqlite", "mongodb", "mongo-mcp", "r
 WRITERS = ("server-filesystem", "mcp-server-filesystem", "filesystem-mcp", "mcp-filesystem",
            "desktop-commander", "fs-mcp", "mcp-fs", "server-git", "mcp-server-git",
            "text-editor", "file-edit")  # fmt: skip
+# Whole names: server-git is not server-github.
+_WRITERS = re.compile("(" + "|".join(re.escape(w) for w in WRITERS) + ")(?![a-z0-9])")
 READ_ONLY = ("--read-only", "--readonly", "read_only=true", "readonly=true", "--ro")
 NETWORK = ("server-fetch", "mcp-server-fetch", "fetch-mcp", "puppeteer", "playwright",
            "browser", "brave-search", "tavily", "firecrawl", "exa-mcp", "web-search",
@@ -164,7 +166,8 @@ def risk(server: Server) -> Risk:
     hit = next((h for h in DATABASE if h in blob), None)
     if hit:
         add("database", f"reaches a database ({hit})")
-    writer = next((h for h in WRITERS if h in blob), None)
+    found = _WRITERS.search(blob)
+    writer = found.group(1) if found else None
     mounts = [a for i, a in enumerate(argv) if i and argv[i - 1] in ("-v", "--volume")
               and not a.endswith((":ro", ":ro,z", ":ro,Z"))]  # fmt: skip
     if writer and not any(ro in blob for ro in READ_ONLY):

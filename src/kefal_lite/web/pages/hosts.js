@@ -1,5 +1,6 @@
 import { api } from "../api.js";
 import { h, clear, badge, when, table, card } from "../ui.js";
+import { mcpCard } from "./mcp.js";
 
 export async function hostsPage(ctx, main) {
   const load = async () => {
@@ -60,6 +61,7 @@ export async function hostPage(ctx, main, hostId) {
         { title: "User", value: (k) => k.user }, { title: "Fingerprint", value: (k) => k.fingerprint, render: (k) => h("code", {}, k.fingerprint) },
         { title: "Comment", value: (k) => k.comment || "" },
       ], snap.ssh_authorized_keys || [], { empty: "No keys reported." })),
+      mcpCard(host.host_id),
     );
   };
   await load();
