@@ -19,7 +19,7 @@ from tests.builders import T0, as_json, snap
 from tests.conftest import PASSWORD, enroll, login, make_settings, query, register
 from tests.test_ingest import send
 
-IN_FORCE = 32 + len(packs.PACKS["core"])  # the builtins and the core pack
+IN_FORCE = 32 + len(packs.active())  # the builtins and the default packs
 
 GOOD = {
     "name": "Busybox netcat listener",
@@ -64,8 +64,8 @@ def test_good_contribution_verifies_and_fires_for_another_tenant(
     listing = c.get("/api/v1/invariants", headers=alice).json()
     assert listing["total"] == IN_FORCE  # not in force before verification
     pack = [i for i in listing["items"] if i["source"] == "pack"]
-    assert len(pack) == len(packs.PACKS["core"]) and all(i["attack"] for i in pack)
-    assert {i["metadata"]["pack"] for i in pack} == {"core"} and all(
+    assert len(pack) == len(packs.active()) and all(i["attack"] for i in pack)
+    assert {i["metadata"]["pack"] for i in pack} == set(packs.DEFAULT_PACKS) and all(
         i["status"] == "active" for i in pack
     )
     assert [
@@ -283,6 +283,6 @@ def test_export_and_import_between_servers(tmp_path: Path, clock: FrozenClock) -
     assert "skipped: Busybox netcat listener" in again.output
     with TestClient(create_app(make_settings(two), clock=clock)) as c:
         items = c.get("/api/v1/invariants", headers=login(c, "ops")).json()["items"]
-        core = {inv.id for inv in packs.PACKS["core"]}
+        core = {inv.id for inv in packs.active()}
         [imported] = [i for i in items if i["source"] == "pack" and i["id"] not in core]
         assert imported["name"] == GOOD["name"] and imported["contributed_by"] == "ops"

@@ -156,4 +156,12 @@ def scrub_snapshot(snap: Snapshot) -> Snapshot:
                 if processes is None:
                     processes = list(snap.processes)
                 processes[i] = msgspec.structs.replace(proc, cmdline=clean)
-    return snap if processes is None else msgspec.structs.replace(snap, processes=processes)
+    if processes is not None:
+        snap = msgspec.structs.replace(snap, processes=processes)
+    if snap.mcp_servers:
+        from kefal_lite.secretshape import scrub_servers  # it builds on this module
+
+        servers = scrub_servers(snap.mcp_servers)
+        if servers is not None:
+            snap = msgspec.structs.replace(snap, mcp_servers=servers)
+    return snap

@@ -79,6 +79,32 @@ class AuthorizedKey(msgspec.Struct, frozen=True, gc=False):
     comment: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
 
 
+Arg = Annotated[str, msgspec.Meta(max_length=4096)]
+McpTransport = Literal["stdio", "http", "sse"]
+
+
+class McpServer(msgspec.Struct, frozen=True, gc=False):
+    """An MCP server an AI client on the host is configured to start or reach. The agent
+    sends names, never values: `env_names` not the environment, `secrets_inline` (and
+    where, in `secret_in`) not the secret; args and url come with secret-shaped text
+    masked."""
+
+    client: Str64  # claude-desktop, claude-code, cursor, vscode, codex, ...
+    name: Str256
+    config_path: Path
+    transport: McpTransport = "stdio"
+    command: Path | None = None
+    args: Annotated[list[Arg], msgspec.Meta(max_length=256)] = []
+    url: Arg | None = None
+    paths: Annotated[list[Path], msgspec.Meta(max_length=256)] = []  # filesystem scopes
+    env_names: Annotated[list[Str256], msgspec.Meta(max_length=256)] = []
+    secrets_inline: bool = False
+    # The account whose configuration holds it (None: a machine-wide file).
+    user: Str256 | None = None
+    # Where an inline secret sits ("env:NAME", "args", "url", "headers:NAME"): names only.
+    secret_in: Annotated[list[Str256], msgspec.Meta(max_length=64)] = []
+
+
 class Snapshot(msgspec.Struct, frozen=True):
     agent_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     timestamp: datetime
@@ -97,6 +123,7 @@ class Snapshot(msgspec.Struct, frozen=True):
     # When the agent sent it; differs from `timestamp` for a snapshot replayed from the
     # agent's spool after an outage, so clock skew is judged on this when present.
     sent_at: datetime | None = None
+    mcp_servers: Annotated[list[McpServer], msgspec.Meta(max_length=1024)] = []
 
 
 DECODER = msgspec.json.Decoder(Snapshot)
@@ -173,6 +200,11 @@ def clean(snap: Snapshot, raw: bytes) -> Snapshot:
     for i, k in enumerate(snap.ssh_authorized_keys):
         _reject(f"ssh_authorized_keys[{i}].user", k.user)
         _reject(f"ssh_authorized_keys[{i}].fingerprint", k.fingerprint)
+    for i, m in enumerate(snap.mcp_servers):
+        # the client is the agent's own word and the user comes from passwd; the rest is
+        # what a user wrote in a config file, so it is sanitised
+        _reject(f"mcp_servers[{i}].client", m.client)
+        _reject(f"mcp_servers[{i}].user", m.user)
 
     replace = msgspec.structs.replace
     changes: dict[str, Any] = {}
@@ -198,7 +230,26 @@ def clean(snap: Snapshot, raw: bytes) -> Snapshot:
     ]
     if any(a is not b for a, b in zip(keys, snap.ssh_authorized_keys, strict=True)):
         changes["ssh_authorized_keys"] = keys
+    servers = [_clean_mcp(m) for m in snap.mcp_servers]
+    if any(a is not b for a, b in zip(servers, snap.mcp_servers, strict=True)):
+        changes["mcp_servers"] = servers
     return replace(snap, **changes) if changes else snap
+
+
+def _clean_mcp(m: McpServer) -> McpServer:
+    lists = (m.args, m.paths, m.env_names, m.secret_in)
+    texts = (m.name, m.config_path, m.command, m.url)
+    if not any(t and _CONTROL.search(t) for t in texts) and not any(
+        _CONTROL.search(t) for items in lists for t in items
+    ):
+        return m
+    return msgspec.structs.replace(
+        m, name=scrub_controls(m.name), config_path=scrub_controls(m.config_path),
+        command=_scrub(m.command), url=_scrub(m.url), args=[scrub_controls(a) for a in m.args],
+        paths=[scrub_controls(a) for a in m.paths],
+        env_names=[scrub_controls(a) for a in m.env_names],
+        secret_in=[scrub_controls(a) for a in m.secret_in],
+    )  # fmt: skip
 
 
 # The earliest time a snapshot may carry: older times underflow the date arithmetic of

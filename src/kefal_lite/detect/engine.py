@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from kefal_lite.detect import behaviour, novelty
+from kefal_lite.detect import behaviour, mcp, novelty
 from kefal_lite.detect import predicates as p
 from kefal_lite.detect.facts import (
     Facts,
@@ -422,6 +422,7 @@ _LEAVES: dict[type, tuple[Callable[[Any], Any], Callable[[Any, Ctx], list[Hit]]]
     p.ProcessCountSpike: (lambda pr: (pr.params.factor, pr.params.min_baseline), _count_spike),
 }
 _LEAVES.update(behaviour.LEAVES)
+_LEAVES.update(mcp.LEAVES)
 
 
 class Catalog:

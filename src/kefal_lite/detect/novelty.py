@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kefal_lite.detect import mcp
 from kefal_lite.detect.facts import (
     EPHEMERAL,
     Facts,
@@ -85,6 +86,7 @@ EXTRACTORS: dict[str, Callable[[Facts], set[str]]] = {
     "accounts": lambda f: {u.name for u in f.snap.users},
     "login_accounts": lambda f: {u.name for u in f.snap.users if login_shell(u.shell)},
     "privileged_accounts": _privileged_accounts,
+    "mcp_servers": mcp.novel_values,
 }
 SUBJECT_KIND = {
     "listening_ports": "port",
@@ -97,6 +99,7 @@ SUBJECT_KIND = {
     "accounts": "user",
     "login_accounts": "user",
     "privileged_accounts": "user",
+    "mcp_servers": "mcp",
 }
 
 
@@ -236,6 +239,11 @@ def _judge(field: str, value: str, c: Ctx) -> tuple[str, _Judged]:
         if what == "uid0":
             return f"{name} was given uid 0", j
         return f"{name} was added to privileged group {what}", j
+    if field == "mcp_servers":
+        title, ev, signals = mcp.judge_novel(value, f)
+        j.ev |= ev
+        j.signals += signals
+        return title, j
     # authorized_keys
     user, _, fingerprint = value.partition(":")
     j.ev |= {"user": user, "fingerprint": fingerprint}

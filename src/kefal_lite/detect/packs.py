@@ -176,10 +176,33 @@ _CORE: list[dict[str, Any]] = [
           invariant_type="temporal"),
 ]  # fmt: skip
 
+# AI agent tooling (detect/mcp.py): what the MCP servers on a host can do; docs/mcp.md.
+_MCP: list[dict[str, Any]] = [
+    _rule("mcp_shell_access", "ai_tooling", "mcp_shell_access", None, "high", "T1059",
+          "MCP server with shell access",
+          "An AI client is configured with an MCP server that runs commands on the host or "
+          "drives its container engine: whatever the model is talked into, the host runs.",
+          pack="mcp"),
+    _rule("mcp_broad_filesystem_scope", "ai_tooling", "mcp_broad_scope", None, "high", "T1005",
+          "MCP server with the whole filesystem or a home",
+          "An MCP server is handed /, a whole home directory or a system or credentials "
+          "directory (/etc, ~/.ssh) instead of one project's folder.", pack="mcp"),
+    _rule("mcp_inline_secret", "ai_tooling", "mcp_inline_secret", None, "medium", "T1552.001",
+          "Credential written in an MCP configuration",
+          "An MCP client's configuration holds a key, token or password in plain text "
+          "(the agent sends where, never the value).", pack="mcp"),
+    _rule("mcp_server_new", "ai_tooling", "novel_value", {"field": "mcp_servers"}, "medium",
+          "T1546", "New MCP server",
+          "An MCP server appeared in an AI client's configuration after the learning period; "
+          "a notice unless it can run commands, reach wide or holds a credential.",
+          invariant_type="behavioral", pack="mcp"),
+]  # fmt: skip
+
 PACKS: dict[str, tuple[Invariant, ...]] = {
     "core": tuple(msgspec.convert(r, Invariant) for r in _CORE),
+    "mcp": tuple(msgspec.convert(r, Invariant) for r in _MCP),
 }
-DEFAULT_PACKS = ("core",)
+DEFAULT_PACKS = ("core", "mcp")
 
 
 def active(

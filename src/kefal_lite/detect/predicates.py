@@ -33,6 +33,7 @@ NovelField = Literal[
     "accounts",
     "login_accounts",
     "privileged_accounts",
+    "mcp_servers",
 ]
 
 # Patterns are plain case-insensitive substrings. Something that reads like a
@@ -283,6 +284,19 @@ class DestructiveCommand(Predicate, frozen=True, tag="destructive_command"):
     params: NoParams = NoParams()
 
 
+# The mcp pack's (detect/mcp.py): an MCP server's risk reasons, per group.
+class McpShellAccess(Predicate, frozen=True, tag="mcp_shell_access"):
+    params: NoParams = NoParams()
+
+
+class McpBroadScope(Predicate, frozen=True, tag="mcp_broad_scope"):
+    params: NoParams = NoParams()
+
+
+class McpInlineSecret(Predicate, frozen=True, tag="mcp_inline_secret"):
+    params: NoParams = NoParams()
+
+
 LeafPredicate = (
     ProcessInSuspiciousPath
     | ProcessNameIn
@@ -311,6 +325,9 @@ LeafPredicate = (
     | CpuWithConnection
     | ProcessCmdlineAll
     | DestructiveCommand
+    | McpShellAccess
+    | McpBroadScope
+    | McpInlineSecret
 )
 
 

@@ -1,5 +1,6 @@
 import { api } from "../api.js";
 import { h, clear, badge, ago, table, card } from "../ui.js";
+import { mcpCard } from "./mcp.js";
 
 export async function hostsPage(ctx, main) {
   const load = async () => {
@@ -32,7 +33,7 @@ export async function hostPage(ctx, main, hostId) {
   const procs = processView();
   clear(main, h("p", {}, h("a", { href: "#/hosts" }, "← Hosts")), head,
     card("Open incidents", incidentsBox), card("Listening ports", portsBox), procs.card,
-    card("Users", usersBox), card("SSH authorized keys", keysBox));
+    card("Users", usersBox), card("SSH authorized keys", keysBox), mcpCard(hostId));
   const load = async () => {
     const host = await api(`/api/v1/hosts/${encodeURIComponent(hostId)}`);
     const snap = host.latest_snapshot || {};
