@@ -19,6 +19,7 @@ import msgspec
 
 from kefal_lite.detect.engine import is_loopback, norm_name
 from kefal_lite.detect.model import SEVERITY_RANK
+from kefal_lite.paths import HostFacts
 
 
 class _Proc(msgspec.Struct, frozen=True, gc=False):
@@ -39,6 +40,11 @@ class _Conn(msgspec.Struct, frozen=True, gc=False):
     process: str | None = None
 
 
+class _Key(msgspec.Struct, frozen=True, gc=False):
+    user: str
+    fingerprint: str
+
+
 class GraphSnapshot(msgspec.Struct, frozen=True):
     """The parts of a snapshot the graph reads; decoding skips everything else."""
 
@@ -48,6 +54,7 @@ class GraphSnapshot(msgspec.Struct, frozen=True):
     logged_in_users: list[str] = []
     connections: list[_Conn] = []
     agent_version: str | None = None
+    ssh_authorized_keys: list[_Key] = []
 
 
 DECODER = msgspec.json.Decoder(GraphSnapshot)
@@ -284,3 +291,19 @@ def build_topology(views: Sequence[HostView], incidents: Iterable[OpenIncident])
             "identities": len(identities), "open_incidents": count, "max_severity": worst,
         })  # fmt: skip
     return {"hosts": hosts}
+
+
+def facts(view: HostView) -> HostFacts:
+    """What attack paths and the estate view need of a host: cheap next to its fragment."""
+    snap = view.snapshot
+    if snap is None:
+        return HostFacts(view.host_id, view.hostname)
+    return HostFacts(
+        view.host_id,
+        view.hostname,
+        ips=tuple(snap.ip_addresses),
+        listening=tuple((lp.port, lp.process, lp.address) for lp in snap.listening_ports),
+        conns=tuple((c.remote_address, c.remote_port, c.process) for c in snap.connections),
+        keys=tuple((k.user, k.fingerprint) for k in snap.ssh_authorized_keys),
+        logins=tuple(sorted(set(snap.logged_in_users))),
+    )

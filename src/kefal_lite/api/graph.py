@@ -11,9 +11,10 @@ import msgspec
 from litestar import Response, get
 from litestar.params import QueryParameter
 
-from kefal_lite import graph
+from kefal_lite import graph, paths
 from kefal_lite.api.deps import USER, CurrentUser, Svc
 from kefal_lite.errors import NotFound
+from kefal_lite.paths import HostFacts
 from kefal_lite.store import hosts, incidents
 from kefal_lite.store.hosts import Host
 
@@ -51,47 +52,66 @@ async def _off_loop(build: Callable[[], T]) -> T:
     return await asyncio.to_thread(run)
 
 
+class _Entry(msgspec.Struct):
+    facts_key: tuple[Any, ...]
+    facts: HostFacts
+    key: tuple[Any, ...] = ()
+    fragment: graph.Fragment | None = None
+
+
 class GraphCache:
-    """Each host's encoded fragment, reused while its snapshot, status, name and open
-    incidents are unchanged: a dashboard refresh decodes and draws only the hosts that
-    reported since. Keys are host ids (unique across tenants), and every read that feeds
-    it is filtered on the caller's user id."""
+    """Each host's facts (for paths and the estate view) and encoded fragment (for the
+    per-host view), reused while its snapshot, status, name and open incidents are
+    unchanged: a refresh decodes and draws only the hosts that reported since, and the
+    estate view never builds a fragment. Keys are host ids (unique across tenants), and
+    every read that feeds it is filtered on the caller's user id."""
 
     def __init__(self, max_hosts: int = 50_000) -> None:
-        self._entries: dict[str, tuple[tuple[Any, ...], graph.Fragment]] = {}
+        self._entries: dict[str, _Entry] = {}
         self._max = max_hosts
 
-    async def document(self, svc: Svc, user_id: str, host_id: str | None) -> bytes:
+    async def load(
+        self, svc: Svc, user_id: str, fragments: bool
+    ) -> tuple[list[Host], list[_Entry], dict[str, list[graph.OpenIncident]]]:
+        """The caller's hosts with their cache entries up to date (fragments too, if asked)."""
         rows = await svc.db.read(hosts.list_meta_for_user, user_id)
-        if host_id is not None and not any(h.id == host_id for h in rows):
-            raise NotFound("no such host")
         marks: dict[str, list[graph.OpenIncident]] = {}
         for found in await svc.db.read(incidents.open_summary, user_id):
             marks.setdefault(found[0], []).append(graph.OpenIncident(*found))
-        keyed = []
+        stale: list[tuple[Host, tuple[Any, ...], tuple[Any, ...]]] = []
         for h in rows:
             overlay = tuple(sorted((i.subject, i.severity) for i in marks.get(h.id, [])))
             key = (h.snapshot_id, h.silent, h.hostname, h.os, h.kernel, h.last_seen_at, overlay)
-            keyed.append((h, key))
-        stale = [(h, key) for h, key in keyed if self._entries.get(h.id, ((),))[0] != key]
-        wanted = [h.snapshot_id for h, _ in stale if h.snapshot_id]
+            facts_key = (h.snapshot_id, h.hostname)
+            entry = self._entries.get(h.id)
+            if entry is None or entry.facts_key != facts_key or (fragments and entry.key != key):
+                stale.append((h, facts_key, key))
+        wanted = [h.snapshot_id for h, _, _ in stale if h.snapshot_id]
         bodies = await svc.db.read(hosts.snapshot_bodies, user_id, wanted)
         fresh_rows = [
-            msgspec.structs.replace(h, latest=bodies.get(h.snapshot_id or "")) for h, _ in stale
+            msgspec.structs.replace(h, latest=bodies.get(h.snapshot_id or "")) for h, _, _ in stale
         ]
 
-        def build() -> tuple[list[graph.Fragment], bytes]:
-            fresh = [graph.fragment(v, marks.get(v.host_id, [])) for v in _views(fresh_rows)]
-            made = {h.id: f for (h, _), f in zip(stale, fresh, strict=True)}
-            frags = [(h.id, made.get(h.id) or self._entries[h.id][1]) for h, _ in keyed]
-            return fresh, graph.assemble(frags, host_id)
+        def build() -> list[_Entry]:
+            out = []
+            for view, (_, facts_key, key) in zip(_views(fresh_rows), stale, strict=True):
+                frag = graph.fragment(view, marks.get(view.host_id, [])) if fragments else None
+                out.append(_Entry(facts_key, graph.facts(view), key, frag))
+            return out
 
-        fresh, document = await _off_loop(build)
+        fresh = await _off_loop(build) if stale else []
         if len(self._entries) + len(fresh) > self._max:
             self._entries.clear()
-        for (h, key), frag in zip(stale, fresh, strict=True):
-            self._entries[h.id] = (key, frag)
-        return document
+        for (h, _, _), entry in zip(stale, fresh, strict=True):
+            self._entries[h.id] = entry
+        return rows, [self._entries[h.id] for h in rows], marks
+
+    async def document(self, svc: Svc, user_id: str, host_id: str | None) -> bytes:
+        rows, entries, _ = await self.load(svc, user_id, fragments=True)
+        if host_id is not None and not any(h.id == host_id for h in rows):
+            raise NotFound("no such host")
+        frags = [(h.id, e.fragment) for h, e in zip(rows, entries, strict=True) if e.fragment]
+        return await _off_loop(lambda: graph.assemble(frags, host_id))
 
 
 GRAPHS = GraphCache()
@@ -108,6 +128,37 @@ async def get_graph(
     return Response(document, media_type="application/json")
 
 
+class HostRef(msgspec.Struct, frozen=True):
+    host_id: str
+    hostname: str
+
+
+class PathsOut(msgspec.Struct, frozen=True):
+    from_: HostRef = msgspec.field(name="from")
+    max_hops: int
+    reachable: int  # hosts, the blast radius
+    paths: list[paths.Path]
+
+
+@get("/api/v1/graph/paths", dependencies=USER)
+async def get_paths(
+    user: CurrentUser,
+    svc: Svc,
+    from_: Annotated[str, QueryParameter(name="from", max_length=64, description="a host id")],
+    max_hops: Annotated[int, QueryParameter(ge=1, le=paths.MAX_HOPS)] = 3,
+) -> PathsOut:
+    """The hosts reachable from `from` in at most `max_hops` steps, each by its cheapest
+    chain of reasons (shared ssh key, connection to a service, shared login), fewest hops
+    and most privileged steps first."""
+    rows, entries, _ = await GRAPHS.load(svc, user.id, fragments=False)
+    start = next((h for h in rows if h.id == from_), None)
+    if start is None:
+        raise NotFound("no such host")
+    facts = [e.facts for e in entries]
+    found = await _off_loop(lambda: paths.attack_paths(facts, from_, max_hops))
+    return PathsOut(HostRef(start.id, start.hostname), max_hops, len(found), found)
+
+
 @get("/api/v1/topology", dependencies=USER)
 async def get_topology(user: CurrentUser, svc: Svc) -> Response[bytes]:
     """One row per host with counts, for the list view."""
@@ -117,4 +168,4 @@ async def get_topology(user: CurrentUser, svc: Svc) -> Response[bytes]:
     return Response(document, media_type="application/json")
 
 
-handlers = [get_graph, get_topology]
+handlers = [get_graph, get_paths, get_topology]
