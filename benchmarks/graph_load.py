@@ -1,4 +1,4 @@
-"""Graph and topology for a 1,000-host estate, next to /api/v1/health in the same run.
+"""Graph (the estate view, the full view, attack paths) and topology for a 1,000-host estate, next to /api/v1/health in the same run.
 
     python benchmarks/graph_load.py [--hosts 1000] [--requests 20]
 
@@ -144,12 +144,20 @@ async def run(args: argparse.Namespace) -> None:
             health = await timed(c, "/api/v1/health", {}, 2000)
             graph = await timed(c, "/api/v1/graph", auth, args.requests)
             topo = await timed(c, "/api/v1/topology", auth, args.requests)
+            first_host = next(n for n in g["nodes"] if n["data"]["type"] == "host")
             one = await timed(
-                c, f"/api/v1/graph?host_id={g['nodes'][0]['data']['host_id']}", auth, args.requests
+                c, f"/api/v1/graph?host_id={first_host['data']['host_id']}", auth, args.requests
+            )
+            full = await timed(c, "/api/v1/graph?view=full", auth, args.requests)
+            blast = await timed(
+                c, f"/api/v1/graph/paths?from={first_host['data']['host_id']}", auth, args.requests
             )
             # a quarter of the estate reports between two refreshes (1,000 hosts at one
             # snapshot a minute, a dashboard refreshing every 15 s)
             churn = []
+            for x in conns[1:]:  # idle past the server's keep-alive by now
+                x.close()
+            conns[1:] = [await Conn.open(port) for _ in range(len(conns) - 1)]
             for r in range(5):
                 sent = list(range(r, args.hosts, 4))
 
@@ -187,6 +195,8 @@ async def run(args: argparse.Namespace) -> None:
     print(
         f"graph unchanged estate p50 {p50(graph):.1f} ms = {p50(graph) / p50(health):.0f} x health"
     )
+    print(f"graph?view=full p50 {p50(full):.1f} ms = {p50(full) / p50(health):.0f} x health")
+    print(f"graph/paths p50 {p50(blast):.1f} ms = {p50(blast) / p50(health):.0f} x health")
     print(f"topology p50 {p50(topo):.1f} ms = {p50(topo) / p50(health):.0f} x health")
     print(f"graph?host_id p50 {p50(one):.1f} ms = {p50(one) / p50(health):.0f} x health")
 

@@ -45,19 +45,25 @@ class _Key(msgspec.Struct, frozen=True, gc=False):
     fingerprint: str
 
 
-class GraphSnapshot(msgspec.Struct, frozen=True):
-    """The parts of a snapshot the graph reads; decoding skips everything else."""
+class FactsSnapshot(msgspec.Struct, frozen=True):
+    """What paths and the estate view read: decoding skips the processes, most of a body."""
 
     ip_addresses: list[str] = []
-    processes: list[_Proc] = []
     listening_ports: list[_Port] = []
     logged_in_users: list[str] = []
     connections: list[_Conn] = []
-    agent_version: str | None = None
     ssh_authorized_keys: list[_Key] = []
 
 
+class GraphSnapshot(FactsSnapshot, frozen=True):
+    """The parts of a snapshot the graph reads; decoding skips everything else."""
+
+    processes: list[_Proc] = []
+    agent_version: str | None = None
+
+
 DECODER = msgspec.json.Decoder(GraphSnapshot)
+FACTS_DECODER = msgspec.json.Decoder(FactsSnapshot)
 
 
 class HostView(msgspec.Struct, frozen=True):
@@ -293,14 +299,13 @@ def build_topology(views: Sequence[HostView], incidents: Iterable[OpenIncident])
     return {"hosts": hosts}
 
 
-def facts(view: HostView) -> HostFacts:
+def facts(host_id: str, hostname: str, snap: FactsSnapshot | None) -> HostFacts:
     """What attack paths and the estate view need of a host: cheap next to its fragment."""
-    snap = view.snapshot
     if snap is None:
-        return HostFacts(view.host_id, view.hostname)
+        return HostFacts(host_id, hostname)
     return HostFacts(
-        view.host_id,
-        view.hostname,
+        host_id,
+        hostname,
         ips=tuple(snap.ip_addresses),
         listening=tuple((lp.port, lp.process, lp.address) for lp in snap.listening_ports),
         conns=tuple((c.remote_address, c.remote_port, c.process) for c in snap.connections),

@@ -15,6 +15,7 @@ cost is (hops, sum of ranks), and each reachable host is reported once, by its c
 
 from __future__ import annotations
 
+import functools
 import heapq
 import ipaddress
 from collections import defaultdict
@@ -69,6 +70,8 @@ RANK = {("ssh_key", "root"): 1, ("ssh_key", "user"): 2, ("connection", "service"
 MAX_HOPS = 6
 
 
+# Addresses repeat on every request; parsing them was half the estate view's build time.
+@functools.lru_cache(maxsize=65_536)
 def _loopback(address: str | None) -> bool:
     if address is None:
         return False
@@ -78,6 +81,7 @@ def _loopback(address: str | None) -> bool:
         return address == "localhost"
 
 
+@functools.lru_cache(maxsize=65_536)
 def _unspecified_or_loopback(address: str) -> bool:
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])

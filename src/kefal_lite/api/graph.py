@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
-from litestar import Response, get
-from litestar.params import QueryParameter
+from litestar import Response, get, patch
+from litestar.params import FromPath, JSONBody, QueryParameter
 
-from kefal_lite import graph, paths
-from kefal_lite.api.deps import USER, CurrentUser, Svc
+from kefal_lite import estate, graph, paths
+from kefal_lite.api.deps import USER, CurrentUser, Svc, audit_entry
+from kefal_lite.detect.model import SEVERITY_RANK
 from kefal_lite.errors import NotFound
 from kefal_lite.paths import HostFacts
-from kefal_lite.store import hosts, incidents
+from kefal_lite.store import audit, hosts, incidents
+from kefal_lite.store import estate as estate_store
 from kefal_lite.store.hosts import Host
 
 T = TypeVar("T")
@@ -34,6 +36,13 @@ def _views(rows: list[Host]) -> list[graph.HostView]:
         status = "silent" if h.silent else "online"
         views.append(graph.HostView(h.id, h.hostname, h.os, h.kernel, status, h.last_seen_at, snap))
     return views
+
+
+def _facts_snapshot(h: Host) -> graph.FactsSnapshot | None:
+    try:
+        return graph.FACTS_DECODER.decode(h.latest) if h.latest else None
+    except msgspec.DecodeError:  # stored as ingested, so it decoded once already
+        return None
 
 
 async def _off_loop(build: Callable[[], T]) -> T:
@@ -84,7 +93,9 @@ class GraphCache:
             key = (h.snapshot_id, h.silent, h.hostname, h.os, h.kernel, h.last_seen_at, overlay)
             facts_key = (h.snapshot_id, h.hostname)
             entry = self._entries.get(h.id)
-            if entry is None or entry.facts_key != facts_key or (fragments and entry.key != key):
+            # an entry built for paths or the estate view has no fragment yet
+            has_fragment = entry is not None and entry.key == key and entry.fragment is not None
+            if entry is None or entry.facts_key != facts_key or (fragments and not has_fragment):
                 stale.append((h, facts_key, key))
         wanted = [h.snapshot_id for h, _, _ in stale if h.snapshot_id]
         bodies = await svc.db.read(hosts.snapshot_bodies, user_id, wanted)
@@ -93,10 +104,14 @@ class GraphCache:
         ]
 
         def build() -> list[_Entry]:
+            if not fragments:
+                return [_Entry(fk, graph.facts(h.id, h.hostname, _facts_snapshot(h)), key)
+                        for h, (_, fk, key) in zip(fresh_rows, stale, strict=True)]  # fmt: skip
             out = []
             for view, (_, facts_key, key) in zip(_views(fresh_rows), stale, strict=True):
-                frag = graph.fragment(view, marks.get(view.host_id, [])) if fragments else None
-                out.append(_Entry(facts_key, graph.facts(view), key, frag))
+                frag = graph.fragment(view, marks.get(view.host_id, []))
+                facts = graph.facts(view.host_id, view.hostname, view.snapshot)
+                out.append(_Entry(facts_key, facts, key, frag))
             return out
 
         fresh = await _off_loop(build) if stale else []
@@ -117,15 +132,96 @@ class GraphCache:
 GRAPHS = GraphCache()
 
 
+def _worst(found: list[graph.OpenIncident]) -> str | None:
+    worst = None
+    for inc in found:
+        if worst is None or SEVERITY_RANK[inc.severity] > SEVERITY_RANK[worst]:
+            worst = inc.severity
+    return worst
+
+
+async def estate_hosts(svc: Svc, user_id: str) -> list[estate.EstateHost]:
+    rows, entries, marks = await GRAPHS.load(svc, user_id, fragments=False)
+    groups = await svc.db.read(estate_store.groups, user_id)
+    return [
+        estate.EstateHost(e.facts, h.os, "silent" if h.silent else "online", h.last_seen_at,
+                          groups.get(h.id), len(marks.get(h.id, ())), _worst(marks.get(h.id, [])))
+        for h, e in zip(rows, entries, strict=True)
+    ]  # fmt: skip
+
+
+class EstateCache:
+    """The last estate document per tenant, served again while no input changed: a
+    dashboard refreshing an estate where nothing reported costs one comparison."""
+
+    def __init__(self, max_tenants: int = 1_000) -> None:
+        self._docs: dict[str, tuple[tuple[Any, ...], bytes]] = {}
+        self._max = max_tenants
+
+    async def document(self, svc: Svc, user_id: str) -> bytes:
+        found = await estate_hosts(svc, user_id)
+        key = tuple(
+            # facts first: the same object while the host's snapshot is unchanged, and a
+            # tuple compares its items by identity before equality
+            (h.facts, h.os, h.status, h.last_seen_at, h.group, h.open_incidents, h.max_severity)
+            for h in found
+        )
+        cached = self._docs.get(user_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        document = await _off_loop(lambda: _encoder.encode(estate.build(found)))
+        if len(self._docs) >= self._max:
+            self._docs.clear()
+        self._docs[user_id] = (key, document)
+        return document
+
+
+ESTATES = EstateCache()
+
+
 @get("/api/v1/graph", dependencies=USER)
 async def get_graph(
     user: CurrentUser,
     svc: Svc,
     host_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
+    view: Annotated[Literal["estate", "full"], QueryParameter()] = "estate",
 ) -> Response[bytes]:
-    """Cytoscape elements; `?host_id=` narrows to that host and the hosts it connects with."""
-    document = await GRAPHS.document(svc, user.id, host_id)
+    """Cytoscape elements. By default the estate: one node per host in compound `group`
+    nodes, with `connects`, `shares_key` and `shares_login` edges (and `credential` hubs
+    for keys and accounts on many hosts). `?view=full` draws every host's services, ports
+    and identities; `?host_id=` narrows that to one host and the hosts it connects with."""
+    if host_id is None and view == "estate":
+        document = await ESTATES.document(svc, user.id)
+    else:
+        document = await GRAPHS.document(svc, user.id, host_id)
     return Response(document, media_type="application/json")
+
+
+Group = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f-\x9f]*\S[^\x00-\x1f\x7f-\x9f]*$"
+    ),
+]
+
+
+class HostPatch(msgspec.Struct, forbid_unknown_fields=True):
+    group: Group | None  # null clears it: the host is grouped by its subnet again
+
+
+@patch("/api/v1/hosts/{host_id:str}", dependencies=USER)
+async def patch_host(
+    host_id: FromPath[str], data: JSONBody[HostPatch], user: CurrentUser, svc: Svc
+) -> dict[str, Any]:
+    """Set or clear a host's group (prod, dev, ...): the estate graph draws the host in it,
+    and the lateral pack compares keys across groups."""
+    group = data.group.strip() if data.group is not None else None
+    entry = audit_entry(svc, user, "host_group_set", host_id, group=group)
+    if not await svc.db.write(
+        audit.audited, entry, estate_store.set_group, user.id, host_id, group
+    ):
+        raise NotFound("no such host")
+    return {"host_id": host_id, "group": group}
 
 
 class HostRef(msgspec.Struct, frozen=True):
@@ -168,4 +264,4 @@ async def get_topology(user: CurrentUser, svc: Svc) -> Response[bytes]:
     return Response(document, media_type="application/json")
 
 
-handlers = [get_graph, get_paths, get_topology]
+handlers = [get_graph, get_paths, get_topology, patch_host]

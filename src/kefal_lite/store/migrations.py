@@ -280,6 +280,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX suppressions_by_user ON suppressions(user_id, created_at);
     ALTER TABLE hosts ADD COLUMN suppressed INTEGER NOT NULL DEFAULT 0;
     """,
+    # 10: a person's group for a host (prod, dev, ...); the estate graph groups by it
+    """
+    ALTER TABLE hosts ADD COLUMN host_group TEXT;
+    """,
 )
 
 
