@@ -54,13 +54,13 @@ def test_one_hop_from_a_critical_host_and_not_two() -> None:
                   conns=(("10.0.0.3", 6379, "app"),))  # fmt: skip
     c = HostFacts("c", "c", ips=("10.0.0.3",), listening=((6379, "redis", "0.0.0.0"),))
     found = lateral.evaluate(lateral.Estate([a, b, c], {}, frozenset({"a"})))
-    assert rule_ids(found) == [("lateral.one_hop_from_critical", "b", "from:a")]
+    assert rule_ids(found) == [("lateral.one_hop_from_critical", "b", "critical-neighbour")]
     assert found[0].evidence["reason"] == "connects to 10.0.0.2:5432 (postgres)"
     assert run([a, b, c]) == []  # nothing critical
     assert run([a, b, c], critical=frozenset({"c"})) == []  # connections are directed
     # a reachable host with its own critical incident gets no second one
     assert run([a, b, c], critical=frozenset({"a", "b"})) == [
-        ("lateral.one_hop_from_critical", "c", "from:b")]  # fmt: skip
+        ("lateral.one_hop_from_critical", "c", "critical-neighbour")]  # fmt: skip
     assert all(r.severity != "critical" for r in lateral.PACK.rules)  # no cascade
 
 
@@ -80,7 +80,7 @@ def test_the_pack_runs_per_tenant_and_its_incidents_follow_the_estate(
     # db exposes postgres (critical); jump is one step from it: K1 is authorized on both
     in_app(c, lateral_run.run_for_user, svc, me)
     assert _lateral(c, alice) == [
-        ("lateral.one_hop_from_critical", "jump", f"from:{ids['db']}", "open")]  # fmt: skip
+        ("lateral.one_hop_from_critical", "jump", "critical-neighbour", "open")]  # fmt: skip
     [inc] = [i for i in c.get("/api/v1/incidents?status=open", headers=alice).json()["items"]
              if i["invariant_id"] == "lateral.one_hop_from_critical"]  # fmt: skip
     assert inc["severity"] == "high" and "db" in inc["title"]
@@ -111,3 +111,17 @@ def test_the_pack_runs_per_tenant_and_its_incidents_follow_the_estate(
     # the timer's pass over every tenant changes nothing more
     in_app(c, lateral_run.run_all, svc)
     assert _lateral(c, bob) == [("lateral.root_key_spread", "bob-0", f"key:{K1}", "open")]
+
+
+def test_the_pack_stays_linear_on_an_estate_sharing_one_key() -> None:
+    import time
+
+    hosts = [HostFacts(f"h{i}", f"host-{i:05d}", keys=(("deploy", "SHA256:all"),),
+                       logins=("ubuntu",)) for i in range(4000)]  # fmt: skip
+    critical = frozenset(f"h{i}" for i in range(0, 4000, 2))
+    t = time.perf_counter()
+    found = lateral.evaluate(lateral.Estate(hosts, {}, critical))
+    assert time.perf_counter() - t < 2.0  # a path search per critical host took minutes
+    hop = [f for f in found if f.rule.id == "lateral.one_hop_from_critical"]
+    assert len(hop) == 2000 and {f.host_id for f in hop}.isdisjoint(critical)
+    assert hop[0].evidence["from_hostname"] == "host-00000" and hop[0].evidence["kind"] == "ssh_key"

@@ -12,13 +12,20 @@ is anchored on the first of its hosts by hostname, the others listed in the evid
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Literal
 
 import msgspec
 
-from kefal_lite.paths import HostFacts, attack_paths
+from kefal_lite.paths import (
+    HostFacts,
+    Step,
+    connection_steps,
+    key_hosts,
+    key_step,
+    login_hosts,
+    login_step,
+)
 
 PREFIX = "lateral."
 Check = Literal["root_key_spread", "key_across_groups", "one_hop_from_critical"]
@@ -84,19 +91,11 @@ class Estate(msgspec.Struct, frozen=True):
     critical: Collection[str]  # hosts with an open critical incident (not from this pack)
 
 
-def _key_hosts(hosts: Sequence[HostFacts]) -> dict[str, dict[str, set[str]]]:
-    out: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for h in hosts:
-        for account, fingerprint in h.keys:
-            out[fingerprint][h.host_id].add(account)
-    return out
-
-
 def _root_key_spread(rule: EstateRule, estate: Estate) -> list[EstateFinding]:
     names = {h.host_id: h.hostname for h in estate.hosts}
     limit = rule.params.get("max_hosts", 3)
     out = []
-    for fingerprint, on in sorted(_key_hosts(estate.hosts).items()):
+    for fingerprint, on in sorted(key_hosts(estate.hosts).items()):
         root = sorted((names[hid], hid) for hid, accounts in on.items() if "root" in accounts)
         if len(root) <= limit:
             continue
@@ -112,7 +111,7 @@ def _root_key_spread(rule: EstateRule, estate: Estate) -> list[EstateFinding]:
 def _key_across_groups(rule: EstateRule, estate: Estate) -> list[EstateFinding]:
     names = {h.host_id: h.hostname for h in estate.hosts}
     out = []
-    for fingerprint, on in sorted(_key_hosts(estate.hosts).items()):
+    for fingerprint, on in sorted(key_hosts(estate.hosts).items()):
         # only hosts a person grouped: an ungrouped host's group is unknown, not different
         grouped = sorted(
             (estate.groups[hid], names[hid], hid) for hid in on if hid in estate.groups
@@ -130,21 +129,48 @@ def _key_across_groups(rule: EstateRule, estate: Estate) -> list[EstateFinding]:
 
 
 def _one_hop_from_critical(rule: EstateRule, estate: Estate) -> list[EstateFinding]:
+    """One finding per host one step from any critical host, by its most direct and most
+    privileged such step (then the source's hostname): linear in the estate, where a path
+    search per critical host was quadratic when every host shares a key."""
     # Lateral findings are never critical and `critical` excludes this pack's incidents, so
     # a finding cannot feed the next evaluation: no cascade across the estate.
-    ids = {h.host_id for h in estate.hosts}
+    by_id = {h.host_id: h for h in estate.hosts}
+    critical = set(estate.critical) & by_id.keys()
+    best: dict[str, tuple[tuple[int, str, str], Step]] = {}
+
+    def offer(step: Step) -> None:
+        if step.to_host_id in critical:
+            return  # it has its own critical incident already
+        rank = (step.rank, step.from_hostname, step.from_host_id)
+        if step.to_host_id not in best or rank < best[step.to_host_id][0]:
+            best[step.to_host_id] = (rank, step)
+
+    if not critical:
+        return []
+    for source, steps in connection_steps(estate.hosts).items():
+        if source in critical:
+            for step in steps:
+                offer(step)
+    for fingerprint, on in key_hosts(estate.hosts).items():
+        sources = sorted((by_id[h].hostname, h) for h in on if h in critical)
+        for target, accounts in on.items():
+            src = next((by_id[s] for _, s in sources if s != target), None)
+            if src is not None:
+                offer(key_step(src, by_id[target], fingerprint, accounts))
+    for account, on_hosts in login_hosts(estate.hosts).items():
+        sources = sorted((by_id[h].hostname, h) for h in on_hosts if h in critical)
+        for target in on_hosts:
+            src = next((by_id[s] for _, s in sources if s != target), None)
+            if src is not None:
+                offer(login_step(src, by_id[target], account))
     out = []
-    for source in sorted(set(estate.critical) & ids):
-        for path in attack_paths(estate.hosts, source, max_hops=1):
-            if path.host_id in estate.critical:
-                continue  # it has its own critical incident already
-            step = path.steps[0]
-            out.append(EstateFinding(rule, path.host_id, f"from:{source}",
-                                     f"{path.hostname} is one step from {step.from_hostname},"
-                                     f" which has an open critical incident: {step.reason}",
-                                     {"from_host_id": source, "from_hostname": step.from_hostname,
-                                      "kind": step.kind, "reason": step.reason,
-                                      "privilege": step.privilege}))  # fmt: skip
+    for target_id, (_, step) in sorted(best.items(), key=lambda kv: (kv[1][1].to_hostname, kv[0])):
+        out.append(EstateFinding(rule, target_id, "critical-neighbour",
+                                 f"{step.to_hostname} is one step from {step.from_hostname},"
+                                 f" which has an open critical incident: {step.reason}",
+                                 {"from_host_id": step.from_host_id,
+                                  "from_hostname": step.from_hostname, "kind": step.kind,
+                                  "reason": step.reason, "privilege": step.privilege}))  # fmt: skip
     return out
 
 

@@ -147,6 +147,41 @@ def _best_account(accounts: Iterable[str]) -> str:
     return min(accounts, key=lambda a: (a != "root", a))
 
 
+def key_step(src: HostFacts, target: HostFacts, fingerprint: str, accounts: Iterable[str]) -> Step:
+    """`src` to `target` by a key authorized on both, as the most privileged of `accounts`
+    (the accounts that authorize it on `target`)."""
+    account = _best_account(accounts)
+    priv = _privilege(account)
+    reason = f"ssh key {fingerprint} authorized for {account} on {target.hostname}"
+    return Step(src.host_id, src.hostname, target.host_id, target.hostname, "ssh_key", priv,
+                reason, RANK[("ssh_key", priv)], fingerprint=fingerprint,
+                account=account)  # fmt: skip
+
+
+def login_step(src: HostFacts, target: HostFacts, account: str) -> Step:
+    priv = _privilege(account)
+    return Step(src.host_id, src.hostname, target.host_id, target.hostname, "login", priv,
+                f"{account} logged in on both", RANK[("login", priv)], account=account)  # fmt: skip
+
+
+def key_hosts(hosts: Iterable[HostFacts]) -> dict[str, dict[str, set[str]]]:
+    """fingerprint -> host id -> the accounts it is authorized for there."""
+    out: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for h in hosts:
+        for account, fingerprint in h.keys:
+            out[fingerprint][h.host_id].add(account)
+    return out
+
+
+def login_hosts(hosts: Iterable[HostFacts]) -> dict[str, set[str]]:
+    """account -> the hosts it is logged in on."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for h in hosts:
+        for account in h.logins:
+            out[account].add(h.host_id)
+    return out
+
+
 def attack_paths(hosts: Sequence[HostFacts], start: str, max_hops: int = 3) -> list[Path]:
     """Every host reachable from `start` in at most `max_hops` steps, cheapest path first
     (fewest hops, then most direct and privileged steps, then hostname)."""
@@ -154,13 +189,8 @@ def attack_paths(hosts: Sequence[HostFacts], start: str, max_hops: int = 3) -> l
     if start not in by_id:
         return []
     conns = connection_steps(hosts)
-    key_hosts: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    login_hosts: dict[str, set[str]] = defaultdict(set)
-    for h in hosts:
-        for account, fingerprint in h.keys:
-            key_hosts[fingerprint][h.host_id].add(account)
-        for account in set(h.logins):
-            login_hosts[account].add(h.host_id)
+    keys = key_hosts(hosts)
+    logins = login_hosts(hosts)
     # A key or account group is expanded once, from the cheapest host that has it: a step's
     # rank depends on the target alone, so a later expansion could not do better. That keeps
     # a deploy key on every host linear, not quadratic.
@@ -186,24 +216,13 @@ def attack_paths(hosts: Sequence[HostFacts], start: str, max_hops: int = 3) -> l
         here = by_id[hid]
         for fingerprint in sorted({fp for _, fp in here.keys} - done_keys):
             done_keys.add(fingerprint)
-            for other, accounts in sorted(key_hosts[fingerprint].items()):
-                if other == hid:
-                    continue
-                account = _best_account(accounts)
-                priv = _privilege(account)
-                target = by_id[other]
-                reason = f"ssh key {fingerprint} authorized for {account} on {target.hostname}"
-                offer(hid, Step(hid, here.hostname, other, target.hostname, "ssh_key", priv,
-                                reason, RANK[("ssh_key", priv)], fingerprint=fingerprint,
-                                account=account), hops, cost)  # fmt: skip
+            for other, accounts in sorted(keys[fingerprint].items()):
+                if other != hid:
+                    offer(hid, key_step(here, by_id[other], fingerprint, accounts), hops, cost)
         for account in sorted(set(here.logins) - done_logins):
             done_logins.add(account)
-            priv = _privilege(account)
-            for other in sorted(login_hosts[account] - {hid}):
-                target = by_id[other]
-                offer(hid, Step(hid, here.hostname, other, target.hostname, "login", priv,
-                                f"{account} logged in on both", RANK[("login", priv)],
-                                account=account), hops, cost)  # fmt: skip
+            for other in sorted(logins[account] - {hid}):
+                offer(hid, login_step(here, by_id[other], account), hops, cost)
         for step in conns.get(hid, ()):
             offer(hid, step, hops, cost)
 

@@ -77,12 +77,26 @@ class GraphCache:
 
     def __init__(self, max_hosts: int = 50_000) -> None:
         self._entries: dict[str, _Entry] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
         self._max = max_hosts
 
     async def load(
         self, svc: Svc, user_id: str, fragments: bool
     ) -> tuple[list[Host], list[_Entry], dict[str, list[graph.OpenIncident]]]:
-        """The caller's hosts with their cache entries up to date (fragments too, if asked)."""
+        """The caller's hosts with their cache entries up to date (fragments too, if asked).
+        One load per tenant at a time: the first request after a start waits for the
+        warm-up already decoding the estate instead of decoding it a second time."""
+        lock = self._locks.get(user_id)
+        if lock is None:
+            if len(self._locks) > self._max:
+                self._locks.clear()
+            lock = self._locks[user_id] = asyncio.Lock()
+        async with lock:
+            return await self._load(svc, user_id, fragments)
+
+    async def _load(
+        self, svc: Svc, user_id: str, fragments: bool
+    ) -> tuple[list[Host], list[_Entry], dict[str, list[graph.OpenIncident]]]:
         rows = await svc.db.read(hosts.list_meta_for_user, user_id)
         marks: dict[str, list[graph.OpenIncident]] = {}
         for found in await svc.db.read(incidents.open_summary, user_id):
