@@ -296,6 +296,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX enrollment_tokens_by_user ON enrollment_tokens(user_id, created_at);
     """,
+    # 11: a person's group for a host (prod, dev, ...); the estate graph groups by it
+    """
+    ALTER TABLE hosts ADD COLUMN host_group TEXT;
+    """,
 )
 
 

@@ -4,6 +4,7 @@ import { h, clear, toast } from "./ui.js";
 import { authPage } from "./pages/auth.js";
 import { overviewPage } from "./pages/overview.js";
 import { graphPage } from "./pages/graph.js";
+import { estatePage } from "./pages/estate.js";
 import { hostsPage, hostPage } from "./pages/hosts.js";
 import { incidentsPage } from "./pages/incidents.js";
 import { invariantsPage } from "./pages/invariants.js";
@@ -55,7 +56,7 @@ async function render() {
   try {
     switch (parts[0] || "") {
       case "": page = overviewPage; break;
-      case "graph": page = graphPage; break;
+      case "graph": page = params.get("host") ? graphPage : estatePage; break;
       case "hosts": page = parts[1] ? (c, m) => hostPage(c, m, decodeURIComponent(parts[1])) : hostsPage; break;
       case "incidents": page = incidentsPage; break;
       case "invariants": page = invariantsPage; break;
