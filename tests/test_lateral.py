@@ -13,6 +13,7 @@ from kefal_lite.paths import HostFacts
 from tests.conftest import enroll
 from tests.test_ingest import in_app, send
 from tests.test_paths import K1, build_estate, key
+from tests.test_remediation import wait_remediation
 
 
 def rule_ids(found: list[lateral.EstateFinding]) -> list[tuple[str, str, str]]:
@@ -84,6 +85,12 @@ def test_the_pack_runs_per_tenant_and_its_incidents_follow_the_estate(
     [inc] = [i for i in c.get("/api/v1/incidents?status=open", headers=alice).json()["items"]
              if i["invariant_id"] == "lateral.one_hop_from_critical"]  # fmt: skip
     assert inc["severity"] == "high" and "db" in inc["title"]
+    # "Propose a fix" works for an estate finding: its own three actions, not a failed job
+    r = c.post(f"/api/v1/incidents/{inc['id']}/remediate", headers=alice)
+    assert r.status_code == 202, r.text
+    fix = wait_remediation(c, alice, inc["id"])["remediation"]
+    assert fix["source"] == "template" and len(fix["actions"]) == 3
+    assert "db" in fix["actions"][0]["title"]
 
     # bob carries alice's K1 for root on four hosts: his estate fires, alice's does not
     for n in range(4):
