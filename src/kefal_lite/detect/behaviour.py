@@ -10,7 +10,14 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from kefal_lite.detect import predicates as p
-from kefal_lite.detect.facts import host_port, label, norm_exe, norm_name, proc_evidence
+from kefal_lite.detect.facts import (
+    host_port,
+    label,
+    login_shell,
+    norm_exe,
+    norm_name,
+    proc_evidence,
+)
 from kefal_lite.detect.signals import SHELLS, is_network_service
 from kefal_lite.snapshot import Process
 
@@ -72,10 +79,12 @@ def exe_suspicious(prep: tuple[tuple[str, ...], bool, bool, tuple[str, ...]], c:
 
 # --- a name that imitates a system daemon or a kernel thread ----------------------------
 
-_KTHREAD_PREFIXES = ("kworker/", "ksoftirqd/", "kthreadd", "migration/", "rcu_", "kswapd",
-                     "watchdog/", "jbd2/", "kdevtmpfs", "kauditd", "kblockd", "irq/", "cpuhp/",
-                     "oom_reaper", "kcompactd", "khugepaged", "ksmd", "writeback",
-                     "kintegrityd", "khungtaskd")  # fmt: skip
+# Kernel threads by name, with or without their "/cpu" suffix (a renamed scanner calls
+# itself plain "kworker"); "watchdog" and "irq" alone are userland daemons, so only their
+# slashed forms count.
+_KTHREAD_NAME = (r"(?:(?:kworker|ksoftirqd|migration|jbd2|cpuhp)(?:/|$)|watchdog/|irq/|kthreadd"
+                 r"|rcu_|kswapd|kdevtmpfs|kauditd|kblockd|oom_reaper|kcompactd|khugepaged|ksmd"
+                 r"|writeback|kintegrityd|khungtaskd)")  # fmt: skip
 # Binaries a daemon legitimately runs from under another name.
 _ALIASES = {"systemd-udevd": ("udevadm",), "init": ("systemd",), "crond": ("cronie",),
             "syslogd": ("rsyslogd", "busybox"), "master": ("postfix",)}  # fmt: skip
@@ -87,7 +96,7 @@ def prep_mismatch(pr: p.ProcessNameMismatch) -> tuple[frozenset[str], bool]:
     return frozenset(names | {n[:15] for n in names}), pr.params.kernel_threads
 
 
-_KTHREAD_RE = re.compile("^(?:" + "|".join(map(re.escape, _KTHREAD_PREFIXES)) + ")", re.M)
+_KTHREAD_RE = re.compile("^" + _KTHREAD_NAME, re.M)
 
 
 @lru_cache(maxsize=16_384)  # the same daemons and binaries on every host, every snapshot
@@ -110,7 +119,7 @@ def name_mismatch(prep: tuple[frozenset[str], bool], c: Ctx) -> list[Hit]:
             continue  # kernel threads have no binary
         if name in named and _imitates(name, proc.exe):
             what = f"is named like system daemon {name} but runs {proc.exe}"
-        elif fake_kthread and name.startswith(_KTHREAD_PREFIXES):
+        elif fake_kthread and _KTHREAD_RE.match(name):
             what = f"is named like a kernel thread but runs {proc.exe}"
         else:
             continue
@@ -139,8 +148,17 @@ def outbound(prep: tuple[Names, frozenset[int]], c: Ctx) -> list[Hit]:
         if proc is None or not _named(names, norm_name(proc.name)):
             continue
         peer = host_port(conn.remote_address, conn.remote_port)
-        where = {"remote_address": conn.remote_address, "remote_port": conn.remote_port}
-        hits.append(_hit(norm_name(proc.name), proc, f"holds a connection to {peer}", c, **where))
+        where: dict[str, Any] = {"remote_address": conn.remote_address,
+                                 "remote_port": conn.remote_port}  # fmt: skip
+        what = f"holds a connection to {peer}"
+        if conn.pid is None:
+            # The agent named the process but not its pid: say which ones it could be.
+            same = c.f.procs_named(norm_name(proc.name))
+            if len(same) > 1:
+                where["candidates"] = [proc_evidence(x, c.f) for x in same[:8]]
+                pids = ", ".join(str(x.pid) for x in same[:8])
+                what += f" (one of {len(same)} processes by that name: pids {pids})"
+        hits.append(_hit(norm_name(proc.name), proc, what, c, **where))
     return hits
 
 
@@ -238,6 +256,10 @@ _CRITICAL = frozenset({"/", "/*", "/etc", "/usr", "/boot", "/bin", "/sbin", "/li
 _DISKS = ("/dev/sd", "/dev/nvme", "/dev/vd", "/dev/xvd", "/dev/hd", "/dev/mmcblk", "/dev/dm-",
           "/dev/md", "/dev/mapper/", "/dev/disk/")  # fmt: skip
 _HINTS = ("rm ", "mkfs", "dd ", "shred ", "wipefs", ":(){", "--no-preserve-root")
+# Where backups and snapshots live: shred exists to make data unrecoverable, and pointed at
+# these it destroys the way back (T1490), whatever the file is called.
+_BACKUPS = ("backup", "/var/lib/vz/dump", "vzdump", "/dump/", ".bak", "snapshot", "restic",
+            "borg", "/var/lib/mysql", "/var/lib/postgresql", "/srv/")  # fmt: skip
 
 
 def _destructive(argv: list[str]) -> str | None:
@@ -258,6 +280,11 @@ def _destructive(argv: list[str]) -> str | None:
         return "overwrites a disk"
     elif cmd in ("shred", "wipefs") and any(a.startswith(_DISKS) for a in args):
         return "wipes a disk"
+    elif cmd == "shred":
+        targets = [a for a in args if not a.startswith("-")]
+        if any(t.rstrip("/*") in _CRITICAL or any(b in t.lower() for b in _BACKUPS)
+               for t in targets):  # fmt: skip
+            return "erases backups or system files beyond recovery"
     return None
 
 
@@ -292,6 +319,121 @@ def destructive(prep: None, c: Ctx) -> list[Hit]:
     return hits
 
 
+# --- a service account running discovery commands (a web shell's first steps) ------------
+
+# Commands that tell an intruder who and where they are (T1033, T1082, T1016).
+_DISCOVERY = frozenset({"id", "whoami", "uname", "hostname", "ifconfig", "netstat", "w", "who",
+                        "last", "groups", "lsb_release", "hostnamectl"})  # fmt: skip
+_DISCOVERY_FILES = frozenset({"/etc/passwd", "/etc/shadow", "/etc/group", "/etc/issue",
+                              "/etc/os-release", "/proc/version", "/etc/hosts",
+                              "/etc/sudoers"})  # fmt: skip
+_DISCOVERY_HINTS = ("whoami", "uname", "/etc/passwd", "/etc/shadow", "hostname", "ifconfig",
+                    "netstat", "/proc/version", "/etc/os-release", "/etc/issue")  # fmt: skip
+
+
+def discovery_commands(cmdline: str) -> list[str]:
+    """The discovery commands one command line chains, in order, each once."""
+    found: dict[str, None] = {}
+    for argv in _commands(cmdline):
+        if not argv:
+            continue
+        cmd = posixpath.basename(argv[0])
+        if cmd in _DISCOVERY:
+            found[" ".join(argv[:2]) if cmd == "uname" else cmd] = None
+        elif cmd in ("cat", "head", "less", "more", "grep") and (
+            files := [a for a in argv[1:] if a in _DISCOVERY_FILES]
+        ):
+            found[f"{cmd} {files[0]}"] = None
+    return list(found)
+
+
+def service_account_discovery(prep: None, c: Ctx) -> list[Hit]:
+    blob = c.f.cmd_blob
+    if not any(h in blob for h in _DISCOVERY_HINTS):
+        return []
+    # Accounts that cannot log in: daemons' (www-data, nobody, mysql). A person at a shell
+    # asking "who am I" has a login shell; a web server's account should not ask.
+    services = {u.name for u in c.f.snap.users if u.shell and not login_shell(u.shell)}
+    hits: list[Hit] = []
+    for name, proc in zip(c.f.names, c.f.procs, strict=True):
+        if not proc.cmdline or (";" not in proc.cmdline and "&&" not in proc.cmdline):
+            continue
+        found = discovery_commands(proc.cmdline)
+        if len(found) < 2:
+            continue
+        parent = c.f.parent(proc)
+        if proc.user in services:
+            why = f"{proc.user} is a service account without a login shell"
+        elif parent is not None and is_network_service(parent.name):
+            why = f"started by network service {parent.name} (pid {parent.pid})"
+        else:
+            continue
+        what = f"chains discovery commands ({', '.join(found)}); {why}"
+        hits.append(_hit(name, proc, what, c, discovery=found))
+    return hits
+
+
+# --- guessing passwords against a login service (hydra, medusa, ncrack, patator...) ----
+
+_LOGIN_PROTOCOLS = frozenset({"ssh", "sshkey", "ftp", "ftps", "telnet", "rdp", "smb", "smbnt",
+                              "smb2", "vnc", "mysql", "mssql", "postgres", "pgsql", "imap",
+                              "pop3", "smtp", "ldap", "winrm", "rlogin", "rexec", "snmp",
+                              "http-get", "http-post-form", "https-post-form", "http-form",
+                              "web-form", "wordpress"})  # fmt: skip
+_LIST_HINTS = (".txt", ".lst", ".dic", "wordlist", "rockyou", "seclists", "=file", "passw")
+_PROTO_HINTS = ("ssh", "ftp", "telnet", "rdp", "smb", "vnc", "sql", "imap", "pop3", "smtp",
+                "ldap", "winrm", "http-", "snmp", "form")  # fmt: skip
+
+
+def _wordlist(arg: str) -> bool:
+    low = arg.lower()
+    return low.endswith((".txt", ".lst", ".dic", ".list")) or any(
+        x in low for x in ("wordlist", "rockyou", "seclists", "passw"))  # fmt: skip
+
+
+def guessing(argv: list[str]) -> tuple[str, str] | None:
+    """(login protocol, credential list) when a command line tries a list of passwords or
+    users against a login service, written the way brute-forcers take them: a list after
+    -P/-C/-U/-p, or patator's FILE0, and the service as -M/-m/--service, a URL scheme, a
+    bare word or a patator module."""
+    wordlist = proto = None
+    for i, a in enumerate(argv[1:], 1):
+        nxt = argv[i + 1] if i + 1 < len(argv) else ""
+        low = a.lower()
+        if a in ("-P", "-C", "-U", "-p", "-u", "--passlist", "--passwords", "--userlist",
+                 "--pass", "--user") and nxt and _wordlist(nxt):  # fmt: skip
+            wordlist = nxt
+        elif "=FILE" in a.upper() and "=" in a:
+            wordlist = a
+        elif a in ("-M", "-m", "--service") and nxt.lower() in _LOGIN_PROTOCOLS:
+            proto = nxt.lower()
+        elif "://" in a and low.split("://", 1)[0] in _LOGIN_PROTOCOLS:
+            proto = low.split("://", 1)[0]
+        elif low in _LOGIN_PROTOCOLS:
+            proto = low
+        elif low.endswith("_login") and low[:-6] in _LOGIN_PROTOCOLS:
+            proto = low[:-6]
+    return (proto, wordlist) if proto and wordlist else None
+
+
+def credential_guessing(prep: None, c: Ctx) -> list[Hit]:
+    blob = c.f.cmd_blob
+    if not any(h in blob for h in _LIST_HINTS) or not any(h in blob for h in _PROTO_HINTS):
+        return []
+    hits: list[Hit] = []
+    for name, proc in zip(c.f.names, c.f.procs, strict=True):
+        if not proc.cmdline:
+            continue
+        for argv in _commands(proc.cmdline):
+            found = guessing([a for a in argv if a])
+            if found is not None:
+                proto, wordlist = found
+                what = f"tries the credentials in {wordlist} against {proto}"
+                hits.append(_hit(name, proc, what, c, protocol=proto, wordlist=wordlist))
+                break
+    return hits
+
+
 LEAVES: dict[type, tuple[Any, Any]] = {
     p.ProcessExeSuspicious: (prep_exe, exe_suspicious),
     p.ProcessNameMismatch: (prep_mismatch, name_mismatch),
@@ -300,6 +442,8 @@ LEAVES: dict[type, tuple[Any, Any]] = {
     p.CpuWithConnection: (prep_cpu_conn, cpu_with_connection),
     p.ProcessCmdlineAll: (prep_all, cmdline_all),
     p.DestructiveCommand: (lambda pr: None, destructive),
+    p.ServiceAccountDiscovery: (lambda pr: None, service_account_discovery),
+    p.CredentialGuessing: (lambda pr: None, credential_guessing),
 }
 
 __all__ = ["LEAVES", "is_network_service"]

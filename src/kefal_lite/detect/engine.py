@@ -29,6 +29,7 @@ from kefal_lite.detect.facts import (
     socket_evidence,
 )
 from kefal_lite.detect.model import SEVERITY_RANK, Finding, Invariant
+from kefal_lite.detect.signals import ROUTINE_PARENTS
 from kefal_lite.detect.state import COUNT_HISTORY, MAX_BASELINE, MAX_PENDING, HostState
 from kefal_lite.snapshot import Snapshot
 
@@ -457,6 +458,10 @@ class Catalog:
         self.novel_fields = tuple(fields)
         # Resolved when a snapshot no longer shows them (agent_silent: when any arrives).
         self.auto_resolve = frozenset(inv.id for inv in self.invariants if inv.state_like)
+        # Rules whose command is also what scheduled audits run (find -perm -4000 from a
+        # cron security job): under a routine parent it is a low notice, said so in evidence.
+        self.routine_ok = frozenset(inv.id for inv in self.invariants
+                                    if inv.metadata.get("routine_parent_benign") == "true")  # fmt: skip
         self.silent_rules = tuple(
             inv for inv in self.invariants if isinstance(inv.predicate, p.AgentSilent)
         )
@@ -476,6 +481,8 @@ def evaluate(
             hits = fn(leaf, ctx)
         else:
             hits = _dedupe(hit for fn, leaf in calls for hit in fn(leaf, ctx))
+        if hits and inv.id in catalog.routine_ok:
+            hits = [_routine(hit, facts) for hit in hits]
         for subject, description, evidence, severity in hits:
             title = description if sentence else f"{inv.title}: {description}"
             findings.append(Finding(inv.id, subject, severity or inv.severity,  # type: ignore[arg-type]
@@ -485,10 +492,28 @@ def evaluate(
     return findings, _next_state(facts, state, catalog, ctx)
 
 
-def _merge_key(subject: str) -> str:
+def _routine(hit: Hit, facts: Facts) -> Hit:
+    """A process finding under a routine parent (cron, the package manager, configuration
+    management) becomes a low notice with that parent as evidence for benign."""
+    proc = facts.by_pid.get(hit[2].get("pid", -1))
+    if proc is None:
+        return hit
+    for anc in facts.ancestors(proc, 4):
+        if norm_name(anc.name) in ROUTINE_PARENTS:
+            note = f"started under {anc.name} (pid {anc.pid}), a routine parent"
+            return (hit[0], hit[1], {**hit[2], "benign": [note]}, "low")
+    return hit
+
+
+def _merge_key(f: Finding) -> str:
     # A novel peer "peer:python3:4444" is about the process python3.
+    subject = f.subject
     if subject.startswith("peer:"):
         return "process:" + subject[5:].rpartition(":")[0]
+    # A new listener's port and its process, new together, are one socket.
+    if f.evidence.get("field") == "listening_processes":
+        sock = f.evidence.get("socket") or {}
+        return f"port:{sock.get('port')}/{sock.get('protocol')}"
     return subject
 
 
@@ -497,7 +522,7 @@ def _merge(findings: list[Finding]) -> list[Finding]:
     every rule's title and evidence, so one process opens one incident."""
     groups: dict[str, list[Finding]] = {}
     for f in findings:
-        groups.setdefault(_merge_key(f.subject), []).append(f)
+        groups.setdefault(_merge_key(f), []).append(f)
     if len(groups) == len(findings):
         return findings
     out: list[Finding] = []

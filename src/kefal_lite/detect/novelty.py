@@ -26,7 +26,9 @@ from kefal_lite.detect.facts import (
     socket_evidence,
 )
 from kefal_lite.detect.signals import (
+    CONTAINER_PROXIES,
     PRIVILEGED_GROUPS,
+    ROUTINE_PORTS,
     WEB_PORTS,
     exposed,
     is_interpreter,
@@ -166,6 +168,9 @@ def _judge(field: str, value: str, c: Ctx) -> tuple[str, _Judged]:
         j.ev["socket"] = socket_evidence(lp)
         owner = f.owner_of(lp.pid, lp.process)
         j.process(f, owner)
+        proxy = owner.name if owner is not None else lp.process
+        if proxy and norm_name(proxy) in CONTAINER_PROXIES:
+            j.benign.append(f"published by the container runtime ({proxy})")
         if wide:
             j.signals.append(f"bound to {lp.address or 'an unknown address'}, not loopback")
             if owner is not None and is_interpreter(owner.name):
@@ -184,8 +189,9 @@ def _judge(field: str, value: str, c: Ctx) -> tuple[str, _Judged]:
         if proc is not None:  # as process rules give it, for remediation templates
             j.ev |= {"pid": proc.pid, "name": proc.name, "user": proc.user, "exe": proc.exe}
         if proc is not None:
+            usual = WEB_PORTS if is_interpreter(proc.name) else ROUTINE_PORTS
             for conn in f.connections_of(proc, value):
-                if conn.remote_port not in WEB_PORTS:
+                if conn.remote_port not in usual:
                     peer = host_port(conn.remote_address, conn.remote_port)
                     j.signals.append(f"holds a connection to {peer}")
                     break

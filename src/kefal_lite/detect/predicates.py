@@ -283,6 +283,14 @@ class DestructiveCommand(Predicate, frozen=True, tag="destructive_command"):
     params: NoParams = NoParams()
 
 
+class ServiceAccountDiscovery(Predicate, frozen=True, tag="service_account_discovery"):
+    params: NoParams = NoParams()
+
+
+class CredentialGuessing(Predicate, frozen=True, tag="credential_guessing"):
+    params: NoParams = NoParams()
+
+
 LeafPredicate = (
     ProcessInSuspiciousPath
     | ProcessNameIn
@@ -311,6 +319,8 @@ LeafPredicate = (
     | CpuWithConnection
     | ProcessCmdlineAll
     | DestructiveCommand
+    | ServiceAccountDiscovery
+    | CredentialGuessing
 )
 
 
