@@ -37,6 +37,7 @@ from kefal_lite.api import (
     notifications,
 )
 from kefal_lite.api import billing as billing_api
+from kefal_lite.api import enrollment as enrollment_api
 from kefal_lite.api import metrics as metrics_api
 from kefal_lite.api import triage as triage_api
 from kefal_lite.api.deps import services
@@ -214,6 +215,7 @@ def create_app(
             *health.handlers,
             *auth.handlers,
             *agents.handlers,
+            *enrollment_api.handlers,
             *ingest.handlers,
             *incidents.handlers,
             *hosts.handlers,

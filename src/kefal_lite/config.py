@@ -33,7 +33,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     host: str = "127.0.0.1"
     port: Port = 8470
     data_dir: str = ""
-    # Base of links in mails (password reset); defaults to http://host:port.
+    # Base of links in mails (password reset; empty: http://host:port) and in notifications
+    # (a link to the incident; empty: no link, 127.0.0.1 means nothing on a phone).
     public_url: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses, "*"
@@ -106,6 +107,12 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     # services (SSRF). An explicit true or false wins.
     notifications_allow_private: bool | Literal["auto"] = "auto"
 
+    # HTTPS (`serve --tls`). Without cert and key: a self-signed pair generated into the
+    # data dir on first start, pinned by the install line the Agents page shows.
+    tls_enabled: bool = False
+    tls_cert: str = ""
+    tls_key: str = ""
+
     # /metrics is open to 127.0.0.1 and ::1; from elsewhere it needs this bearer token.
     metrics_token: str = ""
     # Called (GET) every minute so an outside checker notices a dead server. Empty: off.
@@ -132,7 +139,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls_enabled else 'http'}://{host}:{self.port}"
 
 
 FIELDS: tuple[str, ...] = Settings.__struct_fields__
@@ -267,11 +274,12 @@ def server_secret(settings: Settings) -> str:
     if settings.secret:
         return settings.secret
     path = settings.data_path / SECRET_FILE
+    # Before reading: a secret.key planted in a directory others can write is refused.
+    secure(path.parent)
     try:
         return path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
         pass
-    secure(path.parent)
     value = secrets.token_urlsafe(48)
     # O_EXCL: if two processes race on first start, one wins and both read its value.
     try:

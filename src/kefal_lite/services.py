@@ -16,6 +16,7 @@ from kefal_lite.billing.paypal import PayPalBilling
 from kefal_lite.clock import Clock
 from kefal_lite.community import Community
 from kefal_lite.config import Settings
+from kefal_lite.enrollment import EnrollmentTokens
 from kefal_lite.events import EventBus
 from kefal_lite.ingest import Ingestor
 from kefal_lite.jobs import JobRunner
@@ -47,6 +48,7 @@ class Services:
     community: Community
     events: EventBus
     notifier: Notifier
+    enrollment: EnrollmentTokens
 
 
 def llm_provider(settings: Settings) -> LlmProvider | None:
@@ -125,6 +127,7 @@ async def build(
         community=community,
         events=bus,
         notifier=notifier,
+        enrollment=EnrollmentTokens(db, clock, accounts),
     )
 
 

@@ -19,7 +19,7 @@ benchmark host), the pass costs 0.2-4 us on a body without controls.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone  # no datetime.UTC: 3.10 runs the agent
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -203,7 +203,7 @@ def clean(snap: Snapshot, raw: bytes) -> Snapshot:
 
 # The earliest time a snapshot may carry: older times underflow the date arithmetic of
 # the engine (boot time = timestamp - uptime), and no agent has a reason to send them.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # How far ahead of the server a host clock may run: a year-9999 timestamp accepted once
 # made every later (true) snapshot look replayed.
 MAX_AHEAD = timedelta(days=1)
@@ -216,7 +216,7 @@ def time_errors(snap: Snapshot, now: datetime) -> list[tuple[str, str]]:
         value: datetime | None = getattr(snap, name)
         if value is None:
             continue
-        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
         if aware > now + MAX_AHEAD:
             out.append((name, "is more than a day ahead of the server's clock"))
         elif aware < EARLIEST:

@@ -19,7 +19,7 @@ import stat
 import sys
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import msgspec
 import psutil
@@ -108,7 +108,7 @@ class Collector:
         users = self._accounts()
         return Snapshot(
             agent_id=self.agent_id,
-            timestamp=datetime.now(UTC),
+            timestamp=datetime.now(timezone.utc),
             hostname=socket.gethostname()[:253] or "unknown",
             os=_OS_NAMES.get(sys.platform, sys.platform)[:64],
             kernel=platform.release()[:256],

@@ -474,6 +474,9 @@ def evaluate(
     ts = epoch(snapshot.timestamp)
     ctx = Ctx(facts, state, now.timestamp(), ts, catalog.detection)
     findings: list[Finding] = []
+    # Community rules never fold into (or lead) a builtin's finding: a shared rule must not
+    # change when or whether a builtin fires, so each keeps its own incident.
+    shared: list[Finding] = []
     for inv, calls, sentence in catalog.on_ingest:
         ctx.invariant_id = inv.id
         if len(calls) == 1:
@@ -485,11 +488,12 @@ def evaluate(
             hits = [_routine(hit, facts) for hit in hits]
         for subject, description, evidence, severity in hits:
             title = description if sentence else f"{inv.title}: {description}"
-            findings.append(Finding(inv.id, subject, severity or inv.severity,  # type: ignore[arg-type]
-                                    title, evidence))  # fmt: skip
+            (shared if inv.source == "community" else findings).append(
+                Finding(inv.id, subject, severity or inv.severity,  # type: ignore[arg-type]
+                        title, evidence))  # fmt: skip
     if len(findings) > 1:
         findings = _merge(findings)
-    return findings, _next_state(facts, state, catalog, ctx)
+    return findings + shared, _next_state(facts, state, catalog, ctx)
 
 
 def _routine(hit: Hit, facts: Facts) -> Hit:
