@@ -85,8 +85,10 @@ class Outcome:
 
 
 def _brief(f: Finding, category: str) -> dict[str, Any]:
-    return {"rule": f.invariant_id, "category": category, "severity": f.severity,
-            "subject": f.subject, "title": f.title}  # fmt: skip
+    # One subject, one finding: the rules folded into it are in evidence["rules"].
+    folded = [r["invariant_id"] for r in f.evidence.get("rules", ())] or [f.invariant_id]
+    return {"rule": f.invariant_id, "rules": folded, "category": category,
+            "severity": f.severity, "subject": f.subject, "title": f.title}  # fmt: skip
 
 
 def run_scenario(sc: corpus.Scenario, catalog: Catalog) -> Outcome:

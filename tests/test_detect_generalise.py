@@ -61,8 +61,12 @@ def test_binaries_in_every_world_writable_directory_are_flagged() -> None:
         p = proc("x", pid=1230, exe=path)
         assert loud(_for("exe_in_writable_or_hidden_path", run([snap(0, add_processes=[p])]))), path
     # editor extensions live in a dot-directory of the home: where they install, not hiding
-    ext = proc("rust-analyzer", "alice", pid=1231,
-               exe="/home/alice/.vscode/extensions/rust-lang.rust-analyzer-0.3/server/rust-analyzer")
+    ext = proc(
+        "rust-analyzer",
+        "alice",
+        pid=1231,
+        exe="/home/alice/.vscode/extensions/rust-lang.rust-analyzer-0.3/server/rust-analyzer",
+    )
     assert _for("exe_in_writable_or_hidden_path", run([snap(0, add_processes=[ext])])) == []
 
 
@@ -75,7 +79,9 @@ def test_a_port_published_by_the_container_runtime_is_one_notice() -> None:
     seq = [*learned(), *persisting(3, add_processes=proxy,
                                    add_ports=[_listener("docker-proxy", 1240, 8080)])]  # fmt: skip
     findings = run(seq)
-    about = [f for f in findings if f.invariant_id in ("new_listening_port", "new_listening_process")]
+    about = [
+        f for f in findings if f.invariant_id in ("new_listening_port", "new_listening_process")
+    ]
     assert len(about) == 1 and about[0].severity == "low", about  # port and process: one socket
     assert "container runtime" in about[0].evidence["benign"][0]
     assert {r["invariant_id"] for r in about[0].evidence["rules"]} == {
@@ -103,6 +109,8 @@ def test_a_connection_without_a_pid_names_every_candidate() -> None:
     real = proc("systemd-logind", pid=545, exe="/usr/lib/systemd/systemd-logind")
     fake = proc("systemd-logind", pid=1260, exe="/usr/libexec/systemd-logind")
     c = {**conn("systemd-logind", 0, "203.0.113.7", 8443), "pid": None}
-    [hit] = _for("local_daemon_outbound", run([snap(0, add_processes=[real, fake], connections=[c])]))
+    [hit] = _for(
+        "local_daemon_outbound", run([snap(0, add_processes=[real, fake], connections=[c])])
+    )
     assert "pids 545, 1260" in hit.title
     assert [x["pid"] for x in hit.evidence["candidates"]] == [545, 1260]

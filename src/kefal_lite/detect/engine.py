@@ -460,8 +460,9 @@ class Catalog:
         self.auto_resolve = frozenset(inv.id for inv in self.invariants if inv.state_like)
         # Rules whose command is also what scheduled audits run (find -perm -4000 from a
         # cron security job): under a routine parent it is a low notice, said so in evidence.
-        self.routine_ok = frozenset(inv.id for inv in self.invariants
-                                    if inv.metadata.get("routine_parent_benign") == "true")  # fmt: skip
+        self.routine_ok = frozenset(
+            inv.id for inv in self.invariants if inv.metadata.get("routine_parent_benign") == "true"
+        )
         self.silent_rules = tuple(
             inv for inv in self.invariants if isinstance(inv.predicate, p.AgentSilent)
         )

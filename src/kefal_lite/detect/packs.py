@@ -61,7 +61,8 @@ HIDDEN_OK = ["/.vscode-server/", "/.vscode-server-insiders/", "/.cursor-server/"
              "/.steam/", "/.var/app/", "/.local/share/flatpak/", "/.nix-profile/", "/.dotnet/",
              "/.gradle/", "/.m2/", "/.conda/", "/.cache/pre-commit/", "/.npm/", "/.local/bin/",
              "/.git/", "/.vscode/extensions/", "/.vscode-insiders/extensions/",
-             "/.vscode-oss/extensions/", "/.cursor/extensions/", "/.windsurf/extensions/"]  # fmt: skip
+             "/.vscode-oss/extensions/", "/.cursor/extensions/",
+             "/.windsurf/extensions/"]  # fmt: skip
 # World-writable directories (sticky, mode 1777 on common distributions): anyone can drop a
 # binary there. /dev is a tmpfs that holds no programs at all.
 WRITABLE_DIRS = ["/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue", "/run/lock", "/var/lock",
