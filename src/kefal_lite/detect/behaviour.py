@@ -38,7 +38,19 @@ def _named(names: Names, name: str) -> bool:
 
 def _any_named(names: Names, c: Ctx) -> bool:
     exact, prefixes = names
-    return not exact.isdisjoint(c.f.name_set) or any("\n" + x in c.f.names_blob for x in prefixes)
+    return not exact.isdisjoint(c.f.name_set) or (bool(prefixes) and _any_prefix(prefixes, c))
+
+
+def _any_prefix(prefixes: tuple[str, ...], c: Ctx) -> bool:
+    """Whether a process name starts with one of `prefixes`, each asked once a snapshot."""
+    known = c.prefix_hits
+    for x in prefixes:
+        hit = known.get(x)
+        if hit is None:
+            hit = known[x] = "\n" + x in c.f.names_blob
+        if hit:
+            return True
+    return False
 
 
 def _hit(name: str, proc: Process, what: str, c: Ctx, **extra: Any) -> Hit:
@@ -48,16 +60,26 @@ def _hit(name: str, proc: Process, what: str, c: Ctx, **extra: Any) -> Hit:
 # --- exe in a writable or hidden place --------------------------------------------------
 
 
-def prep_exe(pr: p.ProcessExeSuspicious) -> tuple[tuple[str, ...], bool, bool, tuple[str, ...]]:
+Tops = tuple[tuple[str, tuple[str, ...]], ...]  # "\n/dev/" -> ("\n/dev/shm/", "\n/dev/mqueue/")
+ExePrep = tuple[tuple[str, ...], bool, bool, tuple[str, ...], Tops]
+
+
+def prep_exe(pr: p.ProcessExeSuspicious) -> ExePrep:
     dirs = tuple(x.rstrip("/") + "/" for x in pr.params.paths)
-    return dirs, pr.params.hidden, pr.params.memfd, tuple(x.lower() for x in pr.params.except_)
+    # The blob is searched per top-level directory first ("\n/dev/" once for /dev/shm and
+    # /dev/mqueue): most hosts run nothing from /dev or /run, and one search settles both.
+    tops: dict[str, list[str]] = {}
+    for d in dirs:
+        tops.setdefault("\n/" + d.split("/")[1] + "/", []).append("\n" + d)
+    return (dirs, pr.params.hidden, pr.params.memfd, tuple(x.lower() for x in pr.params.except_),
+            tuple((top, tuple(ds)) for top, ds in tops.items()))  # fmt: skip
 
 
-def exe_suspicious(prep: tuple[tuple[str, ...], bool, bool, tuple[str, ...]], c: Ctx) -> list[Hit]:
-    dirs, hidden, memfd, ok = prep
+def exe_suspicious(prep: ExePrep, c: Ctx) -> list[Hit]:
+    dirs, hidden, memfd, ok, tops = prep
     blob = c.f.exe_blob
-    if not (any("\n" + d in blob for d in dirs) or (hidden and "/." in blob)
-            or (memfd and "memfd:" in blob)):  # fmt: skip
+    if not (any(top in blob and any(d in blob for d in ds) for top, ds in tops)
+            or (hidden and "/." in blob) or (memfd and "memfd:" in blob)):  # fmt: skip
         return []
     hits: list[Hit] = []
     for name, proc in zip(c.f.names, c.f.procs, strict=True):
@@ -90,9 +112,13 @@ _ALIASES = {"systemd-udevd": ("udevadm",), "init": ("systemd",), "crond": ("cron
             "syslogd": ("rsyslogd", "busybox"), "master": ("postfix",)}  # fmt: skip
 
 
+_SLASHED: dict[str, str] = {}
+
+
 def prep_mismatch(pr: p.ProcessNameMismatch) -> tuple[frozenset[str], bool]:
     # Linux reports at most 15 characters of a name: match the truncated form too.
     names = {norm_name(n) for n in pr.params.names}
+    _SLASHED.update({n: "/" + n for n in names})
     return frozenset(names | {n[:15] for n in names}), pr.params.kernel_threads
 
 
@@ -114,7 +140,13 @@ def name_mismatch(prep: tuple[frozenset[str], bool], c: Ctx) -> list[Hit]:
     if not named and not fake_kthread:
         return []
     hits: list[Hit] = []
-    for name, proc in zip(c.f.names, c.f.procs, strict=True):
+    pairs: Any = zip(c.f.names, c.f.procs, strict=True)
+    if not fake_kthread:  # only the daemons' own processes need a look, and most run from
+        # a binary of their own name: one C-level endswith settles those
+        sl = _SLASHED
+        pairs = [(n, x) for n, x in pairs if n in named and x.exe
+                 and not x.exe.endswith(sl.get(n) or "/" + n) and _imitates(n, x.exe)]  # fmt: skip
+    for name, proc in pairs:
         if not proc.exe:
             continue  # kernel threads have no binary
         if name in named and _imitates(name, proc.exe):
@@ -169,18 +201,27 @@ def prep_parent(pr: p.ProcessParentIn) -> tuple[Names, Names]:
     return _names(pr.params.names), _names(pr.params.parents)
 
 
+def _named_procs(names: Names, c: Ctx) -> list[Process]:
+    """The processes called one of `names`, found from the distinct names, not per process."""
+    exact, prefixes = names
+    wanted = list(exact.intersection(c.f.name_set))
+    if prefixes and _any_prefix(prefixes, c):
+        wanted += [n for n in c.f.name_set if n.startswith(prefixes) and n not in exact]
+    return [proc for n in wanted for proc in c.f.procs_named(n)]
+
+
 def parent_in(prep: tuple[Names, Names], c: Ctx) -> list[Hit]:
     children, parents = prep
-    if not _any_named(parents, c) or not _any_named(children, c):
+    if not _any_named(parents, c):
         return []
-    services = {proc.pid: proc for name, proc in zip(c.f.names, c.f.procs, strict=True)
-                if _named(parents, name)}  # fmt: skip
     hits: list[Hit] = []
-    for name, proc in zip(c.f.names, c.f.procs, strict=True):
-        parent = services.get(proc.ppid) if proc.ppid is not None else None
-        if parent is not None and _named(children, name):
+    # Shells and interpreters are few on a server: look up each one's parent, rather than
+    # walking every process for children of every service.
+    for proc in _named_procs(children, c):
+        parent = c.f.parent(proc)
+        if parent is not None and _named(parents, norm_name(parent.name)):
             what = f"was started by {parent.name} (pid {parent.pid}), a network-facing service"
-            hits.append(_hit(name, proc, what, c))
+            hits.append(_hit(norm_name(proc.name), proc, what, c))
     return hits
 
 
@@ -227,17 +268,21 @@ def prep_all(pr: p.ProcessCmdlineAll) -> tuple[tuple[str, ...], ...]:
 
 
 def cmdline_all(groups: tuple[tuple[str, ...], ...], c: Ctx) -> list[Hit]:
-    blob = c.f.cmd_blob
-    if not all(any(x in blob for x in group) for group in groups):
-        return []
+    frags = c.frags()
+    for group in groups:
+        if frags.isdisjoint(group):
+            return []
     hits: list[Hit] = []
+    of = c.scanner.of
     for name, proc in zip(c.f.names, c.f.procs, strict=True):
         if not proc.cmdline:
             continue
-        low = proc.cmdline.lower()
+        own = of(proc.cmdline)
+        if own.isdisjoint(groups[0]):
+            continue
         found = []
         for group in groups:
-            match = next((x for x in group if x in low), None)
+            match = next((x for x in group if x in own), None)
             if match is None:
                 break
             found.append(match)
@@ -303,12 +348,12 @@ def _commands(cmdline: str) -> list[list[str]]:
 
 
 def destructive(prep: None, c: Ctx) -> list[Hit]:
-    blob = c.f.cmd_blob
-    if not any(h in blob for h in _HINTS):
+    if c.frags().isdisjoint(_HINTS):
         return []
     hits: list[Hit] = []
+    of = c.scanner.of
     for name, proc in zip(c.f.names, c.f.procs, strict=True):
-        if not proc.cmdline:
+        if not proc.cmdline or of(proc.cmdline).isdisjoint(_HINTS):
             continue
         if ":(){" in proc.cmdline.replace(" ", ""):
             why: str | None = "is a fork bomb"
@@ -348,8 +393,7 @@ def discovery_commands(cmdline: str) -> list[str]:
 
 
 def service_account_discovery(prep: None, c: Ctx) -> list[Hit]:
-    blob = c.f.cmd_blob
-    if not any(h in blob for h in _DISCOVERY_HINTS):
+    if c.frags().isdisjoint(_DISCOVERY_HINTS):
         return []
     # Accounts that cannot log in: daemons' (www-data, nobody, mysql). A person at a shell
     # asking "who am I" has a login shell; a web server's account should not ask.
@@ -357,6 +401,8 @@ def service_account_discovery(prep: None, c: Ctx) -> list[Hit]:
     hits: list[Hit] = []
     for name, proc in zip(c.f.names, c.f.procs, strict=True):
         if not proc.cmdline or (";" not in proc.cmdline and "&&" not in proc.cmdline):
+            continue
+        if c.scanner.of(proc.cmdline).isdisjoint(_DISCOVERY_HINTS):
             continue
         found = discovery_commands(proc.cmdline)
         if len(found) < 2:
@@ -417,12 +463,16 @@ def guessing(argv: list[str]) -> tuple[str, str] | None:
 
 
 def credential_guessing(prep: None, c: Ctx) -> list[Hit]:
-    blob = c.f.cmd_blob
-    if not any(h in blob for h in _LIST_HINTS) or not any(h in blob for h in _PROTO_HINTS):
+    frags = c.frags()
+    if frags.isdisjoint(_LIST_HINTS) or frags.isdisjoint(_PROTO_HINTS):
         return []
     hits: list[Hit] = []
+    of = c.scanner.of
     for name, proc in zip(c.f.names, c.f.procs, strict=True):
         if not proc.cmdline:
+            continue
+        own = of(proc.cmdline)
+        if own.isdisjoint(_LIST_HINTS) or own.isdisjoint(_PROTO_HINTS):
             continue
         for argv in _commands(proc.cmdline):
             found = guessing([a for a in argv if a])
@@ -433,6 +483,22 @@ def credential_guessing(prep: None, c: Ctx) -> list[Hit]:
                 break
     return hits
 
+
+# The command-line fragments each kind asks the catalog's Scanner about.
+NEEDLES: dict[type, Any] = {
+    p.ProcessCmdlineAll: lambda pr: [x for group in prep_all(pr) for x in group],
+    p.DestructiveCommand: lambda pr: _HINTS,
+    p.ServiceAccountDiscovery: lambda pr: _DISCOVERY_HINTS,
+    p.CredentialGuessing: lambda pr: _LIST_HINTS + _PROTO_HINTS,
+}
+
+# What a snapshot's command lines must contain for these kinds to match at all: the
+# engine's shared pre-filter skips them otherwise.
+GATES: dict[type, tuple[str, ...]] = {
+    p.DestructiveCommand: _HINTS,
+    p.ServiceAccountDiscovery: _DISCOVERY_HINTS,
+    p.CredentialGuessing: _LIST_HINTS,
+}
 
 LEAVES: dict[type, tuple[Any, Any]] = {
     p.ProcessExeSuspicious: (prep_exe, exe_suspicious),
@@ -446,4 +512,4 @@ LEAVES: dict[type, tuple[Any, Any]] = {
     p.CredentialGuessing: (lambda pr: None, credential_guessing),
 }
 
-__all__ = ["LEAVES", "is_network_service"]
+__all__ = ["GATES", "LEAVES", "NEEDLES", "is_network_service"]
