@@ -248,7 +248,8 @@ class Scanner:
 
     What one command line contains is remembered (bounded): a host shows the same command
     lines snapshot after snapshot and hosts share most of them, so a snapshot usually costs
-    one dict lookup per process. A new command line pays one search per fragment."""
+    one dict lookup per process. The new command lines of a snapshot are searched together,
+    one search per fragment over all of them joined."""
 
     MAX = 65_536
 
@@ -269,12 +270,29 @@ class Scanner:
     def scan(self, procs: list[Process]) -> frozenset[str]:
         seen = self._seen
         out: set[str] = set()
+        new: list[str] = []
         for proc in procs:
             cmd = proc.cmdline
             if cmd:
                 hit = seen.get(cmd)
                 if hit is None:
-                    hit = self.of(cmd)
-                if hit:
+                    new.append(cmd)
+                elif hit:
                     out.update(hit)
+        if new:
+            # Command lines never seen: every fragment is searched for once in all of them
+            # joined, and only the few found are attributed line by line.
+            fresh = list(dict.fromkeys(new))
+            lows = [cmd.lower() for cmd in fresh]
+            joined = "\n".join(lows)
+            present = [n for n in self.needles if n in joined]
+            if len(seen) + len(fresh) > self.MAX:
+                seen.clear()  # rare; cheaper than an LRU's bookkeeping on every call
+            for cmd, low in zip(fresh, lows, strict=True):
+                hit = frozenset([n for n in present if n in low]) if present else _NONE
+                seen[cmd] = hit
+                out.update(hit)
         return frozenset(out)
+
+
+_NONE: frozenset[str] = frozenset()
