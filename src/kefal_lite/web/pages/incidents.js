@@ -104,6 +104,30 @@ function literalGlob(text) {
   return `${escape(text.slice(0, n))}*`;
 }
 
+// Evidence values meant for a person: the other rules folded into this incident as a list of
+// their titles (their own evidence repeats this one's), a risk as its level and reasons, flat
+// objects and lists as text; anything deeper stays JSON.
+function evidenceView(evidence) {
+  const scalar = (v) => v === null || typeof v !== "object";
+  const out = {};
+  for (const [k, v] of Object.entries(evidence || {})) {
+    if (k === "rules" && Array.isArray(v) && v.every((r) => r && typeof r.title === "string")) {
+      out[k] = h("ul", { class: "rules" }, v.map((r) => h("li", {}, badge(r.severity), " ", r.title)));
+    } else if (k === "risk" && v && typeof v === "object" && Array.isArray(v.reasons)) {
+      out[k] = `${v.level} (${v.score}): ${v.reasons.map((r) => r.text || r.code).join("; ")}`;
+    } else if (k === "key_path" && Array.isArray(v)) {
+      out[k] = v.join(" > ");
+    } else if (Array.isArray(v) && v.every(scalar) && k !== "args") { // args stay exact
+      out[k] = v.length ? v.join(", ") : "none";
+    } else if (v && typeof v === "object" && !Array.isArray(v) && Object.values(v).every(scalar)) {
+      out[k] = Object.entries(v).map(([a, b]) => `${a} ${b ?? ""}`).join(", ");
+    } else {
+      out[k] = v;
+    }
+  }
+  return out;
+}
+
 function renderDetail(panel, inc, act, suppress) {
   panel.dataset.id = inc.id;
   const rem = inc.remediation;
@@ -123,7 +147,7 @@ function renderDetail(panel, inc, act, suppress) {
       inc.contributed_by ? h("span", { class: "muted" }, ` · community rule by ${inc.contributed_by}`) : null),
     kv({ host: inc.hostname, subject: inc.subject, first_seen: inc.first_seen_at, last_seen: inc.last_seen_at, occurrences: inc.occurrences,
       ...(inc.resolved_by ? { resolved_by: inc.resolved_by } : {}) }),
-    h("h3", {}, "Evidence"), kv(inc.evidence),
+    h("h3", {}, "Evidence"), kv(evidenceView(inc.evidence)),
     blastRadius(inc.host_id),
     h("div", { class: "actions" },
       can(inc.status !== "acknowledged") ? h("button", { type: "button", onclick: () => act("acknowledge") }, "Acknowledge") : null,

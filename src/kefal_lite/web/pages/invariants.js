@@ -45,10 +45,16 @@ export async function invariantsPage(ctx, main) {
         { title: "Kind", value: (i) => i.predicate.kind },
         { title: "Severity", value: (i) => i.severity, sort: (i) => ({ critical: 4, high: 3, medium: 2, low: 1 }[i.severity]), render: (i) => badge(i.severity) },
         { title: "ATT&CK", value: (i) => i.attack || "" },
-        { title: "Source", value: (i) => i.source === "builtin" ? "builtin" : `${i.source} by ${i.contributed_by}` },
+        { title: "Source", value: source },
       ], active.items, { sortable: true })));
   };
   await load();
+}
+
+// Packs ship with the server and have no contributor: they are named by their pack.
+function source(i) {
+  if (i.source === "pack") return i.metadata.pack ? `pack ${i.metadata.pack}` : "pack";
+  return i.contributed_by ? `${i.source} by ${i.contributed_by}` : i.source;
 }
 
 function contributeForm(reload) {

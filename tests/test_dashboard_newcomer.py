@@ -1,0 +1,77 @@
+"""What a first-time user trips over on the dashboard, in a real Chromium against a real
+`kefal-lite serve`: where a rule comes from, and an incident's evidence read as text rather
+than as JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD, serving
+from tests.test_dashboard import ARGS, enroll, ingest
+from tests.tools import require
+
+pytest.importorskip("playwright")
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=require("chromium"), headless=True, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _login(browser: Browser, url: str) -> tuple[Page, list[str]]:
+    r = httpx.post(f"{url}/auth/register", json={"username": "alice", "password": PASSWORD})
+    assert r.status_code == 201, r.text
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url + "/#/login")
+    page.locator("input[name=username]").fill("alice")
+    page.locator("input[name=password]").fill(PASSWORD)
+    page.locator("button[type=submit]").click()
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    return page, errors
+
+
+def test_pack_rules_name_their_pack_not_a_null_contributor(
+    browser: Browser, tmp_path: Path
+) -> None:
+    with serving(tmp_path / "data") as (url, _):
+        page, errors = _login(browser, url)
+        page.goto(url + "/#/invariants")
+        row = page.locator("tr", has=page.get_by_text("mcp_shell_access", exact=True))
+        expect(row).to_contain_text("pack mcp")
+        expect(page.locator("main")).not_to_contain_text("by null")
+        expect(
+            page.locator("tr", has=page.get_by_text("reverse_shell", exact=True))
+        ).to_contain_text("builtin")
+        assert errors == []
+
+
+def test_incident_evidence_reads_as_text(browser: Browser, tmp_path: Path) -> None:
+    with serving(tmp_path / "data") as (url, _):
+        page, errors = _login(browser, url)
+        agent = enroll(url, "alice", "web")
+        # one process, several rules: one incident whose evidence lists the others
+        miner = {"pid": 4242, "name": "xmrig", "user": "www-data", "exe": "/tmp/xmrig",
+                 "ppid": 1, "cmdline": "xmrig -o pool.example:3333"}  # fmt: skip
+        ingest(url, agent, 0, hostname="web-01", add_processes=[miner])
+        page.goto(url + "/#/incidents")
+        page.get_by_text("Crypto miner: xmrig", exact=False).first.click()
+        detail = page.locator("aside.detail")
+        expect(detail.locator("ul.rules li").first).to_be_visible()
+        assert detail.locator("ul.rules li").count() >= 2
+        expect(detail.locator("ul.rules")).to_contain_text("Crypto miner: xmrig")
+        evidence = detail.locator("dl.kv").nth(1)
+        expect(evidence).not_to_contain_text('"invariant_id"')
+        expect(evidence).not_to_contain_text('{"')
+        assert errors == []
