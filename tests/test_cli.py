@@ -164,3 +164,47 @@ def test_second_server_on_the_same_data_dir_refuses_to_start(tmp_path: Path) -> 
     text = out.decode()
     assert "No users yet" in text and f"kefal-lite --data-dir {d} user add NAME --admin" in text
     assert f"http://127.0.0.1:{port}/" in text and "0.0.0.0" in text
+
+
+def test_empty_outbox_and_user_list_say_what_they_show(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    r = _run(d, "user", "add", "alice", "--admin", "--password-stdin", stdin=f"{PASSWORD}\n")
+    assert r.exit_code == 0, r.output
+    r = _run(d, "outbox")
+    # an empty answer read as a failure
+    assert r.exit_code == 0 and r.output.startswith("no mails yet"), r.output
+    lines = _run(d, "user", "list").output.splitlines()
+    assert lines[0].split() == ["USERNAME", "ROLE", "EMAIL", "CREATED"]
+    assert lines[1].split()[:3] == ["alice", "admin", "-"]
+
+
+def _banner(script: Path, data_dir: Path, path: str) -> str:
+    env = {**os.environ, "KEFAL_DATA_DIR": str(data_dir), "PATH": path}
+    proc = subprocess.Popen([str(script), "serve", "--port", str(_free_port())], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        text = ""
+        deadline = time.monotonic() + 30
+        while "register; the first account" not in text and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            text += line
+        return text
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
+
+
+def test_first_admin_hint_names_a_program_the_shell_finds(tmp_path: Path) -> None:
+    # The README's venv route runs ~/.kefal/bin/kefal-lite, which is not on PATH: the
+    # hint printed by serve must be a command that works when pasted.
+    script = Path(sys.executable).parent / "kefal-lite"
+    assert script.exists(), "the dev install puts the console script beside python"
+    d = tmp_path / "d"
+    system = "/usr/local/bin:/usr/bin:/bin"
+    text = _banner(script, d, system)
+    assert f"    {script} --data-dir {d} user add NAME --admin" in text, text
+    text = _banner(script, d, f"{script.parent}:{system}")
+    assert f"    kefal-lite --data-dir {d} user add NAME --admin" in text, text

@@ -63,3 +63,16 @@ def test_a_prepared_machine_goes_straight_to_the_venv(tmp_path: Path) -> None:
     done = _run(_bare_path(tmp_path, tools), KEFAL_TEST_SYSTEM_ONLY="1")
     assert done.returncode == 0, done.stderr
     assert "installing" not in done.stderr and "system packages present" in done.stderr
+
+
+def test_help_is_its_own_usage_before_any_setup(tmp_path: Path) -> None:
+    # A bare machine: were --help passed on to pytest, the script would first stop on the
+    # missing packages (or install them, and a venv) before printing anything useful.
+    path = _bare_path(tmp_path, {"sed": f'#!/bin/bash\nexec {shutil.which("sed")} "$@"\n'})
+    for flag in ("--help", "-h"):
+        done = subprocess.run(["bash", str(SCRIPT), flag], env={"PATH": path, "HOME": "/tmp"},
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("One command from a fresh clone to a green suite")
+        assert "KEFAL_TEST_SETUP_ONLY=1" in done.stdout and "pytest --help" in done.stdout
+        assert "missing system packages" not in done.stderr

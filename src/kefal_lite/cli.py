@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
+import shutil
 import sqlite3
 import sys
 import uuid
@@ -175,6 +177,18 @@ def _check_port(host: str, port: int) -> None:
         raise click.ClickException(f"{why}; {hint}") from None
 
 
+def _self_command() -> str:
+    """How to run this same kefal-lite from a shell: its bare name when PATH finds this one,
+    else its full path (the README's venv route, ~/.kefal/bin, is not on PATH)."""
+    me = Path(sys.argv[0])
+    if me.name != "kefal-lite":  # python -m kefal_lite
+        return "kefal-lite"
+    found = shutil.which("kefal-lite")
+    if found and Path(found).resolve() == me.resolve():
+        return "kefal-lite"
+    return shlex.quote(str(me.absolute()))
+
+
 @main.command()
 @_server_options
 @click.option("--access-log/--no-access-log", default=False, help="Log every HTTP request.")
@@ -212,7 +226,7 @@ def serve(ctx: click.Context, access_log: bool, tls_enabled: bool | None) -> Non
     if not has_users:
         click.echo(
             "  No users yet. Create the first admin with:\n"
-            "    kefal-lite "
+            f"    {_self_command()} "
             + (f"--data-dir {settings.data_path} " if settings.data_dir else "")
             + "user add NAME --admin"
             + f"\n  or open {settings.base_url}/ and register; the first account becomes admin."
@@ -316,7 +330,9 @@ def user_add(
 def user_list(ctx: click.Context) -> None:
     """List accounts."""
     with _db(_settings(ctx)) as conn:
-        for u in users.list_all(conn):
+        accounts = users.list_all(conn)
+        click.echo(f"{'USERNAME':<24} {'ROLE':<6} {'EMAIL':<32} CREATED")
+        for u in accounts:
             flags = " disabled" if u.disabled else ""
             flags += " mfa" if u.mfa_enabled else ""
             click.echo(f"{u.username:<24} {u.role:<6} {u.email or '-':<32} {u.created_at}{flags}")
@@ -418,7 +434,11 @@ def backup(ctx: click.Context, path: Path) -> None:
 def outbox_show(ctx: click.Context, limit: int) -> None:
     """Show recent mails; without SMTP this is where reset links wait."""
     with _db(_settings(ctx)) as conn:
-        for mail in outbox.recent(conn, limit):
+        mails = outbox.recent(conn, limit)
+        if not mails:
+            # An empty answer looked like a failure to a first-time user.
+            click.echo("no mails yet: password-reset links and mailto: alerts show up here")
+        for mail in mails:
             click.echo(f"--- #{mail.id} {mail.created_at} to {mail.recipient} [{mail.status}]")
             click.echo(f"Subject: {mail.subject}")
             if mail.last_error:
