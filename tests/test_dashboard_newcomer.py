@@ -75,3 +75,17 @@ def test_incident_evidence_reads_as_text(browser: Browser, tmp_path: Path) -> No
         expect(evidence).not_to_contain_text('"invariant_id"')
         expect(evidence).not_to_contain_text('{"')
         assert errors == []
+
+
+def test_from_a_clone_commands_work_under_sudo(browser: Browser, tmp_path: Path) -> None:
+    # sudo's secure_path has no venv in it: "sudo kefal-lite" is "command not found" after
+    # the README's from-a-clone install, so the page names the program by its path.
+    with serving(tmp_path / "data") as (url, _):
+        page, errors = _login(browser, url)
+        page.goto(url + "/#/agents")
+        page.get_by_text("Hosts with a clone of kefal-lite").click()
+        codes = page.locator("details code").all_inner_texts()
+        assert codes[0] == "sudo python3 -m venv /opt/kefal && sudo /opt/kefal/bin/pip install ."
+        assert codes[1].startswith(f"sudo /opt/kefal/bin/kefal-lite agent enroll --server {url}")
+        assert all("sudo kefal-lite" not in c for c in codes), codes
+        assert errors == []

@@ -40,10 +40,14 @@ export async function agentsPage(ctx, main) {
     try { await api(`/api/v1/enrollment-tokens/${encodeURIComponent(t.id)}`, { method: "DELETE", raw: true }); toast("Revoked"); await loadTokens(); }
     catch (err) { toast(err.message, true); }
   };
+  // sudo's PATH has no virtual environment in it: a bare "sudo kefal-lite" is "command not
+  // found" after the README's install, so the commands name its path.
+  const bin = "/opt/kefal/bin/kefal-lite";
   const steps = [
-    ["Enroll it (asks for your password)", `sudo kefal-lite agent enroll --server ${server} --username ${user}`],
-    ["Run it at boot", "sudo kefal-lite agent install-service && sudo systemctl daemon-reload && sudo systemctl enable --now kefal-lite-agent"],
-    ["Or try it once first", "sudo kefal-lite agent once --print"],
+    ["Install it for root (from the clone)", `sudo python3 -m venv /opt/kefal && sudo /opt/kefal/bin/pip install .`],
+    ["Enroll it (asks for your password)", `sudo ${bin} agent enroll --server ${server} --username ${user}`],
+    ["Run it at boot", `sudo ${bin} agent install-service && sudo systemctl daemon-reload && sudo systemctl enable --now kefal-lite-agent`],
+    ["Or try it once first", `sudo ${bin} agent once --print`],
   ];
   const tokenBox = h("div", { role: "status" });
   const list = h("div");
@@ -82,7 +86,8 @@ export async function agentsPage(ctx, main) {
         h("button", { type: "button", onclick: createLine }, "Create install line")),
       lineBox,
       loopback ? h("p", { class: "warn-text" }, `Other hosts cannot reach ${server}: start the server with --host 0.0.0.0 (and --tls) and open this page at its LAN address, or set public_url.`) : "",
-      h("details", {}, h("summary", {}, "Hosts with kefal-lite already installed (from a clone)"),
+      h("details", {}, h("summary", {}, "Hosts with a clone of kefal-lite"),
+        h("p", { class: "muted" }, "Installed with pipx as root instead? Use /root/.local/bin/kefal-lite in these commands."),
         h("ol", { class: "steps" }, steps.map(([title, cmd]) => h("li", {}, h("strong", {}, title), h("div", { class: "cmd" }, h("code", {}, cmd), copyButton(cmd))))))),
     tokenBox, card("Enrolled agents", list), card("Install lines", tokens));
   await loadTokens();
