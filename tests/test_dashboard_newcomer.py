@@ -89,3 +89,19 @@ def test_from_a_clone_commands_work_under_sudo(browser: Browser, tmp_path: Path)
         assert codes[1].startswith(f"sudo /opt/kefal/bin/kefal-lite agent enroll --server {url}")
         assert all("sudo kefal-lite" not in c for c in codes), codes
         assert errors == []
+
+
+def test_a_suppression_says_who_made_it_and_when(browser: Browser, tmp_path: Path) -> None:
+    # settings.js called when() without importing it; Chromium's own window.when (the
+    # Observable API) answered, so the column read "alice, [object Observable]".
+    with serving(tmp_path / "data") as (url, _):
+        page, errors = _login(browser, url)
+        token = page.evaluate("sessionStorage.getItem('kefal.session')")
+        r = httpx.post(f"{url}/api/v1/suppressions", headers={"Authorization": f"Bearer {token}"},
+                       json={"invariant_id": "root_login", "reason": "console logins"})  # fmt: skip
+        assert r.status_code == 201, r.text
+        page.goto(url + "/#/settings")
+        row = page.locator("tr", has=page.get_by_text("console logins"))
+        expect(row).to_contain_text("alice, just now")
+        expect(row).not_to_contain_text("object")
+        assert errors == []

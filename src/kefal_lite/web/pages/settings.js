@@ -1,5 +1,5 @@
 import { api, session } from "../api.js";
-import { h, clear, card, field, toast, kv, table, ago, badge } from "../ui.js";
+import { h, clear, card, field, toast, kv, table, ago, badge, when } from "../ui.js";
 
 export async function settingsPage(ctx, main) {
   const me = await api("/api/v1/auth/me");
