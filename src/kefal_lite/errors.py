@@ -85,3 +85,7 @@ class ValidationFailed(ApiError):
     def __init__(self, items: list[dict[str, Any]]) -> None:
         super().__init__("validation failed")
         self.items = items
+
+
+class InvalidTransition(Conflict):
+    """The incident (or its remediation) is not in a state this action starts from."""
