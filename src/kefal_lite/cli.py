@@ -22,6 +22,7 @@ from kefal_lite.errors import ApiError
 from kefal_lite.store import outbox, users
 from kefal_lite.store.db import open_sync, transaction
 from kefal_lite.store.lock import DataDirLocked, ServerLock
+from kefal_lite.usecases import accounts
 
 
 # Options that mean the same everywhere. They are accepted on the group and on every
@@ -259,18 +260,22 @@ def _read_password(password_stdin: bool) -> str:
     return value
 
 
-def _audit(conn: sqlite3.Connection, user_id: str, action: str, target: str, **detail: Any) -> None:
-    from kefal_lite.store import audit
-
-    entry = audit.Entry(iso(Clock().now()), user_id, "cli", action, target, None, detail or None)
-    audit.record(conn, entry)
+def _now() -> str:
+    return iso(Clock().now())
 
 
 def _find(conn: sqlite3.Connection, username: str) -> users.User:
-    user = users.by_username(conn, username)
-    if user is None:
-        raise click.ClickException(f"no user named {username!r}")
-    return user
+    with _refused():
+        return accounts.find(conn, username)
+
+
+@contextlib.contextmanager
+def _refused() -> Iterator[None]:
+    """A use case's refusal (no such user, a taken name) as the CLI's error message."""
+    try:
+        yield
+    except ApiError as exc:
+        raise click.ClickException(exc.detail) from None
 
 
 @main.group("user")
@@ -294,20 +299,13 @@ def user_add(
         new = msgspec.convert({"username": username, "password": password, "email": email}, NewUser)
     except msgspec.ValidationError as exc:
         raise click.ClickException(f"invalid account: {exc}") from None
-    with _db(settings, create=True) as conn, transaction(conn):
-        try:
-            user = users.create(
-                conn,
-                user_id=str(uuid.uuid4()),
-                username=new.username,
-                password_hash=security.hash_password(new.password),
-                role="admin" if admin else "user",
-                email=new.email,
-                now=iso(Clock().now()),
-            )
-        except ApiError as exc:
-            raise click.ClickException(exc.detail) from None
-        _audit(conn, user.id, "cli_user_created", user.username, role=user.role)
+    password_hash = security.hash_password(new.password)
+    with _db(settings, create=True) as conn, _refused(), transaction(conn):
+        user = accounts.add_user(
+            conn, accounts.OPERATOR, user_id=str(uuid.uuid4()), username=new.username,
+            password_hash=password_hash, role="admin" if admin else "user", email=new.email,
+            now=_now(),
+        )  # fmt: skip
     click.echo(f"created {user.role} {user.username} ({user.id})")
 
 
@@ -334,10 +332,9 @@ def user_passwd(ctx: click.Context, username: str, password_stdin: bool) -> None
         raise click.ClickException(
             f"the password needs at least {security.MIN_PASSWORD} characters"
         )
-    with _db(settings) as conn, transaction(conn):
-        target = _find(conn, username)
-        users.set_password(conn, target.id, security.hash_password(password))
-        _audit(conn, target.id, "cli_password_set", target.username)
+    password_hash = security.hash_password(password)
+    with _db(settings) as conn, _refused(), transaction(conn):
+        accounts.set_password(conn, accounts.OPERATOR, username, password_hash, _now())
     click.echo(f"password of {username} changed; its sessions are ended")
 
 
@@ -347,10 +344,9 @@ def user_passwd(ctx: click.Context, username: str, password_stdin: bool) -> None
 @click.pass_context
 def user_set_role(ctx: click.Context, username: str, role: str) -> None:
     """Make an account admin or user."""
-    with _db(_settings(ctx)) as conn, transaction(conn):
-        target = _find(conn, username)
-        users.set_role(conn, target.id, role)
-        _audit(conn, target.id, "cli_role_set", target.username, role=role)
+    with _db(_settings(ctx)) as conn, _refused(), transaction(conn):
+        accounts.set_role(conn, accounts.OPERATOR, username, "admin" if role == "admin" else "user",
+                          _now())  # fmt: skip
     click.echo(f"{username} is now {role}")
 
 
@@ -360,10 +356,8 @@ def user_set_role(ctx: click.Context, username: str, role: str) -> None:
 @click.pass_context
 def user_disable(ctx: click.Context, username: str, enable: bool) -> None:
     """Block an account: its sessions end and its agents' snapshots are refused."""
-    with _db(_settings(ctx)) as conn, transaction(conn):
-        target = _find(conn, username)
-        users.set_disabled(conn, target.id, not enable)
-        _audit(conn, target.id, "cli_user_enabled" if enable else "cli_user_disabled", username)
+    with _db(_settings(ctx)) as conn, _refused(), transaction(conn):
+        accounts.set_disabled(conn, accounts.OPERATOR, username, not enable, _now())
     click.echo(f"{username} {'enabled' if enable else 'disabled'}")
 
 

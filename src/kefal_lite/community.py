@@ -88,8 +88,9 @@ def to_invariant(stored: StoredInvariant) -> Invariant:
 
 
 class Community:
-    def __init__(self, db: Database, clock: Clock, rules: Rules, llm: LlmProvider | None) -> None:
-        self.billing: BillingProvider | None = None  # set once the provider exists
+    def __init__(self, db: Database, clock: Clock, rules: Rules, llm: LlmProvider | None,
+                 billing: BillingProvider) -> None:  # fmt: skip
+        self.billing = billing
         self._db = db
         self._clock = clock
         self._rules = rules
@@ -166,11 +167,7 @@ class Community:
         refused = not_contributable(to_invariant(stored).predicate)
         if refused is not None:
             raise BadRequest(refused)
-        if (
-            user.role != "admin"
-            and self.billing is not None
-            and not await self.billing.may_verify(user)
-        ):
+        if user.role != "admin" and not await self.billing.may_verify(user):
             raise Forbidden(
                 "adversarial verification comes with the Professional and Enterprise plans"
             )

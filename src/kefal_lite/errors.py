@@ -89,3 +89,7 @@ class ValidationFailed(ApiError):
 
 class InvalidTransition(Conflict):
     """The incident (or its remediation) is not in a state this action starts from."""
+
+
+class NotAllowed(Forbidden):
+    """A rule of the product refuses it for this account (a plan's limit, say)."""
