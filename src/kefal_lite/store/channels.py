@@ -116,10 +116,10 @@ def queue_changes(conn: sqlite3.Connection, *, user_id: str, host_id: str, opene
         if not ids:
             continue
         marks = ",".join("?" * len(ids))
-        for incident_id, severity, invariant_id in conn.execute(
-            f"SELECT id, severity, invariant_id FROM incidents WHERE id IN ({marks})", ids
+        for incident_id, severity, timer in conn.execute(
+            f"SELECT id, severity, timer FROM incidents WHERE id IN ({marks})", ids
         ).fetchall():
-            event = kinds[1] if invariant_id == "agent_silent" else kinds[0]
+            event = kinds[1] if timer else kinds[0]  # a timer rule's: the host itself
             queue(conn, user_id=user_id, host_id=host_id, event=event, incident_id=incident_id,
                   severity=severity, now=now)  # fmt: skip
 

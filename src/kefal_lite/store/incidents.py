@@ -31,13 +31,14 @@ class NewFinding(msgspec.Struct, frozen=True):
     subject: str
     title: str
     evidence: dict[str, Any]
+    timer: bool = False  # a timer rule's (agent silence): see Invariant.timer
 
 
 class Changes(msgspec.Struct):
     opened: list[str] = []
     updated: list[str] = []
     resolved: list[str] = []
-    recovered: list[str] = []  # resolved agent_silent incidents: the host is back
+    recovered: list[str] = []  # resolved timer incidents: the host is back
     opened_severities: list[str] = []
 
 
@@ -80,10 +81,10 @@ class Event(msgspec.Struct, frozen=True):
 
 
 # `stale`: an open or acknowledged incident of a host that went silent is shown as
-# stale (not resolved) until the host reports again; agent_silent itself stays open.
+# stale (not resolved) until the host reports again; the silence incident itself stays open.
 _DISPLAY_STATUS = (
     "CASE WHEN i.status IN ('open', 'acknowledged') AND h.silent = 1"
-    " AND i.invariant_id <> 'agent_silent' THEN 'stale' ELSE i.status END"
+    " AND i.timer = 0 THEN 'stale' ELSE i.status END"
 )
 _SELECT = (
     "SELECT i.id, i.host_id, h.hostname, i.invariant_id, i.invariant_name, i.category,"
@@ -155,12 +156,12 @@ def _open(
     conn.execute(
         "INSERT INTO incidents (id, user_id, host_id, invariant_id, invariant_name, category,"
         " severity, status, state_like, subject, title, evidence, snapshot_id, attack,"
-        " contributed_by, first_seen_at, last_seen_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " contributed_by, first_seen_at, last_seen_at, timer)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (incident_id, user_id, host_id, finding.invariant_id, finding.invariant_name,
          finding.category, finding.severity, int(finding.state_like), finding.subject,
          finding.title, _json.encode(finding.evidence).decode(), snapshot_id, finding.attack,
-         finding.contributed_by, now, now),
+         finding.contributed_by, now, now, int(finding.timer)),
     )  # fmt: skip
     _event(conn, incident_id, now, SYSTEM, "opened", {"snapshot_id": snapshot_id})
     return incident_id
@@ -192,14 +193,16 @@ def apply_findings(
     state-like incidents this snapshot no longer shows resolved. `held` keys were found but
     suppressed: their incidents are neither counted nor resolved."""
     changes = Changes()
-    active = {
-        (r[1], r[2]): r[0]
-        for r in conn.execute(
-            "SELECT id, invariant_id, subject FROM incidents"
-            " WHERE host_id = ? AND status IN ('open', 'acknowledged')",
-            (host_id,),
-        )
-    }
+    active: dict[tuple[str, str], str] = {}
+    timers: set[str] = set()
+    for r in conn.execute(
+        "SELECT id, invariant_id, subject, timer FROM incidents"
+        " WHERE host_id = ? AND status IN ('open', 'acknowledged')",
+        (host_id,),
+    ):
+        active[(r["invariant_id"], r["subject"])] = r["id"]
+        if r["timer"]:
+            timers.add(r["id"])
     seen: set[tuple[str, str]] = set(held)
     for f in findings:
         key = (f.invariant_id, f.subject)
@@ -222,7 +225,7 @@ def apply_findings(
         if invariant_id in auto_resolve and (invariant_id, subject) not in seen:
             resolve(conn, incident_id, now, by="auto", snapshot_id=snapshot_id)
             changes.resolved.append(incident_id)
-            if invariant_id == "agent_silent":
+            if incident_id in timers:
                 changes.recovered.append(incident_id)
     return changes
 
