@@ -212,6 +212,7 @@ def test_upgrade_from_schema_7_does_not_reopen_a_current_silence(
         "DROP TABLE silent_timers; DROP INDEX hosts_by_seen;"
         " ALTER TABLE invariants DROP COLUMN status_reason; DROP TABLE suppressions;"
         " ALTER TABLE hosts DROP COLUMN suppressed; DROP TABLE enrollment_tokens;"
+        " ALTER TABLE incidents DROP COLUMN timer;"
         " PRAGMA user_version = 7;"
     )
     conn.close()

@@ -619,17 +619,6 @@ def _load_rule(path: Path) -> Any:
         raise click.ClickException(f"{path}: {exc}") from None
 
 
-def _contribution_invariant(rule: Any, invariant_id: str = "local") -> Any:
-    from kefal_lite.detect.model import Invariant
-
-    return Invariant(
-        id=invariant_id, name=rule.name, invariant_type=rule.invariant_type,
-        predicate=rule.predicate, severity=rule.severity, category="community",
-        metadata={k: v for k, v in msgspec.to_builtins(rule.metadata).items() if v is not None},
-        source="community",
-    )  # fmt: skip
-
-
 @invariants_group.command("test")
 @click.argument("rule", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("snapshots", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -640,11 +629,12 @@ def invariants_test(rule: Path, snapshots: tuple[Path, ...], run_verify: bool) -
     Each snapshot file holds one snapshot or a list of them; the engine keeps its
     state between them, so novelty and temporal rules behave as on the server.
     """
+    from kefal_lite.community import contribution_invariant
     from kefal_lite.detect.engine import Catalog, evaluate
     from kefal_lite.detect.state import HostState
     from kefal_lite.detect.verify import verify
 
-    inv = _contribution_invariant(_load_rule(rule))
+    inv = contribution_invariant(_load_rule(rule))
     catalog = Catalog([inv])
     state = HostState()
     fired = 0
@@ -716,10 +706,11 @@ def invariants_import(ctx: click.Context, pack: Path, owner: str) -> None:
 
     A running server puts the imported invariants in force within a few seconds.
     """
-    from kefal_lite.community import BUILTIN_NAMES, Contribution, not_contributable
+    from kefal_lite.community import Contribution, contribution_invariant
     from kefal_lite.detect.verify import verify
     from kefal_lite.ids import new_id
     from kefal_lite.store import invariants as store
+    from kefal_lite.usecases import rules as rule_cases
 
     try:
         data = json.loads(pack.read_text())
@@ -731,21 +722,20 @@ def invariants_import(ctx: click.Context, pack: Path, owner: str) -> None:
     with _db(_settings(ctx)) as conn:
         user = _find(conn, owner)
         for rule in rules:
-            if rule.name.casefold() in BUILTIN_NAMES or store.name_taken(conn, rule.name):
+            try:  # before verification, which takes a while
+                rule_cases.admit(rule)
+            except ApiError as exc:
+                click.echo(f"skipped: {rule.name}: {exc.detail}")
+                continue
+            if store.name_taken(conn, rule.name):
                 click.echo(f"skipped: {rule.name}: the name is taken")
                 continue
-            refused = not_contributable(rule.predicate)
-            if refused is not None:
-                click.echo(f"skipped: {rule.name}: {refused}")
+            report = verify(contribution_invariant(rule))
+            try:
+                with transaction(conn):
+                    status = rule_cases.import_verified(conn, user.id, rule, new_id(), report, now)
+            except ApiError as exc:  # the name was taken meanwhile
+                click.echo(f"skipped: {rule.name}: {exc.detail}")
                 continue
-            report = verify(_contribution_invariant(rule))
-            status = "active" if report.passed else "rejected"
-            with transaction(conn):
-                store.add(conn, invariant_id=new_id(), name=rule.name,
-                          invariant_type=rule.invariant_type,
-                          predicate=msgspec.to_builtins(rule.predicate), severity=rule.severity,
-                          metadata=msgspec.to_builtins(rule.metadata), source="pack",
-                          user_id=user.id, now=now, status=status,
-                          report=msgspec.to_builtins(report))  # fmt: skip
             why = "" if report.passed else ": " + "; ".join(report.reasons)
             click.echo(f"{status}: {rule.name}{why}")

@@ -9,7 +9,6 @@ from typing import Any
 import msgspec
 
 from kefal_lite.clock import iso, parse_iso
-from kefal_lite.errors import NotFound
 from kefal_lite.store import jobs
 
 RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
@@ -60,10 +59,10 @@ def get(conn: sqlite3.Connection, channel_id: str, user_id: str | None = None) -
     return Channel(*row) if row else None
 
 
-def delete(conn: sqlite3.Connection, user_id: str, channel_id: str) -> None:
+def delete(conn: sqlite3.Connection, user_id: str, channel_id: str) -> bool:
+    """False: no such channel of this tenant."""
     cur = conn.execute("DELETE FROM channels WHERE id = ? AND user_id = ?", (channel_id, user_id))
-    if cur.rowcount != 1:
-        raise NotFound("no such channel")
+    return cur.rowcount == 1
 
 
 def record_result(conn: sqlite3.Connection, channel_id: str, now: str, error: str | None) -> None:
