@@ -6,7 +6,6 @@ import logging
 import mimetypes
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +59,7 @@ from kefal_lite.errors import (
     validation_item,
 )
 from kefal_lite.messages import humanize
-from kefal_lite.security import session_key
+from kefal_lite.security import SESSION_TTL, session_key
 from kefal_lite.services import Services, build, start, stop
 from kefal_lite.store import users
 from kefal_lite.store.db import Database, DatabaseBusy
@@ -69,7 +68,6 @@ from kefal_lite.store.users import User
 
 log = logging.getLogger("kefal_lite")
 
-SESSION_TTL = timedelta(hours=24)
 UNAUTHORIZED = "missing, invalid or expired session token; log in again"
 
 
