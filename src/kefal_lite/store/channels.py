@@ -10,6 +10,7 @@ import msgspec
 
 from kefal_lite.clock import iso, parse_iso
 from kefal_lite.store import jobs
+from kefal_lite.store.rows import struct
 
 RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 FLAP_LIMIT = 4  # silent/back messages per host per hour; more means the host flaps
@@ -44,7 +45,7 @@ def list_for_user(conn: sqlite3.Connection, user_id: str) -> list[Channel]:
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM channels WHERE user_id = ? ORDER BY created_at, id", (user_id,)
     ).fetchall()
-    return [Channel(*r) for r in rows]
+    return [struct(Channel, r) for r in rows]
 
 
 def get(conn: sqlite3.Connection, channel_id: str, user_id: str | None = None) -> Channel | None:
@@ -56,7 +57,7 @@ def get(conn: sqlite3.Connection, channel_id: str, user_id: str | None = None) -
         row = conn.execute(
             f"SELECT {_COLUMNS} FROM channels WHERE id = ? AND user_id = ?", (channel_id, user_id)
         ).fetchone()
-    return Channel(*row) if row else None
+    return struct(Channel, row) if row else None
 
 
 def delete(conn: sqlite3.Connection, user_id: str, channel_id: str) -> bool:

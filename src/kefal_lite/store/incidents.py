@@ -296,7 +296,10 @@ def history(conn: sqlite3.Connection, user_id: str, incident_id: str) -> list[Ev
         " ORDER BY e.id",
         (user_id, incident_id),
     ).fetchall()
-    return [Event(r[0], r[1], r[2], _decode_json.decode(r[3]) if r[3] else None) for r in rows]
+    return [
+        struct(Event, r, detail=_decode_json.decode(r["detail"]) if r["detail"] else None)
+        for r in rows
+    ]
 
 
 class State(msgspec.Struct, frozen=True):
