@@ -15,8 +15,7 @@ from kefal_lite.clock import FrozenClock
 from kefal_lite.errors import InvalidTransition
 from kefal_lite.usecases import incident_states as states
 from tests.builders import T0
-from tests.conftest import enroll, login, make_settings, register
-from tests.test_ingest import EXPOSED_PG, in_app, send
+from tests.conftest import EXPOSED_PG, enroll, in_app, login, make_settings, register, send
 
 # What a person may do, per stored state. "baseline" is left out: it also needs a novelty
 # invariant (tested below).

@@ -14,8 +14,7 @@ from kefal_lite.monitor import _went_silent
 from kefal_lite.store import hosts
 from kefal_lite.store.incidents import NewFinding
 from tests.builders import T0
-from tests.conftest import enroll, login, query, register
-from tests.test_ingest import EXPOSED_PG, in_app, send
+from tests.conftest import EXPOSED_PG, enroll, in_app, login, query, register, send
 
 
 def _start(client: TestClient[Any], clock: FrozenClock) -> tuple[dict[str, str], dict[str, str]]:

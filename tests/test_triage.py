@@ -17,8 +17,7 @@ from kefal_lite.detect.triage import rule, split
 from kefal_lite.store.db import Database
 from kefal_lite.triage import SuppressionCache
 from tests.builders import T0
-from tests.conftest import enroll, query
-from tests.test_ingest import EXPOSED_PG, send
+from tests.conftest import EXPOSED_PG, enroll, query, send
 
 MINER = [{"pid": 4242, "name": "xmrig", "user": "www-data", "exe": "/usr/bin/xmrig"}]
 
