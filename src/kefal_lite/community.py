@@ -110,8 +110,7 @@ class Community:
         self._active_key = ""
 
     def _audit(self, user: User, action: str, target: str, **detail: Any) -> audit.Entry:
-        return audit.Entry(iso(self._clock.now()), user.id, user.username, action, target, None,
-                           detail or None)  # fmt: skip
+        return Actor(user.id, user.username).entry(iso(self._clock.now()), action, target, **detail)
 
     async def reload(self) -> None:
         """Put the active community invariants in force (startup, verify, retire). One that
