@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,9 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from litestar.testing import TestClient
 
 from kefal_lite.app import create_app
-from kefal_lite.clock import FrozenClock
+from kefal_lite.clock import FrozenClock, iso
 from kefal_lite.config import Settings, load
+from tests.builders import T0, as_json, snap
 
 PASSWORD = "correct horse battery"
 
@@ -199,3 +200,59 @@ def live_app(settings: Settings, **uvicorn_options: Any) -> Iterator[tuple[str, 
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+# --- agents, snapshots and the app's background work --------------------------------
+
+EXPOSED_PG = [{"port": 5432, "process": "postgres", "address": "0.0.0.0"}]
+LOCAL_PG = [{"port": 5432, "process": "postgres", "address": "127.0.0.1"}]
+
+
+def send(client: TestClient[Any], agent: dict[str, str], i: int = 0, **fields: Any) -> Any:
+    body = as_json(snap(i, agent_id=agent["agent_id"], **fields))
+    return client.post("/api/v1/ingest", content=body,
+                       headers={"Authorization": f"Bearer {agent['token']}", "Content-Type": "application/json"})  # fmt: skip
+
+
+def in_app(client: TestClient[Any], fn: Any, *args: Any) -> Any:
+    """Run a coroutine function on the app's own event loop (timers, jobs)."""
+    return client.blocking_portal.call(fn, *args)
+
+
+def counts(settings: Settings) -> tuple[int, int, int]:
+    return (query(settings, "SELECT COUNT(*) FROM hosts")[0][0],
+            query(settings, "SELECT COUNT(*) FROM snapshots")[0][0],
+            query(settings, "SELECT COUNT(*) FROM incidents")[0][0])  # fmt: skip
+
+
+def setup(client: TestClient[Any], clock: FrozenClock) -> tuple[dict[str, str], dict[str, str]]:
+    clock.set(T0 + timedelta(seconds=5))
+    register(client, "alice")
+    return login(client, "alice"), enroll(client, "alice")
+
+
+def wait_for(condition: Any, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def settle(client: TestClient[Any], timeout: float = 10) -> None:
+    """Run the app's due background jobs (notifications, remediations) to the end, so a test
+    can then assert what did, and what did not, go out. The app's own runner may hold some
+    (it is kicked by every write): those are waited for, by their row, not by a sleep."""
+    svc = client.app.state.kefal
+    deadline = time.monotonic() + timeout
+    while True:
+        in_app(client, svc.jobs.run_due)
+        [(busy,)] = query(
+            svc.settings,
+            "SELECT COUNT(*) FROM jobs WHERE status = 'running'"
+            " OR (status = 'pending' AND run_after <= ?)",
+            iso(svc.clock.now()),
+        )
+        if not busy:
+            return
+        assert time.monotonic() < deadline, "background jobs did not settle"
+        time.sleep(0.02)

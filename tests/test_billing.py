@@ -25,8 +25,8 @@ from tests.conftest import (
     make_settings,
     query,
     register,
+    send,
 )
-from tests.test_ingest import send
 
 CLIENT_ID, SECRET = "client-id-123", "client-secret-456"
 PLAN_IDS = {"starter": "P-STARTER0000000000000000", "professional": "P-PRO000000000000000000000"}

@@ -85,6 +85,20 @@ def test_user_commands(tmp_path: Path, clock: FrozenClock) -> None:
         "no user named"
         in _run(d, "user", "passwd", "zed", "--password-stdin", stdin="x" * 12).output
     )
+    # the same use cases as the admin API, the operator's rows in each account's own trail
+    with sqlite3.connect(settings.db_path) as conn:
+        rows = conn.execute(
+            "SELECT u.username, a.actor, a.action, a.target, a.detail FROM audit a"
+            " JOIN users u ON u.id = a.user_id WHERE a.actor = 'cli' ORDER BY a.id"
+        ).fetchall()
+    assert rows == [
+        ("alice", "cli", "cli_user_created", "alice", '{"role":"admin"}'),
+        ("bob", "cli", "cli_user_created", "bob", '{"role":"user"}'),
+        ("bob", "cli", "cli_role_set", "bob", '{"role":"admin"}'),
+        ("bob", "cli", "cli_password_set", "bob", None),
+        ("bob", "cli", "cli_user_disabled", "bob", None),
+        ("bob", "cli", "cli_user_enabled", "bob", None),
+    ]
 
 
 def test_config_dump_redacts_secrets(tmp_path: Path) -> None:

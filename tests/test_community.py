@@ -16,8 +16,7 @@ from kefal_lite.cli import main
 from kefal_lite.clock import FrozenClock
 from kefal_lite.detect import packs
 from tests.builders import T0, as_json, snap
-from tests.conftest import PASSWORD, enroll, login, make_settings, query, register
-from tests.test_ingest import send
+from tests.conftest import PASSWORD, enroll, login, make_settings, query, register, send
 
 IN_FORCE = 32 + len(packs.active())  # the builtins and the default packs
 

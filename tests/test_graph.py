@@ -14,8 +14,7 @@ from litestar.testing import TestClient
 from kefal_lite.app import create_app
 from kefal_lite.clock import FrozenClock
 from tests.builders import BASE_PROCESSES, T0, proc
-from tests.conftest import enroll, login, make_settings, register
-from tests.test_ingest import send
+from tests.conftest import enroll, login, make_settings, register, send
 from tests.tools import require
 
 JS = Path(__file__).parent / "js"

@@ -19,33 +19,21 @@ from kefal_lite.app import create_app
 from kefal_lite.clock import FrozenClock
 from kefal_lite.config import Settings
 from tests.builders import T0, as_json, snap
-from tests.conftest import PASSWORD, enroll, free_port, login, make_settings, query, register
-
-EXPOSED_PG = [{"port": 5432, "process": "postgres", "address": "0.0.0.0"}]
-LOCAL_PG = [{"port": 5432, "process": "postgres", "address": "127.0.0.1"}]
-
-
-def send(client: TestClient[Any], agent: dict[str, str], i: int = 0, **fields: Any) -> Any:
-    body = as_json(snap(i, agent_id=agent["agent_id"], **fields))
-    return client.post("/api/v1/ingest", content=body,
-                       headers={"Authorization": f"Bearer {agent['token']}", "Content-Type": "application/json"})  # fmt: skip
-
-
-def in_app(client: TestClient[Any], fn: Any, *args: Any) -> Any:
-    """Run a coroutine function on the app's own event loop (timers, jobs)."""
-    return client.blocking_portal.call(fn, *args)
-
-
-def counts(settings: Settings) -> tuple[int, int, int]:
-    return (query(settings, "SELECT COUNT(*) FROM hosts")[0][0],
-            query(settings, "SELECT COUNT(*) FROM snapshots")[0][0],
-            query(settings, "SELECT COUNT(*) FROM incidents")[0][0])  # fmt: skip
-
-
-def setup(client: TestClient[Any], clock: FrozenClock) -> tuple[dict[str, str], dict[str, str]]:
-    clock.set(T0 + timedelta(seconds=5))
-    register(client, "alice")
-    return login(client, "alice"), enroll(client, "alice")
+from tests.conftest import (  # noqa: F401 - EXPOSED_PG, LOCAL_PG, counts: still imported from here
+    EXPOSED_PG,
+    LOCAL_PG,
+    PASSWORD,
+    counts,
+    enroll,
+    free_port,
+    in_app,
+    login,
+    make_settings,
+    query,
+    register,
+    send,
+    setup,
+)
 
 
 def test_ingest_opens_dedups_and_auto_resolves(client: TestClient[Any], clock: FrozenClock) -> None:

@@ -22,17 +22,21 @@ from kefal_lite.app import create_app
 from kefal_lite.clock import FrozenClock
 from tests.builders import T0, as_json, snap
 from tests.conftest import (
+    EXPOSED_PG,
     PASSWORD,
     Inbox,
     enroll,
     http_server,
+    in_app,
     login,
     make_settings,
     query,
     register,
+    send,
     serving,
+    settle,
+    wait_for,
 )
-from tests.test_ingest import EXPOSED_PG, in_app, send
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
@@ -70,13 +74,6 @@ def receiver() -> Iterator[tuple[str, type[Receiver]]]:
     handler = type("Handler", (Receiver,), {"received": [], "attempts": [], "fail_first": 0})
     with http_server(handler) as where:
         yield where, handler
-
-
-def wait_for(condition: Any, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def _setup(client: TestClient[Any], clock: FrozenClock) -> tuple[dict[str, str], dict[str, str]]:
@@ -120,7 +117,7 @@ def test_signed_webhook_for_opened_incidents_only_once(
     # a repeat of the open incident does not notify again; medium root_login is under the minimum
     clock.advance(minutes=1)
     send(client, agent, 1, add_ports=EXPOSED_PG, logged_in_users=["alice", "root"])
-    time.sleep(0.5)
+    settle(client)
     assert len(rx.received) == 1
     # recovery message when it resolves
     clock.advance(minutes=1)
@@ -178,8 +175,7 @@ def test_silent_host_gives_one_silent_and_one_back_message(
     wait_for(lambda: len(rx.received) == 1)
     clock.advance(minutes=1)
     send(client, agent, 12)
-    wait_for(lambda: len(rx.received) == 2)
-    time.sleep(0.3)
+    settle(client)
     events = [json.loads(m["body"])["event"] for m in rx.received]
     assert events == ["host.silent", "host.recovered"]
     assert "web-01 is silent" in json.loads(rx.received[0]["body"])["title"]
@@ -400,7 +396,7 @@ def test_flapping_host_is_rate_limited(
             clock.advance(minutes=1)
             minute += 1
             send(client, agent, minute)
-        time.sleep(1)
+        settle(client)
         events = [json.loads(m["body"])["event"] for m in rx.received]
         assert (
             events.count("host.silent") + events.count("host.recovered") == 4
@@ -454,7 +450,6 @@ def test_a_low_incident_never_notifies_even_a_low_channel(
     send(client, agent, 0, logged_in_users=["alice", "root"])  # low clock_skew + medium root_login
     opened = client.get("/api/v1/incidents", headers=session).json()["items"]
     assert sorted(i["severity"] for i in opened) == ["low", "medium"]
-    wait_for(lambda: len(rx.received) == 1)
-    time.sleep(0.5)
+    settle(client)
     [msg] = rx.received
     assert json.loads(msg["body"])["incident"]["severity"] == "medium"

@@ -4,7 +4,6 @@ against a real signed-webhook receiver on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,9 +16,18 @@ from kefal_lite.app import create_app
 from kefal_lite.clock import FrozenClock
 from kefal_lite.notify import incident_link
 from tests.builders import T0
-from tests.conftest import enroll, http_server, login, make_settings, register
-from tests.test_ingest import EXPOSED_PG, send
-from tests.test_notify import Receiver, wait_for
+from tests.conftest import (
+    EXPOSED_PG,
+    enroll,
+    http_server,
+    login,
+    make_settings,
+    register,
+    send,
+    settle,
+    wait_for,
+)
+from tests.test_notify import Receiver
 from tests.test_remediation import wait_remediation
 
 PUBLIC = "https://kefal.example.org/"
@@ -114,7 +122,7 @@ def test_failed_verification_notifies(
     # once: the next snapshot still violated is a repeat, not a second failure
     clock.advance(minutes=1)
     send(linked, agent, 2, add_ports=EXPOSED_PG)
-    time.sleep(0.5)
+    settle(linked)
     assert len(rx.received) == 2
     inc = linked.get(f"/api/v1/incidents/{iid}", headers=session).json()
     assert inc["remediation"]["status"] == "failed"
@@ -132,8 +140,7 @@ def test_a_verified_fix_notifies_as_resolved_not_failed(
     linked.post(f"/api/v1/incidents/{iid}/remediation/applied", headers=session)
     clock.advance(minutes=1)
     send(linked, agent, 1)
-    wait_for(lambda: len(rx.received) == 2)
-    time.sleep(0.3)
+    settle(linked)
     assert [m["event"] for m in _messages(rx)] == ["incident.opened", "incident.resolved"]
 
 

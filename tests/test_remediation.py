@@ -21,9 +21,18 @@ from kefal_lite.detect.engine import Catalog, evaluate
 from kefal_lite.detect.state import HostState
 from kefal_lite.remediate.templates import render
 from tests.builders import T0
-from tests.conftest import enroll, http_server, login, make_settings, query, register
+from tests.conftest import (
+    EXPOSED_PG,
+    LOCAL_PG,
+    enroll,
+    http_server,
+    login,
+    make_settings,
+    query,
+    register,
+    send,
+)
 from tests.test_engine import CASES, SKEW, _for
-from tests.test_ingest import EXPOSED_PG, LOCAL_PG, send
 
 CATALOG = Catalog(BUILTINS)
 

@@ -19,8 +19,7 @@ from kefal_lite.clock import FrozenClock
 from kefal_lite.detect.builtins import BY_ID
 from kefal_lite.detect.model import Invariant
 from kefal_lite.remediate.llm import DATA_CLOSE, LlmError, LlmProvider, parse_answer, refusal
-from tests.conftest import enroll, http_server, login, make_settings, register
-from tests.test_ingest import send
+from tests.conftest import enroll, http_server, login, make_settings, register, send
 from tests.test_remediation import wait_remediation
 
 DANGEROUS = [

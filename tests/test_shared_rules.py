@@ -20,8 +20,17 @@ from kefal_lite.clock import FrozenClock
 from kefal_lite.detect import predicates as p
 from kefal_lite.detect.model import Invariant
 from tests.builders import T0
-from tests.conftest import enroll, login, make_settings, query, register
-from tests.test_ingest import EXPOSED_PG, in_app, send, setup
+from tests.conftest import (
+    EXPOSED_PG,
+    enroll,
+    in_app,
+    login,
+    make_settings,
+    query,
+    register,
+    send,
+    setup,
+)
 
 SILENT_1MIN_LOW = {
     "name": "Agent quiet for a minute",
@@ -213,6 +222,7 @@ def test_upgrade_from_schema_7_does_not_reopen_a_current_silence(
         " ALTER TABLE invariants DROP COLUMN status_reason; DROP TABLE suppressions;"
         " ALTER TABLE hosts DROP COLUMN suppressed; DROP TABLE enrollment_tokens;"
         " ALTER TABLE hosts DROP COLUMN host_group;"
+        " ALTER TABLE incidents DROP COLUMN timer;"
         " PRAGMA user_version = 7;"
     )
     conn.close()

@@ -17,8 +17,7 @@ from kefal_lite.detect.triage import rule, split
 from kefal_lite.store.db import Database
 from kefal_lite.triage import SuppressionCache
 from tests.builders import T0
-from tests.conftest import enroll, query
-from tests.test_ingest import EXPOSED_PG, send
+from tests.conftest import EXPOSED_PG, enroll, query, send
 
 MINER = [{"pid": 4242, "name": "xmrig", "user": "www-data", "exe": "/usr/bin/xmrig"}]
 
@@ -276,6 +275,7 @@ def test_baseline_accepts_a_novelty_into_resident_and_persisted_state(
     c = open_client
     agent = _start(c, clock)
     inc = _new_port_incident(c, alice, agent, clock)
+    assert inc["actions"][:5] == ["acknowledge", "resolve", "baseline", "dismiss", "suppress"]
     svc = c.app.state.kefal
     memo = svc.ingestor._by_host_id[inc["host_id"]]
     # A baseline that does not hold the value yet (as when a novelty must persist before it
@@ -308,6 +308,7 @@ def test_baseline_refuses_a_non_novelty_incident(
     agent = _start(c, clock)
     send(c, agent, 0, add_ports=EXPOSED_PG)
     [inc] = _incidents(c, alice)
+    assert "baseline" not in inc["actions"]
     r = c.post(f"/api/v1/incidents/{inc['id']}/baseline", headers=alice)
     assert r.status_code == 409
     assert "database_exposed" in r.json()["detail"] and "novel_value" in r.json()["detail"]

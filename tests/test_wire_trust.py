@@ -16,8 +16,7 @@ from kefal_lite import snapshot
 from kefal_lite.clock import FrozenClock
 from kefal_lite.config import Settings
 from tests.builders import T0, base, proc
-from tests.conftest import query
-from tests.test_ingest import counts, setup
+from tests.conftest import counts, query, setup
 
 
 def post(client: TestClient[Any], agent: dict[str, str], data: dict[str, Any]) -> Any:

@@ -22,7 +22,6 @@ from kefal_lite.config import Settings
 from kefal_lite.errors import (
     BadRequest,
     Conflict,
-    Forbidden,
     NotFound,
     TooManyRequests,
     Unauthorized,
@@ -31,6 +30,9 @@ from kefal_lite.ratelimit import WindowLimiter, client_key
 from kefal_lite.store import agents, audit, users
 from kefal_lite.store.db import Conn, Database
 from kefal_lite.store.users import User
+from kefal_lite.usecases import accounts as account_cases
+from kefal_lite.usecases import agents as agent_cases
+from kefal_lite.usecases.actor import Actor
 
 RESET_TTL = timedelta(minutes=30)
 OTP_REQUIRED = "otp required"
@@ -73,6 +75,8 @@ class Accounts:
         agent_tokens: AgentTokenCache,
         issue_session: Callable[[User], str],
         on_mail_queued: Callable[[], None],
+        billing: BillingProvider,
+        sessions_ended: Callable[[str], None],
     ) -> None:
         self._settings = settings
         self._db = db
@@ -81,10 +85,10 @@ class Accounts:
         self._agent_tokens = agent_tokens
         self._issue_session = issue_session
         self._on_mail_queued = on_mail_queued
-        # Asks whether a plan allows one more agent; set once the provider exists.
-        self.billing: BillingProvider | None = None
+        # Asks whether a plan allows one more agent.
+        self.billing = billing
         # Told when every session of a user ended, so their live event streams end too.
-        self.sessions_ended: Callable[[str], None] = lambda user_id: None
+        self.sessions_ended = sessions_ended
         # 5 failed credential checks per 30 s per (client, username), login and enroll alike.
         self.credential_failures = WindowLimiter(5, 30, clock)
         # Code and password checks behind a session (MFA disable, password and email change)
@@ -130,27 +134,15 @@ class Accounts:
         )
 
     async def create_user(
-        self, admin: User, username: str, password: str, *, role: str = "user",
+        self, admin: User, username: str, password: str, *, role: account_cases.Role = "user",
         email: str | None = None,
     ) -> User:  # fmt: skip
         password_hash = await security.hash_password_async(password)
         return await self._db.write(
-            audit.audited,
-            self._audit(
-                admin.id,
-                admin.username,
-                "admin_user_created",
-                target=username,
-                detail={"role": role},
-            ),  # fmt: skip
-            users.create,
-            user_id=str(uuid.uuid4()),
-            username=username,
-            password_hash=password_hash,
-            role=role,
-            email=email,
+            account_cases.add_user, Actor(admin.id, admin.username), user_id=str(uuid.uuid4()),
+            username=username, password_hash=password_hash, role=role, email=email,
             now=self._now(),
-        )
+        )  # fmt: skip
 
     async def _check_credentials(
         self,
@@ -336,24 +328,13 @@ class Accounts:
         # second factor too, exactly as a login does (same 401s, same limit).
         user = await self._check_credentials(username, password, client, otp,
                                              failed="enroll_failed")  # fmt: skip
-        if self.billing is not None:
-            limit = await self.billing.agent_limit(user)
-            if limit is not None and await self._db.read(agents.count_active, user.id) >= limit:
-                raise Forbidden(
-                    f"your plan allows {limit} agent(s); revoke one or upgrade the plan"
-                )
+        limit = await self.billing.agent_limit(user)
         token = security.new_token(security.AGENT_TOKEN_PREFIX)
         agent_id = str(uuid.uuid4())
         await self._db.write(
-            audit.audited,
-            self._audit(user.id, user.username, "agent_enrolled", target=agent_id, client=client),
-            agents.create,
-            user_id=user.id,
-            agent_id=agent_id,
-            name=name or f"agent-{agent_id[:8]}",
-            token_hash=security.token_hash(token),
-            now=self._now(),
-        )
+            agent_cases.add_agent, Actor(user.id, user.username, client), agent_id=agent_id,
+            name=name, token_hash=security.token_hash(token), limit=limit, now=self._now(),
+        )  # fmt: skip
         return Enrollment(token=token, agent_id=agent_id)
 
     async def revoke_agent(self, user: User, agent_id: str) -> None:

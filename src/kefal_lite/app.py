@@ -6,7 +6,6 @@ import logging
 import mimetypes
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +45,22 @@ from kefal_lite.api.docs import LocalSwagger
 from kefal_lite.api.validation import loc_from_path
 from kefal_lite.clock import Clock
 from kefal_lite.config import Settings, server_secret
-from kefal_lite.errors import ApiError, ValidationFailed, validation_item
+from kefal_lite.errors import (
+    ApiError,
+    BadGateway,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PaymentRequired,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+    ValidationFailed,
+    validation_item,
+)
 from kefal_lite.messages import humanize
-from kefal_lite.security import session_key
+from kefal_lite.security import SESSION_TTL, session_key
 from kefal_lite.services import Services, build, start, stop
 from kefal_lite.store import users
 from kefal_lite.store.db import Database, DatabaseBusy
@@ -57,7 +69,6 @@ from kefal_lite.store.users import User
 
 log = logging.getLogger("kefal_lite")
 
-SESSION_TTL = timedelta(hours=24)
 UNAUTHORIZED = "missing, invalid or expired session token; log in again"
 
 
@@ -65,10 +76,38 @@ def _error(status: int, detail: Any, headers: dict[str, str] | None = None) -> R
     return Response({"detail": detail}, status_code=status, headers=headers)
 
 
+# The one place a domain error becomes an HTTP status; a subclass takes its nearest
+# ancestor's code (InvalidTransition is a Conflict: 409).
+STATUS: dict[type[ApiError], int] = {
+    BadRequest: 400,
+    ValidationFailed: 400,
+    Unauthorized: 401,
+    PaymentRequired: 402,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    TooManyRequests: 429,
+    BadGateway: 502,
+    ServiceUnavailable: 503,
+}
+
+
+def status_of(exc: ApiError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
 def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
     if isinstance(exc, ValidationFailed):
         return _error(400, exc.items)
-    return _error(exc.status_code, exc.detail, exc.headers)
+    headers: dict[str, str] = {}
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, TooManyRequests | ServiceUnavailable):
+        headers["Retry-After"] = str(exc.retry_after)
+    return _error(status_of(exc), exc.detail, headers or None)
 
 
 def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

@@ -24,6 +24,7 @@ from kefal_lite.errors import ApiError
 from kefal_lite.store import outbox, users
 from kefal_lite.store.db import open_sync, transaction
 from kefal_lite.store.lock import DataDirLocked, ServerLock
+from kefal_lite.usecases import accounts
 
 
 # Options that mean the same everywhere. They are accepted on the group and on every
@@ -273,18 +274,22 @@ def _read_password(password_stdin: bool) -> str:
     return value
 
 
-def _audit(conn: sqlite3.Connection, user_id: str, action: str, target: str, **detail: Any) -> None:
-    from kefal_lite.store import audit
-
-    entry = audit.Entry(iso(Clock().now()), user_id, "cli", action, target, None, detail or None)
-    audit.record(conn, entry)
+def _now() -> str:
+    return iso(Clock().now())
 
 
 def _find(conn: sqlite3.Connection, username: str) -> users.User:
-    user = users.by_username(conn, username)
-    if user is None:
-        raise click.ClickException(f"no user named {username!r}")
-    return user
+    with _refused():
+        return accounts.find(conn, username)
+
+
+@contextlib.contextmanager
+def _refused() -> Iterator[None]:
+    """A use case's refusal (no such user, a taken name) as the CLI's error message."""
+    try:
+        yield
+    except ApiError as exc:
+        raise click.ClickException(exc.detail) from None
 
 
 @main.group("user")
@@ -308,20 +313,13 @@ def user_add(
         new = msgspec.convert({"username": username, "password": password, "email": email}, NewUser)
     except msgspec.ValidationError as exc:
         raise click.ClickException(f"invalid account: {exc}") from None
-    with _db(settings, create=True) as conn, transaction(conn):
-        try:
-            user = users.create(
-                conn,
-                user_id=str(uuid.uuid4()),
-                username=new.username,
-                password_hash=security.hash_password(new.password),
-                role="admin" if admin else "user",
-                email=new.email,
-                now=iso(Clock().now()),
-            )
-        except ApiError as exc:
-            raise click.ClickException(exc.detail) from None
-        _audit(conn, user.id, "cli_user_created", user.username, role=user.role)
+    password_hash = security.hash_password(new.password)
+    with _db(settings, create=True) as conn, _refused(), transaction(conn):
+        user = accounts.add_user(
+            conn, accounts.OPERATOR, user_id=str(uuid.uuid4()), username=new.username,
+            password_hash=password_hash, role="admin" if admin else "user", email=new.email,
+            now=_now(),
+        )  # fmt: skip
     click.echo(f"created {user.role} {user.username} ({user.id})")
 
 
@@ -350,10 +348,9 @@ def user_passwd(ctx: click.Context, username: str, password_stdin: bool) -> None
         raise click.ClickException(
             f"the password needs at least {security.MIN_PASSWORD} characters"
         )
-    with _db(settings) as conn, transaction(conn):
-        target = _find(conn, username)
-        users.set_password(conn, target.id, security.hash_password(password))
-        _audit(conn, target.id, "cli_password_set", target.username)
+    password_hash = security.hash_password(password)
+    with _db(settings) as conn, _refused(), transaction(conn):
+        accounts.set_password(conn, accounts.OPERATOR, username, password_hash, _now())
     click.echo(f"password of {username} changed; its sessions are ended")
 
 
@@ -363,10 +360,9 @@ def user_passwd(ctx: click.Context, username: str, password_stdin: bool) -> None
 @click.pass_context
 def user_set_role(ctx: click.Context, username: str, role: str) -> None:
     """Make an account admin or user."""
-    with _db(_settings(ctx)) as conn, transaction(conn):
-        target = _find(conn, username)
-        users.set_role(conn, target.id, role)
-        _audit(conn, target.id, "cli_role_set", target.username, role=role)
+    with _db(_settings(ctx)) as conn, _refused(), transaction(conn):
+        accounts.set_role(conn, accounts.OPERATOR, username, "admin" if role == "admin" else "user",
+                          _now())  # fmt: skip
     click.echo(f"{username} is now {role}")
 
 
@@ -376,10 +372,8 @@ def user_set_role(ctx: click.Context, username: str, role: str) -> None:
 @click.pass_context
 def user_disable(ctx: click.Context, username: str, enable: bool) -> None:
     """Block an account: its sessions end and its agents' snapshots are refused."""
-    with _db(_settings(ctx)) as conn, transaction(conn):
-        target = _find(conn, username)
-        users.set_disabled(conn, target.id, not enable)
-        _audit(conn, target.id, "cli_user_enabled" if enable else "cli_user_disabled", username)
+    with _db(_settings(ctx)) as conn, _refused(), transaction(conn):
+        accounts.set_disabled(conn, accounts.OPERATOR, username, not enable, _now())
     click.echo(f"{username} {'enabled' if enable else 'disabled'}")
 
 
@@ -645,17 +639,6 @@ def _load_rule(path: Path) -> Any:
         raise click.ClickException(f"{path}: {exc}") from None
 
 
-def _contribution_invariant(rule: Any, invariant_id: str = "local") -> Any:
-    from kefal_lite.detect.model import Invariant
-
-    return Invariant(
-        id=invariant_id, name=rule.name, invariant_type=rule.invariant_type,
-        predicate=rule.predicate, severity=rule.severity, category="community",
-        metadata={k: v for k, v in msgspec.to_builtins(rule.metadata).items() if v is not None},
-        source="community",
-    )  # fmt: skip
-
-
 @invariants_group.command("test")
 @click.argument("rule", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("snapshots", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -666,11 +649,12 @@ def invariants_test(rule: Path, snapshots: tuple[Path, ...], run_verify: bool) -
     Each snapshot file holds one snapshot or a list of them; the engine keeps its
     state between them, so novelty and temporal rules behave as on the server.
     """
+    from kefal_lite.community import contribution_invariant
     from kefal_lite.detect.engine import Catalog, evaluate
     from kefal_lite.detect.state import HostState
     from kefal_lite.detect.verify import verify
 
-    inv = _contribution_invariant(_load_rule(rule))
+    inv = contribution_invariant(_load_rule(rule))
     catalog = Catalog([inv])
     state = HostState()
     fired = 0
@@ -742,10 +726,11 @@ def invariants_import(ctx: click.Context, pack: Path, owner: str) -> None:
 
     A running server puts the imported invariants in force within a few seconds.
     """
-    from kefal_lite.community import BUILTIN_NAMES, Contribution, not_contributable
+    from kefal_lite.community import Contribution, contribution_invariant
     from kefal_lite.detect.verify import verify
     from kefal_lite.ids import new_id
     from kefal_lite.store import invariants as store
+    from kefal_lite.usecases import rules as rule_cases
 
     try:
         data = json.loads(pack.read_text())
@@ -757,21 +742,20 @@ def invariants_import(ctx: click.Context, pack: Path, owner: str) -> None:
     with _db(_settings(ctx)) as conn:
         user = _find(conn, owner)
         for rule in rules:
-            if rule.name.casefold() in BUILTIN_NAMES or store.name_taken(conn, rule.name):
+            try:  # before verification, which takes a while
+                rule_cases.admit(rule)
+            except ApiError as exc:
+                click.echo(f"skipped: {rule.name}: {exc.detail}")
+                continue
+            if store.name_taken(conn, rule.name):
                 click.echo(f"skipped: {rule.name}: the name is taken")
                 continue
-            refused = not_contributable(rule.predicate)
-            if refused is not None:
-                click.echo(f"skipped: {rule.name}: {refused}")
+            report = verify(contribution_invariant(rule))
+            try:
+                with transaction(conn):
+                    status = rule_cases.import_verified(conn, user.id, rule, new_id(), report, now)
+            except ApiError as exc:  # the name was taken meanwhile
+                click.echo(f"skipped: {rule.name}: {exc.detail}")
                 continue
-            report = verify(_contribution_invariant(rule))
-            status = "active" if report.passed else "rejected"
-            with transaction(conn):
-                store.add(conn, invariant_id=new_id(), name=rule.name,
-                          invariant_type=rule.invariant_type,
-                          predicate=msgspec.to_builtins(rule.predicate), severity=rule.severity,
-                          metadata=msgspec.to_builtins(rule.metadata), source="pack",
-                          user_id=user.id, now=now, status=status,
-                          report=msgspec.to_builtins(report))  # fmt: skip
             why = "" if report.passed else ": " + "; ".join(report.reasons)
             click.echo(f"{status}: {rule.name}{why}")

@@ -27,6 +27,7 @@ from kefal_lite.store import audit, invariants
 from kefal_lite.store.db import Database
 from kefal_lite.store.invariants import StoredInvariant
 from kefal_lite.store.users import User
+from kefal_lite.usecases.actor import Actor
 
 BUILTIN_NAMES = frozenset(name.casefold() for name in BUILTIN_IDS)
 
@@ -71,6 +72,17 @@ class Contribution(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     metadata: ContributionMetadata
 
 
+def contribution_invariant(rule: Contribution, invariant_id: str = "local") -> Invariant:
+    """A rule not stored yet, as the engine and verification take it (the CLI's test and
+    import verify it before it has an id)."""
+    return Invariant(
+        id=invariant_id, name=rule.name, invariant_type=rule.invariant_type,
+        predicate=rule.predicate, severity=rule.severity, category="community",
+        metadata={k: v for k, v in msgspec.to_builtins(rule.metadata).items() if v is not None},
+        source="community",
+    )  # fmt: skip
+
+
 def to_invariant(stored: StoredInvariant) -> Invariant:
     return Invariant(
         id=stored.id,
@@ -88,8 +100,9 @@ def to_invariant(stored: StoredInvariant) -> Invariant:
 
 
 class Community:
-    def __init__(self, db: Database, clock: Clock, rules: Rules, llm: LlmProvider | None) -> None:
-        self.billing: BillingProvider | None = None  # set once the provider exists
+    def __init__(self, db: Database, clock: Clock, rules: Rules, llm: LlmProvider | None,
+                 billing: BillingProvider) -> None:  # fmt: skip
+        self.billing = billing
         self._db = db
         self._clock = clock
         self._rules = rules
@@ -97,8 +110,7 @@ class Community:
         self._active_key = ""
 
     def _audit(self, user: User, action: str, target: str, **detail: Any) -> audit.Entry:
-        return audit.Entry(iso(self._clock.now()), user.id, user.username, action, target, None,
-                           detail or None)  # fmt: skip
+        return Actor(user.id, user.username).entry(iso(self._clock.now()), action, target, **detail)
 
     async def reload(self) -> None:
         """Put the active community invariants in force (startup, verify, retire). One that
@@ -138,19 +150,11 @@ class Community:
         return withdrawn
 
     async def contribute(self, user: User, body: Contribution) -> StoredInvariant:
-        if body.name.casefold() in BUILTIN_NAMES:
-            raise Conflict(f"{body.name!r} is the name of a builtin invariant")
-        refused = not_contributable(body.predicate)
-        if refused is not None:
-            raise BadRequest(refused)
+        from kefal_lite.usecases import rules as rule_cases  # it builds on this module
+
         invariant_id = new_id()
-        entry = self._audit(user, "invariant_contributed", invariant_id, name=body.name)
-        await self._db.write(
-            audit.audited, entry, invariants.add, invariant_id=invariant_id, name=body.name,
-            invariant_type=body.invariant_type, predicate=msgspec.to_builtins(body.predicate),
-            severity=body.severity, metadata=msgspec.to_builtins(body.metadata),
-            source="community", user_id=user.id, now=iso(self._clock.now()),
-        )  # fmt: skip
+        await self._db.write(rule_cases.contribute, Actor(user.id, user.username), body,
+                             invariant_id, iso(self._clock.now()))  # fmt: skip
         stored = await self._db.read(invariants.get, invariant_id)
         assert stored is not None
         return stored
@@ -166,11 +170,7 @@ class Community:
         refused = not_contributable(to_invariant(stored).predicate)
         if refused is not None:
             raise BadRequest(refused)
-        if (
-            user.role != "admin"
-            and self.billing is not None
-            and not await self.billing.may_verify(user)
-        ):
+        if user.role != "admin" and not await self.billing.may_verify(user):
             raise Forbidden(
                 "adversarial verification comes with the Professional and Enterprise plans"
             )

@@ -17,11 +17,13 @@ import msgspec
 from kefal_lite import security
 from kefal_lite.accounts import TOO_MANY, Accounts, Enrollment
 from kefal_lite.clock import Clock, iso, parse_iso
-from kefal_lite.errors import Forbidden, NotFound, Unauthorized
-from kefal_lite.store import agents, audit, enrollment, users
+from kefal_lite.errors import Forbidden, NotAllowed, NotFound, Unauthorized
+from kefal_lite.store import audit, enrollment, users
 from kefal_lite.store.db import Conn, Database
 from kefal_lite.store.enrollment import EnrollmentToken
 from kefal_lite.store.users import User
+from kefal_lite.usecases import agents as agent_cases
+from kefal_lite.usecases.actor import Actor
 
 TOKEN_PREFIX = "kfe_"
 NEW_TOKEN_HINT = "create a new one on the server's Agents page"
@@ -94,9 +96,7 @@ class EnrollmentTokens:
         async with self._accounts.credential_failures.attempt(key, TOO_MANY) as slot:
             holder = await self._db.read(enrollment.by_hash, digest)
             owner = await self._db.read(users.get, holder.user_id) if holder else None
-            limit = None
-            if owner is not None and self._accounts.billing is not None:
-                limit = await self._accounts.billing.agent_limit(owner)
+            limit = await self._accounts.billing.agent_limit(owner) if owner else None
             agent_id = str(uuid.uuid4())
             agent_token = security.new_token(security.AGENT_TOKEN_PREFIX)
             now = self._now()
@@ -108,19 +108,14 @@ class EnrollmentTokens:
                 user = users.get(conn, used.user_id)
                 if user is None or user.disabled:
                     raise _Refused(Unauthorized(UNKNOWN), "owner disabled")
-                if limit is not None and agents.count_active(conn, user.id) >= limit:
-                    raise _Refused(
-                        Forbidden(
-                            f"your plan allows {limit} agent(s); revoke one or upgrade the plan"
-                        ),
-                        "agent limit",
-                    )
-                agents.create(conn, user_id=user.id, agent_id=agent_id,
-                              name=name or f"agent-{agent_id[:8]}",
-                              token_hash=security.token_hash(agent_token), now=now)  # fmt: skip
-                audit.record(conn, audit.Entry(now, user.id, user.username, "agent_enrolled",
-                                               agent_id, client,
-                                               {"enrollment_token": used.id}))  # fmt: skip
+                try:
+                    agent_cases.add_agent(
+                        conn, Actor(user.id, user.username, client), agent_id=agent_id,
+                        name=name, token_hash=security.token_hash(agent_token), limit=limit,
+                        now=now, enrollment_token=used.id,
+                    )  # fmt: skip
+                except NotAllowed as exc:
+                    raise _Refused(exc, "agent limit") from None
 
             try:
                 await self._db.write(write)

@@ -106,6 +106,7 @@ class Monitor:
                     title=f"{rule.title}: no snapshot from {host.hostname} for over {minutes} min",
                     evidence={"hostname": host.hostname, "agent_id": host.agent_id,
                               "last_seen_at": host.last_seen_at, "minutes": minutes},
+                    timer=rule.timer,
                 ))  # fmt: skip
             newly = await self._db.write(_went_silent, host, findings, iso(now),
                                          self._settings.remediation_auto)  # fmt: skip

@@ -38,6 +38,8 @@ from kefal_lite.security import SecretBox
 from kefal_lite.store import channels, incidents
 from kefal_lite.store.channels import Channel
 from kefal_lite.store.db import Conn, Database
+from kefal_lite.usecases import channels as channel_cases
+from kefal_lite.usecases.actor import Actor
 
 log = logging.getLogger(__name__)
 TIMEOUT = 10.0
@@ -94,7 +96,7 @@ class Notifier:
     # --- channels ------------------------------------------------------------------
 
     async def create(
-        self, user_id: str, name: str, url: str, min_severity: str
+        self, actor: Actor, name: str, url: str, min_severity: str
     ) -> tuple[Channel, str | None]:
         scheme = url.split(":", 1)[0].lower()
         if scheme == "mailto":
@@ -108,7 +110,7 @@ class Notifier:
         secret = secrets.token_urlsafe(32) if scheme in ("webhook", "webhooks") else None
         channel = Channel(
             id=channel_id,
-            user_id=user_id,
+            user_id=actor.user_id,
             name=name,
             url_sealed=self._box.seal(url, channel_id),
             url_masked=mask(url),
@@ -119,7 +121,7 @@ class Notifier:
             last_error=None,
             last_error_at=None,
         )
-        await self._db.write(channels.add, channel)
+        await self._db.write(channel_cases.add_channel, actor, channel)
         return channel, secret
 
     async def test(self, user_id: str, channel_id: str) -> str | None:

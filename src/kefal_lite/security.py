@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from datetime import timedelta
 
 import pyotp
 from argon2 import PasswordHasher
@@ -16,6 +17,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+# How long a session token is good for: the JWT's expiry and the login answer's expires_in.
+SESSION_TTL = timedelta(hours=24)
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024  # bounds the hashing cost an anonymous request can cause
 

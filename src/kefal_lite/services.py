@@ -77,25 +77,23 @@ async def build(
     """Wire the parts over a started database."""
     tokens = AgentTokenCache(db)
     mailer = Mailer(settings, db, clock)
-    accounts = Accounts(settings, db, clock, SecretBox(secret), tokens, issue_session, mailer.kick)
-    rules = Rules(
-        settings.agents_silent_minutes,
-        detection_settings(settings),
-        settings.detection_guarded_processes,
-    )
-    llm = llm_provider(settings)
-    community = Community(db, clock, rules, llm)
-    await community.withdraw_forbidden()
-    await community.reload()
     bus = EventBus()
     billing: BillingProvider = (
         PayPalBilling(settings, db, clock)
         if settings.billing_provider == "paypal"
         else NoopBilling()
     )
-    accounts.billing = billing
-    accounts.sessions_ended = bus.end_sessions
-    community.billing = billing
+    accounts = Accounts(settings, db, clock, SecretBox(secret), tokens, issue_session, mailer.kick,
+                        billing, bus.end_sessions)  # fmt: skip
+    rules = Rules(
+        settings.agents_silent_minutes,
+        detection_settings(settings),
+        settings.detection_guarded_processes,
+    )
+    llm = llm_provider(settings)
+    community = Community(db, clock, rules, llm, billing)
+    await community.withdraw_forbidden()
+    await community.reload()
     notifier = Notifier(
         settings, db, clock, SecretBox(secret, b"kefal-lite channels v1"), rules, mailer.kick
     )

@@ -1,12 +1,10 @@
-"""What a person does to quiet or close incidents: suppressions (with the in-memory cache
-ingest matches against), bulk actions, manual resolve, accepting a novelty into the
-baseline. Each use case runs on the writer and records its audit row in the same
-transaction, after the change succeeded."""
+"""Suppressions: the in-memory cache ingest matches against, and creating one (which may
+resolve the incident it was made from). Runs on the writer and records its audit row in
+the same transaction, after the change succeeded."""
 
 from __future__ import annotations
 
 import sqlite3
-from typing import Literal
 
 from kefal_lite.clock import parse_iso
 from kefal_lite.detect.triage import Rule, matches, rule
@@ -14,12 +12,10 @@ from kefal_lite.errors import Conflict, NotFound
 from kefal_lite.store import audit, hosts, incidents, suppressions
 from kefal_lite.store.db import Database
 from kefal_lite.store.suppressions import Suppression
+from kefal_lite.usecases import incidents as incident_cases
+from kefal_lite.usecases.actor import Actor
 
 MAX_SUPPRESSIONS = 1_000  # per tenant: every finding of every snapshot is matched against them
-MAX_BULK = 500
-
-BulkAction = Literal["acknowledge", "dismiss", "resolve"]
-_PAST = {"acknowledge": "acknowledged", "dismiss": "dismissed", "resolve": "resolved"}
 
 
 class SuppressionCache:
@@ -52,7 +48,7 @@ class SuppressionCache:
         self._rules.pop(user_id, None)
 
 
-def create_suppression(conn: sqlite3.Connection, entry: audit.Entry, s: Suppression,
+def create_suppression(conn: sqlite3.Connection, actor: Actor, s: Suppression,
                        incident_id: str | None) -> None:  # fmt: skip
     """`incident_id`: the incident it was made from, resolved by it in the same transaction
     (one click on the incident page). The invariant was checked by the caller (the catalog
@@ -69,46 +65,10 @@ def create_suppression(conn: sqlite3.Connection, entry: audit.Entry, s: Suppress
         if (s.host_id not in (None, inc.host_id)
                 or not matches(compiled, inc.invariant_id, inc.subject)):  # fmt: skip
             raise Conflict("this suppression would not cover the incident it was made from")
-        if inc.status in ("open", "acknowledged", "stale"):
-            incidents.resolve_manually(conn, s.user_id, incident_id, f"user:{entry.actor}",
-                                       entry.at, by="suppression",
-                                       detail={"suppression_id": s.id})  # fmt: skip
+        incident_cases.resolve_by_suppression(conn, actor, incident_id, s.created_at, s.id)
     suppressions.add(conn, s)
-    audit.record(conn, entry)
-
-
-def bulk(conn: sqlite3.Connection, *, user_id: str, actor: str, ids: list[str],
-         action: BulkAction, reason: str | None, now: str) -> list[dict[str, str]]:  # fmt: skip
-    """One result per distinct id, in order: ok, not_found (also another tenant's) or
-    conflict. Each change is its own audit row; a refused one changes nothing."""
-    results: list[dict[str, str]] = []
-    for incident_id in dict.fromkeys(ids):
-        who = f"user:{actor}"
-        try:
-            if action == "acknowledge":
-                incidents.acknowledge(conn, user_id, incident_id, who, now)
-            elif action == "dismiss":
-                incidents.dismiss(conn, user_id, incident_id, who, now, reason, None)
-            else:
-                detail = {"reason": reason} if reason else None
-                incidents.resolve_manually(conn, user_id, incident_id, who, now, detail=detail)
-        except (NotFound, Conflict) as exc:
-            kind = "not_found" if isinstance(exc, NotFound) else "conflict"
-            results.append({"id": incident_id, "result": kind, "detail": exc.detail})
-            continue
-        audit.record(conn, audit.Entry(now, user_id, actor, f"incident_{_PAST[action]}",
-                                       incident_id, None, {"bulk": True}))  # fmt: skip
-        results.append({"id": incident_id, "result": "ok"})
-    return results
-
-
-def commit_baseline(conn: sqlite3.Connection, state: bytes, *, entry: audit.Entry, user_id: str,
-                    incident_id: str, host_id: str, field: str, value: str) -> None:  # fmt: skip
-    """The host's new state and the incident's resolution, together or not at all."""
-    inc = incidents.get(conn, user_id, incident_id)
-    if inc is None or inc.host_id != host_id:
-        raise NotFound("no such incident")
-    incidents.resolve_manually(conn, user_id, incident_id, f"user:{entry.actor}", entry.at,
-                               by="baseline", detail={"field": field, "value": value})  # fmt: skip
-    hosts.set_state(conn, user_id, host_id, state)
-    audit.record(conn, entry)
+    audit.record(conn, actor.entry(
+        s.created_at, "suppression_created", s.id, invariant_id=s.invariant_id,
+        host_id=s.host_id, subject_glob=s.subject_glob, expires_at=s.expires_at,
+        incident_id=incident_id,
+    ))  # fmt: skip

@@ -83,7 +83,7 @@ async def get_user(user_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[
     return {
         "user": profile(target),
         "agents": [msgspec.to_builtins(a) for a in their_agents],
-        "recent_incidents": [incident_json(i) for i in recent],
+        "recent_incidents": [incident_json(svc, i) for i in recent],
         "billing": await svc.billing.status(target),
     }
 

@@ -9,7 +9,7 @@ from litestar import Request, get, post
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from kefal_lite import __version__
+from kefal_lite import __version__, security
 from kefal_lite.accounts import AnyPassword, Email, NewUser, Password
 from kefal_lite.api.deps import USER, CurrentUser, Svc, client_address
 from kefal_lite.api.docs import body_of
@@ -17,7 +17,7 @@ from kefal_lite.api.validation import convert, decode_json
 from kefal_lite.store import users
 from kefal_lite.store.users import User
 
-SESSION_SECONDS = 86_400
+SESSION_SECONDS = int(security.SESSION_TTL.total_seconds())
 
 Otp = Annotated[str, msgspec.Meta(max_length=16)]
 

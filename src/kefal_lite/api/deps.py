@@ -14,6 +14,7 @@ from kefal_lite.errors import Forbidden
 from kefal_lite.services import Services
 from kefal_lite.store import audit
 from kefal_lite.store.users import User
+from kefal_lite.usecases.actor import Actor
 
 # Handlers name these parameters `svc` and `user`; the app and routers provide them.
 Svc = NamedDependency[Services]
@@ -46,13 +47,15 @@ USER = {"user": Provide(current_user, sync_to_thread=False)}
 ADMIN = {"user": Provide(admin_user, sync_to_thread=False)}
 
 
+def actor(user: User) -> Actor:
+    return Actor(user.id, user.username)
+
+
 def audit_entry(
     svc: Services, user: User, action: str, target: str | None = None, **detail: Any
 ) -> audit.Entry:
     """The audit row of an action a signed-in user takes (recorded in the action's transaction)."""
-    return audit.Entry(
-        iso(svc.clock.now()), user.id, user.username, action, target, None, detail or None
-    )
+    return actor(user).entry(iso(svc.clock.now()), action, target, **detail)
 
 
 def page(items: list[Any], total: int) -> dict[str, Any]:

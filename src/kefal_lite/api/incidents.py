@@ -10,14 +10,17 @@ from litestar import get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
-from kefal_lite.api.deps import USER, CurrentUser, Limit, Offset, Svc, audit_entry, page
+from kefal_lite.api.deps import USER, CurrentUser, Limit, Offset, Svc, actor, page
 from kefal_lite.clock import iso
 from kefal_lite.detect import engine
 from kefal_lite.detect import state as host_state
 from kefal_lite.errors import NotFound
-from kefal_lite.store import audit, hosts, incidents, suppressions
+from kefal_lite.services import Services
+from kefal_lite.store import hosts, incidents, suppressions
 from kefal_lite.store.incidents import Incident
 from kefal_lite.store.users import User
+from kefal_lite.usecases import incidents as incident_cases
+from kefal_lite.usecases.incidents import RemediationMove
 
 Status = Literal["active", "all", "open", "acknowledged", "dismissed", "resolved", "stale"]
 SeverityQ = Literal["low", "medium", "high", "critical"]
@@ -30,9 +33,12 @@ class DismissBody(msgspec.Struct, forbid_unknown_fields=True):
     expires_at: datetime | None = None
 
 
-def incident_json(inc: Incident) -> dict[str, Any]:
+def incident_json(svc: Services, inc: Incident) -> dict[str, Any]:
+    """The incident as the API shows it, with the `actions` a person may take now."""
     out: dict[str, Any] = msgspec.to_builtins(inc)
+    del out["stored_status"]
     out["remediation"] = {f: out.pop(f"remediation_{f}") for f in _REMEDIATION_FIELDS}
+    out["actions"] = incident_cases.actions(inc, svc.rules.invariant(inc.invariant_id))
     return out
 
 
@@ -52,14 +58,14 @@ async def list_incidents(
         incidents.list_for_user, user.id, status=status, severity=severity, host_id=host_id,
         limit=limit, offset=offset,
     )  # fmt: skip
-    return page([incident_json(i) for i in items], total)
+    return page([incident_json(svc, i) for i in items], total)
 
 
 async def _one(svc: Svc, user_id: str, incident_id: str) -> dict[str, Any]:
     inc = await svc.db.read(incidents.get, user_id, incident_id)
     if inc is None:
         raise NotFound("no such incident")
-    out = incident_json(inc)
+    out = incident_json(svc, inc)
     out["history"] = msgspec.to_builtins(await svc.db.read(incidents.history, user_id, incident_id))
     return out
 
@@ -71,17 +77,7 @@ async def get_incident(incident_id: FromPath[str], user: CurrentUser, svc: Svc) 
 
 @post("/api/v1/incidents/{incident_id:str}/acknowledge", status_code=HTTP_200_OK, dependencies=USER)
 async def acknowledge(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[str, Any]:
-    now = iso(svc.clock.now())
-    entry = audit_entry(svc, user, "incident_acknowledged", incident_id)
-    await svc.db.write(
-        audit.audited,
-        entry,
-        incidents.acknowledge,
-        user.id,
-        incident_id,
-        f"user:{user.username}",
-        now,
-    )
+    await svc.db.write(incident_cases.acknowledge, actor(user), incident_id, iso(svc.clock.now()))
     return await _one(svc, user.id, incident_id)
 
 
@@ -96,12 +92,9 @@ async def dismiss(
     `expires_at` (or for good without it)."""
     body = data or DismissBody()
     until = iso(body.expires_at) if body.expires_at else None
-    now = iso(svc.clock.now())
-    entry = audit_entry(svc, user, "incident_dismissed", incident_id, until=until)
     await svc.db.write(
-        audit.audited, entry, incidents.dismiss, user.id, incident_id, f"user:{user.username}",
-        now, body.reason, until,
-    )  # fmt: skip
+        incident_cases.dismiss, actor(user), incident_id, iso(svc.clock.now()), body.reason, until
+    )
     return await _one(svc, user.id, incident_id)
 
 
@@ -110,25 +103,19 @@ async def dismiss(
 async def remediate(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[str, Any]:
     """Mode 2: generate (or regenerate) the three actions now; answers before they exist
     with `remediation.status = "pending"`."""
-    now = iso(svc.clock.now())
-    entry = audit_entry(svc, user, "remediation_requested", incident_id)
     await svc.db.write(
-        audit.audited, entry, incidents.request_remediation, user.id, incident_id,
-        f"user:{user.username}", now,
-    )  # fmt: skip
+        incident_cases.request_remediation, actor(user), incident_id, iso(svc.clock.now())
+    )
     svc.jobs.kick()
     return await _one(svc, user.id, incident_id)
 
 
-async def _move(svc: Svc, user: User, incident_id: str, action: str) -> None:
-    now = iso(svc.clock.now())
-    entry = audit_entry(svc, user, f"remediation_{action}", incident_id)
-    host_id, invariant_id, subject = await svc.db.write(
-        audit.audited, entry, incidents.move_remediation, user.id, incident_id, action,
-        f"user:{user.username}", now,
-    )  # fmt: skip
+async def _move(svc: Svc, user: User, incident_id: str, action: RemediationMove) -> None:
+    was = await svc.db.write(
+        incident_cases.move_remediation, actor(user), incident_id, action, iso(svc.clock.now())
+    )
     if action == "applied":
-        svc.ingestor.expect_verification(host_id, incident_id, invariant_id, subject)
+        svc.ingestor.expect_verification(was.host_id, incident_id, was.invariant_id, was.subject)
 
 
 @post("/api/v1/incidents/{incident_id:str}/remediation/accept", status_code=HTTP_200_OK,
@@ -177,7 +164,7 @@ async def get_host(host_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[
         "learning_until": iso(datetime.fromtimestamp(until, UTC)) if until is not None else None,
         "learning": still,
         "latest_snapshot": msgspec.json.decode(host.latest) if host.latest else None,
-        "open_incidents": [incident_json(i) for i in open_incidents],
+        "open_incidents": [incident_json(svc, i) for i in open_incidents],
         # findings suppressions kept from opening incidents, since the host first reported
         "suppressed": await svc.db.read(suppressions.host_count, user.id, host_id),
     }

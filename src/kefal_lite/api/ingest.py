@@ -16,8 +16,10 @@ from kefal_lite.api.docs import body_of
 from kefal_lite.api.validation import items_from_msgspec
 from kefal_lite.errors import (
     ApiError,
+    BadRequest,
     Forbidden,
     PaymentRequired,
+    ServiceUnavailable,
     Unauthorized,
     ValidationFailed,
     validation_item,
@@ -54,7 +56,7 @@ async def ingest(request: Request[Any, Any, Any], svc: Svc) -> IngestAccepted:
         metrics.INGEST_SECONDS.observe(time.perf_counter() - started)
         return answer
     except ApiError as exc:
-        metrics.REJECTED.labels(_REASONS.get(exc.status_code, str(exc.status_code))).inc()
+        metrics.REJECTED.labels(_reason(exc)).inc()
         raise
     except HTTPException as exc:  # 413 from reading the body
         metrics.REJECTED.labels(_REASONS.get(exc.status_code, str(exc.status_code))).inc()
@@ -72,6 +74,24 @@ _REASONS = {
     413: "too_large",
     503: "busy",
 }
+
+
+_ERROR_REASONS: dict[type[ApiError], str] = {
+    ValidationFailed: "invalid",
+    BadRequest: "invalid",
+    Unauthorized: "unauthorized",
+    PaymentRequired: "payment_required",
+    Forbidden: "forbidden",
+    ServiceUnavailable: "busy",
+}
+
+
+def _reason(exc: ApiError) -> str:
+    """The metric's label: what kind of refusal, by meaning (the status is app.py's)."""
+    for cls in type(exc).__mro__:
+        if cls in _ERROR_REASONS:
+            return _ERROR_REASONS[cls]
+    return type(exc).__name__.lower()
 
 
 async def _ingest(request: Request[Any, Any, Any], svc: Svc) -> IngestAccepted:

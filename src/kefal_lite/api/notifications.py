@@ -9,9 +9,11 @@ from litestar import delete, get, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from kefal_lite.api.deps import USER, CurrentUser, Svc, audit_entry, page
-from kefal_lite.store import audit, channels
+from kefal_lite.api.deps import USER, CurrentUser, Svc, actor, page
+from kefal_lite.clock import iso
+from kefal_lite.store import channels
 from kefal_lite.store.channels import Channel
+from kefal_lite.usecases import channels as channel_cases
 
 
 class NewChannel(msgspec.Struct, forbid_unknown_fields=True):
@@ -37,8 +39,8 @@ async def list_channels(user: CurrentUser, svc: Svc) -> dict[str, Any]:
 @post("/api/v1/notifications/channels", status_code=HTTP_201_CREATED, dependencies=USER)
 async def create_channel(data: JSONBody[NewChannel], user: CurrentUser, svc: Svc) -> dict[str, Any]:
     """A webhook channel's signing secret is in this answer only."""
-    channel, secret = await svc.notifier.create(user.id, data.name, data.url, data.min_severity)
-    await svc.db.write(audit.record, audit_entry(svc, user, "channel_created", channel.id))
+    channel, secret = await svc.notifier.create(actor(user), data.name, data.url,
+                                                data.min_severity)  # fmt: skip
     out = channel_json(channel)
     if secret:
         out["signing_secret"] = secret
@@ -48,8 +50,7 @@ async def create_channel(data: JSONBody[NewChannel], user: CurrentUser, svc: Svc
 @delete("/api/v1/notifications/channels/{channel_id:str}", status_code=HTTP_204_NO_CONTENT,
         dependencies=USER)  # fmt: skip
 async def delete_channel(channel_id: FromPath[str], user: CurrentUser, svc: Svc) -> None:
-    entry = audit_entry(svc, user, "channel_deleted", channel_id)
-    await svc.db.write(audit.audited, entry, channels.delete, user.id, channel_id)
+    await svc.db.write(channel_cases.delete_channel, actor(user), channel_id, iso(svc.clock.now()))
 
 
 @post("/api/v1/notifications/channels/{channel_id:str}/test", status_code=HTTP_200_OK,

@@ -12,15 +12,16 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from kefal_lite import triage
-from kefal_lite.api.deps import USER, CurrentUser, Svc, audit_entry, page
+from kefal_lite.api.deps import USER, CurrentUser, Svc, actor, audit_entry, page
 from kefal_lite.api.incidents import _one
 from kefal_lite.clock import iso
 from kefal_lite.detect import state as host_state
-from kefal_lite.detect.triage import MAX_GLOB, novelty_value
-from kefal_lite.errors import Conflict, NotFound, ValidationFailed, validation_item
+from kefal_lite.detect.triage import MAX_GLOB
+from kefal_lite.errors import NotFound, ValidationFailed, validation_item
 from kefal_lite.ids import new_id
 from kefal_lite.store import audit, hosts, incidents, suppressions
 from kefal_lite.store.suppressions import Suppression
+from kefal_lite.usecases import incidents as incident_cases
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Reason = Annotated[str, msgspec.Meta(max_length=1000)]
@@ -37,8 +38,8 @@ class NewSuppression(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class BulkBody(msgspec.Struct, forbid_unknown_fields=True):
-    ids: Annotated[list[Id], msgspec.Meta(min_length=1, max_length=triage.MAX_BULK)]
-    action: triage.BulkAction
+    ids: Annotated[list[Id], msgspec.Meta(min_length=1, max_length=incident_cases.MAX_BULK)]
+    action: incident_cases.BulkAction
     reason: Reason | None = None
 
 
@@ -92,10 +93,7 @@ async def create_suppression(
         created_by=user.username,
         created_at=iso(now),
     )
-    entry = audit_entry(svc, user, "suppression_created", s.id, invariant_id=s.invariant_id,
-                        host_id=s.host_id, subject_glob=s.subject_glob, expires_at=s.expires_at,
-                        incident_id=data.incident_id)  # fmt: skip
-    await svc.db.write(triage.create_suppression, entry, s, data.incident_id)
+    await svc.db.write(triage.create_suppression, actor(user), s, data.incident_id)
     svc.ingestor.suppressions.invalidate(user.id)
     return suppression_json(s, iso(now))
 
@@ -112,8 +110,8 @@ async def delete_suppression(suppression_id: FromPath[str], user: CurrentUser, s
 async def bulk(data: JSONBody[BulkBody], user: CurrentUser, svc: Svc) -> dict[str, Any]:
     """One result per distinct id: `ok`, `not_found` (another tenant's too) or `conflict`."""
     results = await svc.db.write(
-        triage.bulk, user_id=user.id, actor=user.username, ids=data.ids, action=data.action,
-        reason=data.reason, now=iso(svc.clock.now()),
+        incident_cases.bulk, actor(user), data.ids, data.action, data.reason,
+        iso(svc.clock.now()),
     )  # fmt: skip
     return {"results": results, "ok": sum(r["result"] == "ok" for r in results)}
 
@@ -125,12 +123,9 @@ async def resolve(
 ) -> dict[str, Any]:  # fmt: skip
     """A person says it is over: `resolved_by: "manual"`."""
     reason = data.reason if data else None
-    entry = audit_entry(svc, user, "incident_resolved", incident_id)
     await svc.db.write(
-        audit.audited, entry, incidents.resolve_manually, user.id, incident_id,
-        f"user:{user.username}", iso(svc.clock.now()),
-        detail={"reason": reason} if reason else None,
-    )  # fmt: skip
+        incident_cases.resolve, actor(user), incident_id, iso(svc.clock.now()), reason
+    )
     return await _one(svc, user.id, incident_id)
 
 
@@ -141,23 +136,13 @@ async def baseline(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> d
     inc = await svc.db.read(incidents.get, user.id, incident_id)
     if inc is None:
         raise NotFound("no such incident")
-    inv = svc.rules.invariant(inc.invariant_id)
-    about = novelty_value(inv, inc.subject, inc.evidence) if inv is not None else None
-    if about is None:
-        raise Conflict(
-            f"{inc.invariant_id} is not about a value seen for the first time (no novel_value"
-            " predicate), so there is no baseline to add it to; resolve or dismiss it instead"
-        )
-    if inc.status not in ("open", "acknowledged", "stale"):
-        raise Conflict(f"the incident is {inc.status}; only an open one can join the baseline")
+    field, value = incident_cases.baseline_value(inc, svc.rules.invariant(inc.invariant_id))
     host = await svc.db.read(hosts.get, user.id, inc.host_id)
     if host is None:
         raise NotFound("no such incident")
-    field, value = about
-    entry = audit_entry(svc, user, "incident_baselined", incident_id, field=field, value=value)
     commit = functools.partial(
-        triage.commit_baseline, entry=entry, user_id=user.id, incident_id=incident_id,
-        host_id=inc.host_id, field=field, value=value,
+        incident_cases.commit_baseline, actor=actor(user), now=iso(svc.clock.now()),
+        incident_id=incident_id, host_id=inc.host_id, field=field, value=value,
     )  # fmt: skip
     await svc.ingestor.change_state(
         user.id, host.agent_id, lambda s: host_state.with_baseline(s, field, value), commit

@@ -33,6 +33,13 @@ class Invariant(msgspec.Struct, frozen=True, kw_only=True):
         return self.invariant_type == "structural" or isinstance(self.predicate, AgentSilent)
 
     @property
+    def timer(self) -> bool:
+        """Judged by a timer (no snapshot for too long), not by snapshots: its incident is
+        about the host itself, never "stale", and opens and resolves as host.silent /
+        host.recovered."""
+        return isinstance(self.predicate, AgentSilent)
+
+    @property
     def title(self) -> str:
         return self.metadata.get("title") or self.name.replace("_", " ").capitalize()
 

@@ -92,215 +92,227 @@ def _learn(last: Snapshot) -> list[Snapshot]:
 Pair = tuple[list[Snapshot], list[Snapshot]]  # violating sequence, clean sequence
 
 
-def _synthesize(leaf: p.LeafPredicate) -> Pair | None:  # noqa: C901 - one case per kind
-    if isinstance(leaf, p.ProcessInSuspiciousPath):
-        user = leaf.params.user or "nobody"
-        path = leaf.params.suspicious_paths[0]
-        sep = "\\" if "\\" in path else "/"
-        bad = Process(pid=9000, name="dropper", user=user, exe=path.rstrip("/\\") + sep + "dropper")
-        good = Process(pid=9000, name="dropper", user=user, exe="/usr/local/bin/dropper")
-        return _learn(_with_proc(0, bad)), _learn(_with_proc(0, good))
-    if isinstance(leaf, p.ProcessNameIn):
-        user = leaf.params.users[0] if leaf.params.users else "nobody"
-        bad = Process(pid=9000, name=leaf.params.names[0], user=user, exe="/usr/bin/x")
-        return _learn(_with_proc(0, bad)), _learn(_base(0))
-    if isinstance(leaf, p.ProcessCmdlineContains):
-        bad = Process(
-            pid=9000,
-            name="sh",
-            user="nobody",
-            exe="/bin/sh",
-            cmdline=f"sh -c '{leaf.params.patterns[0]}'",
-        )
-        return _learn(_with_proc(0, bad)), _learn(_base(0))
-    if isinstance(leaf, p.ProcessExeDeleted):
-        return (
-            _learn(
-                _with_proc(
-                    0, Process(pid=9000, name="app", user="nobody", exe="/usr/bin/app (deleted)")
-                )
-            ),
-            _learn(_with_proc(0, Process(pid=9000, name="app", user="nobody", exe="/usr/bin/app"))),
-        )
-    if isinstance(leaf, p.ProcessMasqueradesKernelThread):
-        return (
-            _learn(
-                _with_proc(0, Process(pid=9000, name="[kworker/9:9]", user="root", exe="/tmp/k"))
-            ),
-            _learn(
-                _with_proc(
-                    0, Process(pid=9000, name="[kworker/9:9]", user="root", exe=None, ppid=2)
-                )
-            ),
-        )
-    if isinstance(leaf, p.PortExposed | p.PortListening):
-        port = leaf.params.ports[0]
-        addr = "0.0.0.0" if isinstance(leaf, p.PortExposed) else "127.0.0.1"
-        clean = (
-            _with_port(0, ListeningPort(port=port, process="svc", address="127.0.0.1"))
-            if isinstance(leaf, p.PortExposed)
-            else _base(0)
-        )
-        return _learn(_with_port(0, ListeningPort(port=port, process="svc", address=addr))), _learn(
-            clean
-        )
-    if isinstance(leaf, p.PortOwnerNotIn):
-        base = _base(0)
-        others = [lp for lp in base.listening_ports if lp.port != leaf.params.port]
-        stranger = "impostor"
-        while stranger in {a.lower() for a in leaf.params.allowed}:
-            stranger += "x"
-        impostor = msgspec.structs.replace(
-            base,
-            listening_ports=[
-                *others,
-                ListeningPort(port=leaf.params.port, process=stranger, address="0.0.0.0"),
-            ],
-        )
-        rightful = msgspec.structs.replace(
-            base,
-            listening_ports=[
-                *others,
-                ListeningPort(
-                    port=leaf.params.port, process=leaf.params.allowed[0], address="0.0.0.0"
-                ),
-            ],
-        )
-        return _learn(impostor), _learn(rightful)
-    if isinstance(leaf, p.PortOwnerIn):
-        return _learn(
-            _with_port(
-                0, ListeningPort(port=4444, process=leaf.params.processes[0], address="0.0.0.0")
-            )
-        ), _learn(_base(0))
-    if isinstance(leaf, p.LoggedInUserIn):
-        return _learn(_base(0, logged_in_users=["alice", leaf.params.users[0]])), _learn(_base(0))
-    if isinstance(leaf, p.SystemAccountLogin):
-        name = "svc-verify"
-        while name in leaf.params.except_:
-            name += "x"
-        bad_user = LocalUser(
-            name=name, uid=min(leaf.params.max_uid, 50), groups=[], shell="/bin/sh"
-        )
-        good_user = LocalUser(name=name, uid=leaf.params.max_uid + 1, groups=[], shell="/bin/sh")
-        base = _base(0)
-        return (
-            _learn(
-                msgspec.structs.replace(base, users=[*base.users, bad_user], logged_in_users=[name])
-            ),
-            _learn(
-                msgspec.structs.replace(
-                    base, users=[*base.users, good_user], logged_in_users=[name]
-                )
-            ),
-        )
-    if isinstance(leaf, p.Uid0NotRoot):
-        base = _base(0)
-        return (
-            _learn(
-                msgspec.structs.replace(base, users=[*base.users, LocalUser(name="toor", uid=0)])
-            ),
-            _learn(
-                msgspec.structs.replace(base, users=[*base.users, LocalUser(name="toor", uid=1001)])
-            ),
-        )
-    if isinstance(leaf, p.NovelValue):
-        learning = leaf.params.learning_snapshots
-        seq = [_base(i) for i in range(learning)]
-        base = _base(learning)
-        novel: dict[str, dict[str, Any]] = {
-            "listening_ports": {
-                "listening_ports": [
-                    *base.listening_ports,
-                    ListeningPort(port=31337, process="sshd", address="0.0.0.0"),
-                ]
-            },
-            "listening_processes": {
-                "listening_ports": [
-                    *base.listening_ports,
-                    ListeningPort(port=22, process="newd", address="::"),
-                ]
-            },
-            "root_processes": {
-                "processes": [
-                    *base.processes,
-                    Process(pid=9000, name="newroot", user="root", exe="/usr/bin/newroot"),
-                ]
-            },
-            "logged_in_users": {"logged_in_users": ["alice", "mallory"]},
-            "admin_accounts": {
-                "users": [*base.users, LocalUser(name="mallory", uid=1001, groups=["sudo"])]
-            },
-            "authorized_keys": {
-                "ssh_authorized_keys": [
-                    *base.ssh_authorized_keys,
-                    AuthorizedKey(user="alice", fingerprint="SHA256:new"),
-                ]
-            },
-            "outbound_peers": {
-                "connections": [
-                    *base.connections,
-                    Connection(
-                        remote_address="203.0.113.9",
-                        remote_port=4444,
-                        local_port=40001,
-                        process="python3",
-                    ),
-                ]
-            },
-        }
-        novel["accounts"] = {"users": [*base.users, LocalUser(name="mallory", uid=1001)]}
-        novel["login_accounts"] = {
-            "users": [*base.users, LocalUser(name="mallory", uid=1001, shell="/bin/bash")]
-        }
-        novel["privileged_accounts"] = {
-            "users": [*base.users, LocalUser(name="mallory", uid=1001, groups=["docker"])]
-        }
-        # a novel value alerts once it persisted: shown in two consecutive snapshots
-        after = _base(learning + 1)
-        changed = novel[leaf.params.field]
-        return seq + [
-            msgspec.structs.replace(base, **changed),
-            msgspec.structs.replace(after, **changed),
-        ], seq + [base, after]
-    if isinstance(leaf, p.TimestampNotMonotonic):
-        return [_base(5), _base(2)], [_base(2), _base(5)]
-    if isinstance(leaf, p.ClockSkew):
-        future = T0 + timedelta(seconds=leaf.params.seconds * 3)
-        return [_base(0, timestamp=future)], [_base(0)]
-    if isinstance(leaf, p.UptimeDecreased):
-        return [_base(0), _base(1, uptime_seconds=60)], [_base(0), _base(1)]
-    if isinstance(leaf, p.ProcessDisappeared):
-        present = _with_proc(
-            0, Process(pid=9000, name=leaf.params.names[0], user="root", exe="/usr/sbin/x")
-        )
-        again = _with_proc(
-            1, Process(pid=9000, name=leaf.params.names[0], user="root", exe="/usr/sbin/x")
-        )
-        return [present, _base(1)], [present, again]
-    if isinstance(leaf, p.SustainedCpu):
-        n, pct = leaf.params.snapshots, leaf.params.percent
-        hot = [
-            _with_proc(i, Process(pid=9000, name="burner", user="nobody", cpu_percent=pct + 1))
-            for i in range(n)
-        ]
-        cool = hot[:-1] + [
-            _with_proc(n - 1, Process(pid=9000, name="burner", user="nobody", cpu_percent=pct / 10))
-        ]
-        return hot, cool
-    if isinstance(leaf, p.ProcessCountSpike):
-        base_n = max(leaf.params.min_baseline, 1)
+def _suspicious_path(leaf: p.ProcessInSuspiciousPath) -> Pair:
+    user = leaf.params.user or "nobody"
+    path = leaf.params.suspicious_paths[0]
+    sep = "\\" if "\\" in path else "/"
+    bad = Process(pid=9000, name="dropper", user=user, exe=path.rstrip("/\\") + sep + "dropper")
+    good = Process(pid=9000, name="dropper", user=user, exe="/usr/local/bin/dropper")
+    return _learn(_with_proc(0, bad)), _learn(_with_proc(0, good))
 
-        def sized(i: int, n: int) -> Snapshot:
-            return _base(
-                i, processes=[Process(pid=1000 + k, name=f"p{k}", user="nobody") for k in range(n)]
-            )
 
-        steady = [sized(i, base_n) for i in range(LEARN)]
-        return steady + [sized(LEARN, int(base_n * leaf.params.factor) + 1)], steady + [
-            sized(LEARN, base_n)
-        ]
-    return None  # agent_silent: judged by a timer, not by snapshots
+def _name_in(leaf: p.ProcessNameIn) -> Pair:
+    user = leaf.params.users[0] if leaf.params.users else "nobody"
+    bad = Process(pid=9000, name=leaf.params.names[0], user=user, exe="/usr/bin/x")
+    return _learn(_with_proc(0, bad)), _learn(_base(0))
+
+
+def _cmdline_contains(leaf: p.ProcessCmdlineContains) -> Pair:
+    bad = Process(pid=9000, name="sh", user="nobody", exe="/bin/sh",
+                  cmdline=f"sh -c '{leaf.params.patterns[0]}'")  # fmt: skip
+    return _learn(_with_proc(0, bad)), _learn(_base(0))
+
+
+def _exe_deleted(leaf: p.ProcessExeDeleted) -> Pair:
+    bad = Process(pid=9000, name="app", user="nobody", exe="/usr/bin/app (deleted)")
+    good = Process(pid=9000, name="app", user="nobody", exe="/usr/bin/app")
+    return _learn(_with_proc(0, bad)), _learn(_with_proc(0, good))
+
+
+def _kthread_masquerade(leaf: p.ProcessMasqueradesKernelThread) -> Pair:
+    bad = Process(pid=9000, name="[kworker/9:9]", user="root", exe="/tmp/k")
+    good = Process(pid=9000, name="[kworker/9:9]", user="root", exe=None, ppid=2)
+    return _learn(_with_proc(0, bad)), _learn(_with_proc(0, good))
+
+
+def _port_exposed(leaf: p.PortExposed) -> Pair:
+    port = leaf.params.ports[0]
+    bad = ListeningPort(port=port, process="svc", address="0.0.0.0")
+    good = ListeningPort(port=port, process="svc", address="127.0.0.1")
+    return _learn(_with_port(0, bad)), _learn(_with_port(0, good))
+
+
+def _port_listening(leaf: p.PortListening) -> Pair:
+    bad = ListeningPort(port=leaf.params.ports[0], process="svc", address="127.0.0.1")
+    return _learn(_with_port(0, bad)), _learn(_base(0))
+
+
+def _port_owner_not_in(leaf: p.PortOwnerNotIn) -> Pair:
+    base = _base(0)
+    others = [lp for lp in base.listening_ports if lp.port != leaf.params.port]
+    stranger = "impostor"
+    while stranger in {a.lower() for a in leaf.params.allowed}:
+        stranger += "x"
+
+    def owned_by(process: str) -> Snapshot:
+        port = ListeningPort(port=leaf.params.port, process=process, address="0.0.0.0")
+        return msgspec.structs.replace(base, listening_ports=[*others, port])
+
+    return _learn(owned_by(stranger)), _learn(owned_by(leaf.params.allowed[0]))
+
+
+def _port_owner_in(leaf: p.PortOwnerIn) -> Pair:
+    bad = ListeningPort(port=4444, process=leaf.params.processes[0], address="0.0.0.0")
+    return _learn(_with_port(0, bad)), _learn(_base(0))
+
+
+def _logged_in_user_in(leaf: p.LoggedInUserIn) -> Pair:
+    return _learn(_base(0, logged_in_users=["alice", leaf.params.users[0]])), _learn(_base(0))
+
+
+def _system_account_login(leaf: p.SystemAccountLogin) -> Pair:
+    name = "svc-verify"
+    while name in leaf.params.except_:
+        name += "x"
+    base = _base(0)
+
+    def logged_in(uid: int) -> Snapshot:
+        user = LocalUser(name=name, uid=uid, groups=[], shell="/bin/sh")
+        return msgspec.structs.replace(base, users=[*base.users, user], logged_in_users=[name])
+
+    return _learn(logged_in(min(leaf.params.max_uid, 50))), _learn(
+        logged_in(leaf.params.max_uid + 1)
+    )
+
+
+def _uid0_not_root(leaf: p.Uid0NotRoot) -> Pair:
+    base = _base(0)
+
+    def with_toor(uid: int) -> Snapshot:
+        return msgspec.structs.replace(base, users=[*base.users, LocalUser(name="toor", uid=uid)])
+
+    return _learn(with_toor(0)), _learn(with_toor(1001))
+
+
+def _novel_changes(base: Snapshot) -> dict[str, dict[str, Any]]:
+    """Per baseline field, the change that shows one value never seen before."""
+    mallory = LocalUser(name="mallory", uid=1001)
+    return {
+        "listening_ports": {"listening_ports": [
+            *base.listening_ports, ListeningPort(port=31337, process="sshd", address="0.0.0.0")]},
+        "listening_processes": {"listening_ports": [
+            *base.listening_ports, ListeningPort(port=22, process="newd", address="::")]},
+        "root_processes": {"processes": [
+            *base.processes,
+            Process(pid=9000, name="newroot", user="root", exe="/usr/bin/newroot")]},
+        "logged_in_users": {"logged_in_users": ["alice", "mallory"]},
+        "admin_accounts": {"users": [
+            *base.users, LocalUser(name="mallory", uid=1001, groups=["sudo"])]},
+        "authorized_keys": {"ssh_authorized_keys": [
+            *base.ssh_authorized_keys, AuthorizedKey(user="alice", fingerprint="SHA256:new")]},
+        "outbound_peers": {"connections": [
+            *base.connections,
+            Connection(remote_address="203.0.113.9", remote_port=4444, local_port=40001,
+                       process="python3")]},
+        "accounts": {"users": [*base.users, mallory]},
+        "login_accounts": {"users": [
+            *base.users, LocalUser(name="mallory", uid=1001, shell="/bin/bash")]},
+        "privileged_accounts": {"users": [
+            *base.users, LocalUser(name="mallory", uid=1001, groups=["docker"])]},
+    }  # fmt: skip
+
+
+def _novel_value(leaf: p.NovelValue) -> Pair:
+    learning = leaf.params.learning_snapshots
+    seq = [_base(i) for i in range(learning)]
+    base, after = _base(learning), _base(learning + 1)
+    changed = _novel_changes(base)[leaf.params.field]
+    # a novel value alerts once it persisted: shown in two consecutive snapshots
+    violating = [
+        msgspec.structs.replace(base, **changed),
+        msgspec.structs.replace(after, **changed),
+    ]
+    return seq + violating, seq + [base, after]
+
+
+def _not_monotonic(leaf: p.TimestampNotMonotonic) -> Pair:
+    return [_base(5), _base(2)], [_base(2), _base(5)]
+
+
+def _clock_skew(leaf: p.ClockSkew) -> Pair:
+    future = T0 + timedelta(seconds=leaf.params.seconds * 3)
+    return [_base(0, timestamp=future)], [_base(0)]
+
+
+def _uptime_decreased(leaf: p.UptimeDecreased) -> Pair:
+    return [_base(0), _base(1, uptime_seconds=60)], [_base(0), _base(1)]
+
+
+def _disappeared(leaf: p.ProcessDisappeared) -> Pair:
+    def running(i: int) -> Snapshot:
+        return _with_proc(
+            i, Process(pid=9000, name=leaf.params.names[0], user="root", exe="/usr/sbin/x")
+        )
+
+    return [running(0), _base(1)], [running(0), running(1)]
+
+
+def _sustained_cpu(leaf: p.SustainedCpu) -> Pair:
+    n, pct = leaf.params.snapshots, leaf.params.percent
+
+    def burning(i: int, cpu: float) -> Snapshot:
+        return _with_proc(i, Process(pid=9000, name="burner", user="nobody", cpu_percent=cpu))
+
+    hot = [burning(i, pct + 1) for i in range(n)]
+    return hot, hot[:-1] + [burning(n - 1, pct / 10)]
+
+
+def _count_spike(leaf: p.ProcessCountSpike) -> Pair:
+    base_n = max(leaf.params.min_baseline, 1)
+
+    def sized(i: int, n: int) -> Snapshot:
+        return _base(
+            i, processes=[Process(pid=1000 + k, name=f"p{k}", user="nobody") for k in range(n)]
+        )
+
+    steady = [sized(i, base_n) for i in range(LEARN)]
+    return steady + [sized(LEARN, int(base_n * leaf.params.factor) + 1)], steady + [
+        sized(LEARN, base_n)
+    ]
+
+
+# How to build a violating and a clean case, per predicate kind. None: verification cannot
+# (agent_silent is judged by a timer, not by snapshots; the core pack's behaviour kinds need
+# process trees and history no synthetic pair shows faithfully), so it is not contributable.
+SYNTHESIZE: dict[type, Callable[[Any], Pair] | None] = {
+    p.ProcessInSuspiciousPath: _suspicious_path,
+    p.ProcessNameIn: _name_in,
+    p.ProcessCmdlineContains: _cmdline_contains,
+    p.ProcessExeDeleted: _exe_deleted,
+    p.ProcessMasqueradesKernelThread: _kthread_masquerade,
+    p.PortExposed: _port_exposed,
+    p.PortListening: _port_listening,
+    p.PortOwnerNotIn: _port_owner_not_in,
+    p.PortOwnerIn: _port_owner_in,
+    p.LoggedInUserIn: _logged_in_user_in,
+    p.SystemAccountLogin: _system_account_login,
+    p.Uid0NotRoot: _uid0_not_root,
+    p.NovelValue: _novel_value,
+    p.AgentSilent: None,
+    p.TimestampNotMonotonic: _not_monotonic,
+    p.ClockSkew: _clock_skew,
+    p.UptimeDecreased: _uptime_decreased,
+    p.ProcessDisappeared: _disappeared,
+    p.SustainedCpu: _sustained_cpu,
+    p.ProcessCountSpike: _count_spike,
+    p.ProcessExeSuspicious: None,
+    p.ProcessNameMismatch: None,
+    p.ProcessOutbound: None,
+    p.ProcessParentIn: None,
+    p.CpuWithConnection: None,
+    p.ProcessCmdlineAll: None,
+    p.DestructiveCommand: None,
+    p.ServiceAccountDiscovery: None,
+    p.CredentialGuessing: None,
+    p.McpShellAccess: None,
+    p.McpBroadScope: None,
+    p.McpInlineSecret: None,
+}
+
+
+def _synthesize(leaf: p.LeafPredicate) -> Pair | None:
+    build = SYNTHESIZE[type(leaf)]
+    return build(leaf) if build is not None else None
 
 
 def applicable(leaf: p.LeafPredicate) -> bool:

@@ -7,6 +7,7 @@ import sqlite3
 import msgspec
 
 from kefal_lite.errors import Conflict
+from kefal_lite.store.rows import struct
 
 
 class Agent(msgspec.Struct, frozen=True):
@@ -55,24 +56,24 @@ def list_for_user(
         (user_id, limit, offset),
     ).fetchall()
     total = conn.execute("SELECT COUNT(*) FROM agents WHERE user_id = ?", (user_id,)).fetchone()[0]
-    return [Agent(*row) for row in rows], int(total)
+    return [struct(Agent, row) for row in rows], int(total)
 
 
 def get(conn: sqlite3.Connection, user_id: str, agent_id: str) -> Agent | None:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM agents WHERE user_id = ? AND id = ?", (user_id, agent_id)
     ).fetchone()
-    return Agent(*row) if row else None
+    return struct(Agent, row) if row else None
 
 
 def by_token_hash(conn: sqlite3.Connection, token_hash: bytes) -> AgentIdentity | None:
     """The live agent holding this token; None if unknown, revoked, or its owner is disabled."""
     row = conn.execute(
-        "SELECT a.id, a.user_id FROM agents a JOIN users u ON u.id = a.user_id"
+        "SELECT a.id AS agent_id, a.user_id FROM agents a JOIN users u ON u.id = a.user_id"
         " WHERE a.token_hash = ? AND a.status = 'active' AND u.disabled = 0",
         (token_hash,),
     ).fetchone()
-    return AgentIdentity(row[0], row[1]) if row else None
+    return struct(AgentIdentity, row) if row else None
 
 
 def revoke(conn: sqlite3.Connection, user_id: str, agent_id: str, now: str) -> bool:

@@ -9,6 +9,8 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import msgspec
 
+from kefal_lite.store.rows import struct
+
 P = ParamSpec("P")
 T = TypeVar("T")
 _json = msgspec.json.Encoder()
@@ -93,8 +95,7 @@ def query(
         [*params, limit, offset],
     ).fetchall()
     out = [
-        Row(id=r[0], at=r[1], user_id=r[2], actor=r[3], action=r[4], target=r[5], client=r[6],
-            detail=msgspec.json.decode(r[7]) if r[7] else None)
+        struct(Row, r, detail=msgspec.json.decode(r["detail"]) if r["detail"] else None)
         for r in rows
-    ]  # fmt: skip
+    ]
     return out, total

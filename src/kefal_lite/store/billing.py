@@ -6,6 +6,8 @@ import sqlite3
 
 import msgspec
 
+from kefal_lite.store.rows import struct
+
 
 class Subscription(msgspec.Struct, frozen=True):
     user_id: str
@@ -24,16 +26,7 @@ _COLUMNS = ", ".join(Subscription.__struct_fields__)
 def _sub(row: sqlite3.Row | None) -> Subscription | None:
     if row is None:
         return None
-    return Subscription(
-        user_id=row[0],
-        plan=row[1],
-        state=row[2],
-        provider_id=row[3],
-        current_period_end=row[4],
-        next_billing_date=row[5],
-        cancel_at_period_end=bool(row[6]),
-        updated_at=row[7],
-    )
+    return struct(Subscription, row, cancel_at_period_end=bool(row["cancel_at_period_end"]))
 
 
 def get(conn: sqlite3.Connection, user_id: str) -> Subscription | None:

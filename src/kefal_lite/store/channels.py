@@ -9,8 +9,8 @@ from typing import Any
 import msgspec
 
 from kefal_lite.clock import iso, parse_iso
-from kefal_lite.errors import NotFound
 from kefal_lite.store import jobs
+from kefal_lite.store.rows import struct
 
 RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 FLAP_LIMIT = 4  # silent/back messages per host per hour; more means the host flaps
@@ -45,7 +45,7 @@ def list_for_user(conn: sqlite3.Connection, user_id: str) -> list[Channel]:
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM channels WHERE user_id = ? ORDER BY created_at, id", (user_id,)
     ).fetchall()
-    return [Channel(*r) for r in rows]
+    return [struct(Channel, r) for r in rows]
 
 
 def get(conn: sqlite3.Connection, channel_id: str, user_id: str | None = None) -> Channel | None:
@@ -57,13 +57,13 @@ def get(conn: sqlite3.Connection, channel_id: str, user_id: str | None = None) -
         row = conn.execute(
             f"SELECT {_COLUMNS} FROM channels WHERE id = ? AND user_id = ?", (channel_id, user_id)
         ).fetchone()
-    return Channel(*row) if row else None
+    return struct(Channel, row) if row else None
 
 
-def delete(conn: sqlite3.Connection, user_id: str, channel_id: str) -> None:
+def delete(conn: sqlite3.Connection, user_id: str, channel_id: str) -> bool:
+    """False: no such channel of this tenant."""
     cur = conn.execute("DELETE FROM channels WHERE id = ? AND user_id = ?", (channel_id, user_id))
-    if cur.rowcount != 1:
-        raise NotFound("no such channel")
+    return cur.rowcount == 1
 
 
 def record_result(conn: sqlite3.Connection, channel_id: str, now: str, error: str | None) -> None:
@@ -116,10 +116,10 @@ def queue_changes(conn: sqlite3.Connection, *, user_id: str, host_id: str, opene
         if not ids:
             continue
         marks = ",".join("?" * len(ids))
-        for incident_id, severity, invariant_id in conn.execute(
-            f"SELECT id, severity, invariant_id FROM incidents WHERE id IN ({marks})", ids
+        for incident_id, severity, timer in conn.execute(
+            f"SELECT id, severity, timer FROM incidents WHERE id IN ({marks})", ids
         ).fetchall():
-            event = kinds[1] if invariant_id == "agent_silent" else kinds[0]
+            event = kinds[1] if timer else kinds[0]  # a timer rule's: the host itself
             queue(conn, user_id=user_id, host_id=host_id, event=event, incident_id=incident_id,
                   severity=severity, now=now)  # fmt: skip
 

@@ -7,6 +7,8 @@ import sqlite3
 
 import msgspec
 
+from kefal_lite.store.rows import struct
+
 
 class EnrollmentToken(msgspec.Struct, frozen=True):
     id: str
@@ -68,7 +70,7 @@ def list_for_user(
     (total,) = conn.execute(
         "SELECT COUNT(*) FROM enrollment_tokens WHERE user_id = ?", (user_id,)
     ).fetchone()
-    return [EnrollmentToken(*row) for row in rows], int(total)
+    return [struct(EnrollmentToken, row) for row in rows], int(total)
 
 
 def revoke(conn: sqlite3.Connection, user_id: str, token_id: str, now: str) -> bool:
@@ -87,7 +89,7 @@ def by_hash(conn: sqlite3.Connection, token_hash: bytes) -> TokenHolder | None:
         " WHERE token_hash = ?",
         (token_hash,),
     ).fetchone()
-    return TokenHolder(*row) if row else None
+    return struct(TokenHolder, row) if row else None
 
 
 def use(conn: sqlite3.Connection, token_hash: bytes, now: str) -> TokenHolder | None:
@@ -99,7 +101,7 @@ def use(conn: sqlite3.Connection, token_hash: bytes, now: str) -> TokenHolder | 
         "UPDATE enrollment_tokens SET uses = uses + 1, last_used_at = ?"
         " WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ?"
         " AND (max_uses = 0 OR uses < max_uses)"
-        " RETURNING id, user_id, expires_at, max_uses, uses - 1, revoked_at",
+        " RETURNING id, user_id, expires_at, max_uses, uses - 1 AS uses, revoked_at",
         (now, token_hash, now),
     ).fetchone()
-    return TokenHolder(*row) if row else None
+    return struct(TokenHolder, row) if row else None

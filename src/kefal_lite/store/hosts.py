@@ -11,6 +11,8 @@ import zlib
 
 import msgspec
 
+from kefal_lite.store.rows import struct
+
 # Snapshot bodies are stored zlib-compressed (level 1): 12.4 KB of JSON becomes 2.7 KB,
 # for ~24 us on the writer thread (zlib lets go of the GIL while it works). A week of
 # minute-by-minute history for 100 hosts is then ~2.7 GB instead of ~12.5 GB.
@@ -55,33 +57,23 @@ _COLUMNS = (
     " h.last_seen_at, h.snapshot_id, h.silent"
 )
 _WITH_LATEST = (
-    f"SELECT {_COLUMNS}, s.body FROM hosts h LEFT JOIN snapshots s ON s.id = h.snapshot_id"
+    f"SELECT {_COLUMNS}, s.body AS latest FROM hosts h"
+    " LEFT JOIN snapshots s ON s.id = h.snapshot_id"
 )
 
 
 def _host(row: sqlite3.Row, with_latest: bool) -> Host:
-    return Host(
-        id=row[0],
-        user_id=row[1],
-        agent_id=row[2],
-        hostname=row[3],
-        os=row[4],
-        kernel=row[5],
-        agent_version=row[6],
-        first_seen_at=row[7],
-        last_seen_at=row[8],
-        snapshot_id=row[9],
-        silent=bool(row[10]),
-        latest=unpack(row[11]) if with_latest else None,  # the latest snapshot's body, joined
-    )
+    # `latest`: the latest snapshot's body, joined (compressed at rest)
+    latest = unpack(row["latest"]) if with_latest else None
+    return struct(Host, row, silent=bool(row["silent"]), latest=latest)
 
 
 def ref_by_agent(conn: sqlite3.Connection, user_id: str, agent_id: str) -> HostRef | None:
     row = conn.execute(
-        "SELECT id, silent, state FROM hosts WHERE user_id = ? AND agent_id = ?",
+        "SELECT id AS host_id, silent, state FROM hosts WHERE user_id = ? AND agent_id = ?",
         (user_id, agent_id),
     ).fetchone()
-    return HostRef(row[0], bool(row[1]), row[2]) if row else None
+    return struct(HostRef, row, silent=bool(row["silent"])) if row else None
 
 
 def record(
@@ -199,7 +191,7 @@ def prune_snapshots(conn: sqlite3.Connection, cutoff: str, limit: int = 5_000) -
 def list_meta_for_user(conn: sqlite3.Connection, user_id: str) -> list[Host]:
     """Every host of the user without snapshot bodies (the graph fetches only what changed)."""
     rows = conn.execute(
-        f"SELECT {_COLUMNS}, NULL FROM hosts h WHERE h.user_id = ? ORDER BY h.hostname, h.id",
+        f"SELECT {_COLUMNS} FROM hosts h WHERE h.user_id = ? ORDER BY h.hostname, h.id",
         (user_id,),
     ).fetchall()
     return [_host(row, False) for row in rows]

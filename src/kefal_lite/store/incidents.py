@@ -7,9 +7,9 @@ from typing import Any
 
 import msgspec
 
-from kefal_lite.errors import Conflict, NotFound
 from kefal_lite.ids import new_id
 from kefal_lite.store import jobs
+from kefal_lite.store.rows import struct
 
 ACTIVE = ("open", "acknowledged")
 SYSTEM = "kefal"
@@ -31,13 +31,14 @@ class NewFinding(msgspec.Struct, frozen=True):
     subject: str
     title: str
     evidence: dict[str, Any]
+    timer: bool = False  # a timer rule's (agent silence): see Invariant.timer
 
 
 class Changes(msgspec.Struct):
     opened: list[str] = []
     updated: list[str] = []
     resolved: list[str] = []
-    recovered: list[str] = []  # resolved agent_silent incidents: the host is back
+    recovered: list[str] = []  # resolved timer incidents: the host is back
     opened_severities: list[str] = []
 
 
@@ -69,6 +70,7 @@ class Incident(msgspec.Struct, frozen=True):
     remediation_actions: Any
     remediation_generated_at: str | None
     remediation_error: str | None
+    stored_status: str  # `status` is what is shown (stale); this is what the state machine reads
 
 
 class Event(msgspec.Struct, frozen=True):
@@ -79,14 +81,15 @@ class Event(msgspec.Struct, frozen=True):
 
 
 # `stale`: an open or acknowledged incident of a host that went silent is shown as
-# stale (not resolved) until the host reports again; agent_silent itself stays open.
+# stale (not resolved) until the host reports again; the silence incident itself stays open.
 _DISPLAY_STATUS = (
     "CASE WHEN i.status IN ('open', 'acknowledged') AND h.silent = 1"
-    " AND i.invariant_id <> 'agent_silent' THEN 'stale' ELSE i.status END"
+    " AND i.timer = 0 THEN 'stale' ELSE i.status END"
 )
 _SELECT = (
     "SELECT i.id, i.host_id, h.hostname, i.invariant_id, i.invariant_name, i.category,"
-    f" i.severity, {_DISPLAY_STATUS}, i.subject, i.title, i.evidence, i.snapshot_id, i.attack,"
+    f" i.severity, {_DISPLAY_STATUS} AS status, i.status AS stored_status, i.subject, i.title,"
+    " i.evidence, i.snapshot_id, i.attack,"
     " i.contributed_by, i.first_seen_at, i.last_seen_at, i.occurrences, i.resolved_at,"
     " i.resolved_by, i.dismiss_reason, i.dismissed_until, i.remediation_status,"
     " i.remediation_mode, i.remediation_source, i.remediation_actions,"
@@ -96,10 +99,11 @@ _SELECT = (
 
 
 def _incident(row: sqlite3.Row) -> Incident:
-    values = list(row)
-    values[10] = _decode_json.decode(values[10])
-    values[24] = _decode_json.decode(values[24]) if values[24] else []
-    return Incident(*values)
+    actions = row["remediation_actions"]
+    return struct(
+        Incident, row, evidence=_decode_json.decode(row["evidence"]),
+        remediation_actions=_decode_json.decode(actions) if actions else [],
+    )  # fmt: skip
 
 
 def _event(conn: sqlite3.Connection, incident_id: str, at: str, actor: str, action: str,
@@ -152,12 +156,12 @@ def _open(
     conn.execute(
         "INSERT INTO incidents (id, user_id, host_id, invariant_id, invariant_name, category,"
         " severity, status, state_like, subject, title, evidence, snapshot_id, attack,"
-        " contributed_by, first_seen_at, last_seen_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " contributed_by, first_seen_at, last_seen_at, timer)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (incident_id, user_id, host_id, finding.invariant_id, finding.invariant_name,
          finding.category, finding.severity, int(finding.state_like), finding.subject,
          finding.title, _json.encode(finding.evidence).decode(), snapshot_id, finding.attack,
-         finding.contributed_by, now, now),
+         finding.contributed_by, now, now, int(finding.timer)),
     )  # fmt: skip
     _event(conn, incident_id, now, SYSTEM, "opened", {"snapshot_id": snapshot_id})
     return incident_id
@@ -189,14 +193,16 @@ def apply_findings(
     state-like incidents this snapshot no longer shows resolved. `held` keys were found but
     suppressed: their incidents are neither counted nor resolved."""
     changes = Changes()
-    active = {
-        (r[1], r[2]): r[0]
-        for r in conn.execute(
-            "SELECT id, invariant_id, subject FROM incidents"
-            " WHERE host_id = ? AND status IN ('open', 'acknowledged')",
-            (host_id,),
-        )
-    }
+    active: dict[tuple[str, str], str] = {}
+    timers: set[str] = set()
+    for r in conn.execute(
+        "SELECT id, invariant_id, subject, timer FROM incidents"
+        " WHERE host_id = ? AND status IN ('open', 'acknowledged')",
+        (host_id,),
+    ):
+        active[(r["invariant_id"], r["subject"])] = r["id"]
+        if r["timer"]:
+            timers.add(r["id"])
     seen: set[tuple[str, str]] = set(held)
     for f in findings:
         key = (f.invariant_id, f.subject)
@@ -219,7 +225,7 @@ def apply_findings(
         if invariant_id in auto_resolve and (invariant_id, subject) not in seen:
             resolve(conn, incident_id, now, by="auto", snapshot_id=snapshot_id)
             changes.resolved.append(incident_id)
-            if invariant_id == "agent_silent":
+            if incident_id in timers:
                 changes.recovered.append(incident_id)
     return changes
 
@@ -290,23 +296,33 @@ def history(conn: sqlite3.Connection, user_id: str, incident_id: str) -> list[Ev
         " ORDER BY e.id",
         (user_id, incident_id),
     ).fetchall()
-    return [Event(r[0], r[1], r[2], _decode_json.decode(r[3]) if r[3] else None) for r in rows]
+    return [
+        struct(Event, r, detail=_decode_json.decode(r["detail"]) if r["detail"] else None)
+        for r in rows
+    ]
 
 
-def _current_status(conn: sqlite3.Connection, user_id: str, incident_id: str) -> str:
+class State(msgspec.Struct, frozen=True):
+    """What the state machine reads of an incident (stored status, not the display one)."""
+
+    status: str
+    remediation_status: str
+    host_id: str
+    invariant_id: str
+    subject: str
+
+
+def state(conn: sqlite3.Connection, user_id: str, incident_id: str) -> State | None:
     row = conn.execute(
-        "SELECT status FROM incidents WHERE user_id = ? AND id = ?", (user_id, incident_id)
+        "SELECT status, remediation_status, host_id, invariant_id, subject FROM incidents"
+        " WHERE user_id = ? AND id = ?",
+        (user_id, incident_id),
     ).fetchone()
-    if row is None:
-        raise NotFound("no such incident")
-    return str(row[0])
+    return struct(State, row) if row else None
 
 
-def acknowledge(conn: sqlite3.Connection, user_id: str, incident_id: str, actor: str,
-                now: str) -> None:  # fmt: skip
-    status = _current_status(conn, user_id, incident_id)
-    if status != "open":
-        raise Conflict(f"only an open incident can be acknowledged; this one is {status}")
+def set_acknowledged(conn: sqlite3.Connection, user_id: str, incident_id: str, actor: str,
+                     now: str) -> None:  # fmt: skip
     conn.execute(
         "UPDATE incidents SET status = 'acknowledged' WHERE user_id = ? AND id = ?",
         (user_id, incident_id),
@@ -314,19 +330,25 @@ def acknowledge(conn: sqlite3.Connection, user_id: str, incident_id: str, actor:
     _event(conn, incident_id, now, actor, "acknowledged")
 
 
-def dismiss(conn: sqlite3.Connection, user_id: str, incident_id: str, actor: str, now: str,
-            reason: str | None, until: str | None) -> None:  # fmt: skip
-    status = _current_status(conn, user_id, incident_id)
-    if status not in ACTIVE:
-        raise Conflict(
-            f"only an open or acknowledged incident can be dismissed; this one is {status}"
-        )
+def set_dismissed(conn: sqlite3.Connection, user_id: str, incident_id: str, actor: str, now: str,
+                  reason: str | None, until: str | None) -> None:  # fmt: skip
     conn.execute(
         "UPDATE incidents SET status = 'dismissed', dismiss_reason = ?, dismissed_until = ?"
         " WHERE user_id = ? AND id = ?",
         (reason, until, user_id, incident_id),
     )
     _event(conn, incident_id, now, actor, "dismissed", {"reason": reason, "until": until})
+
+
+def set_resolved(conn: sqlite3.Connection, user_id: str, incident_id: str, actor: str, now: str,
+                 *, by: str, detail: dict[str, Any] | None = None) -> None:  # fmt: skip
+    """A person's resolution (`by`: manual, suppression, baseline)."""
+    conn.execute(
+        "UPDATE incidents SET status = 'resolved', resolved_at = ?, resolved_by = ?"
+        " WHERE user_id = ? AND id = ?",
+        (now, by, user_id, incident_id),
+    )
+    _event(conn, incident_id, now, actor, "resolved", {"by": by, **(detail or {})})
 
 
 def active_id(
@@ -383,36 +405,29 @@ def _queue_remediation(conn: sqlite3.Connection, incident_id: str, mode: str, no
     jobs.add(conn, "remediate", {"incident_id": incident_id}, now)
 
 
-def request_remediation(conn: sqlite3.Connection, user_id: str, incident_id: str, actor: str,
-                        now: str) -> None:  # fmt: skip
-    """Mode 2: (re)generate on demand. Not while one is being generated or verified."""
-    row = conn.execute(
-        "SELECT status, remediation_status FROM incidents WHERE user_id = ? AND id = ?",
+def queue_remediation(conn: sqlite3.Connection, user_id: str, incident_id: str, actor: str,
+                      now: str) -> None:  # fmt: skip
+    """Mode 2: a person asks for a (new) remediation: a job generates it."""
+    conn.execute(
+        "UPDATE incidents SET remediation_status = 'pending', remediation_mode = 'on_demand'"
+        " WHERE user_id = ? AND id = ?",
         (user_id, incident_id),
-    ).fetchone()
-    if row is None:
-        raise NotFound("no such incident")
-    status, remediation = row
-    if status not in ACTIVE:
-        raise Conflict(f"the incident is {status}; only open incidents get remediations")
-    if remediation in ("pending", "applied"):
-        raise Conflict(f"a remediation is already {remediation}")
-    _queue_remediation(conn, incident_id, "on_demand", now)
+    )
+    jobs.add(conn, "remediate", {"incident_id": incident_id}, now)
     _event(conn, incident_id, now, actor, "remediation_requested")
 
 
 def remediation_target(conn: sqlite3.Connection, incident_id: str) -> RemediationTarget | None:
     row = conn.execute(
-        "SELECT i.id, i.user_id, i.invariant_id, i.subject, i.evidence, i.remediation_status,"
+        "SELECT i.id AS incident_id, i.user_id, i.invariant_id, i.subject, i.evidence,"
+        " i.remediation_status AS status,"
         " h.hostname, h.os, h.kernel FROM incidents i JOIN hosts h ON h.id = i.host_id"
         " WHERE i.id = ?",
         (incident_id,),
     ).fetchone()
     if row is None:
         return None
-    values = list(row)
-    values[4] = _decode_json.decode(values[4])
-    return RemediationTarget(*values)
+    return struct(RemediationTarget, row, evidence=_decode_json.decode(row["evidence"]))
 
 
 def propose(conn: sqlite3.Connection, incident_id: str, *, source: str, actions: list[Any],
@@ -430,33 +445,14 @@ def propose(conn: sqlite3.Connection, incident_id: str, *, source: str, actions:
     return cur.rowcount == 1
 
 
-_MOVES = {
-    "accept": ({"proposed"}, "accepted"),
-    "reject": ({"proposed"}, "rejected"),
-    "applied": ({"proposed", "accepted"}, "applied"),
-}
-
-
-def move_remediation(conn: sqlite3.Connection, user_id: str, incident_id: str, action: str,
-                     actor: str, now: str) -> tuple[str, str, str]:  # fmt: skip
-    """accept / reject / applied; returns (host_id, invariant_id, subject)."""
-    row = conn.execute(
-        "SELECT remediation_status, host_id, invariant_id, subject, status FROM incidents"
-        " WHERE user_id = ? AND id = ?",
-        (user_id, incident_id),
-    ).fetchone()
-    if row is None:
-        raise NotFound("no such incident")
-    allowed, target = _MOVES[action]
-    if row[0] not in allowed:
-        raise Conflict(
-            f"the remediation is {row[0]}; {action} needs {' or '.join(sorted(allowed))}"
-        )
-    if action == "applied" and row[4] not in ACTIVE:
-        raise Conflict(f"the incident is {row[4]}; nothing left to verify")
-    conn.execute("UPDATE incidents SET remediation_status = ? WHERE id = ?", (target, incident_id))
-    _event(conn, incident_id, now, actor, f"remediation_{target}")
-    return str(row[1]), str(row[2]), str(row[3])
+def set_remediation(conn: sqlite3.Connection, user_id: str, incident_id: str, status: str,
+                    actor: str, now: str) -> None:  # fmt: skip
+    """A person's remediation move (accepted, rejected, applied)."""
+    conn.execute(
+        "UPDATE incidents SET remediation_status = ? WHERE user_id = ? AND id = ?",
+        (status, user_id, incident_id),
+    )
+    _event(conn, incident_id, now, actor, f"remediation_{status}")
 
 
 def awaiting_verification(conn: sqlite3.Connection, host_id: str) -> list[tuple[str, str, str]]:
@@ -488,26 +484,3 @@ def record_verification(conn: sqlite3.Connection, incident_id: str, still_violat
             resolve(conn, incident_id, now, by="remediation", snapshot_id=snapshot_id)
             return "resolved"
     return verdict
-
-
-def resolve_manually(conn: sqlite3.Connection, user_id: str, incident_id: str, actor: str,
-                     now: str, *, by: str = "manual",
-                     detail: dict[str, Any] | None = None) -> str:  # fmt: skip
-    """A person resolves an open or acknowledged incident; returns its host id."""
-    row = conn.execute(
-        "SELECT status, host_id FROM incidents WHERE user_id = ? AND id = ?",
-        (user_id, incident_id),
-    ).fetchone()
-    if row is None:
-        raise NotFound("no such incident")
-    if row[0] not in ACTIVE:
-        raise Conflict(
-            f"only an open or acknowledged incident can be resolved; this one is {row[0]}"
-        )
-    conn.execute(
-        "UPDATE incidents SET status = 'resolved', resolved_at = ?, resolved_by = ?"
-        " WHERE user_id = ? AND id = ?",
-        (now, by, user_id, incident_id),
-    )
-    _event(conn, incident_id, now, actor, "resolved", {"by": by, **(detail or {})})
-    return str(row[1])

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from kefal_lite.errors import Conflict
+from kefal_lite.store.rows import struct
 
 _json = msgspec.json.Encoder()
 
@@ -31,18 +32,19 @@ class StoredInvariant(msgspec.Struct, frozen=True):
 
 _SELECT = (
     "SELECT i.id, i.name, i.invariant_type, i.predicate, i.severity, i.metadata, i.source,"
-    " i.status, i.contributed_by, u.username, i.report, i.created_at, i.verified_at,"
+    " i.status, i.contributed_by, u.username AS contributor, i.report, i.created_at, i.verified_at,"
     " i.status_reason"
     " FROM invariants i JOIN users u ON u.id = i.contributed_by"
 )
 
 
 def _row(row: sqlite3.Row) -> StoredInvariant:
-    v = list(row)
-    v[3] = msgspec.json.decode(v[3])
-    v[5] = msgspec.json.decode(v[5])
-    v[10] = msgspec.json.decode(v[10]) if v[10] else None
-    return StoredInvariant(*v)
+    report = row["report"]
+    return struct(
+        StoredInvariant, row, predicate=msgspec.json.decode(row["predicate"]),
+        metadata=msgspec.json.decode(row["metadata"]),
+        report=msgspec.json.decode(report) if report else None,
+    )  # fmt: skip
 
 
 def add(conn: sqlite3.Connection, *, invariant_id: str, name: str, invariant_type: str,

@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 
+from kefal_lite.store.rows import struct
+
 _json = msgspec.json.Encoder()
 
 
@@ -43,7 +45,10 @@ def claim_due(conn: sqlite3.Connection, now: str, limit: int = 20) -> list[Job]:
             " WHERE id = ?",
             (now, row[0]),
         )
-    return [Job(r[0], r[1], msgspec.json.decode(r[2]), r[3] + 1) for r in rows]
+    return [
+        struct(Job, r, payload=msgspec.json.decode(r["payload"]), attempts=r["attempts"] + 1)
+        for r in rows
+    ]
 
 
 def finish(conn: sqlite3.Connection, job_id: int, now: str) -> None:

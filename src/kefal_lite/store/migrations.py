@@ -300,6 +300,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE hosts ADD COLUMN host_group TEXT;
     """,
+    # 12: timer: the incident's rule is judged by a timer (agent silence), not by snapshots; a
+    # property of the rule's kind, so a rule of that kind with another id is treated alike
+    """
+    ALTER TABLE incidents ADD COLUMN timer INTEGER NOT NULL DEFAULT 0;
+    UPDATE incidents SET timer = 1 WHERE invariant_id = 'agent_silent';
+    """,
 )
 
 

@@ -11,6 +11,8 @@ import sqlite3
 
 import msgspec
 
+from kefal_lite.store.rows import struct
+
 
 class Mail(msgspec.Struct, frozen=True):
     id: int
@@ -41,12 +43,12 @@ def pending(conn: sqlite3.Connection, limit: int = 50) -> list[Mail]:
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM outbox WHERE status = 'pending' ORDER BY id LIMIT ?", (limit,)
     ).fetchall()
-    return [Mail(*row) for row in rows]
+    return [struct(Mail, row) for row in rows]
 
 
 def recent(conn: sqlite3.Connection, limit: int = 20) -> list[Mail]:
     rows = conn.execute(f"SELECT {_COLUMNS} FROM outbox ORDER BY id DESC LIMIT ?", (limit,))
-    return [Mail(*row) for row in rows.fetchall()]
+    return [struct(Mail, row) for row in rows.fetchall()]
 
 
 def mark_sent(conn: sqlite3.Connection, mail_id: int, now: str) -> None:

@@ -7,6 +7,7 @@ import sqlite3
 import msgspec
 
 from kefal_lite.errors import NotFound
+from kefal_lite.store.rows import struct
 
 
 class Suppression(msgspec.Struct, frozen=True):
@@ -28,7 +29,7 @@ _COLUMNS = ", ".join(_FIELDS)
 
 
 def _row(row: sqlite3.Row) -> Suppression:
-    return msgspec.convert(dict(zip(_FIELDS, row, strict=True)), Suppression)
+    return struct(Suppression, row)
 
 
 def add(conn: sqlite3.Connection, s: Suppression) -> None:

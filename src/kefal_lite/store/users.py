@@ -9,6 +9,7 @@ import msgspec
 
 from kefal_lite.errors import Conflict, Forbidden
 from kefal_lite.store import stats
+from kefal_lite.store.rows import struct
 
 
 class User(msgspec.Struct, frozen=True):
@@ -35,7 +36,7 @@ _COLUMNS = ", ".join(User.__struct_fields__)
 def _user(row: sqlite3.Row | None) -> User | None:
     if row is None:
         return None
-    return User(*row)  # columns are selected in field order
+    return struct(User, row)
 
 
 def count(conn: sqlite3.Connection) -> int:
@@ -58,7 +59,7 @@ def by_email(conn: sqlite3.Connection, email: str) -> User | None:
 
 def list_all(conn: sqlite3.Connection) -> list[User]:
     rows = conn.execute(f"SELECT {_COLUMNS} FROM users ORDER BY created_at, username").fetchall()
-    return [User(*row) for row in rows]
+    return [struct(User, row) for row in rows]
 
 
 def create(

@@ -133,9 +133,8 @@ function renderDetail(panel, inc, act, suppress) {
   const rem = inc.remediation;
   const reason = h("input", { placeholder: "why this is fine here (optional)", "aria-label": "Reason" });
   const until = h("input", { type: "datetime-local" });
-  const can = (s) => ["open", "acknowledged", "stale"].includes(inc.status) && s;
-  // novel_value findings carry the baseline field they are about
-  const novelty = Boolean(inc.evidence && typeof inc.evidence.field === "string");
+  // the server lists what may be done in this state (the state machine lives there)
+  const can = (action) => (inc.actions || []).includes(action);
   const suppression = (hostId) => ({
     invariant_id: inc.invariant_id, host_id: hostId, subject_glob: literalGlob(inc.subject), incident_id: inc.id,
     reason: (reason.value || `${inc.invariant_name} on ${inc.subject} is expected ${hostId ? `on ${inc.hostname}` : "everywhere"}`).slice(0, 1000),
@@ -150,14 +149,14 @@ function renderDetail(panel, inc, act, suppress) {
     h("h3", {}, "Evidence"), kv(evidenceView(inc.evidence)),
     blastRadius(inc.host_id),
     h("div", { class: "actions" },
-      can(inc.status !== "acknowledged") ? h("button", { type: "button", onclick: () => act("acknowledge") }, "Acknowledge") : null,
-      can(true) ? h("button", { type: "button", class: "secondary", onclick: () => act("resolve", { reason: reason.value || null }) }, "Resolve") : null,
-      can(novelty) ? h("button", { type: "button", class: "secondary", title: "This value is normal on this host: learn it and resolve",
+      can("acknowledge") ? h("button", { type: "button", onclick: () => act("acknowledge") }, "Acknowledge") : null,
+      can("resolve") ? h("button", { type: "button", class: "secondary", onclick: () => act("resolve", { reason: reason.value || null }) }, "Resolve") : null,
+      can("baseline") ? h("button", { type: "button", class: "secondary", title: "This value is normal on this host: learn it and resolve",
         onclick: () => act("baseline") }, "Add to baseline") : null,
-      can(true) ? h("span", { class: "dismiss" }, reason,
+      can("dismiss") ? h("span", { class: "dismiss" }, reason,
         h("label", { class: "inline-field" }, h("span", {}, "Dismiss until"), until, h("small", { class: "muted" }, "empty: for good")), h("button", { type: "button", class: "secondary",
         onclick: () => act("dismiss", { reason: reason.value || null, expires_at: until.value ? new Date(until.value).toISOString() : null }) }, "Dismiss")) : null),
-    can(true) ? h("div", { class: "actions suppress" }, h("span", { class: "muted" }, "Never again:"),
+    can("suppress") ? h("div", { class: "actions suppress" }, h("span", { class: "muted" }, "Never again:"),
       h("button", { type: "button", class: "secondary", title: `${inc.invariant_name} on ${inc.subject}, on this host only`,
         onclick: () => suppress(suppression(inc.host_id)) }, "Not on this host"),
       h("button", { type: "button", class: "secondary", title: `${inc.invariant_name} on ${inc.subject}, on every host`,
@@ -170,10 +169,10 @@ function renderDetail(panel, inc, act, suppress) {
       a.commands.map((c) => h("div", { class: "cmd" }, h("code", {}, c), copyButton(c)))))) :
       h("p", { class: "muted" }, rem.status === "pending" ? "Being generated…" : "No remediation yet."),
     h("div", { class: "actions" },
-      can(!["pending", "applied"].includes(rem.status)) ? h("button", { type: "button", class: "secondary", onclick: () => act("remediate") }, rem.status === "none" ? "Propose a fix" : "Propose again") : null,
-      rem.status === "proposed" ? h("button", { type: "button", onclick: () => act("remediation/accept") }, "Accept") : null,
-      rem.status === "proposed" ? h("button", { type: "button", class: "secondary", onclick: () => act("remediation/reject") }, "Reject") : null,
-      ["proposed", "accepted"].includes(rem.status) && can(true) ? h("button", { type: "button", onclick: () => act("remediation/applied") }, "I applied it") : null),
+      can("remediate") ? h("button", { type: "button", class: "secondary", onclick: () => act("remediate") }, rem.status === "none" ? "Propose a fix" : "Propose again") : null,
+      can("accept") ? h("button", { type: "button", onclick: () => act("remediation/accept") }, "Accept") : null,
+      can("reject") ? h("button", { type: "button", class: "secondary", onclick: () => act("remediation/reject") }, "Reject") : null,
+      can("applied") ? h("button", { type: "button", onclick: () => act("remediation/applied") }, "I applied it") : null),
     h("h3", {}, "History"),
     h("ol", { class: "history" }, (inc.history || []).map((e) => h("li", {}, ago(e.at), ` ${e.action.replace(/_/g, " ")} by ${e.actor}`))),
   );

@@ -1,0 +1,71 @@
+"""What an admin (in the API) or the operator (at the CLI, on the database file) does to
+accounts: add one, set its password, its role, disable or enable it. One function each,
+used by both: the rule and the audit row are the same whichever door was used.
+
+The audit row: an admin's action is in the admin's trail (`admin_*`); the operator has no
+account, so theirs goes into the trail of the account changed (`cli_*`, actor "cli")."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Literal
+
+from kefal_lite.errors import NotFound
+from kefal_lite.store import audit, users
+from kefal_lite.store.users import User
+from kefal_lite.usecases.actor import Actor
+
+Role = Literal["admin", "user"]
+OPERATOR = Actor(user_id="", username="cli")
+
+
+def _record(conn: sqlite3.Connection, actor: Actor, now: str, action: str, target: User,
+            **detail: Any) -> None:  # fmt: skip
+    if actor == OPERATOR:
+        entry = audit.Entry(now, target.id, OPERATOR.username, f"cli_{action}", target.username,
+                            None, detail or None)  # fmt: skip
+    else:
+        entry = actor.entry(now, f"admin_{action}", target.username, **detail)
+    audit.record(conn, entry)
+
+
+def find(conn: sqlite3.Connection, username: str) -> User:
+    user = users.by_username(conn, username)
+    if user is None:
+        raise NotFound(f"no user named {username!r}")
+    return user
+
+
+def add_user(conn: sqlite3.Connection, actor: Actor, *, user_id: str, username: str,
+             password_hash: str, role: Role, email: str | None, now: str) -> User:  # fmt: skip
+    """The password is hashed by the caller (off the writer: argon2 is slow on purpose)."""
+    user = users.create(conn, user_id=user_id, username=username, password_hash=password_hash,
+                        role=role, email=email, now=now)  # fmt: skip
+    _record(conn, actor, now, "user_created", user, role=role)
+    return user
+
+
+def set_password(conn: sqlite3.Connection, actor: Actor, username: str, password_hash: str,
+                 now: str) -> User:  # fmt: skip
+    """Every session of the account ends."""
+    user = find(conn, username)
+    users.set_password(conn, user.id, password_hash)
+    _record(conn, actor, now, "password_set", user)
+    return user
+
+
+def set_role(conn: sqlite3.Connection, actor: Actor, username: str, role: Role,
+             now: str) -> User:  # fmt: skip
+    user = find(conn, username)
+    users.set_role(conn, user.id, role)
+    _record(conn, actor, now, "role_set", user, role=role)
+    return user
+
+
+def set_disabled(conn: sqlite3.Connection, actor: Actor, username: str, disabled: bool,
+                 now: str) -> User:  # fmt: skip
+    """A disabled account's sessions end and its agents' snapshots are refused."""
+    user = find(conn, username)
+    users.set_disabled(conn, user.id, disabled)
+    _record(conn, actor, now, "user_disabled" if disabled else "user_enabled", user)
+    return user

@@ -1,0 +1,25 @@
+"""Adding an agent to an account, whichever way it enrolls (password or enrollment token):
+the plan's limit is checked and the agent inserted in one writer transaction, so two
+enrollments racing for the last place cannot both get it."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from kefal_lite.errors import NotAllowed
+from kefal_lite.store import agents, audit
+from kefal_lite.store.agents import Agent
+from kefal_lite.usecases.actor import Actor
+
+
+def add_agent(conn: sqlite3.Connection, actor: Actor, /, *, agent_id: str, name: str | None,
+              token_hash: bytes, limit: int | None, now: str, **detail: Any) -> Agent:  # fmt: skip
+    """`limit`: the plan's number of active agents (None: no limit)."""
+    if limit is not None and agents.count_active(conn, actor.user_id) >= limit:
+        raise NotAllowed(f"your plan allows {limit} agent(s); revoke one or upgrade the plan")
+    agent = agents.create(conn, user_id=actor.user_id, agent_id=agent_id,
+                          name=name or f"agent-{agent_id[:8]}", token_hash=token_hash,
+                          now=now)  # fmt: skip
+    audit.record(conn, actor.entry(now, "agent_enrolled", agent_id, **detail))
+    return agent
