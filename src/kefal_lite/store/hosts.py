@@ -1,7 +1,8 @@
 """Hosts (one per agent) with their detection state; snapshot history.
 
-A host row points at its latest snapshot (kept out of retention pruning) rather
-than holding a second copy of it: every ingest writes the body once.
+A host row points at its latest snapshot (kept out of retention pruning and
+compaction, store/history.py) rather than holding a second copy of it: every
+ingest writes the body once.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class HostRef(msgspec.Struct, frozen=True):
     host_id: str
     silent: bool
     state: bytes | None
+    snapshot_id: str | None = None
 
 
 class Host(msgspec.Struct, frozen=True):
@@ -78,10 +80,10 @@ def _host(row: sqlite3.Row, with_latest: bool) -> Host:
 
 def ref_by_agent(conn: sqlite3.Connection, user_id: str, agent_id: str) -> HostRef | None:
     row = conn.execute(
-        "SELECT id, silent, state FROM hosts WHERE user_id = ? AND agent_id = ?",
+        "SELECT id, silent, state, snapshot_id FROM hosts WHERE user_id = ? AND agent_id = ?",
         (user_id, agent_id),
     ).fetchone()
-    return HostRef(row[0], bool(row[1]), row[2]) if row else None
+    return HostRef(row[0], bool(row[1]), row[2], row[3]) if row else None
 
 
 def record(
@@ -182,18 +184,6 @@ def mark_silent(conn: sqlite3.Connection, user_id: str, host_id: str, last_seen_
             (host_id, invariant_id, last_seen_at),
         )
     return not row[0]
-
-
-def prune_snapshots(conn: sqlite3.Connection, cutoff: str, limit: int = 5_000) -> int:
-    """Delete up to `limit` snapshots received before `cutoff`, except each host's latest,
-    so a host silent for longer than the retention still shows what it last sent."""
-    cur = conn.execute(
-        "DELETE FROM snapshots WHERE id IN (SELECT id FROM snapshots WHERE received_at < ?"
-        " AND id NOT IN (SELECT snapshot_id FROM hosts WHERE snapshot_id IS NOT NULL)"
-        " ORDER BY received_at LIMIT ?)",
-        (cutoff, limit),
-    )
-    return cur.rowcount
 
 
 def list_meta_for_user(conn: sqlite3.Connection, user_id: str) -> list[Host]:
