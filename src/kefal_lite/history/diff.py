@@ -2,11 +2,13 @@
 
 A snapshot is reduced to items: (kind, subject) -> value. Two snapshots differ by
 the items added, removed, or kept with another value. What churns without meaning
-stays out of the items: CPU percentages, pids, ephemeral local ports, and kernel
+stays out of the items: CPU percentages, pids, ephemeral local ports, kernel
 threads (no binary, no command line: their names change every minute, kworker/0:1
-becomes kworker/0:2). A process is identified by binary, command line and user, so
-an nginx worker replaced by another is no change; the first instance of an identity
-to start, and the last to end, are.
+becomes kworker/0:2), and clients connected to a listening port (a web server's
+visitors are traffic; the listening socket is the change, and outbound connections,
+a reverse shell's included, are recorded by peer). A process is identified by
+binary, command line and user, so an nginx worker replaced by another is no change;
+the first instance of an identity to start, and the last to end, are.
 
 Ingest compares a cheap fingerprint (a hash per item) first: most snapshots only
 differ in CPU, and for them the full items are never built.
@@ -46,6 +48,10 @@ def _kernel_thread(exe: str | None, cmdline: str | None) -> bool:
     return exe is None and not cmdline
 
 
+def _served(snap: Snapshot) -> set[int]:
+    return {x.port for x in snap.listening_ports}
+
+
 def fingerprint(snap: Snapshot) -> Fingerprint:
     # Tuples of the fields items() reads, hashed without formatting a string: this runs
     # on every ingest. Equal items give equal hashes; the reverse only costs a slow path.
@@ -55,8 +61,9 @@ def fingerprint(snap: Snapshot) -> Fingerprint:
         if not _kernel_thread(p.exe, p.cmdline)
     }
     h.update(hash((1, x.protocol, x.address, x.port, x.process)) for x in snap.listening_ports)
+    served = _served(snap)
     h.update(hash((2, c.protocol, c.remote_address, c.remote_port, c.process))
-             for c in snap.connections)  # fmt: skip
+             for c in snap.connections if c.local_port not in served)  # fmt: skip
     h.update(hash((3, u)) for u in snap.logged_in_users)
     h.update(hash((4, u.name, u.uid, tuple(u.groups), u.shell)) for u in snap.users)
     h.update(hash((5, k.user, k.fingerprint, k.comment)) for k in snap.ssh_authorized_keys)
@@ -86,7 +93,10 @@ def items(snap: Snapshot) -> dict[tuple[str, str], str]:
         _put(out, ("process", f"{p.user or '?'}: {binary} {p.cmdline or ''}".rstrip()), p.name)
     for x in snap.listening_ports:
         _put(out, ("listening", f"{x.protocol} {x.address or '*'}:{x.port}"), x.process or "")
+    served = _served(snap)
     for c in snap.connections:
+        if c.local_port in served:
+            continue
         _put(out, ("connection", f"{c.protocol} {c.remote_address}:{c.remote_port}"),
              c.process or "")  # fmt: skip
     for u in snap.logged_in_users:

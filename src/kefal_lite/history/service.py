@@ -31,6 +31,18 @@ async def changes_on_ingest(
     return diff.diff(wire.DECODER.decode(raw), snap), current
 
 
+def _first_of_each(
+    found: list[tuple[int, bytes]],
+) -> tuple[list[int], list[segments.Snapshot], int]:
+    ids, firsts, held = [], [], 0
+    for segment_id, blob in found:
+        snaps = segments.unpack(blob)
+        ids.append(segment_id)
+        firsts.append(snaps[0])
+        held += len(snaps)
+    return ids, firsts, held
+
+
 def _hour(when: datetime) -> datetime:
     return when.replace(minute=0, second=0, microsecond=0)
 
@@ -59,15 +71,25 @@ async def compact(db: Database, now: datetime) -> int:
 
 async def apply_retention(db: Database, now: datetime, snapshots_days: int,
                           changes_days: int) -> int:  # fmt: skip
-    """Past `snapshots_days` keep one snapshot an hour; past `changes_days` (at least as
-    long) nothing. Returns how many snapshots went."""
+    """Past `snapshots_days` (from the start of that day) keep one snapshot an hour; past
+    `changes_days` (at least as long) nothing. Returns how many snapshots went."""
     gone = 0
-    thin_before = iso(_hour(now - timedelta(days=snapshots_days)))
-    while batch := await db.read(history.thick_segments, thin_before):
-        for segment_id, blob in batch:
-            snaps = await asyncio.to_thread(segments.unpack, blob)
-            first = await asyncio.to_thread(segments.pack, snaps[:1])
-            gone += await db.write(history.thin_segment, segment_id, len(snaps), snaps[0], first)
+    # whole days, so that a day's hourly snapshots share one segment
+    thin_before = iso((now - timedelta(days=snapshots_days)).replace(hour=0, minute=0, second=0,
+                                                                     microsecond=0))  # fmt: skip
+    while days := await db.read(history.thinnable_days, thin_before):
+        for user_id, host_id, day in days:
+            found = await db.read(history.segments_between, user_id, host_id, day, day + "~",
+                                  thin_before)  # fmt: skip
+            if not found:
+                continue
+            ids, hourly, held = await asyncio.to_thread(_first_of_each, found)
+            blob = await asyncio.to_thread(segments.pack, hourly)
+            try:
+                await db.write(history.store_thinned, user_id, host_id, ids, hourly, blob)
+            except history.SegmentRace:
+                continue
+            gone += held - len(hourly)
     drop_before = iso(now - timedelta(days=max(changes_days, snapshots_days)))
     while await db.read(history.has_old, drop_before):
         gone += await db.write(history.prune, drop_before)

@@ -4,8 +4,9 @@ A snapshot is first a row of `snapshots` (zlib-compressed alone, as ingest write
 Once its hour is over, the compactor folds the host's rows of that hour into one
 `snapshot_segments` row (history/segments.py), except each host's latest snapshot,
 which stays a row: ingest diffs against it and the host page shows it. Past the
-snapshot tier a segment is thinned to its first snapshot (one an hour); past the
-change tier it goes, with the change records.
+snapshot tier a host's day of segments becomes one segment of their first snapshots
+(one an hour, compressed against each other); past the change tier it goes, with the
+change records.
 """
 
 from __future__ import annotations
@@ -154,27 +155,43 @@ def store_segment(conn: sqlite3.Connection, user_id: str, host_id: str,
     return len(snaps)
 
 
-def thick_segments(
-    conn: sqlite3.Connection, before: str, limit: int = 50
-) -> list[tuple[int, bytes]]:
-    """Segments wholly before `before` that hold more than one snapshot."""
+def thinnable_days(
+    conn: sqlite3.Connection, before: str, limit: int = 100
+) -> list[tuple[str, str, str]]:
+    """(user_id, host_id, day) of segments wholly before `before` not thinned yet."""
     rows = conn.execute(
-        "SELECT id, body FROM snapshot_segments WHERE last_at < ? AND entries > 1"
-        " ORDER BY last_at LIMIT ?",
+        "SELECT user_id, host_id, substr(first_at, 1, 10) AS day FROM snapshot_segments"
+        " WHERE last_at < ? AND thinned = 0 GROUP BY user_id, host_id, day ORDER BY day LIMIT ?",
         (before, limit),
+    ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def segments_between(conn: sqlite3.Connection, user_id: str, host_id: str, start: str, end: str,
+                     before: str) -> list[tuple[int, bytes]]:  # fmt: skip
+    rows = conn.execute(
+        "SELECT id, body FROM snapshot_segments WHERE user_id = ? AND host_id = ?"
+        " AND first_at >= ? AND first_at < ? AND last_at < ? AND thinned = 0 ORDER BY first_at",
+        (user_id, host_id, start, end, before),
     ).fetchall()
     return [(r[0], r[1]) for r in rows]
 
 
-def thin_segment(conn: sqlite3.Connection, segment_id: int, entries: int, snap: segments.Snapshot,
-                 blob: bytes) -> int:  # fmt: skip
-    """Keep only `snap` (the segment's first) in it; return how many snapshots went."""
-    cur = conn.execute(
-        "UPDATE snapshot_segments SET last_at = ?, entries = 1, body = ?"
-        " WHERE id = ? AND entries = ?",
-        (snap.received_at, blob, segment_id, entries),
+def store_thinned(conn: sqlite3.Connection, user_id: str, host_id: str, replaced: list[int],
+                  snaps: list[segments.Snapshot], blob: bytes) -> None:  # fmt: skip
+    """Replace these segments by one holding `snaps` (their first snapshots)."""
+    deleted = conn.execute(
+        f"DELETE FROM snapshot_segments WHERE user_id = ? AND thinned = 0"
+        f" AND id IN ({','.join('?' * len(replaced))})",
+        [user_id, *replaced],
+    ).rowcount
+    if deleted != len(replaced):
+        raise SegmentRace("a segment changed meanwhile")
+    conn.execute(
+        "INSERT INTO snapshot_segments (user_id, host_id, first_at, last_at, entries, thinned,"
+        " body) VALUES (?, ?, ?, ?, ?, 1, ?)",
+        (user_id, host_id, snaps[0].received_at, snaps[-1].received_at, len(snaps), blob),
     )
-    return entries - 1 if cur.rowcount else 0
 
 
 def prune(conn: sqlite3.Connection, before: str, limit: int = 5_000) -> int:

@@ -344,6 +344,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         first_at TEXT NOT NULL,
         last_at  TEXT NOT NULL,
         entries  INTEGER NOT NULL,
+        -- 1: past the snapshot tier, a day's hourly snapshots in one segment
+        thinned  INTEGER NOT NULL DEFAULT 0,
         body     BLOB NOT NULL
     );
     CREATE INDEX snapshot_segments_by_host ON snapshot_segments(host_id, first_at);
