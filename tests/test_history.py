@@ -311,3 +311,20 @@ def test_retention_days_keeps_working_under_its_former_name(tmp_path: Path) -> N
     s = load(config_file=path, environ={})
     assert (s.retention_snapshots_days, s.retention_changes_days) == (14, 90)
     assert load(environ={"KEFAL_RETENTION_DAYS": "3"}).retention_snapshots_days == 3
+
+
+def test_an_incident_links_to_the_hour_before_it_opened(client: TestClient[Any],
+                                                        clock: FrozenClock) -> None:  # fmt: skip
+    clock.set(T0)
+    register(client, "alice")
+    session, agent = login(client, "alice"), enroll(client, "alice")
+    send(client, agent, snap(0, agent_id=agent["agent_id"]))
+    clock.advance(minutes=30)
+    exposed = [{"port": 5432, "process": "postgres", "address": "0.0.0.0"}]
+    send(client, agent, snap(30, agent_id=agent["agent_id"], add_ports=exposed))
+    [inc] = client.get("/api/v1/incidents", headers=session).json()["items"]
+    linked = client.get(inc["changes_url"], headers=session).json()
+    assert [(c["kind"], c["subject"], c["at"]) for c in linked["items"]] == [
+        ("listening", "tcp 0.0.0.0:5432", inc["first_seen_at"])
+    ]
+    assert inc["changes_url"].startswith(f"/api/v1/hosts/{inc['host_id']}/changes?since=")

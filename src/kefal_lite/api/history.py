@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
 import msgspec
 from litestar import Response, get
@@ -11,7 +12,7 @@ from litestar.params import FromPath, QueryParameter
 
 from kefal_lite import snapshot as wire
 from kefal_lite.api.deps import USER, CurrentUser, Offset, Svc
-from kefal_lite.clock import iso
+from kefal_lite.clock import iso, parse_iso
 from kefal_lite.errors import NotFound, ValidationFailed, validation_item
 from kefal_lite.history import diff
 from kefal_lite.store import history, hosts
@@ -40,6 +41,13 @@ class DiffPage(msgspec.Struct, frozen=True):
     to: DiffEnd
     items: list[ChangeRecord]
     total: int
+
+
+def changes_before(host_id: str, opened_at: str) -> str:
+    """The changes of the hour before an incident opened (and of its own snapshot)."""
+    start = iso(parse_iso(opened_at) - timedelta(hours=1))
+    query = urlencode({"since": start, "until": opened_at})
+    return f"/api/v1/hosts/{quote(host_id, safe='')}/changes?{query}"
 
 
 def _kinds(kind: str | None) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from kefal_lite.api.deps import USER, CurrentUser, Limit, Offset, Svc, audit_entry, page
+from kefal_lite.api.history import changes_before
 from kefal_lite.clock import iso
 from kefal_lite.errors import NotFound
 from kefal_lite.store import audit, hosts, incidents, suppressions
@@ -31,6 +32,7 @@ class DismissBody(msgspec.Struct, forbid_unknown_fields=True):
 def incident_json(inc: Incident) -> dict[str, Any]:
     out: dict[str, Any] = msgspec.to_builtins(inc)
     out["remediation"] = {f: out.pop(f"remediation_{f}") for f in _REMEDIATION_FIELDS}
+    out["changes_url"] = changes_before(inc.host_id, inc.first_seen_at)
     return out
 
 
