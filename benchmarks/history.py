@@ -22,7 +22,10 @@ against today's code, and /changes latency, all in one run.
    thinned ones. Every stored snapshot is read back and compared byte for byte.
 2. /changes: the history file behind a real `kefal-lite serve`, GET a day of one
    host's changes 50 times; p50 and p99.
-3. Ingest throughput: benchmarks/ingest_load.py's load (real server, real HTTP,
+3. Codecs: body bytes per snapshot and compression time for the options (zlib alone as
+   today, zlib with the previous snapshot or the hour's first as preset dictionary,
+   one zlib-9 or xz stream per hour) over the same days.
+4. Ingest throughput: benchmarks/ingest_load.py's load (real server, real HTTP,
    64 agents) against this tree and against `--baseline` (a git ref, default main,
    exported with `git archive`), interleaved A/B `--rounds` times; medians.
 """
@@ -41,6 +44,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -278,6 +282,47 @@ def storage(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
 
 
+def codecs(hosts_n: int) -> dict[str, Any]:
+    """Body bytes per snapshot (no row or index overhead) and compression cost, over each
+    host's day in hour-long groups: the options this design was chosen from."""
+
+    def zdict(body: bytes, ref: bytes, level: int) -> bytes:
+        co = zlib.compressobj(level, zdict=ref)
+        return co.compress(body) + co.flush()
+
+    sizes: dict[str, int] = {}
+    spent: dict[str, float] = {}
+
+    def add(name: str, fn: Any, *a: Any) -> None:
+        t = time.perf_counter()
+        out = fn(*a)
+        spent[name] = spent.get(name, 0.0) + time.perf_counter() - t
+        sizes[name] = sizes.get(name, 0) + len(out)
+
+    count = 0
+    for host in range(hosts_n):
+        bodies = [wire.encode(x) for x in day_of_snapshots(host, random.Random(host))]
+        for start in range(0, len(bodies), 60):
+            hour = bodies[start : start + 60]
+            count += len(hour)
+            for i, body in enumerate(hour):
+                add("zlib-1 alone (today)", zlib.compress, body, 1)
+                for level in (1, 6):
+                    if i == 0:
+                        add(f"zlib-{level} vs previous, key hourly", zlib.compress, body, level)
+                        add(f"zlib-{level} vs hour's key", zlib.compress, body, level)
+                    else:
+                        add(
+                            f"zlib-{level} vs previous, key hourly", zdict, body, hour[i - 1], level
+                        )
+                        add(f"zlib-{level} vs hour's key", zdict, body, hour[0], level)
+            add("zlib-9 stream of the hour", zlib.compress, b"".join(hour), 9)
+            add("xz segment of the hour (chosen)", segments.pack,
+                [segments.Snapshot("x" * 36, "t" * 24, "t" * 24, b) for b in hour])  # fmt: skip
+    return {name: {"bytes_per_snapshot": round(sizes[name] / count),
+                   "us_per_snapshot": round(spent[name] / count * 1e6, 1)} for name in sizes}  # fmt: skip
+
+
 def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
     subprocess.run([sys.executable, "-m", "kefal_lite", *args], input=stdin, text=True, env=env,
                    check=True, capture_output=True)  # fmt: skip
@@ -389,7 +434,7 @@ async def run(args: argparse.Namespace) -> None:
         env = {**os.environ, "KEFAL_DATA_DIR": str(args.history_dir),
                "PYTHONPATH": str(ROOT / "src")}  # fmt: skip
         cli(env, "user", "add", "bench", "--password-stdin", stdin=PASSWORD + "\n")
-        report: dict[str, Any] = {"storage": storage(args, work)}
+        report: dict[str, Any] = {"storage": storage(args, work), "codecs": codecs(args.hosts)}
         report["changes_endpoint"] = await changes_latency(args.history_dir)
         if not args.skip_ingest:
             report["ingest"] = await throughput(args, work)
