@@ -328,3 +328,50 @@ def test_an_incident_links_to_the_hour_before_it_opened(client: TestClient[Any],
         ("listening", "tcp 0.0.0.0:5432", inc["first_seen_at"])
     ]
     assert inc["changes_url"].startswith(f"/api/v1/hosts/{inc['host_id']}/changes?since=")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    gaps=st.lists(st.integers(min_value=1, max_value=5_400), min_size=1, max_size=40),
+    compact_after=st.integers(min_value=0, max_value=40),
+    seed=st.integers(min_value=0, max_value=10_000),
+)
+def test_any_retained_snapshot_is_reconstructed_byte_exact(
+    tmp_path_factory: pytest.TempPathFactory, gaps: list[int], compact_after: int, seed: int
+) -> None:
+    """Snapshots at any spacing (seconds to 90 minutes apart), compacted at any moment and
+    again at the end: the one in force at each received time is the one sent then."""
+    from kefal_lite.store import hosts
+    from kefal_lite.store.db import connect
+
+    conn = connect(tmp_path_factory.mktemp("prop") / "k.db")
+    migrate(conn)
+    conn.execute("INSERT INTO users (id, username, password_hash, role, created_at)"
+                 " VALUES ('u1', 'alice', 'x', 'admin', 'x')")  # fmt: skip
+    conn.execute("INSERT INTO agents (id, user_id, name, token_hash, created_at)"
+                 " VALUES ('a1', 'u1', 'a', x'00', 'x')")  # fmt: skip
+
+    def compact_now(now: str) -> None:
+        for user_id, host_id, hour in history.compactable(conn, now[:13] + ":00:00.000Z"):
+            rows = history.rows_between(conn, user_id, host_id, hour + ":", hour + ";")
+            history.store_segment(conn, user_id, host_id, rows, segments.pack(rows))
+
+    at, sent = T0, []
+    for i, gap in enumerate(gaps):
+        at += timedelta(seconds=gap)
+        body = as_json(jittered(snap(i), seed + i))
+        hosts.add_snapshot(conn, snapshot_id=f"s{i}", user_id="u1", host_id="h1",
+                           received_at=iso(at), taken_at=iso(at), body=body)  # fmt: skip
+        conn.execute("INSERT INTO hosts (id, user_id, agent_id, hostname, first_seen_at,"
+                     " last_seen_at, snapshot_id) VALUES ('h1', 'u1', 'a1', 'w', 'x', 'x', ?)"
+                     " ON CONFLICT (id) DO UPDATE SET snapshot_id = excluded.snapshot_id",
+                     (f"s{i}",))  # fmt: skip
+        sent.append((iso(at), body))
+        if i == compact_after:
+            compact_now(iso(at))
+    compact_now(iso(at + timedelta(hours=2)))
+    for when, body in sent:
+        got = history.snapshot_at(conn, "u1", "h1", when)
+        assert got is not None and got.received_at == when and got.body == body
+    assert history.snapshot_at(conn, "u1", "h1", iso(T0)) is None
+    conn.close()
