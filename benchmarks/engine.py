@@ -96,6 +96,19 @@ def main() -> None:
     print(f"decode:                median {statistics.median(de):.1f} us")
     print(f"ratio evaluate/decode: {statistics.median(ev) / statistics.median(de):.2f}")
 
+    # the server's default rule set: the builtins and the core pack
+    try:
+        from kefal_lite.detect import packs
+
+        served = Catalog([*BUILTINS, *packs.active()])
+        state3 = HostState()
+        for x in snaps[:4]:
+            _, state3 = evaluate(x, state3, served, x.timestamp)
+        ev3 = per_call(lambda: evaluate(s, state3, served, now), 2000)
+        print(f"evaluate(32 builtins + core pack): median {statistics.median(ev3):.1f} us")
+    except ImportError:  # a checkout from before packs
+        pass
+
     # 20 active community invariants on top of the builtins, of the kinds people contribute
     community = [
         msgspec.convert(

@@ -14,9 +14,12 @@ from litestar.testing import TestClient
 from kefal_lite.app import create_app
 from kefal_lite.cli import main
 from kefal_lite.clock import FrozenClock
+from kefal_lite.detect import packs
 from tests.builders import T0, as_json, snap
 from tests.conftest import PASSWORD, enroll, login, make_settings, query, register
 from tests.test_ingest import send
+
+IN_FORCE = 32 + len(packs.active())  # the builtins and the default packs
 
 GOOD = {
     "name": "Busybox netcat listener",
@@ -59,7 +62,12 @@ def test_good_contribution_verifies_and_fires_for_another_tenant(
         == 409
     )
     listing = c.get("/api/v1/invariants", headers=alice).json()
-    assert listing["total"] == 32  # not in force before verification
+    assert listing["total"] == IN_FORCE  # not in force before verification
+    pack = [i for i in listing["items"] if i["source"] == "pack"]
+    assert len(pack) == len(packs.active()) and all(i["attack"] for i in pack)
+    assert {i["metadata"]["pack"] for i in pack} == set(packs.DEFAULT_PACKS) and all(
+        i["status"] == "active" for i in pack
+    )
     assert [
         i["name"] for i in c.get("/api/v1/invariants?status=pending", headers=bob).json()["items"]
     ] == [GOOD["name"]]
@@ -87,7 +95,7 @@ def test_good_contribution_verifies_and_fires_for_another_tenant(
     assert c.post(f"/api/v1/invariants/{inv['id']}/verify", headers=bob).status_code == 409
 
     items = c.get("/api/v1/invariants", headers=alice).json()["items"]
-    assert len(items) == 33
+    assert len(items) == IN_FORCE + 1
     [mine] = [i for i in items if i["source"] == "community"]
     assert (
         mine["status"] == "active"
@@ -127,7 +135,7 @@ def test_retire_stops_firing_and_keeps_incidents(open_client: TestClient[Any], a
     )  # alice, first user, is admin
     assert r.status_code == 200 and r.json()["status"] == "retired"
     assert c.post(f"/api/v1/invariants/{inv['id']}/retire", headers=alice).status_code == 409
-    assert c.get("/api/v1/invariants", headers=bob).json()["total"] == 32
+    assert c.get("/api/v1/invariants", headers=bob).json()["total"] == IN_FORCE
     clock.advance(minutes=1)
     assert (
         send(
@@ -158,7 +166,7 @@ def test_noisy_contribution_is_rejected_naming_the_snapshot(client: TestClient[A
     assert [i["name"] for i in rejected] == [NOISY["name"]] and rejected[0]["report"][
         "passed"
     ] is False
-    assert client.get("/api/v1/invariants", headers=session).json()["total"] == 32
+    assert client.get("/api/v1/invariants", headers=session).json()["total"] == IN_FORCE
 
 
 def test_contribution_that_cannot_fire_is_rejected(client: TestClient[Any]) -> None:
@@ -275,5 +283,6 @@ def test_export_and_import_between_servers(tmp_path: Path, clock: FrozenClock) -
     assert "skipped: Busybox netcat listener" in again.output
     with TestClient(create_app(make_settings(two), clock=clock)) as c:
         items = c.get("/api/v1/invariants", headers=login(c, "ops")).json()["items"]
-        [imported] = [i for i in items if i["source"] == "pack"]
+        core = {inv.id for inv in packs.active()}
+        [imported] = [i for i in items if i["source"] == "pack" and i["id"] not in core]
         assert imported["name"] == GOOD["name"] and imported["contributed_by"] == "ops"

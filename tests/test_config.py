@@ -107,3 +107,14 @@ def test_unreadable_config_file_is_a_clear_error(tmp_path: Path) -> None:
     folder.mkdir()  # reading a directory fails for root too, unlike a chmod 000 file
     with pytest.raises(ConfigError, match=f"cannot read config file {folder}"):
         load(config_file=folder, environ={})
+
+
+def test_detection_settings_from_the_environment() -> None:
+    s = load(
+        environ={
+            "KEFAL_DETECTION_LEARNING_MINUTES": "0",
+            "KEFAL_DETECTION_GUARDED_PROCESSES": "acme-edr, otherd",
+        }
+    )
+    assert s.detection_learning_minutes == 0 and s.detection_learning_snapshots == 3
+    assert s.detection_guarded_processes == ["acme-edr", "otherd"]

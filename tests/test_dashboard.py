@@ -105,7 +105,7 @@ def test_dashboard_end_to_end(browser: Browser, tmp_path: Path) -> None:
         # live: a new incident shows up without a reload (the event stream, not the 15 s poll)
         ingest(url, evil, 1, hostname=EVIL, ip_addresses=["192.168.1.30"],
                add_processes=[{"pid": 4242, "name": "xmrig", "user": "www-data", "exe": "/tmp/xmrig"}])  # fmt: skip
-        expect(page.get_by_text("Crypto miner: xmrig runs as www-data")).to_be_visible(
+        expect(page.get_by_text("Crypto miner: xmrig (pid 4242, www-data) runs /tmp/xmrig")).to_be_visible(
             timeout=10_000
         )  # < the 15 s poll
 
@@ -169,7 +169,24 @@ def test_dashboard_end_to_end(browser: Browser, tmp_path: Path) -> None:
 
         # an agent is revoked
         page.goto(url + "/#/agents")
-        expect(page.get_by_text(f"--server {url}")).to_be_visible()
+        # the one line to paste on a host: a fresh token, this server's URL, copied
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
+        page.get_by_role("button", name="Create install line").click()
+        line = page.get_by_test_id("install-command")
+        expect(line).to_contain_text(
+            f"curl -fsSL {url}/agent/install.sh | sudo sh -s -- --server {url} --token kfe_"
+        )
+        line.locator("xpath=..").get_by_role("button", name="Copy").click()
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert copied == line.inner_text() and copied.startswith("curl -fsSL")
+        shoot(page, "agents-install-line")
+        token = copied.rsplit("--token ", 1)[1]
+        r = httpx.post(f"{url}/api/v1/enroll", json={"enrollment_token": token, "name": "pasted"})
+        assert r.status_code == 200, r.text
+        page.get_by_role("button", name="Create install line").click()  # one more, then revoke it
+        expect(page.locator("tr", has_text="0 of 1")).to_have_count(1)
+        page.locator("tr", has_text="0 of 1").get_by_role("button", name="Revoke").click()
+        expect(page.locator("tr", has_text="0 of 1")).to_contain_text("revoked")
         row = page.locator("tr", has_text="spare")
         row.get_by_role("button", name="Revoke").click()
         expect(page.locator("tr", has_text="spare")).to_contain_text("revoked")

@@ -21,7 +21,7 @@ from kefal_lite.agent import client as agent_client
 from kefal_lite.app import create_app
 from kefal_lite.cli import main
 from kefal_lite.clock import FrozenClock
-from kefal_lite.datadir import secure
+from kefal_lite.datadir import DataDirUnsafe, secure
 from tests.builders import base
 from tests.conftest import PASSWORD, make_settings, serving
 
@@ -159,3 +159,25 @@ def test_agent_spool_files_are_private(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert mode(tmp_path / "spool") == 0o700 and mode(path) == 0o600
+
+
+def test_a_data_dir_others_can_write_is_refused(tmp_path: Path) -> None:
+    """Review: a shared sticky dir (/tmp itself) or someone else's 0777 dir was only
+    warned about; another account could plant secret.key there first (then forge any
+    session, admin included) or a -wal file it can read (password hashes, snapshots)."""
+    for name, owner, dir_mode in (("sticky", 0, 0o1777), ("theirs", 4242, 0o777)):
+        data = tmp_path / name
+        data.mkdir()
+        os.chown(data, owner, owner)
+        os.chmod(data, dir_mode)
+        planted = data / "secret.key"
+        planted.write_text("k" * 64 + "\n")
+        os.chown(planted, 4242, 4242)
+        with pytest.raises(DataDirUnsafe, match="others can write"):
+            secure(data)
+        with pytest.raises(DataDirUnsafe):
+            create_app(make_settings(data), clock=FrozenClock(datetime.now(UTC)))
+        r = CliRunner().invoke(main, ["--data-dir", str(data), "user", "add", "alice",
+                                      "--password-stdin"], input=PASSWORD + "\n")  # fmt: skip
+        assert r.exit_code != 0 and "others can write" in r.output, r.output
+        assert not (data / "kefal.db").exists()

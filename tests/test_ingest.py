@@ -101,10 +101,14 @@ def test_event_incidents_stay_open_until_a_person_acts(
     session, agent = setup(client, clock)
     for i in range(3):
         send(client, agent, i)
+    # a novel value alerts once it persisted for two snapshots
     assert (
-        send(client, agent, 3, logged_in_users=["alice", "mallory"]).json()["incidents_opened"] == 1
+        send(client, agent, 3, logged_in_users=["alice", "mallory"]).json()["incidents_opened"] == 0
     )
-    send(client, agent, 4)  # mallory gone again
+    assert (
+        send(client, agent, 4, logged_in_users=["alice", "mallory"]).json()["incidents_opened"] == 1
+    )
+    send(client, agent, 5)  # mallory gone again
     [inc] = client.get("/api/v1/incidents", headers=session).json()["items"]
     assert inc["invariant_id"] == "new_login_user" and inc["status"] == "open"
 
@@ -329,12 +333,9 @@ def test_restart_keeps_baselines(tmp_path: Path, clock: FrozenClock) -> None:
         assert (
             send(client, agent, 3, logged_in_users=["alice", "bob"]).json()["incidents_opened"] == 0
         )
-        assert (
-            send(client, agent, 4, logged_in_users=["alice", "bob", "eve"]).json()[
-                "incidents_opened"
-            ]
-            == 1
-        )
+        eve = ["alice", "bob", "eve"]
+        assert send(client, agent, 4, logged_in_users=eve).json()["incidents_opened"] == 0
+        assert send(client, agent, 5, logged_in_users=eve).json()["incidents_opened"] == 1
         [inc] = client.get("/api/v1/incidents", headers=session).json()["items"]
         assert inc["subject"] == "user:eve"
 
@@ -399,3 +400,35 @@ def test_snapshot_history_is_stored_compressed_and_read_back_as_ingested(
     host_id = query(client.app.state.settings, "SELECT id FROM hosts")[0][0]
     latest = client.get(f"/api/v1/hosts/{host_id}", headers=session).json()["latest_snapshot"]
     assert latest == msgspec.json.decode(raw) and r.json()["snapshot_id"]
+
+
+def test_learning_is_by_server_time_and_count(tmp_path: Path, clock: FrozenClock) -> None:
+    """With learning_minutes=60, three snapshots are not enough: a new listener in the first
+    hour joins the baseline quietly; after the hour, one that persists opens an incident.
+    The host page says until when it learns."""
+    settings = make_settings(tmp_path / "d", detection_learning_minutes=60)
+    new_port = [{"port": 8081, "process": "nginx", "address": "0.0.0.0"}]
+    later_port = [{"port": 8082, "process": "nginx", "address": "0.0.0.0"}]
+    with TestClient(create_app(settings, clock=clock)) as client:
+        session, agent = setup(client, clock)
+        for i in range(5):
+            clock.advance(minutes=1)
+            assert send(client, agent, i, add_ports=new_port if i >= 3 else []).json()[
+                "incidents_opened"] == 0  # fmt: skip
+        host_id = query(settings, "SELECT id FROM hosts")[0][0]
+        host = client.get(f"/api/v1/hosts/{host_id}", headers=session).json()
+        assert host["learning"] is True
+        assert host["learning_until"].startswith(
+            (T0 + timedelta(minutes=61)).strftime("%Y-%m-%dT%H:%M")
+        )
+        clock.advance(minutes=60)
+        both = new_port + later_port
+        assert send(client, agent, 65, add_ports=both).json()["incidents_opened"] == 0  # persisting
+        assert send(client, agent, 66, add_ports=both).json()["incidents_opened"] == 1
+        [inc] = client.get("/api/v1/incidents", headers=session).json()["items"]
+        assert inc["subject"] == "port:8082/tcp" and inc["severity"] == "medium"
+        assert (
+            inc["title"]
+            == "nginx (pid 420, www-data) listens on 0.0.0.0:8082/tcp, a port this host never opened"
+        )
+        assert client.get(f"/api/v1/hosts/{host_id}", headers=session).json()["learning"] is False

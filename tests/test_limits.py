@@ -150,3 +150,56 @@ def test_mfa_disable_and_password_checks_behind_a_session_are_limited(
     good = pyotp.TOTP(secret).at(clock.now())
     r = client.post("/api/v1/auth/mfa/disable", headers=headers, json={"otp": good})
     assert r.status_code == 200
+
+
+def test_otp_guesses_from_many_addresses_share_one_budget_per_account(tmp_path: Path) -> None:
+    """Review: with the password known, the six digits were limited per (client, username)
+    only, so every new address (an IPv6 host has 2^64 of them) got five more guesses."""
+    settings = make_settings(tmp_path / "data")
+    with live_app(settings) as (url, _):
+        httpx.post(f"{url}/auth/register", json={"username": "alice", "password": PASSWORD})
+        token = httpx.post(f"{url}/auth/login",
+                           json={"username": "alice", "password": PASSWORD}).json()["access_token"]  # fmt: skip
+        headers = {"Authorization": f"Bearer {token}"}
+        secret = httpx.post(f"{url}/api/v1/auth/mfa/setup", headers=headers).json()["secret"]
+        r = httpx.post(f"{url}/api/v1/auth/mfa/enable", headers=headers,
+                       json={"otp": pyotp.TOTP(secret).now()})  # fmt: skip
+        assert r.status_code == 200
+        statuses = []
+        for i in range(12):
+            path = "/auth/login" if i % 2 else "/api/v1/enroll"
+            body = {"username": "alice", "password": PASSWORD, "otp": f"{i:06d}"}
+            # the test connects from 127.0.0.1, a trusted proxy: each guess from a new address
+            forwarded = {"X-Forwarded-For": f"2001:db8:{i}::{i + 1}"}
+            statuses.append(httpx.post(f"{url}{path}", json=body, headers=forwarded).status_code)
+        assert statuses == [401] * 5 + [429] * 7
+        # asking without a code is no guess and spends nothing, so it still says "otp required"
+        r = httpx.post(f"{url}/auth/login", json={"username": "alice", "password": PASSWORD},
+                       headers={"X-Forwarded-For": "2001:db8:ff::1"})  # fmt: skip
+        assert r.status_code == 401 and r.json() == {"detail": "otp required"}
+
+
+def test_wrong_passwords_from_one_ipv6_network_share_one_budget(tmp_path: Path) -> None:
+    """Review: a host owns a whole /64 (2^64 addresses); keyed by the full address, each
+    new one got five more password guesses, and five more reset mails an hour."""
+    settings = make_settings(tmp_path / "data", auth_signup=True)
+    with live_app(settings) as (url, app):
+        accounts = app.state.kefal.accounts
+        httpx.post(f"{url}/auth/register", json={"username": "alice", "password": PASSWORD})
+        before = accounts.password_checks
+        statuses = []
+        for i in range(12):
+            forwarded = {"X-Forwarded-For": f"2001:db8:1:2::{i + 1:x}"}
+            body = {"username": "alice", "password": f"{WRONG}{i}"}
+            statuses.append(httpx.post(f"{url}/auth/login", json=body,
+                                       headers=forwarded).status_code)  # fmt: skip
+        assert statuses == [401] * 5 + [429] * 7
+        assert accounts.password_checks - before == 5
+        # another network is another client
+        r = httpx.post(f"{url}/auth/login", json={"username": "alice", "password": WRONG},
+                       headers={"X-Forwarded-For": "2001:db8:1:3::1"})  # fmt: skip
+        assert r.status_code == 401
+        resets = [httpx.post(f"{url}/api/v1/auth/forgot-password", json={"email": "a@example.org"},
+                             headers={"X-Forwarded-For": f"2001:db8:9:9::{i + 1:x}"}).status_code
+                  for i in range(5)]  # fmt: skip
+        assert resets[3:] == [429, 429]

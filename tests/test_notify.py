@@ -438,3 +438,23 @@ def test_private_destinations_can_be_forbidden(
         assert client.post("/api/v1/notifications/channels", headers=session,
                            json={"name": "m", "url": "mailto:ops@example.org"}).status_code == 201  # fmt: skip
     assert rx.received == []
+
+
+def test_a_low_incident_never_notifies_even_a_low_channel(
+    client: TestClient[Any], clock: FrozenClock, receiver: tuple[str, type[Receiver]]
+) -> None:
+    """Low is a notice on the host's page (novelty alone lands there): no channel gets it,
+    whatever its minimum; a medium incident in the same snapshot still goes out."""
+    where, rx = receiver
+    session, agent = _setup(client, clock)
+    r = client.post("/api/v1/notifications/channels", headers=session,
+                    json={"name": "all", "url": f"webhook://{where}/k", "min_severity": "low"})  # fmt: skip
+    assert r.status_code == 201, r.text
+    clock.set(T0 + timedelta(minutes=10))  # the host's clock is 10 minutes behind: clock_skew
+    send(client, agent, 0, logged_in_users=["alice", "root"])  # low clock_skew + medium root_login
+    opened = client.get("/api/v1/incidents", headers=session).json()["items"]
+    assert sorted(i["severity"] for i in opened) == ["low", "medium"]
+    wait_for(lambda: len(rx.received) == 1)
+    time.sleep(0.5)
+    [msg] = rx.received
+    assert json.loads(msg["body"])["incident"]["severity"] == "medium"

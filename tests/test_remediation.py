@@ -22,7 +22,7 @@ from kefal_lite.detect.state import HostState
 from kefal_lite.remediate.templates import render
 from tests.builders import T0
 from tests.conftest import enroll, http_server, login, make_settings, query, register
-from tests.test_engine import CASES, SKEW
+from tests.test_engine import CASES, SKEW, _for
 from tests.test_ingest import EXPOSED_PG, LOCAL_PG, send
 
 CATALOG = Catalog(BUILTINS)
@@ -39,7 +39,7 @@ def test_every_builtin_renders_three_actions_with_commands(invariant_id: str) ->
         skew = SKEW.get(invariant_id, (timedelta(seconds=2),))[0]
         for s in violating:
             findings, state = evaluate(s, state, CATALOG, s.timestamp + skew)
-        [finding] = [f for f in findings if f.invariant_id == invariant_id]
+        [finding] = _for(invariant_id, findings)
         evidence, subject = finding.evidence, finding.subject
     for os in ("linux", "darwin", "windows"):
         actions = render(BY_ID[invariant_id], subject, evidence, os)
@@ -245,11 +245,12 @@ def test_verification_for_a_novelty_checks_presence(
     for i in range(3):
         send(client, agent, i)
     send(client, agent, 3, logged_in_users=["alice", "mallory"])
+    send(client, agent, 4, logged_in_users=["alice", "mallory"])  # persisted: alerts now
     [inc] = client.get("/api/v1/incidents", headers=session).json()["items"]
     wait_remediation(client, session, inc["id"])
     client.post(f"/api/v1/incidents/{inc['id']}/remediation/applied", headers=session)
     # mallory is still logged in: novelty would not fire twice, but the fix did not work
-    send(client, agent, 4, logged_in_users=["alice", "mallory"])
+    send(client, agent, 5, logged_in_users=["alice", "mallory"])
     assert (
         client.get(f"/api/v1/incidents/{inc['id']}", headers=session).json()["remediation"][
             "status"

@@ -57,6 +57,21 @@ CASES = [
     ("git clone https://x-access:ghp_S3cret@github.com/o/r", "git clone https://x-access:***@github.com/o/r"),
     # 7z -pSECRET
     ("7z x -pS3cret archive.7z", "7z x -p*** archive.7z"),
+    # review: quoted values, as cron lines and `sh -c` strings keep them
+    ("sh -c \"mysqldump -u root -p'S3cret' db\"", "sh -c \"mysqldump -u root -p*** db\""),
+    ("sh -c 'mysql -p\"S3cret\" db'", "sh -c 'mysql -p*** db'"),
+    ("sh -c \"curl -u 'bob:S3cret' https://x/\"", "sh -c \"curl -u 'bob:***' https://x/\""),
+    ("sh -c \"redis-cli -a 'S3cret' ping\"", "sh -c \"redis-cli -a *** ping\""),
+    ("app --password 'two S3cret words' -v", "app --password *** -v"),
+    ("sshpass -p 'S3cret' ssh host", "sshpass -p *** ssh host"),
+    # review: a token as the whole userinfo of an http(s) URL (GitHub/GitLab tokens)
+    ("git clone https://ghp_S3cret@github.com/o/r", "git clone https://***@github.com/o/r"),
+    # review: other tools with a password option
+    ("ldapsearch -x -D cn=admin -w S3cret -b dc=x", "ldapsearch -x -D cn=admin -w *** -b dc=x"),
+    ("sqlcmd -S db -U sa -P S3cret -Q 'select 1'", "sqlcmd -S db -U sa -P *** -Q 'select 1'"),
+    ("ipmitool -I lanplus -H bmc -U admin -P S3cret power status", "ipmitool -I lanplus -H bmc -U admin -P *** power status"),
+    ("smbclient //fs/share -U bob%S3cret", "smbclient //fs/share -U bob%***"),
+    ("zip -P S3cret out.zip file", "zip -P *** out.zip file"),
 ]  # fmt: skip
 
 NEAR_MISSES = [
@@ -78,6 +93,10 @@ NEAR_MISSES = [
     "python3 -m http.server 8000",
     "git push origin main",
     "redis-server *:6379",
+    "git clone ssh://git@github.com/o/r",
+    "ldapsearch -x -W -b dc=x",
+    "zip -r out.zip dir",
+    "smbclient -L fs -U bob",
 ]
 
 

@@ -262,7 +262,9 @@ def _new_port_incident(c: TestClient[Any], session: dict[str, str], agent: dict[
     for i in range(3):  # the learning snapshots
         send(c, agent, i)
         clock.advance(minutes=1)
-    send(c, agent, 3, add_ports=[{"port": 8081, "process": "sshd", "address": "0.0.0.0"}])
+    for i in (3, 4):  # a novelty alerts once it persists (novelty_persistence = 2)
+        send(c, agent, i, add_ports=[{"port": 8081, "process": "sshd", "address": "0.0.0.0"}])
+        clock.advance(minutes=1)
     [inc] = [i for i in _incidents(c, session) if i["invariant_id"] == "new_listening_port"]
     assert inc["subject"] == "port:8081/tcp"
     return inc
@@ -292,7 +294,7 @@ def test_baseline_accepts_a_novelty_into_resident_and_persisted_state(
     [row] = _audit(c, alice, "incident_baselined")
     assert row["detail"] == {"field": "listening_ports", "value": "8081/tcp"}
     clock.advance(minutes=1)
-    r = send(c, agent, 4, add_ports=[{"port": 8081, "process": "sshd", "address": "0.0.0.0"}])
+    r = send(c, agent, 5, add_ports=[{"port": 8081, "process": "sshd", "address": "0.0.0.0"}])
     assert r.json()["incidents_opened"] == 0
     # done already: 409, state untouched
     r = c.post(url, headers=alice)

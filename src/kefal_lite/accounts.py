@@ -27,7 +27,7 @@ from kefal_lite.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from kefal_lite.ratelimit import WindowLimiter
+from kefal_lite.ratelimit import WindowLimiter, client_key
 from kefal_lite.store import agents, audit, users
 from kefal_lite.store.db import Conn, Database
 from kefal_lite.store.users import User
@@ -87,8 +87,9 @@ class Accounts:
         self.sessions_ended: Callable[[str], None] = lambda user_id: None
         # 5 failed credential checks per 30 s per (client, username), login and enroll alike.
         self.credential_failures = WindowLimiter(5, 30, clock)
-        # Code and password checks behind a session (MFA disable, password and email change):
-        # a stolen session must not become an unlimited guessing oracle. 5 per 30 s per user.
+        # Code and password checks behind a session (MFA disable, password and email change)
+        # and every second-factor code (login, enroll): a stolen session or password must not
+        # become an unlimited guessing oracle. 5 per 30 s per user, whatever the client.
         self.session_failures = WindowLimiter(5, 30, clock)
         # the seed's "/forgot-password 3/hour", per client address
         self.reset_requests = WindowLimiter(3, 3600, clock)
@@ -164,7 +165,7 @@ class Accounts:
 
         Unknown user and wrong password take the same time and give the same 401.
         """
-        key = f"{client}|{username.casefold()}"
+        key = f"{client_key(client)}|{username.casefold()}"
         async with self.credential_failures.attempt(key, TOO_MANY) as slot:
             user = await self._db.read(users.by_username, username)
             ok = await self._verify_password(user.password_hash if user else None, password)
@@ -175,11 +176,17 @@ class Accounts:
                 await self._db.write(audit.record, entry)
                 raise Unauthorized(BAD_CREDENTIALS)
             if user.mfa_enabled:
-                if not otp or not await self._use_otp(user, otp):
-                    entry = self._audit(user.id, user.username, failed, client=client,
-                                        detail={"reason": "otp"})  # fmt: skip
-                    await self._db.write(audit.record, entry)
+                if not otp:  # no guess: the client learns that a code is needed
                     raise Unauthorized(OTP_REQUIRED)
+                # The code is a credential of the account, not of the client: keyed by
+                # client alone, every new address (an IPv6 host has 2^64) got 5 more guesses.
+                async with self.session_failures.attempt(user.id, TOO_MANY) as code_slot:
+                    if not await self._use_otp(user, otp):
+                        entry = self._audit(user.id, user.username, failed, client=client,
+                                            detail={"reason": "otp"})  # fmt: skip
+                        await self._db.write(audit.record, entry)
+                        raise Unauthorized(OTP_REQUIRED)
+                    code_slot.succeeded()
             slot.succeeded()
         if security.needs_rehash(user.password_hash):
             new_hash = await security.hash_password_async(password)
@@ -234,10 +241,10 @@ class Accounts:
     # --- password reset ------------------------------------------------------------
 
     async def forgot_password(self, email: str, client: str) -> None:
-        wait = self.reset_requests.retry_after(client)
+        wait = self.reset_requests.retry_after(client_key(client))
         if wait is not None:
             raise TooManyRequests(wait, "too many reset requests; try again later")
-        self.reset_requests.add(client)
+        self.reset_requests.add(client_key(client))
         token = security.new_token()
         now = self._clock.now()
         link = f"{self._settings.base_url}/#/reset?token={token}"

@@ -38,6 +38,8 @@ from kefal_lite.api import (
     notifications,
 )
 from kefal_lite.api import billing as billing_api
+from kefal_lite.api import enrollment as enrollment_api
+from kefal_lite.api import mcp as mcp_api
 from kefal_lite.api import metrics as metrics_api
 from kefal_lite.api import triage as triage_api
 from kefal_lite.api.deps import services
@@ -215,6 +217,7 @@ def create_app(
             *health.handlers,
             *auth.handlers,
             *agents.handlers,
+            *enrollment_api.handlers,
             *ingest.handlers,
             *incidents.handlers,
             *hosts.handlers,
@@ -227,6 +230,7 @@ def create_app(
             *notifications.handlers,
             *billing_api.handlers,
             *metrics_api.handlers,
+            *mcp_api.handlers,
             dashboard_router(),
         ],
         dependencies={"svc": Provide(services, sync_to_thread=False)},

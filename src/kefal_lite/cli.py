@@ -178,16 +178,22 @@ def _check_port(host: str, port: int) -> None:
 @main.command()
 @_server_options
 @click.option("--access-log/--no-access-log", default=False, help="Log every HTTP request.")
+@click.option("--tls/--no-tls", "tls_enabled", default=None,
+              help="Serve HTTPS ([tls] in the config); without a certificate, a self-signed one"
+              " is made in the data dir and pinned by the install line.")  # fmt: skip
 @click.pass_context
-def serve(ctx: click.Context, access_log: bool) -> None:
+def serve(ctx: click.Context, access_log: bool, tls_enabled: bool | None) -> None:
     """Run the server: API, dashboard and background jobs, in this one process."""
     import uvicorn
 
+    from kefal_lite import tls
     from kefal_lite.app import create_app
     from kefal_lite.httpserver import uvicorn_options
 
     # Whatever this process writes (SQLite's own files included) is the owner's alone.
     os.umask(0o077)
+    if tls_enabled is not None:
+        ctx.meta["kefal.tls_enabled"] = tls_enabled
     settings = _settings(ctx)
     _check_port(settings.host, settings.port)
     lock = ServerLock(settings.data_path)
@@ -211,6 +217,22 @@ def serve(ctx: click.Context, access_log: bool) -> None:
             + "user add NAME --admin"
             + f"\n  or open {settings.base_url}/ and register; the first account becomes admin."
         )
+    ssl_options: dict[str, Any] = {}
+    if settings.tls_enabled:
+        try:
+            served = tls.ensure_certificate(settings)
+        except config.ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        pin = tls.served_pin(settings)
+        click.echo(f"  HTTPS with {served.cert}" + (f" (self-signed, {pin.cert})" if pin else ""))
+        ssl_options = {"ssl_certfile": str(served.cert), "ssl_keyfile": str(served.key)}
+    elif settings.host not in ("127.0.0.1", "localhost", "::1") and not (
+        settings.public_url.startswith("https://")
+    ):
+        click.echo(
+            "  Warning: agent and enrollment tokens cross the network in clear; serve with"
+            " --tls (self-signed and pinned) or behind a TLS reverse proxy (then set public_url)."
+        )
     app = create_app(settings, lock=lock)
     try:
         uvicorn.run(
@@ -221,6 +243,7 @@ def serve(ctx: click.Context, access_log: bool) -> None:
             access_log=access_log,
             # Timeouts and limits against slow and idle clients: see httpserver.py.
             **uvicorn_options(settings),
+            **ssl_options,
         )
     finally:
         lock.release()

@@ -33,7 +33,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     host: str = "127.0.0.1"
     port: Port = 8470
     data_dir: str = ""
-    # Base of links in mails (password reset); defaults to http://host:port.
+    # Base of links in mails (password reset; empty: http://host:port) and in notifications
+    # (a link to the incident; empty: no link, 127.0.0.1 means nothing on a phone).
     public_url: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses, "*"
@@ -68,6 +69,19 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     retention_changes_days: Positive = 90
     agents_silent_minutes: Positive = 10
 
+    # A host learns its normal (ports, processes, peers, accounts) until both have passed:
+    # this many minutes on the server's clock since its first snapshot, and this many
+    # snapshots. 0 minutes leaves only the count (replays, tests).
+    detection_learning_minutes: Annotated[int, msgspec.Meta(ge=0, le=525_600)] = 1440
+    detection_learning_snapshots: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 3
+    # Consecutive snapshots a novel value must appear in before it raises an incident.
+    detection_novelty_persistence: Annotated[int, msgspec.Meta(ge=1, le=100)] = 2
+    # A baseline value not seen for this many days (up to twice as many) is forgotten.
+    detection_baseline_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
+    # More process names whose disappearance is an incident (logging, audit, EDR agents),
+    # added to the core pack's list. In the environment: comma-separated.
+    detection_guarded_processes: list[str] = []
+
     # Mode 1: generate a remediation as soon as an incident opens. Off: only on demand
     # (POST /api/v1/incidents/{id}/remediate, Mode 2).
     remediation_auto: bool = True
@@ -96,6 +110,12 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     # services (SSRF). An explicit true or false wins.
     notifications_allow_private: bool | Literal["auto"] = "auto"
 
+    # HTTPS (`serve --tls`). Without cert and key: a self-signed pair generated into the
+    # data dir on first start, pinned by the install line the Agents page shows.
+    tls_enabled: bool = False
+    tls_cert: str = ""
+    tls_key: str = ""
+
     # /metrics is open to 127.0.0.1 and ::1; from elsewhere it needs this bearer token.
     metrics_token: str = ""
     # Called (GET) every minute so an outside checker notices a dead server. Empty: off.
@@ -122,7 +142,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls_enabled else 'http'}://{host}:{self.port}"
 
 
 FIELDS: tuple[str, ...] = Settings.__struct_fields__
@@ -154,14 +174,18 @@ def _flatten_toml(doc: dict[str, Any]) -> dict[str, Any]:
 
 # Renamed settings: a config file or environment written for an older release still works.
 RENAMED = {"retention_days": "retention_snapshots_days"}
+_LIST_FIELDS = frozenset({"detection_guarded_processes"})
 
 
 def _from_env(environ: dict[str, str]) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         name: environ[ENV_PREFIX + name.upper()]
         for name in (*FIELDS, *RENAMED)
         if ENV_PREFIX + name.upper() in environ
     }
+    for name in _LIST_FIELDS & out.keys():
+        out[name] = [x.strip() for x in out[name].split(",") if x.strip()]
+    return out
 
 
 def _renamed(values: dict[str, Any]) -> dict[str, Any]:
@@ -259,11 +283,12 @@ def server_secret(settings: Settings) -> str:
     if settings.secret:
         return settings.secret
     path = settings.data_path / SECRET_FILE
+    # Before reading: a secret.key planted in a directory others can write is refused.
+    secure(path.parent)
     try:
         return path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
         pass
-    secure(path.parent)
     value = secrets.token_urlsafe(48)
     # O_EXCL: if two processes race on first start, one wins and both read its value.
     try:

@@ -25,16 +25,27 @@ _POSIX = hasattr(os, "geteuid")
 _OURS = re.compile(r"^(kefal.*|secret\.key|.*\.db(-wal|-shm|-journal)?)$")
 
 
+class DataDirUnsafe(PermissionError):
+    """Another account can write into the data dir: it could plant secret.key (and forge
+    any session) or a -wal file it reads. Refused rather than warned about."""
+
+
 def secure(data_dir: Path) -> None:
-    """Create the data dir 0700, or tighten it and the files in it if we own them."""
+    """Create the data dir 0700, or tighten it and the files in it if we own them; refuse
+    a data dir that others can write to and we cannot close (DataDirUnsafe)."""
     data_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     if not _POSIX:  # pragma: no cover - exercised on Windows only
         return
-    if os.stat(data_dir).st_mode & stat.S_ISVTX:
-        # a shared sticky directory such as /tmp: not ours to close, and not a data dir
-        log.warning("data dir %s is a shared (sticky) directory; use a dedicated one", data_dir)
-    elif _tighten(data_dir, DIR_MODE):
+    st = os.stat(data_dir)
+    # A shared sticky directory such as /tmp is not ours to close, and not a data dir.
+    if not st.st_mode & stat.S_ISVTX and _tighten(data_dir, DIR_MODE):
         log.warning("data dir %s was readable by others: now mode 0700", data_dir)
+        st = os.stat(data_dir)
+    if st.st_mode & (stat.S_ISVTX | stat.S_IWGRP | stat.S_IWOTH):
+        raise DataDirUnsafe(
+            f"data dir {data_dir}: others can write to it (mode {stat.S_IMODE(st.st_mode):o});"
+            " use a directory only this account can write, e.g. mkdir -m 700 ~/kefal-data"
+        )
     loose = []
     with os.scandir(data_dir) as entries:
         for entry in entries:

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from kefal_lite import graph_mcp
 from kefal_lite.detect.engine import is_loopback, norm_name
 from kefal_lite.detect.model import SEVERITY_RANK
 
@@ -24,6 +25,8 @@ from kefal_lite.detect.model import SEVERITY_RANK
 class _Proc(msgspec.Struct, frozen=True, gc=False):
     name: str
     user: str | None = None
+    pid: int = 0
+    cmdline: str | None = None  # MCP launchers (graph_mcp)
 
 
 class _Port(msgspec.Struct, frozen=True, gc=False):
@@ -48,6 +51,7 @@ class GraphSnapshot(msgspec.Struct, frozen=True):
     logged_in_users: list[str] = []
     connections: list[_Conn] = []
     agent_version: str | None = None
+    mcp_servers: list[graph_mcp.GraphMcp] = []
 
 
 DECODER = msgspec.json.Decoder(GraphSnapshot)
@@ -173,7 +177,9 @@ def _host_elements(view: HostView, overlay: _Overlay) -> tuple[Elements, Element
         edges.append(_edge(svc_id, port_id, "listens"))
     for user in sorted(set(snap.logged_in_users)):
         edges.append(_edge(identity(user), host_node, "logged_in"))
-    return nodes, edges
+    mcp_nodes, mcp_edges = graph_mcp.elements(hid, host_node, snap.mcp_servers, snap.processes,
+                                              identity, marks)  # fmt: skip
+    return nodes + mcp_nodes, edges + mcp_edges
 
 
 class Fragment(msgspec.Struct, frozen=True):

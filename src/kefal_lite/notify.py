@@ -22,7 +22,7 @@ import logging
 import secrets
 import time
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 import msgspec
@@ -62,6 +62,14 @@ def mask(url: str) -> str:
 def sign(secret: str, timestamp: str, body: bytes) -> str:
     digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + digest.hexdigest()
+
+
+def incident_link(public_url: str, incident_id: str) -> str | None:
+    """The dashboard's page of the incident, or None without a public URL: the server's
+    own address (often 127.0.0.1) would mean nothing on the phone that gets the message."""
+    if not public_url:
+        return None
+    return f"{public_url.rstrip('/')}/#/incidents?id={quote(incident_id, safe='')}"
 
 
 class Notifier:
@@ -167,6 +175,12 @@ class Notifier:
             )
             title = f"[kefal] resolved ({how}): {inc.title}"
             text = f"{host}: {inc.title} is no longer seen ({how})."
+        elif event == "remediation.failed":
+            title = f"[kefal] fix did not work on {host}: {inc.title}"
+            text = (
+                f"{inc.title}\nHost: {host}\nThe remediation was marked applied, but the"
+                " host's next snapshot still shows the violation: the incident stays open."
+            )
         else:
             title = f"[kefal] {inc.severity.upper()} on {host}: {inc.title}"
             first = await self._first_action(inc)
@@ -175,10 +189,14 @@ class Notifier:
                 text += f"\n\nFirst step: {first.title}\n" + "\n".join(
                     f"  {c}" for c in first.commands
                 )
+        link = incident_link(self._settings.public_url, inc.id)
+        if link:
+            text += f"\n\nOpen: {link}"
         return {
             "event": event,
             "title": title,
             "text": text,
+            "url": link,
             "incident": {
                 "id": inc.id,
                 "host_id": inc.host_id,

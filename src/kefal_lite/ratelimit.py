@@ -15,6 +15,7 @@ wait for them rather than fail, so concurrent correct logins are never refused.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import math
 from collections import deque
 from collections.abc import AsyncIterator
@@ -25,6 +26,21 @@ from kefal_lite.errors import TooManyRequests
 
 # How long a check waits for running checks of the same key to finish before giving up.
 WAIT_SECONDS = 10.0
+
+
+def client_key(client: str) -> str:
+    """The client as a limit counts it: an IPv6 address by its /64, which one host or one
+    customer line owns whole (counted per address, each of its 2^64 got a fresh budget);
+    an IPv4-mapped address as the IPv4 address."""
+    try:
+        address = ipaddress.ip_address(client.split("%", 1)[0])
+    except ValueError:
+        return client
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 class _Hit:

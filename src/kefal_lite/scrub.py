@@ -10,6 +10,7 @@ ssh) apply only to what follows a word naming the program.
 from __future__ import annotations
 
 import re
+import sys
 from typing import NamedTuple
 
 import msgspec
@@ -19,7 +20,19 @@ from kefal_lite.snapshot import Snapshot
 MASK = "***"
 _WORDS = r"(?:password|passwd|pwd|pass|token|secret|api[_-]?key|access[_-]?key|auth|credentials?)"
 _SCHEMES = r"(?:bearer|basic|token|digest|negotiate|apikey)"
-_VALUE = r"(?:\"[^\"]*\"|'[^']*'|[^\s'\"]+)"  # a quoted word, or up to a space or quote
+# A value: quoted (cron lines and `sh -c '...'` strings keep the quotes, and a quoted
+# value may hold spaces), else up to a space or quote.
+_VALUE = r"(?:\"[^\"]*\"|'[^']*'|[^\s'\"]+)"
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    """Possessive quantifiers (`*+`, `++`) keep the expressions linear, but arrived in
+    Python 3.11 and the shipped agent also runs on 3.10 (Ubuntu 22.04). There they become
+    plain greedy ones: the same or more text masked (never less), at a quadratic worst case
+    on a 4 KB line instead of a linear one."""
+    if sys.version_info < (3, 11):
+        pattern = re.sub(r"([*+?}])\+", r"\1", pattern)
+    return re.compile(pattern)
 
 
 class Rule(NamedTuple):
@@ -33,7 +46,7 @@ class Rule(NamedTuple):
 
 def _program(*names: str) -> re.Pattern[str]:
     # the program's word: at the start, after a space, a path or the quote of `sh -c '...'`
-    return re.compile(r"(?:^|[\s/'\"])(?:" + "|".join(names) + r")(?=\s)")
+    return _compile(r"(?:^|[\s/'\"])(?:" + "|".join(names) + r")(?=\s)")
 
 
 # Patterns start only where a word starts (lookbehind) and never give back what a
@@ -44,45 +57,60 @@ _KEYWORDS = ("pass", "pwd", "token", "secret", "key", "auth", "cred")
 
 RULES: tuple[Rule, ...] = (
     # scheme://user:secret@host (also redis://:secret@host)
-    Rule("url userinfo", re.compile(
+    Rule("url userinfo", _compile(
         r"(?i)(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*+://[^/\s:@]*+:(?P<secret>[^@\s/]++)@"),
          ("://",)),
+    # https://TOKEN@host: GitHub and GitLab tokens travel as the whole userinfo
+    Rule("url token", _compile(
+        r"(?i)(?<![a-z0-9+.-])(?:https?|git)://(?P<secret>[^/\s:@?#'\"]++)@"), ("://",)),
     # an HTTP credential header, as curl -H / wget --header pass it
-    Rule("authorization header", re.compile(
+    Rule("authorization header", _compile(
         rf"(?i)\b(?:proxy-)?authorization\s*:\s*(?:{_SCHEMES}\s+)?(?P<secret>[^\s'\"]+)"),
          ("authorization",)),
-    Rule("cookie header", re.compile(r"(?i)\b(?:set-)?cookie\s*:\s*(?P<secret>[^'\"]+)"),
+    Rule("cookie header", _compile(r"(?i)\b(?:set-)?cookie\s*:\s*(?P<secret>[^'\"]+)"),
          ("cookie",)),
     # key=value / key:value, e.g. --db-password=hunter2, PGPASSWORD=x, token:abc
     # (not the scheme word of an Authorization header, masked above)
-    Rule("assigned", re.compile(rf"(?i)(?<![\w.-])[\w.-]*?{_WORDS}[\w.-]*+\s*[=:]\s*"
+    Rule("assigned", _compile(rf"(?i)(?<![\w.-])[\w.-]*?{_WORDS}[\w.-]*+\s*[=:]\s*"
                                 rf"(?!{_SCHEMES}\s)(?P<secret>{_VALUE})"), _KEYWORDS),
     # --password hunter2 (a flag naming a secret, then a value that is not another flag;
     # --password-stdin and --password-file name no secret)
-    Rule("flag value", re.compile(rf"(?i)(?:^|\s)--?[\w-]*?{_WORDS}[\w-]*+(?<!stdin)"
-                                  rf"(?<!file)\s+(?!-)(?P<secret>\S+)"), _KEYWORDS),
+    Rule("flag value", _compile(rf"(?i)(?:^|\s)--?[\w-]*?{_WORDS}[\w-]*+(?<!stdin)"
+                                  rf"(?<!file)\s+(?!-)(?P<secret>\"[^\"]*\"|'[^']*'|\S+)"),
+         _KEYWORDS),
     # mysql -pSECRET (attached only: `-p name` is the database name, `-p` alone prompts)
-    Rule("mysql -p", re.compile(r"\s-p(?P<secret>[^\s'\"]+)"), ("mysql", "mariadb"),
+    Rule("mysql -p", _compile(rf"\s-p(?P<secret>{_VALUE})"), ("mysql", "mariadb"),
          _program(r"mysql\w*", "mariadb", r"mariadb-\w+")),
-    Rule("sshpass -p", re.compile(r"\s-p\s*(?P<secret>[^\s'\"]+)"), ("sshpass",),
+    Rule("sshpass -p", _compile(rf"\s-p\s*(?P<secret>{_VALUE})"), ("sshpass",),
          _program("sshpass")),
-    Rule("redis-cli -a", re.compile(r"\s-a\s*(?P<secret>[^\s'\"]+)"), ("-cli",),
+    Rule("redis-cli -a", _compile(rf"\s-a\s*(?P<secret>{_VALUE})"), ("-cli",),
          _program("redis-cli", "valkey-cli", "keydb-cli")),
     # curl -u user:secret, --user user:secret, --proxy-user, -U
-    Rule("curl -u", re.compile(
-        r"\s(?:-u|-U|--user|--proxy-user)(?:\s+|=)?[^\s:'\"]*+:(?P<secret>[^\s'\"]+)"),
+    Rule("curl -u", _compile(
+        r"\s(?:-u|-U|--user|--proxy-user)(?:\s+|=)?['\"]?[^\s:'\"]*+:(?P<secret>[^\s'\"]+)"),
          ("curl",), _program("curl")),
     # docker login -p SECRET (docker run -p 80:80 is a port)
-    Rule("registry login -p", re.compile(r"\slogin\b.*?\s-p\s*(?P<secret>[^\s'\"]+)"),
+    Rule("registry login -p", _compile(rf"\slogin\b.*?\s-p\s*(?P<secret>{_VALUE})"),
          ("login",), _program("docker", "podman", "nerdctl", "buildah", "skopeo", "helm")),
     # 7z -pSECRET, unrar -pSECRET
-    Rule("archive -p", re.compile(r"\s-p(?P<secret>[^\s'\"]+)"), ("7z", "rar"),
+    Rule("archive -p", _compile(rf"\s-p(?P<secret>{_VALUE})"), ("7z", "rar"),
          _program("7z", "7za", "7zr", "unrar", "rar")),
+    # ldapsearch -w SECRET (-W prompts)
+    Rule("ldap -w", _compile(rf"\s-w\s*(?P<secret>{_VALUE})"), ("ldap",),
+         _program(r"ldap\w+")),
+    # sqlcmd/bcp/ipmitool -P SECRET, zip/unzip -P SECRET
+    Rule("-P password", _compile(rf"\s-P\s*(?P<secret>{_VALUE})"),
+         ("sqlcmd", "bcp", "ipmitool", "zip"),
+         _program("sqlcmd", "bcp", "ipmitool", "zip", "unzip")),
+    # smbclient -U user%SECRET
+    Rule("smb -U user%pass", _compile(
+        r"\s(?:-U|--user)(?:\s+|=)?['\"]?[^\s%'\"]*+%(?P<secret>[^\s'\"]+)"),
+         ("smb", "rpcclient"), _program("smbclient", "rpcclient", "smbcacls", "smbget")),
 )  # fmt: skip
 
 
 # One search decides for most lines: a line holding no hint of any rule is returned as is.
-_ANY_HINT = re.compile("|".join(sorted({re.escape(h) for r in RULES for h in r.hints})))
+_ANY_HINT = _compile("|".join(sorted({re.escape(h) for r in RULES for h in r.hints})))
 
 
 def _mask(rule: Rule, text: str, count: int = 0) -> str:
@@ -128,4 +156,12 @@ def scrub_snapshot(snap: Snapshot) -> Snapshot:
                 if processes is None:
                     processes = list(snap.processes)
                 processes[i] = msgspec.structs.replace(proc, cmdline=clean)
-    return snap if processes is None else msgspec.structs.replace(snap, processes=processes)
+    if processes is not None:
+        snap = msgspec.structs.replace(snap, processes=processes)
+    if snap.mcp_servers:
+        from kefal_lite.secretshape import scrub_servers  # it builds on this module
+
+        servers = scrub_servers(snap.mcp_servers)
+        if servers is not None:
+            snap = msgspec.structs.replace(snap, mcp_servers=servers)
+    return snap

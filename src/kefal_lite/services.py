@@ -16,6 +16,7 @@ from kefal_lite.billing.paypal import PayPalBilling
 from kefal_lite.clock import Clock
 from kefal_lite.community import Community
 from kefal_lite.config import Settings
+from kefal_lite.enrollment import EnrollmentTokens
 from kefal_lite.events import EventBus
 from kefal_lite.ingest import Ingestor
 from kefal_lite.jobs import JobRunner
@@ -24,7 +25,7 @@ from kefal_lite.monitor import Monitor
 from kefal_lite.notify import Notifier
 from kefal_lite.remediate.llm import LlmProvider
 from kefal_lite.remediate.service import Remediator
-from kefal_lite.rules import Rules
+from kefal_lite.rules import Rules, detection_settings
 from kefal_lite.security import SecretBox
 from kefal_lite.store import users
 from kefal_lite.store.db import Database
@@ -47,6 +48,7 @@ class Services:
     community: Community
     events: EventBus
     notifier: Notifier
+    enrollment: EnrollmentTokens
 
 
 def llm_provider(settings: Settings) -> LlmProvider | None:
@@ -76,7 +78,11 @@ async def build(
     tokens = AgentTokenCache(db)
     mailer = Mailer(settings, db, clock)
     accounts = Accounts(settings, db, clock, SecretBox(secret), tokens, issue_session, mailer.kick)
-    rules = Rules(settings.agents_silent_minutes)
+    rules = Rules(
+        settings.agents_silent_minutes,
+        detection_settings(settings),
+        settings.detection_guarded_processes,
+    )
     llm = llm_provider(settings)
     community = Community(db, clock, rules, llm)
     await community.withdraw_forbidden()
@@ -121,6 +127,7 @@ async def build(
         community=community,
         events=bus,
         notifier=notifier,
+        enrollment=EnrollmentTokens(db, clock, accounts),
     )
 
 

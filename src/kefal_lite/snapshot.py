@@ -19,7 +19,7 @@ benchmark host), the pass costs 0.2-4 us on a body without controls.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone  # no datetime.UTC: 3.10 runs the agent
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -62,6 +62,8 @@ class Connection(msgspec.Struct, frozen=True, gc=False):
     local_port: PortNumber | None = None
     process: Str256 | None = None
     state: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    # The owning process, so evidence names the very process (two `python3` differ).
+    pid: Pid | None = None
 
 
 class LocalUser(msgspec.Struct, frozen=True, gc=False):
@@ -75,6 +77,32 @@ class AuthorizedKey(msgspec.Struct, frozen=True, gc=False):
     user: Str256
     fingerprint: Str256
     comment: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
+
+
+Arg = Annotated[str, msgspec.Meta(max_length=4096)]
+McpTransport = Literal["stdio", "http", "sse"]
+
+
+class McpServer(msgspec.Struct, frozen=True, gc=False):
+    """An MCP server an AI client on the host is configured to start or reach. The agent
+    sends names, never values: `env_names` not the environment, `secrets_inline` (and
+    where, in `secret_in`) not the secret; args and url come with secret-shaped text
+    masked."""
+
+    client: Str64  # claude-desktop, claude-code, cursor, vscode, codex, ...
+    name: Str256
+    config_path: Path
+    transport: McpTransport = "stdio"
+    command: Path | None = None
+    args: Annotated[list[Arg], msgspec.Meta(max_length=256)] = []
+    url: Arg | None = None
+    paths: Annotated[list[Path], msgspec.Meta(max_length=256)] = []  # filesystem scopes
+    env_names: Annotated[list[Str256], msgspec.Meta(max_length=256)] = []
+    secrets_inline: bool = False
+    # The account whose configuration holds it (None: a machine-wide file).
+    user: Str256 | None = None
+    # Where an inline secret sits ("env:NAME", "args", "url", "headers:NAME"): names only.
+    secret_in: Annotated[list[Str256], msgspec.Meta(max_length=64)] = []
 
 
 class Snapshot(msgspec.Struct, frozen=True):
@@ -95,6 +123,7 @@ class Snapshot(msgspec.Struct, frozen=True):
     # When the agent sent it; differs from `timestamp` for a snapshot replayed from the
     # agent's spool after an outage, so clock skew is judged on this when present.
     sent_at: datetime | None = None
+    mcp_servers: Annotated[list[McpServer], msgspec.Meta(max_length=1024)] = []
 
 
 DECODER = msgspec.json.Decoder(Snapshot)
@@ -171,6 +200,11 @@ def clean(snap: Snapshot, raw: bytes) -> Snapshot:
     for i, k in enumerate(snap.ssh_authorized_keys):
         _reject(f"ssh_authorized_keys[{i}].user", k.user)
         _reject(f"ssh_authorized_keys[{i}].fingerprint", k.fingerprint)
+    for i, m in enumerate(snap.mcp_servers):
+        # the client is the agent's own word and the user comes from passwd; the rest is
+        # what a user wrote in a config file, so it is sanitised
+        _reject(f"mcp_servers[{i}].client", m.client)
+        _reject(f"mcp_servers[{i}].user", m.user)
 
     replace = msgspec.structs.replace
     changes: dict[str, Any] = {}
@@ -196,12 +230,31 @@ def clean(snap: Snapshot, raw: bytes) -> Snapshot:
     ]
     if any(a is not b for a, b in zip(keys, snap.ssh_authorized_keys, strict=True)):
         changes["ssh_authorized_keys"] = keys
+    servers = [_clean_mcp(m) for m in snap.mcp_servers]
+    if any(a is not b for a, b in zip(servers, snap.mcp_servers, strict=True)):
+        changes["mcp_servers"] = servers
     return replace(snap, **changes) if changes else snap
+
+
+def _clean_mcp(m: McpServer) -> McpServer:
+    lists = (m.args, m.paths, m.env_names, m.secret_in)
+    texts = (m.name, m.config_path, m.command, m.url)
+    if not any(t and _CONTROL.search(t) for t in texts) and not any(
+        _CONTROL.search(t) for items in lists for t in items
+    ):
+        return m
+    return msgspec.structs.replace(
+        m, name=scrub_controls(m.name), config_path=scrub_controls(m.config_path),
+        command=_scrub(m.command), url=_scrub(m.url), args=[scrub_controls(a) for a in m.args],
+        paths=[scrub_controls(a) for a in m.paths],
+        env_names=[scrub_controls(a) for a in m.env_names],
+        secret_in=[scrub_controls(a) for a in m.secret_in],
+    )  # fmt: skip
 
 
 # The earliest time a snapshot may carry: older times underflow the date arithmetic of
 # the engine (boot time = timestamp - uptime), and no agent has a reason to send them.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # How far ahead of the server a host clock may run: a year-9999 timestamp accepted once
 # made every later (true) snapshot look replayed.
 MAX_AHEAD = timedelta(days=1)
@@ -214,7 +267,7 @@ def time_errors(snap: Snapshot, now: datetime) -> list[tuple[str, str]]:
         value: datetime | None = getattr(snap, name)
         if value is None:
             continue
-        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
         if aware > now + MAX_AHEAD:
             out.append((name, "is more than a day ahead of the server's clock"))
         elif aware < EARLIEST:

@@ -11,18 +11,19 @@ import json
 import logging
 import os
 import random
+import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import msgspec
-import platformdirs
 
 from kefal_lite import snapshot as wire
+from kefal_lite.agent import transport
 from kefal_lite.agent.collect import Collector
 
 log = logging.getLogger(__name__)
@@ -36,18 +37,34 @@ class AgentConfig(msgspec.Struct, frozen=True):
     server: str
     agent_id: str
     token: str
+    # sha256:<hex> of the server's certificate when it is self-signed (see transport.py)
+    pin: str | None = None
 
 
 class AgentError(Exception):
     """Something the operator must fix (re-enroll, wrong URL): the message says what."""
 
 
+def _user_dir(kind: str) -> Path:
+    # platformdirs' user_config_dir / user_data_dir (appauthor=False), without the
+    # dependency: the agent the server ships brings only psutil and msgspec.
+    home = Path.home()
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local") / "kefal-lite"
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support" / "kefal-lite"
+    var, fallback = {"config": ("XDG_CONFIG_HOME", ".config"),
+                     "data": ("XDG_DATA_HOME", ".local/share")}[kind]  # fmt: skip
+    base = os.environ.get(var, "").strip()
+    return Path(base if base else home / fallback) / "kefal-lite"
+
+
 def default_config_path() -> Path:
-    return Path(platformdirs.user_config_dir("kefal-lite", appauthor=False)) / "agent.json"
+    return _user_dir("config") / "agent.json"
 
 
 def default_spool_dir() -> Path:
-    return Path(platformdirs.user_data_dir("kefal-lite", appauthor=False)) / "spool"
+    return _user_dir("data") / "spool"
 
 
 def save_config(path: Path, config: AgentConfig) -> None:
@@ -71,24 +88,15 @@ def load_config(path: Path) -> AgentConfig:
         raise AgentError(f"agent config {path} is unreadable: {exc}") from None
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A 3xx comes back as an HTTPError instead of being followed: following would carry
-    the Authorization header (and the enrollment password) to wherever it points."""
-
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects)
-
-
-def _post(url: str, body: bytes, token: str | None = None) -> tuple[int, bytes]:
+def _post(
+    url: str, body: bytes, token: str | None = None, pin: str | None = None
+) -> tuple[int, bytes]:
     headers = {"Content-Type": "application/json", "User-Agent": "kefal-lite-agent"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
-        with _OPENER.open(request, timeout=TIMEOUT) as response:
+        with transport.opener(pin).open(request, timeout=TIMEOUT) as response:
             return int(response.status), response.read()
     except urllib.error.HTTPError as exc:
         if 300 <= exc.code < 400:
@@ -166,6 +174,35 @@ def enroll(
     return AgentConfig(server=server, agent_id=data["agent_id"], token=data["token"])
 
 
+def enroll_with_token(
+    server: str, token: str, name: str | None, hostname: str | None, pin: str | None = None
+) -> AgentConfig:
+    """Enroll with a `kfe_` enrollment token (no password), over a pinned certificate
+    when `pin` is given; the pin is kept for every later request."""
+    server = server.strip().rstrip("/")
+    try:
+        transport.check_url(server, pin)
+        pin = transport.normalise_pin(pin) if pin is not None else None
+    except ValueError as exc:
+        raise AgentError(str(exc)) from None
+    payload = {"enrollment_token": token.strip()}
+    if name:
+        payload["name"] = name
+    if hostname:
+        payload["hostname"] = hostname
+    try:
+        status, body = _post(f"{server}/api/v1/enroll", json.dumps(payload).encode(), pin=pin)
+    except OSError as exc:
+        reason = getattr(exc, "reason", None) or exc
+        if isinstance(reason, transport.PinMismatch):
+            raise AgentError(str(reason)) from None
+        raise AgentError(f"cannot reach {server}: {reason}") from None
+    if status != 200:
+        raise AgentError(f"enrollment refused ({status}): {_detail(body)}")
+    data = json.loads(body)
+    return AgentConfig(server=server, agent_id=data["agent_id"], token=data["token"], pin=pin)
+
+
 class Spool:
     """Snapshots waiting to be sent, one file each, named so that sorting is sending order."""
 
@@ -235,7 +272,7 @@ class Agent:
                 path.unlink(missing_ok=True)
                 continue
             try:
-                status, answer = _post(url, body, self.config.token)
+                status, answer = _post(url, body, self.config.token, self.config.pin)
             except OSError as exc:
                 self._failed(f"cannot reach {self.config.server}: {exc}")
                 return sent
@@ -298,7 +335,7 @@ class Agent:
 
 def _with_sent_at(body: bytes) -> bytes:
     snap = wire.decode(body)
-    return wire.encode(msgspec.structs.replace(snap, sent_at=datetime.now(UTC)))
+    return wire.encode(msgspec.structs.replace(snap, sent_at=datetime.now(timezone.utc)))
 
 
 SYSTEMD_UNIT = """[Unit]

@@ -19,7 +19,7 @@ import stat
 import sys
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import msgspec
 import psutil
@@ -31,6 +31,7 @@ from kefal_lite.snapshot import (
     Connection,
     ListeningPort,
     LocalUser,
+    McpServer,
     Process,
     Protocol,
     Snapshot,
@@ -108,7 +109,7 @@ class Collector:
         users = self._accounts()
         return Snapshot(
             agent_id=self.agent_id,
-            timestamp=datetime.now(UTC),
+            timestamp=datetime.now(timezone.utc),
             hostname=socket.gethostname()[:253] or "unknown",
             os=_OS_NAMES.get(sys.platform, sys.platform)[:64],
             kernel=platform.release()[:256],
@@ -121,6 +122,7 @@ class Collector:
             users=users,
             ssh_authorized_keys=self._authorized_keys(users),
             agent_version=__version__,
+            mcp_servers=self._mcp_servers(),
         )  # fmt: skip
 
     # --- processes ---------------------------------------------------------------
@@ -184,7 +186,7 @@ class Collector:
             elif proto == "tcp" and c.status == psutil.CONN_ESTABLISHED and c.raddr:
                 established.append(Connection(
                     remote_address=c.raddr.ip[:64], remote_port=c.raddr.port, protocol=proto,
-                    local_port=c.laddr.port, process=owner, state="ESTABLISHED",
+                    local_port=c.laddr.port, process=owner, state="ESTABLISHED", pid=c.pid,
                 ))  # fmt: skip
         if any(lp.process is None for lp in listening.values()):
             self._warn_once("the owners of some listening sockets", "other users' processes")
@@ -201,6 +203,24 @@ class Collector:
                     if ip not in ("127.0.0.1", "::1"):
                         out.append(ip[:64])
         return sorted(set(out))[:1024]
+
+    # --- AI clients' MCP servers (agent/mcp.py) --------------------------------------
+
+    def _mcp_servers(self) -> list[McpServer]:
+        from kefal_lite.agent import mcp  # it reuses this module's safe open
+
+        reader = self.__dict__.get("_mcp_reader")
+        if reader is None:
+            reader = self.__dict__["_mcp_reader"] = mcp.Reader()
+        found = reader.collect(mcp.homes())
+        for path, why in reader.files.skipped:
+            if (path, why) not in self._noted:
+                self._noted.add((path, why))
+                log.warning("skipped %s: %s", path, why)
+        if reader.files.denied:
+            self._warn_once("some AI clients' MCP configurations", f"{reader.files.denied}"
+                            " unreadable")  # fmt: skip
+        return found
 
     # --- accounts and keys -------------------------------------------------------
 

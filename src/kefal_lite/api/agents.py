@@ -1,4 +1,5 @@
-"""Agent enrollment (username + password) and the owner's agent list, revoke, rotate."""
+"""Agent enrollment (enrollment token, or username + password); the owner's agent list,
+revoke, rotate."""
 
 from __future__ import annotations
 
@@ -10,15 +11,19 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from kefal_lite.api.deps import USER, CurrentUser, Limit, Offset, Svc, client_address, page
+from kefal_lite.errors import ValidationFailed, validation_item
 from kefal_lite.security import MAX_PASSWORD
 from kefal_lite.store import agents
 
 
 class EnrollBody(msgspec.Struct):
-    username: Annotated[str, msgspec.Meta(max_length=256)]
-    password: Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD)]
+    username: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    password: Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD)] | None = None
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
     otp: Annotated[str, msgspec.Meta(max_length=16)] | None = None  # required when MFA is on
+    # instead of username + password: a `kfe_` token from POST /api/v1/enrollment-tokens
+    enrollment_token: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    hostname: Annotated[str, msgspec.Meta(max_length=253)] | None = None
 
 
 @post("/api/v1/enroll", status_code=HTTP_200_OK, exclude_from_auth=True)
@@ -27,9 +32,20 @@ async def enroll(
 ) -> dict[str, str]:
     """The token is shown once: only its hash is kept. With MFA on, `otp` is required and
     a missing or wrong one is the login's 401 `{"detail":"otp required"}`."""
-    done = await svc.accounts.enroll(
-        data.username, data.password, data.name, client_address(request), data.otp
-    )
+    name = data.name or (data.hostname[:128] if data.hostname else None)
+    if data.enrollment_token is not None:
+        if data.username is not None or data.password is not None:
+            raise ValidationFailed([validation_item(["body", "enrollment_token"],
+                "give an enrollment token or username and password, not both")])  # fmt: skip
+        done = await svc.enrollment.enroll(data.enrollment_token, name, client_address(request))
+    elif data.username is None or data.password is None:
+        raise ValidationFailed([validation_item(
+            ["body"], "give enrollment_token, or username and password"
+        )])  # fmt: skip
+    else:
+        done = await svc.accounts.enroll(
+            data.username, data.password, name, client_address(request), data.otp
+        )
     return {"token": done.token, "agent_id": done.agent_id}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -13,6 +13,8 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from kefal_lite.api.deps import USER, CurrentUser, Limit, Offset, Svc, audit_entry, page
 from kefal_lite.api.history import changes_before
 from kefal_lite.clock import iso
+from kefal_lite.detect import engine
+from kefal_lite.detect import state as host_state
 from kefal_lite.errors import NotFound
 from kefal_lite.store import audit, hosts, incidents, suppressions
 from kefal_lite.store.incidents import Incident
@@ -161,12 +163,21 @@ async def get_host(host_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[
     if host is None:
         raise NotFound("no such host")
     open_incidents = await svc.db.read(incidents.active_for_host, user.id, host_id)
+    ref = await svc.db.read(hosts.ref_by_agent, user.id, host.agent_id)
+    until, still = engine.learning(
+        host_state.loads(ref.state if ref else None),
+        svc.rules.detection,
+        svc.clock.now().timestamp(),
+    )
     return {
         "host_id": host.id,
         "hostname": host.hostname,
         "agent_id": host.agent_id,
         "status": "silent" if host.silent else "online",
         "last_seen_at": host.last_seen_at,
+        # novelty is learned, not alerted, until then (by server time; and a snapshot count)
+        "learning_until": iso(datetime.fromtimestamp(until, UTC)) if until is not None else None,
+        "learning": still,
         "latest_snapshot": msgspec.json.decode(host.latest) if host.latest else None,
         "open_incidents": [incident_json(i) for i in open_incidents],
         # findings suppressions kept from opening incidents, since the host first reported

@@ -50,7 +50,8 @@ async def list_invariants(
     svc: Svc,
     status: Annotated[Literal["pending", "rejected"] | None, QueryParameter()] = None,
 ) -> dict[str, Any]:
-    """In force for every tenant: the 32 builtins and the verified community invariants.
+    """In force for every tenant: the 32 builtins, the active packs (`source: "pack"`, the
+    core pack by default) and the verified community invariants.
     `?status=pending|rejected` lists the caller's own contributions instead."""
     if status is not None:
         own = await svc.db.read(invariants.with_status, status, user.id)

@@ -1,9 +1,8 @@
 """evaluate(snapshot, state, catalog, now) -> (findings, new_state). No I/O, no clock.
 
-Speed comes from asking each snapshot's questions once: `Facts` computes, on
-first use only, the lookups predicates share (normalised names, one string of
-all exe paths, one of all command lines), so most predicates answer with a
-single C-level `in` on a joined string and walk the process list only on a hit.
+Lookups over the snapshot live in `facts`, novelty in `novelty`, the behaviour rules
+of packs in `behaviour`; this module runs them, and folds the findings that concern the
+same subject into one (one process, one incident, at the highest severity).
 """
 
 from __future__ import annotations
@@ -11,176 +10,53 @@ from __future__ import annotations
 import statistics
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
-from functools import lru_cache
-from typing import Any, Generic, TypeVar
+from datetime import datetime
+from typing import Any
 
 import msgspec
 
+from kefal_lite.detect import behaviour, mcp, novelty
 from kefal_lite.detect import predicates as p
-from kefal_lite.detect.model import Finding, Invariant
-from kefal_lite.detect.state import COUNT_HISTORY, MAX_BASELINE, HostState
-from kefal_lite.snapshot import Process, Snapshot
+from kefal_lite.detect.facts import (
+    Facts,
+    epoch,
+    is_loopback,
+    iso,
+    label,
+    norm_exe,
+    norm_name,
+    proc_evidence,
+    socket_evidence,
+)
+from kefal_lite.detect.model import SEVERITY_RANK, Finding, Invariant
+from kefal_lite.detect.state import COUNT_HISTORY, MAX_BASELINE, MAX_PENDING, HostState
+from kefal_lite.snapshot import Snapshot
 
-ADMIN_GROUPS = frozenset({"sudo", "wheel", "admin", "adm1n", "administrators"})
-T = TypeVar("T")
+__all__ = ["Catalog", "Detection", "evaluate", "is_loopback", "norm_name", "still_violated"]
+
 # (subject, human description, evidence, severity override or None)
 Hit = tuple[str, str, dict[str, Any], str | None]
+DAY = 86_400.0
 
 
-@lru_cache(maxsize=65_536)  # the same few hundred names arrive from every host
-def norm_name(name: str) -> str:
-    """Process names compare case-insensitively and without a Windows `.exe`."""
-    low = name.lower()
-    return low[:-4] if low.endswith(".exe") else low
+class Detection(msgspec.Struct, frozen=True, kw_only=True):
+    """The operator's detection settings ([detection] in kefal.toml). The defaults here are
+    a replay's: learning by count only; the server passes its configured values."""
+
+    learning_minutes: int = 0
+    learning_snapshots: int = 3
+    novelty_persistence: int = 2
+    baseline_days: int = 30
 
 
-@lru_cache(maxsize=4_096)  # a handful of bind addresses recur on every host
-def is_loopback(address: str | None) -> bool | None:
-    """True for 127.0.0.0/8 and ::1, False for anything else, None when unknown."""
-    if address is None or address == "":
-        return None
-    a = address.strip("[]").split("%", 1)[0].lower()
-    return a.startswith("127.") or a in ("::1", "localhost") or a.startswith("::ffff:127.")
-
-
-def _norm_exe(exe: str) -> str:
-    # macOS resolves /tmp to /private/tmp: the same directory under another name.
-    return exe[8:] if exe.startswith("/private/") else exe
-
-
-def _epoch(ts: datetime) -> float:
-    return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp()
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _proc_evidence(proc: Process) -> dict[str, Any]:
-    ev: dict[str, Any] = {"pid": proc.pid, "name": proc.name, "user": proc.user}
-    if proc.exe is not None:
-        ev["exe"] = proc.exe
-    if proc.cmdline:
-        ev["cmdline"] = proc.cmdline[:512]
-    return ev
-
-
-class lazy(Generic[T]):  # noqa: N801 - used as a decorator, like functools.cached_property
-    """functools.cached_property without its per-call lock (Python 3.11 takes an RLock on
-    every first access, a measurable share of a 50 us evaluation)."""
-
-    def __init__(self, fn: Callable[[Any], T]) -> None:
-        self.fn = fn
-        self.name = fn.__name__
-
-    def __get__(self, obj: Any, owner: Any = None) -> T:
-        value = self.fn(obj)
-        obj.__dict__[self.name] = value  # later reads skip the descriptor entirely
-        return value
-
-
-class Facts:
-    """Lookups over one snapshot, each computed on first use."""
-
-    def __init__(self, snap: Snapshot) -> None:
-        self.snap = snap
-        self.procs = snap.processes
-
-    @lazy
-    def names(self) -> list[str]:
-        # One lower() over a joined string is far cheaper than one per process.
-        joined = "\n".join([proc.name for proc in self.procs]).lower()
-        names = joined.split("\n") if self.procs else []
-        if len(names) != len(self.procs):  # a name with a newline in it: no shortcut
-            names = [proc.name.lower() for proc in self.procs]
-        if ".exe" in joined:
-            names = [n[:-4] if n.endswith(".exe") else n for n in names]
-        return names
-
-    @lazy
-    def max_cpu(self) -> float:
-        return max([proc.cpu_percent for proc in self.procs], default=0.0)
-
-    @lazy
-    def name_set(self) -> frozenset[str]:
-        return frozenset(self.names)
-
-    @lazy
-    def names_blob(self) -> str:
-        return "\n" + "\n".join(self.names) + "\n"
-
-    @lazy
-    def exe_blob(self) -> str:
-        blob = "\n" + "\n".join([x.exe for x in self.procs if x.exe]) + "\n"
-        return blob.replace("\n/private/", "\n/") if "\n/private/" in blob else blob
-
-    @lazy
-    def cmd_blob(self) -> str:
-        return "\n".join([x.cmdline for x in self.procs if x.cmdline]).lower()
-
-    @lazy
-    def listening_ports_set(self) -> frozenset[int]:
-        return frozenset([lp.port for lp in self.snap.listening_ports])
-
-    def novel_values(self, field: str) -> set[str]:
-        cache = self.__dict__.setdefault("_novel", {})
-        values: set[str] | None = cache.get(field)
-        if values is None:
-            values = cache[field] = _NOVEL_EXTRACTORS[field](self)
-        return values
-
-
-def _root_processes(f: Facts) -> set[str]:
-    # Kernel threads (children of kthreadd, pid 2) rename themselves all the time
-    # (kworker/1:2-events): they are not programs anyone started.
-    return {
-        n
-        for n, proc in zip(f.names, f.procs, strict=True)
-        if proc.user == "root" and proc.ppid != 2 and proc.pid != 2
-    }
-
-
-def _admin_accounts(f: Facts) -> set[str]:
-    return {u.name for u in f.snap.users if u.uid == 0 or not ADMIN_GROUPS.isdisjoint(u.groups)}
-
-
-def _outbound_peers(f: Facts) -> set[str]:
-    # A connection whose local port is one this host listens on is inbound.
-    listening = f.listening_ports_set
-    return {
-        f"{norm_name(c.process) if c.process else '?'}:{c.remote_port}"
-        for c in f.snap.connections
-        if c.local_port not in listening
-    }
-
-
-_NOVEL_EXTRACTORS: dict[str, Callable[[Facts], set[str]]] = {
-    "listening_ports": lambda f: {f"{lp.port}/{lp.protocol}" for lp in f.snap.listening_ports},
-    "listening_processes": lambda f: {
-        norm_name(lp.process) for lp in f.snap.listening_ports if lp.process
-    },
-    "root_processes": _root_processes,
-    "logged_in_users": lambda f: set(f.snap.logged_in_users),
-    "admin_accounts": _admin_accounts,
-    "authorized_keys": lambda f: {f"{k.user}:{k.fingerprint}" for k in f.snap.ssh_authorized_keys},
-    "outbound_peers": _outbound_peers,
-}
-_NOVEL_SUBJECT = {
-    "listening_ports": "port",
-    "listening_processes": "process",
-    "root_processes": "process",
-    "logged_in_users": "user",
-    "admin_accounts": "user",
-    "authorized_keys": "key",
-    "outbound_peers": "peer",
-}
+REPLAY = Detection()
 
 
 class Ctx:
     """One evaluation: facts, previous state, times, and state being built."""
 
-    def __init__(self, facts: Facts, state: HostState, now: float, ts: float) -> None:
+    def __init__(self, facts: Facts, state: HostState, now: float, ts: float,
+                 detection: Detection = REPLAY) -> None:  # fmt: skip
         self.f = facts
         self.state = state
         self.now = now
@@ -188,16 +64,50 @@ class Ctx:
         self.monotonic = state.last_ts is None or ts > state.last_ts
         self.cpu_streaks: dict[str, int] = {}
         self.invariant_id = ""
-        self._new: dict[str, set[str]] = {}
+        self.detection = detection
+        first = state.first_seen
+        self.learning = state.seen < detection.learning_snapshots or (
+            first is not None and now < first + detection.learning_minutes * 60
+        )
+        self._unknown: dict[str, set[str]] = {}
+        self._ready: dict[str, set[str]] = {}
+        self.pending: dict[str, dict[str, int]] = {}
 
-    def new_values(self, field: str) -> set[str]:
-        """Values of `field` this host has not shown before (computed once per field)."""
-        new = self._new.get(field)
-        if new is None:
-            new = self._new[field] = self.f.novel_values(field).difference(
+    def unknown(self, field: str) -> set[str]:
+        """Values of `field` not in the current baseline generation (computed once)."""
+        out = self._unknown.get(field)
+        if out is None:
+            out = self._unknown[field] = novelty.present(self.f, field).difference(
                 self.state.baselines.get(field, ())
             )
-        return new
+        return out
+
+    def novel(self, field: str) -> set[str]:
+        """Values of `field` in neither baseline generation."""
+        unknown = self.unknown(field)
+        previous = self.state.previous.get(field)
+        return unknown.difference(previous) if unknown and previous else unknown
+
+    def ready(self, field: str) -> set[str]:
+        """Novel values seen in enough consecutive snapshots to alert (none while learning)."""
+        out = self._ready.get(field)
+        if out is None:
+            out = set()
+            waiting: dict[str, int] = {}
+            novel = self.novel(field)
+            if novel and not self.learning:
+                before = self.state.pending.get(field, {})
+                need = self.detection.novelty_persistence
+                for value in novel:
+                    count = before.get(value, 0) + 1
+                    if count >= need:
+                        out.add(value)
+                    elif len(waiting) < MAX_PENDING:
+                        waiting[value] = count
+            self._ready[field] = out
+            if waiting:
+                self.pending[field] = waiting
+        return out
 
 
 # --- leaf predicates -----------------------------------------------------------------
@@ -234,10 +144,10 @@ def _suspicious_path(
         return []
     hits: list[Hit] = []
     for name, proc in zip(c.f.names, c.f.procs, strict=True):
-        if proc.exe and _norm_exe(proc.exe).startswith(prefixes):
+        if proc.exe and norm_exe(proc.exe).startswith(prefixes):
             if user is None or proc.user == user:
-                hits.append((f"process:{name}", f"{proc.name} runs {proc.exe}",
-                             _proc_evidence(proc), None))  # fmt: skip
+                hits.append((f"process:{name}", f"{label(proc)} runs {proc.exe}",
+                             proc_evidence(proc, c.f), None))  # fmt: skip
     return hits
 
 
@@ -257,9 +167,9 @@ def _name_in(prep: tuple[frozenset[str], frozenset[str] | None], c: Ctx) -> list
         for i in _positions(names, name):
             proc = procs[i]
             if users is None or proc.user in users:
-                as_user = f" as {proc.user}" if proc.user else ""
-                hits.append((f"process:{name}", f"{proc.name} runs{as_user}",
-                             _proc_evidence(proc), None))  # fmt: skip
+                exe = f" {proc.exe}" if proc.exe else ""
+                hits.append((f"process:{name}", f"{label(proc)} runs{exe}",
+                             proc_evidence(proc, c.f), None))  # fmt: skip
     return hits
 
 
@@ -274,9 +184,9 @@ def _cmdline_contains(prep: tuple[str, ...], c: Ctx) -> list[Hit]:
             low = proc.cmdline.lower()
             for pat in found:
                 if pat in low:
-                    ev = _proc_evidence(proc) | {"pattern": pat}
-                    hits.append((f"process:{name}", f"{proc.name} command line has {pat!r}",
-                                 ev, None))  # fmt: skip
+                    ev = proc_evidence(proc, c.f) | {"pattern": pat}
+                    what = f"{label(proc)} has {pat!r} in its command line"
+                    hits.append((f"process:{name}", what, ev, None))
                     break
     return hits
 
@@ -285,8 +195,8 @@ def _exe_deleted(prep: None, c: Ctx) -> list[Hit]:
     if " (deleted)\n" not in c.f.exe_blob:
         return []
     return [
-        (f"process:{name}", f"{proc.name} runs deleted binary {proc.exe}",
-         _proc_evidence(proc), None)
+        (f"process:{name}", f"{label(proc)} runs deleted binary {proc.exe}",
+         proc_evidence(proc, c.f), None)
         for name, proc in zip(c.f.names, c.f.procs, strict=True)
         if proc.exe and proc.exe.endswith(" (deleted)")
     ]  # fmt: skip
@@ -296,19 +206,20 @@ def _kthread_masquerade(prep: None, c: Ctx) -> list[Hit]:
     if "\n[" not in c.f.names_blob:
         return []
     return [
-        (f"process:{name}", f"{proc.name} looks like a kernel thread but runs {proc.exe}",
-         _proc_evidence(proc), None)
+        (f"process:{name}", f"{label(proc)} looks like a kernel thread but runs {proc.exe}",
+         proc_evidence(proc, c.f), None)
         for name, proc in zip(c.f.names, c.f.procs, strict=True)
         if name.startswith("[") and name.endswith("]") and proc.exe
     ]  # fmt: skip
 
 
-def _port_hit(lp: Any, what: str) -> Hit:
+def _port_hit(lp: Any, what: str, c: Ctx) -> Hit:
     where = f" on {lp.address}" if lp.address else ""
-    owner = f"{lp.process} " if lp.process else ""
-    ev = {"port": lp.port, "protocol": lp.protocol, "address": lp.address, "process": lp.process}
-    if lp.pid is not None:
-        ev["pid"] = lp.pid
+    proc = c.f.owner_of(lp.pid, lp.process)
+    owner = f"{label(proc)} " if proc else f"{lp.process} " if lp.process else ""
+    ev = socket_evidence(lp)
+    if proc is not None:
+        ev["owner"] = proc_evidence(proc, c.f)
     return (f"port:{lp.port}/{lp.protocol}", f"{owner}{what} {lp.port}/{lp.protocol}{where}",
             ev, None)  # fmt: skip
 
@@ -324,7 +235,7 @@ def _port_exposed(ports: frozenset[int], c: Ctx) -> list[Hit]:
     if ports.isdisjoint(c.f.listening_ports_set):
         return []
     return _dedupe(
-        _port_hit(lp, "listens on")
+        _port_hit(lp, "listens on", c)
         for lp in c.f.snap.listening_ports
         if lp.port in ports and is_loopback(lp.address) is False
     )
@@ -334,7 +245,7 @@ def _port_listening(ports: frozenset[int], c: Ctx) -> list[Hit]:
     if ports.isdisjoint(c.f.listening_ports_set):
         return []
     return _dedupe(
-        _port_hit(lp, "listens on") for lp in c.f.snap.listening_ports if lp.port in ports
+        _port_hit(lp, "listens on", c) for lp in c.f.snap.listening_ports if lp.port in ports
     )
 
 
@@ -343,17 +254,17 @@ def _port_owner_not_in(prep: tuple[int, frozenset[str]], c: Ctx) -> list[Hit]:
     if port not in c.f.listening_ports_set:
         return []
     return _dedupe(
-        _port_hit(lp, "owns port")
+        _port_hit(lp, "owns port", c)
         for lp in c.f.snap.listening_ports
         if lp.port == port and lp.process and norm_name(lp.process) not in allowed
     )
 
 
 def _port_owner_in(owners: frozenset[str], c: Ctx) -> list[Hit]:
-    if owners.isdisjoint(c.f.novel_values("listening_processes")):
+    if owners.isdisjoint(novelty.present(c.f, "listening_processes")):
         return []
     return _dedupe(
-        _port_hit(lp, "listens on")
+        _port_hit(lp, "listens on", c)
         for lp in c.f.snap.listening_ports
         if lp.process and norm_name(lp.process) in owners
     )
@@ -383,47 +294,29 @@ def _uid0_not_root(prep: None, c: Ctx) -> list[Hit]:
             for u in c.f.snap.users if u.uid == 0 and u.name != "root"]  # fmt: skip
 
 
-def _novel_value(prep: tuple[str, int], c: Ctx) -> list[Hit]:
-    field, learning = prep
+def _novel_value(prep: tuple[str, int, str], c: Ctx) -> list[Hit]:
+    field, learning, declared = prep
     if c.state.seen < learning:
         return []
-    new = c.new_values(field)
-    if not new:
-        return []
-    hits: list[Hit] = []
-    kind = _NOVEL_SUBJECT[field]
-    for value in sorted(new):
-        ev: dict[str, Any] = {"field": field, "value": value}
-        severity = None
-        if field == "authorized_keys":
-            user, _, fingerprint = value.partition(":")
-            ev |= {"user": user, "fingerprint": fingerprint}
-            comment = next((k.comment for k in c.f.snap.ssh_authorized_keys
-                            if k.user == user and k.fingerprint == fingerprint), None)  # fmt: skip
-            if comment:
-                ev["comment"] = comment
-            severity = "critical" if user == "root" else None
-        hits.append(
-            (f"{kind}:{value}", f"new {field.replace('_', ' ')[:-1]} {value}", ev, severity)
-        )
-    return hits
+    ready = c.ready(field)
+    return novelty.hits(field, ready, declared, c) if ready else []
 
 
 def _not_monotonic(prep: None, c: Ctx) -> list[Hit]:
     if c.monotonic or c.state.last_ts is None:
         return []
-    ev = {"timestamp": _iso(c.ts), "last_timestamp": _iso(c.state.last_ts)}
+    ev = {"timestamp": iso(c.ts), "last_timestamp": iso(c.state.last_ts)}
     return [("timestamp", f"snapshot from {ev['timestamp']} is not newer than "
              f"{ev['last_timestamp']}", ev, None)]  # fmt: skip
 
 
 def _clock_skew(seconds: int, c: Ctx) -> list[Hit]:
     sent = c.f.snap.sent_at
-    host_time = _epoch(sent) if sent is not None else c.ts
+    host_time = epoch(sent) if sent is not None else c.ts
     skew = host_time - c.now
     if abs(skew) <= seconds:
         return []
-    ev = {"host_time": _iso(host_time), "server_time": _iso(c.now), "skew_seconds": round(skew)}
+    ev = {"host_time": iso(host_time), "server_time": iso(c.now), "skew_seconds": round(skew)}
     return [("clock", f"host clock is {round(skew)} s off", ev, None)]
 
 
@@ -432,7 +325,7 @@ def _uptime_decreased(prep: None, c: Ctx) -> list[Hit]:
     up = c.f.snap.uptime_seconds
     if not c.monotonic or prev is None or up >= prev:
         return []
-    booted = _iso(c.ts - up)
+    booted = iso(c.ts - up)
     kernel = c.f.snap.kernel
     ev = {
         "previous_uptime": prev,
@@ -516,6 +409,7 @@ _LEAVES: dict[type, tuple[Callable[[Any], Any], Callable[[Any, Ctx], list[Hit]]]
         _system_account_login,
     ),
     p.Uid0NotRoot: (_none, _uid0_not_root),
+    # the declared severity is filled in by Catalog: it needs the invariant, not the leaf
     p.NovelValue: (lambda pr: (pr.params.field, pr.params.learning_snapshots), _novel_value),
     p.TimestampNotMonotonic: (_none, _not_monotonic),
     p.ClockSkew: (lambda pr: pr.params.seconds, _clock_skew),
@@ -527,32 +421,39 @@ _LEAVES: dict[type, tuple[Callable[[Any], Any], Callable[[Any, Ctx], list[Hit]]]
     p.SustainedCpu: (lambda pr: (pr.params.percent, pr.params.snapshots), _sustained_cpu),
     p.ProcessCountSpike: (lambda pr: (pr.params.factor, pr.params.min_baseline), _count_spike),
 }
+_LEAVES.update(behaviour.LEAVES)
+_LEAVES.update(mcp.LEAVES)
 
 
 class Catalog:
     """Invariants prepared for evaluation. Build once per change of the rule set."""
 
-    def __init__(self, invariants: Sequence[Invariant]) -> None:
+    def __init__(self, invariants: Sequence[Invariant], detection: Detection = REPLAY) -> None:
         self.invariants = tuple(invariants)
+        self.detection = detection
         self.by_id = {inv.id: inv for inv in self.invariants}
-        self.on_ingest: list[tuple[Invariant, list[tuple[Callable[[Any, Ctx], list[Hit]], Any]]]]
-        self.on_ingest = []
+        self.on_ingest: list[tuple[Invariant, list[tuple[Callable[[Any, Ctx], list[Hit]], Any]],
+                                   bool]] = []  # fmt: skip
         watched: dict[str, None] = {}
         fields: dict[str, None] = {}
         for inv in self.invariants:
             if isinstance(inv.predicate, p.AgentSilent):
                 continue  # a timer checks it, not ingest
             calls = []
+            sentence = False  # novelty hits are whole sentences, others follow the rule's title
             for leaf in p.leaves(inv.predicate):
                 if isinstance(leaf, p.AgentSilent):
                     continue
                 prepare, check = _LEAVES[type(leaf)]
-                calls.append((check, prepare(leaf)))
-                if isinstance(leaf, p.ProcessDisappeared):
-                    watched.update(dict.fromkeys(norm_name(n) for n in leaf.params.names))
+                prepared = prepare(leaf)
                 if isinstance(leaf, p.NovelValue):
                     fields[leaf.params.field] = None
-            self.on_ingest.append((inv, calls))
+                    prepared = (*prepared, inv.severity)
+                    sentence = True
+                calls.append((check, prepared))
+                if isinstance(leaf, p.ProcessDisappeared):
+                    watched.update(dict.fromkeys(norm_name(n) for n in leaf.params.names))
+            self.on_ingest.append((inv, calls, sentence))
         self.watched = tuple(watched)
         self.novel_fields = tuple(fields)
         # Resolved when a snapshot no longer shows them (agent_silent: when any arrives).
@@ -566,10 +467,13 @@ def evaluate(
     snapshot: Snapshot, state: HostState, catalog: Catalog, now: datetime
 ) -> tuple[list[Finding], HostState]:
     facts = Facts(snapshot)
-    ts = _epoch(snapshot.timestamp)
-    ctx = Ctx(facts, state, now.timestamp(), ts)
+    ts = epoch(snapshot.timestamp)
+    ctx = Ctx(facts, state, now.timestamp(), ts, catalog.detection)
     findings: list[Finding] = []
-    for inv, calls in catalog.on_ingest:
+    # Community rules never fold into (or lead) a builtin's finding: a shared rule must not
+    # change when or whether a builtin fires, so each keeps its own incident.
+    shared: list[Finding] = []
+    for inv, calls, sentence in catalog.on_ingest:
         ctx.invariant_id = inv.id
         if len(calls) == 1:
             fn, leaf = calls[0]
@@ -577,23 +481,71 @@ def evaluate(
         else:
             hits = _dedupe(hit for fn, leaf in calls for hit in fn(leaf, ctx))
         for subject, description, evidence, severity in hits:
-            findings.append(Finding(inv.id, subject, severity or inv.severity,  # type: ignore[arg-type]
-                                    f"{inv.title}: {description}", evidence))  # fmt: skip
-    return findings, _next_state(facts, state, catalog, ctx)
+            title = description if sentence else f"{inv.title}: {description}"
+            (shared if inv.source == "community" else findings).append(
+                Finding(inv.id, subject, severity or inv.severity,  # type: ignore[arg-type]
+                        title, evidence))  # fmt: skip
+    if len(findings) > 1:
+        findings = _merge(findings)
+    return findings + shared, _next_state(facts, state, catalog, ctx)
+
+
+def _merge_key(subject: str) -> str:
+    # A novel peer "peer:python3:4444" is about the process python3.
+    if subject.startswith("peer:"):
+        return "process:" + subject[5:].rpartition(":")[0]
+    return subject
+
+
+def _merge(findings: list[Finding]) -> list[Finding]:
+    """One subject, one finding: the highest severity leads (the first on a tie) and carries
+    every rule's title and evidence, so one process opens one incident."""
+    groups: dict[str, list[Finding]] = {}
+    for f in findings:
+        groups.setdefault(_merge_key(f.subject), []).append(f)
+    if len(groups) == len(findings):
+        return findings
+    out: list[Finding] = []
+    for group in groups.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        lead = max(group, key=lambda f: SEVERITY_RANK[f.severity])  # max keeps the first
+        rules = [{"invariant_id": f.invariant_id, "severity": f.severity, "title": f.title}
+                 | ({} if f is lead else {"evidence": f.evidence}) for f in group]  # fmt: skip
+        out.append(Finding(lead.invariant_id, lead.subject, lead.severity, lead.title,
+                           {**lead.evidence, "rules": rules}))  # fmt: skip
+    return out
 
 
 def _next_state(facts: Facts, state: HostState, catalog: Catalog, ctx: Ctx) -> HostState:
+    det = catalog.detection
+    first_seen = state.first_seen
+    if first_seen is None:
+        # A state from before time-based learning has learned already: do not start over.
+        first_seen = ctx.now if state.seen == 0 else ctx.now - det.learning_minutes * 60
+    generation = state.generation_start if state.generation_start is not None else ctx.now
     baselines = state.baselines
+    previous = state.previous
     changed: dict[str, tuple[str, ...]] = {}
     for field in catalog.novel_fields:
-        old = baselines.get(field, ())
-        new = ctx.new_values(field)
-        if new:
+        unknown = ctx.unknown(field)
+        if not unknown:
+            continue
+        if ctx.learning:
+            add = unknown
+        else:
+            # values from the previous generation are copied over; novel ones join once
+            # they persisted (and alerted)
+            add = unknown.difference(ctx.novel(field)) | ctx.ready(field)
+        if add:
             # interned: the same "443/tcp" on ten thousand hosts is stored once
-            merged = old + tuple(sorted(sys.intern(v) for v in new))
+            merged = baselines.get(field, ()) + tuple(sorted(sys.intern(v) for v in add))
             changed[field] = merged[-MAX_BASELINE:]
     if changed:
         baselines = {**baselines, **changed}
+    if ctx.now - generation >= det.baseline_days * DAY:
+        previous, baselines, generation = baselines, {}, ctx.now
     snap = facts.snap
     name_set = facts.name_set if catalog.watched else frozenset()
     return msgspec.structs.replace(
@@ -606,7 +558,20 @@ def _next_state(facts: Facts, state: HostState, catalog: Catalog, ctx: Ctx) -> H
         watched=tuple(n for n in catalog.watched if n in name_set),
         cpu_streaks=ctx.cpu_streaks,
         counts=(*state.counts, len(snap.processes))[-COUNT_HISTORY:],
+        first_seen=first_seen,
+        pending=ctx.pending,
+        previous=previous,
+        generation_start=generation,
     )
+
+
+def learning(state: HostState, detection: Detection, now: float) -> tuple[float | None, bool]:
+    """(when learning ends by time, whether the host still learns) for the host's page.
+    The time is None before the first snapshot; a host learns until the count is also met."""
+    if state.first_seen is None:
+        return None, True
+    until = state.first_seen + detection.learning_minutes * 60
+    return until, now < until or state.seen < detection.learning_snapshots
 
 
 def still_violated(
@@ -623,15 +588,16 @@ def still_violated(
     inv = catalog.by_id.get(invariant_id)
     if inv is None:
         return False  # retired since: nothing left to check against
-    ctx = Ctx(Facts(snapshot), state, now.timestamp(), _epoch(snapshot.timestamp))
+    ctx = Ctx(Facts(snapshot), state, now.timestamp(), epoch(snapshot.timestamp),
+              catalog.detection)  # fmt: skip
     ctx.invariant_id = inv.id
     for leaf in p.leaves(inv.predicate):
         if isinstance(leaf, p.AgentSilent):
             continue  # a snapshot arrived: the agent is not silent
         if isinstance(leaf, p.NovelValue):
-            kind, _, value = subject.partition(":")
             field = leaf.params.field
-            if kind == _NOVEL_SUBJECT[field] and value in ctx.f.novel_values(field):
+            value = novelty.subject_value(field, subject)
+            if value is not None and value in novelty.present(ctx.f, field):
                 return True
             continue
         if isinstance(leaf, p.SustainedCpu):

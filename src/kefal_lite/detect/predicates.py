@@ -30,6 +30,10 @@ NovelField = Literal[
     "admin_accounts",
     "authorized_keys",
     "outbound_peers",
+    "accounts",
+    "login_accounts",
+    "privileged_accounts",
+    "mcp_servers",
 ]
 
 # Patterns are plain case-insensitive substrings. Something that reads like a
@@ -122,6 +126,50 @@ class ProcessCountSpikeParams(Params, frozen=True):
     min_baseline: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
 
 
+class ProcessExeSuspiciousParams(Params, frozen=True):
+    # Directories anyone can write to; a binary there runs whatever its name.
+    paths: Annotated[list[AbsPath], msgspec.Meta(min_length=1, max_length=64)]
+    hidden: bool = True  # a dot-directory or dot-file anywhere in the path
+    memfd: bool = True  # an anonymous memory file (fileless execution)
+    # Path fragments that are not hiding (toolchains in ~/.cargo, ~/.vscode-server, ...).
+    except_: Annotated[list[Pattern], msgspec.Meta(max_length=128)] = msgspec.field(
+        default_factory=list, name="except"
+    )
+
+
+class ProcessNameMismatchParams(Params, frozen=True):
+    names: Names  # system daemons a process may pretend to be
+    kernel_threads: bool = True  # names like kworker/0:1 with a binary on disk
+
+
+class ProcessOutboundParams(Params, frozen=True):
+    names: Names  # a trailing * matches a prefix: python* is python3.12
+    allowed_ports: Annotated[list[PortNumber], msgspec.Meta(max_length=1024)] = []
+
+
+class ProcessParentInParams(Params, frozen=True):
+    names: Names
+    parents: Names
+
+
+class CpuWithConnectionParams(Params, frozen=True):
+    percent: Annotated[float, msgspec.Meta(gt=0, le=25_600)]
+    snapshots: Annotated[int, msgspec.Meta(ge=1, le=1_000)]
+    ports: Annotated[list[PortNumber], msgspec.Meta(min_length=1, max_length=1024)]
+
+
+class CmdlineAllParams(Params, frozen=True):
+    # Every group must match (one of its substrings) in the same command line.
+    all_of: Annotated[
+        list[Annotated[list[Pattern], msgspec.Meta(min_length=1, max_length=32)]],
+        msgspec.Meta(min_length=1, max_length=8),
+    ]
+
+    def __post_init__(self) -> None:
+        for group in self.all_of:
+            PatternsParams(patterns=group)  # the same refusal of regex-looking patterns
+
+
 class Predicate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind"):
     pass
 
@@ -208,6 +256,47 @@ class ProcessCountSpike(Predicate, frozen=True, tag="process_count_spike"):
     params: ProcessCountSpikeParams
 
 
+class ProcessExeSuspicious(Predicate, frozen=True, tag="process_exe_suspicious"):
+    params: ProcessExeSuspiciousParams
+
+
+class ProcessNameMismatch(Predicate, frozen=True, tag="process_name_mismatch"):
+    params: ProcessNameMismatchParams
+
+
+class ProcessOutbound(Predicate, frozen=True, tag="process_outbound"):
+    params: ProcessOutboundParams
+
+
+class ProcessParentIn(Predicate, frozen=True, tag="process_parent_in"):
+    params: ProcessParentInParams
+
+
+class CpuWithConnection(Predicate, frozen=True, tag="cpu_with_connection"):
+    params: CpuWithConnectionParams
+
+
+class ProcessCmdlineAll(Predicate, frozen=True, tag="process_cmdline_all"):
+    params: CmdlineAllParams
+
+
+class DestructiveCommand(Predicate, frozen=True, tag="destructive_command"):
+    params: NoParams = NoParams()
+
+
+# The mcp pack's (detect/mcp.py): an MCP server's risk reasons, per group.
+class McpShellAccess(Predicate, frozen=True, tag="mcp_shell_access"):
+    params: NoParams = NoParams()
+
+
+class McpBroadScope(Predicate, frozen=True, tag="mcp_broad_scope"):
+    params: NoParams = NoParams()
+
+
+class McpInlineSecret(Predicate, frozen=True, tag="mcp_inline_secret"):
+    params: NoParams = NoParams()
+
+
 LeafPredicate = (
     ProcessInSuspiciousPath
     | ProcessNameIn
@@ -229,6 +318,16 @@ LeafPredicate = (
     | ProcessDisappeared
     | SustainedCpu
     | ProcessCountSpike
+    | ProcessExeSuspicious
+    | ProcessNameMismatch
+    | ProcessOutbound
+    | ProcessParentIn
+    | CpuWithConnection
+    | ProcessCmdlineAll
+    | DestructiveCommand
+    | McpShellAccess
+    | McpBroadScope
+    | McpInlineSecret
 )
 
 

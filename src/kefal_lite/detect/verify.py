@@ -249,7 +249,20 @@ def _synthesize(leaf: p.LeafPredicate) -> Pair | None:  # noqa: C901 - one case 
                 ]
             },
         }
-        return seq + [msgspec.structs.replace(base, **novel[leaf.params.field])], seq + [base]
+        novel["accounts"] = {"users": [*base.users, LocalUser(name="mallory", uid=1001)]}
+        novel["login_accounts"] = {
+            "users": [*base.users, LocalUser(name="mallory", uid=1001, shell="/bin/bash")]
+        }
+        novel["privileged_accounts"] = {
+            "users": [*base.users, LocalUser(name="mallory", uid=1001, groups=["docker"])]
+        }
+        # a novel value alerts once it persisted: shown in two consecutive snapshots
+        after = _base(learning + 1)
+        changed = novel[leaf.params.field]
+        return seq + [
+            msgspec.structs.replace(base, **changed),
+            msgspec.structs.replace(after, **changed),
+        ], seq + [base, after]
     if isinstance(leaf, p.TimestampNotMonotonic):
         return [_base(5), _base(2)], [_base(2), _base(5)]
     if isinstance(leaf, p.ClockSkew):

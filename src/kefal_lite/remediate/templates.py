@@ -740,3 +740,18 @@ def render(invariant: Invariant, subject: str, evidence: dict[str, Any], os: str
     actions = template(ctx)
     assert len(actions) == 3, invariant.id
     return actions
+
+
+# The core pack's kinds and fields (detect/packs.py), on the generic templates.
+BY_KIND.update({kind: malicious_process for kind in (
+    p.ProcessExeSuspicious, p.ProcessNameMismatch, p.ProcessOutbound, p.ProcessParentIn,
+    p.CpuWithConnection, p.ProcessCmdlineAll, p.DestructiveCommand)})  # fmt: skip
+_NOVEL_BY_FIELD.update(dict.fromkeys(("accounts", "login_accounts", "privileged_accounts"),
+                                     login_user))  # fmt: skip
+
+# The mcp pack (detect/packs.py): the config entry to change, in remediate/mcp.py.
+from kefal_lite.remediate import mcp as _mcp  # noqa: E402 - it builds on this module
+
+BY_KIND.update({p.McpShellAccess: _mcp.shell_access, p.McpBroadScope: _mcp.broad_scope,
+                p.McpInlineSecret: _mcp.inline_secret})  # fmt: skip
+_NOVEL_BY_FIELD["mcp_servers"] = _mcp.new_server

@@ -88,6 +88,8 @@ def queue(conn: sqlite3.Connection, *, user_id: str, host_id: str, event: str,
         if recent >= FLAP_LIMIT:
             return 0
         conn.execute("INSERT INTO host_notices (host_id, at) VALUES (?, ?)", (host_id, now))
+    elif RANK.get(severity, 0) < RANK["medium"]:
+        return 0  # a low incident is a notice on the host's page (novelty alone), never a message
     queued = 0
     for channel_id, minimum in conn.execute(
         "SELECT id, min_severity FROM channels WHERE user_id = ?", (user_id,)
@@ -104,10 +106,13 @@ def queue(conn: sqlite3.Connection, *, user_id: str, host_id: str, event: str,
 
 
 def queue_changes(conn: sqlite3.Connection, *, user_id: str, host_id: str, opened: list[str],
-                  resolved: list[str], now: str) -> None:  # fmt: skip
-    """Notify jobs for what a write just opened or resolved (repeats never notify)."""
+                  resolved: list[str], now: str,
+                  failed: list[str] | None = None) -> None:  # fmt: skip
+    """Notify jobs for what a write just opened or resolved, and for remediations whose
+    verification failed (repeats never notify)."""
     for ids, kinds in ((opened, ("incident.opened", "host.silent")),
-                       (resolved, ("incident.resolved", "host.recovered"))):  # fmt: skip
+                       (resolved, ("incident.resolved", "host.recovered")),
+                       (failed or [], ("remediation.failed", "remediation.failed"))):  # fmt: skip
         if not ids:
             continue
         marks = ",".join("?" * len(ids))

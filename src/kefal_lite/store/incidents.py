@@ -469,9 +469,10 @@ def awaiting_verification(conn: sqlite3.Connection, host_id: str) -> list[tuple[
 
 
 def record_verification(conn: sqlite3.Connection, incident_id: str, still_violated: bool,
-                        snapshot_id: str, now: str) -> bool:  # fmt: skip
+                        snapshot_id: str, now: str) -> str | None:  # fmt: skip
     """The host's next snapshot after `applied`: verified (and resolved) or failed.
-    Returns whether the incident was resolved by it."""
+    Returns "resolved", "verified" (the incident had already left the active states),
+    "failed", or None when nothing awaited verification."""
     verdict = "failed" if still_violated else "verified"
     cur = conn.execute(
         "UPDATE incidents SET remediation_status = ?"
@@ -479,14 +480,14 @@ def record_verification(conn: sqlite3.Connection, incident_id: str, still_violat
         (verdict, incident_id),
     )
     if not cur.rowcount:
-        return False
+        return None
     _event(conn, incident_id, now, SYSTEM, f"remediation_{verdict}", {"snapshot_id": snapshot_id})
     if not still_violated:
         row = conn.execute("SELECT status FROM incidents WHERE id = ?", (incident_id,)).fetchone()
         if row and row[0] in ACTIVE:
             resolve(conn, incident_id, now, by="remediation", snapshot_id=snapshot_id)
-            return True
-    return False
+            return "resolved"
+    return verdict
 
 
 def resolve_manually(conn: sqlite3.Connection, user_id: str, incident_id: str, actor: str,

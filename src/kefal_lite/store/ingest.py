@@ -64,11 +64,14 @@ def commit_snapshot(conn: sqlite3.Connection, w: SnapshotWrite) -> Changes:
         state=w.state,
     )
     # verdicts before findings: a verified incident resolves "by remediation", not "auto"
-    verified = [
-        incident_id
+    outcomes = [
+        (incident_id, incidents.record_verification(conn, incident_id, still, w.snapshot_id,
+                                                    w.received_at))
         for incident_id, still in w.verdicts
-        if incidents.record_verification(conn, incident_id, still, w.snapshot_id, w.received_at)
-    ]
+    ]  # fmt: skip
+    verified = [incident_id for incident_id, outcome in outcomes if outcome == "resolved"]
+    # a fix that did not work is news too: whoever applied it believes the host is safe
+    failed = [incident_id for incident_id, outcome in outcomes if outcome == "failed"]
     day = w.received_at[:10]
     stats.bump(conn, day, "snapshots")
     stats.agent_active(conn, day, w.agent_id)
@@ -89,5 +92,6 @@ def commit_snapshot(conn: sqlite3.Connection, w: SnapshotWrite) -> Changes:
     stats.bump(conn, day, "incidents", len(changes.opened))
     changes.resolved.extend(verified)
     channels.queue_changes(conn, user_id=w.user_id, host_id=w.host_id, opened=changes.opened,
-                           resolved=changes.resolved, now=w.received_at)  # fmt: skip
+                           resolved=changes.resolved, now=w.received_at,
+                           failed=failed)  # fmt: skip
     return changes

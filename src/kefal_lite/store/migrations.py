@@ -320,7 +320,23 @@ MIGRATIONS: tuple[Migration, ...] = (
     CREATE INDEX suppressions_by_user ON suppressions(user_id, created_at);
     ALTER TABLE hosts ADD COLUMN suppressed INTEGER NOT NULL DEFAULT 0;
     """,
-    # 10: host history: what changed between consecutive snapshots, and snapshots folded
+    # 10: enrollment tokens: enroll agents without a user's password (max_uses 0: unlimited)
+    """
+    CREATE TABLE enrollment_tokens (
+        id           TEXT PRIMARY KEY,
+        user_id      TEXT NOT NULL REFERENCES users(id),
+        name         TEXT,
+        token_hash   BLOB NOT NULL UNIQUE,
+        created_at   TEXT NOT NULL,
+        expires_at   TEXT NOT NULL,
+        max_uses     INTEGER NOT NULL CHECK (max_uses >= 0),
+        uses         INTEGER NOT NULL DEFAULT 0,
+        last_used_at TEXT,
+        revoked_at   TEXT
+    );
+    CREATE INDEX enrollment_tokens_by_user ON enrollment_tokens(user_id, created_at);
+    """,
+    # 11: host history: what changed between consecutive snapshots, and snapshots folded
     # into hourly segments once their hour is over (store/history.py)
     """
     CREATE TABLE changes (
@@ -351,7 +367,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     CREATE INDEX snapshot_segments_by_host ON snapshot_segments(host_id, first_at);
     CREATE INDEX snapshot_segments_by_last ON snapshot_segments(last_at);
     """,
-    # 11: the history already stored, folded into segments
+    # 12: the history already stored, folded into segments
     _compact_history,
 )
 

@@ -31,6 +31,7 @@ function layout(main) {
     h("ul", {}, links.map(([href, label]) => h("li", {},
       h("a", { href, "aria-current": (route === href || (href !== "#/" && route.startsWith(href))) ? "page" : null }, label)))),
     h("span", { class: "who" }, state.me ? `${state.me.username} (${state.me.role})` : ""),
+    h("button", { type: "button", class: "logout", onclick: () => window.dispatchEvent(new Event("kefal:signout")) }, "Log out"),
   );
   return [nav, h("main", { id: "main", tabindex: "-1" }, main)];
 }
@@ -107,4 +108,15 @@ async function onLogin(token) {
 window.addEventListener("hashchange", render);
 window.addEventListener("kefal:logout", () => { state.me = null; toast("Your session ended; log in again.", true); go("#/login"); });
 window.addEventListener("kefal:me", async () => { state.me = await api("/api/v1/auth/me"); });
+// A plain "Log out" (this browser only). The server has no per-session logout, only
+// POST /auth/logout, which ends every session of the user ("Log out everywhere"). So this
+// one forgets the token here and closes the event stream; the token itself stays valid
+// until it expires (24 h) for anyone holding a copy, which "Log out everywhere" prevents.
+window.addEventListener("kefal:signout", () => {
+  session.token = null;
+  state.me = null;
+  if (events) { events.close(); events = null; }
+  toast("Logged out of this browser.");
+  go("#/login");
+});
 render();

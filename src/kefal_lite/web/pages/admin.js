@@ -1,5 +1,5 @@
 import { api, session } from "../api.js";
-import { h, clear, badge, when, table, card, kv, barChart, field, toast } from "../ui.js";
+import { h, clear, badge, ago, table, card, kv, barChart, field, toast } from "../ui.js";
 
 export async function adminPage(ctx, main, userId) {
   if (userId) return userDetail(main, userId);
@@ -13,7 +13,7 @@ export async function adminPage(ctx, main, userId) {
     { title: "Role", value: (u) => u.role },
     { title: "Plan", value: (u) => `${u.plan} (${u.billing_state})` },
     { title: "Agents", value: (u) => u.agents },
-    { title: "Last active", value: (u) => u.last_active_at || "", render: (u) => when(u.last_active_at) },
+    { title: "Last active", value: (u) => u.last_active_at || "", render: (u) => ago(u.last_active_at) },
   ], items, { sortable: true, onRow: (u) => ctx.go(`#/admin/${encodeURIComponent(u.id)}`) }));
   q.addEventListener("input", async () => renderUsers((await api(`/api/v1/admin/users?limit=500&q=${encodeURIComponent(q.value)}`)).items));
   renderUsers(users.items);
@@ -22,7 +22,7 @@ export async function adminPage(ctx, main, userId) {
   const loadAudit = async () => {
     const a = await api(`/api/v1/admin/audit?limit=100${action.value ? `&action=${encodeURIComponent(action.value)}` : ""}`);
     clear(auditBox, table([
-      { title: "When", value: (r) => r.at.replace("T", " ").slice(0, 19) },
+      { title: "When", value: (r) => r.at, render: (r) => ago(r.at) },
       { title: "Actor", value: (r) => r.actor }, { title: "Action", value: (r) => r.action },
       { title: "Target", value: (r) => r.target || "" }, { title: "Client", value: (r) => r.client || "" },
     ], a.items, { empty: "No entries." }));
@@ -61,7 +61,7 @@ async function userDetail(main, id) {
   clear(main, h("p", {}, h("a", { href: "#/admin" }, "← Admin")), h("h1", {}, d.user.username),
     card("Account", kv({ ...d.user })), card("Billing", kv(d.billing)),
     card("Agents", table([{ title: "Name", value: (a) => a.name }, { title: "Host", value: (a) => a.hostname || "" },
-      { title: "Status", value: (a) => a.status }, { title: "Last seen", value: (a) => when(a.last_seen_at) }], d.agents)),
+      { title: "Status", value: (a) => a.status }, { title: "Last seen", value: (a) => a.last_seen_at || "", render: (a) => ago(a.last_seen_at) }], d.agents)),
     card("Recent incidents", table([{ title: "Severity", value: (i) => i.severity, render: (i) => badge(i.severity) },
       { title: "Incident", value: (i) => i.title }, { title: "Status", value: (i) => i.status }], d.recent_incidents)));
 }

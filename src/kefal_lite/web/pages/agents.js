@@ -4,8 +4,43 @@ import { h, clear, badge, when, table, card, copyButton, toast } from "../ui.js"
 export async function agentsPage(ctx, main) {
   const server = location.origin;
   const user = ctx.me.username;
+  const loopback = ["127.0.0.1", "localhost", "[::1]"].includes(location.hostname);
+  // The one line: a fresh enrollment token in an install command built by the server
+  // (its URL, and the certificate pin when it serves a self-signed one).
+  const lineBox = h("div", { class: "install-line" });
+  const uses = h("select", { name: "max_uses", "aria-label": "Hosts this line may enroll" },
+    h("option", { value: "1" }, "one host"), h("option", { value: "0" }, "any number of hosts (a fleet)"));
+  const hours = h("select", { name: "expires_in_hours", "aria-label": "Valid for" },
+    h("option", { value: "1" }, "1 hour"), h("option", { value: "24", selected: true }, "24 hours"),
+    h("option", { value: "168" }, "7 days"));
+  const createLine = async () => {
+    try {
+      const t = await api("/api/v1/enrollment-tokens", { method: "POST",
+        body: { max_uses: Number(uses.value), expires_in_hours: Number(hours.value) } });
+      clear(lineBox,
+        h("div", { class: "cmd" }, h("code", { "data-testid": "install-command" }, t.install_command), copyButton(t.install_command)),
+        h("p", { class: "muted" }, `Shown once. Enrolls ${t.max_uses === 0 ? "any number of hosts" : "one host"} until ${new Date(t.expires_at).toLocaleString()}.`
+          + (t.pin ? ` The agent will accept only this server's certificate (${t.pin.slice(0, 23)}…).` : "")
+          + " Add --no-service --prefix DIR to install without root or systemd; --uninstall removes it."));
+      await loadTokens();
+    } catch (err) { toast(err.message, true); }
+  };
+  const tokens = h("div");
+  const loadTokens = async () => {
+    const r = await api("/api/v1/enrollment-tokens?limit=20");
+    clear(tokens, r.items.length ? table([
+      { title: "Created", value: (t) => t.created_at, render: (t) => when(t.created_at) },
+      { title: "Expires", value: (t) => t.expires_at, render: (t) => when(t.expires_at) },
+      { title: "Used", value: (t) => t.uses, render: (t) => `${t.uses}${t.max_uses ? ` of ${t.max_uses}` : " (no limit)"}` },
+      { title: "", value: () => "", render: (t) => t.revoked_at ? badge("revoked", "status")
+        : h("button", { type: "button", class: "secondary", onclick: () => revokeToken(t) }, "Revoke") },
+    ], r.items) : h("p", { class: "muted" }, "No install lines made yet."));
+  };
+  const revokeToken = async (t) => {
+    try { await api(`/api/v1/enrollment-tokens/${encodeURIComponent(t.id)}`, { method: "DELETE", raw: true }); toast("Revoked"); await loadTokens(); }
+    catch (err) { toast(err.message, true); }
+  };
   const steps = [
-    ["On the host, install kefal-lite for root (the agent reads every process)", "sudo pipx install --global kefal-lite   # pipx 1.5+; or: sudo python3 -m venv /opt/kefal && sudo /opt/kefal/bin/pip install kefal-lite"],
     ["Enroll it (asks for your password)", `sudo kefal-lite agent enroll --server ${server} --username ${user}`],
     ["Run it at boot", "sudo kefal-lite agent install-service && sudo systemctl daemon-reload && sudo systemctl enable --now kefal-lite-agent"],
     ["Or try it once first", "sudo kefal-lite agent once --print"],
@@ -41,9 +76,16 @@ export async function agentsPage(ctx, main) {
     } catch (err) { toast(err.message, true); }
   };
   clear(main, h("h1", {}, "Agents"),
-    card("Add a host", h("ol", { class: "steps" }, steps.map(([title, cmd]) => h("li", {}, h("strong", {}, title), h("div", { class: "cmd" }, h("code", {}, cmd), copyButton(cmd))))),
-      h("p", { class: "muted" }, `Agents must reach ${server}. If that is 127.0.0.1, start the server with --host 0.0.0.0 and use its LAN address.`)),
-    tokenBox, card("Enrolled agents", list));
+    card("Add a host",
+      h("p", {}, "Paste one line on the host (Debian, Ubuntu, RHEL and alikes, with sudo): it installs the agent from this server, enrolls it and starts it as a service."),
+      h("div", { class: "install-form" }, h("label", {}, "For ", uses), h("label", {}, " valid for ", hours),
+        h("button", { type: "button", onclick: createLine }, "Create install line")),
+      lineBox,
+      loopback ? h("p", { class: "warn-text" }, `Other hosts cannot reach ${server}: start the server with --host 0.0.0.0 (and --tls) and open this page at its LAN address, or set public_url.`) : "",
+      h("details", {}, h("summary", {}, "Hosts with kefal-lite already installed (from a clone)"),
+        h("ol", { class: "steps" }, steps.map(([title, cmd]) => h("li", {}, h("strong", {}, title), h("div", { class: "cmd" }, h("code", {}, cmd), copyButton(cmd))))))),
+    tokenBox, card("Enrolled agents", list), card("Install lines", tokens));
+  await loadTokens();
   await load();
   ctx.setRefresh(load);
 }

@@ -1,17 +1,19 @@
 import { api } from "../api.js";
-import { h, clear, badge, when, table, card, copyButton, kv, toast, field } from "../ui.js";
+import { h, clear, badge, ago, table, card, copyButton, kv, toast, field } from "../ui.js";
 
 export async function incidentsPage(ctx, main) {
   const p = ctx.params;
-  // Default: what still needs a person (open, acknowledged or stale).
-  const status = h("select", { "aria-label": "Status" }, [["", "needs attention"], ["open"], ["acknowledged"], ["stale"], ["dismissed"], ["resolved"], ["all", "any status"]]
-    .map(([s, label]) => h("option", { value: s, selected: (p.get("status") || "") === s }, label || s)));
+  // What still needs a person (open, acknowledged or stale) by default, and the filter is
+  // always sent explicitly, so the list never depends on the API's own default.
+  const wanted = p.get("status") || "active";
+  const status = h("select", { "aria-label": "Status" }, [["active", "needs attention"], ["open"], ["acknowledged"], ["stale"], ["dismissed"], ["resolved"], ["all", "any status"]]
+    .map(([s, label]) => h("option", { value: s, selected: wanted === s }, label || s)));
   const severity = h("select", { "aria-label": "Severity" }, ["", "critical", "high", "medium", "low"].map((s) => h("option", { value: s, selected: (p.get("severity") || "") === s }, s || "any severity")));
   const topo = await api("/api/v1/topology");
   const host = h("select", { "aria-label": "Host" }, h("option", { value: "" }, "any host"), topo.hosts.map((x) => h("option", { value: x.host_id, selected: p.get("host") === x.host_id }, x.hostname)));
   const apply = () => {
     const q = new URLSearchParams();
-    if (status.value) q.set("status", status.value);
+    q.set("status", status.value);
     if (severity.value) q.set("severity", severity.value);
     if (host.value) q.set("host", host.value);
     ctx.go(`#/incidents?${q}`);
@@ -53,7 +55,7 @@ export async function incidentsPage(ctx, main) {
 
   const load = async () => {
     const q = new URLSearchParams({ limit: "100" });
-    if (status.value) q.set("status", status.value);
+    q.set("status", status.value);
     if (severity.value) q.set("severity", severity.value);
     if (host.value) q.set("host_id", host.value);
     const data = await api(`/api/v1/incidents?${q}`);
@@ -69,7 +71,7 @@ export async function incidentsPage(ctx, main) {
       { title: "Host", value: (i) => i.hostname },
       { title: "Status", value: (i) => i.status, render: (i) => badge(i.status, "status") },
       { title: "Fix", value: (i) => i.remediation.status, render: (i) => badge(i.remediation.status, "status") },
-      { title: "Seen", value: (i) => when(i.last_seen_at) },
+      { title: "Seen", value: (i) => i.last_seen_at, render: (i) => ago(i.last_seen_at) },
     ], data.items, { empty: topo.hosts.length ? "No incidents match." : "No hosts report yet.", onRow: (i) => show(i.id) }));
     syncBulk();
   };
@@ -105,7 +107,7 @@ function renderDetail(panel, inc, act, suppress) {
   panel.dataset.id = inc.id;
   const rem = inc.remediation;
   const reason = h("input", { placeholder: "why this is fine here (optional)", "aria-label": "Reason" });
-  const until = h("input", { type: "datetime-local", "aria-label": "Quiet until" });
+  const until = h("input", { type: "datetime-local" });
   const can = (s) => ["open", "acknowledged", "stale"].includes(inc.status) && s;
   // novel_value findings carry the baseline field they are about
   const novelty = Boolean(inc.evidence && typeof inc.evidence.field === "string");
@@ -118,14 +120,16 @@ function renderDetail(panel, inc, act, suppress) {
     h("h2", {}, inc.title),
     h("p", {}, badge(inc.severity), " ", badge(inc.status, "status"), " ", inc.attack ? h("a", { href: `https://attack.mitre.org/techniques/${inc.attack.replace(".", "/")}/`, rel: "noreferrer noopener", target: "_blank" }, inc.attack) : null,
       inc.contributed_by ? h("span", { class: "muted" }, ` · community rule by ${inc.contributed_by}`) : null),
-    kv({ host: inc.hostname, subject: inc.subject, first_seen: inc.first_seen_at, last_seen: inc.last_seen_at, occurrences: inc.occurrences, resolved_by: inc.resolved_by || "" }),
+    kv({ host: inc.hostname, subject: inc.subject, first_seen: inc.first_seen_at, last_seen: inc.last_seen_at, occurrences: inc.occurrences,
+      ...(inc.resolved_by ? { resolved_by: inc.resolved_by } : {}) }),
     h("h3", {}, "Evidence"), kv(inc.evidence),
     h("div", { class: "actions" },
       can(inc.status !== "acknowledged") ? h("button", { type: "button", onclick: () => act("acknowledge") }, "Acknowledge") : null,
       can(true) ? h("button", { type: "button", class: "secondary", onclick: () => act("resolve", { reason: reason.value || null }) }, "Resolve") : null,
       can(novelty) ? h("button", { type: "button", class: "secondary", title: "This value is normal on this host: learn it and resolve",
         onclick: () => act("baseline") }, "Add to baseline") : null,
-      can(true) ? h("span", { class: "dismiss" }, reason, until, h("button", { type: "button", class: "secondary",
+      can(true) ? h("span", { class: "dismiss" }, reason,
+        h("label", { class: "inline-field" }, h("span", {}, "Dismiss until"), until, h("small", { class: "muted" }, "empty: for good")), h("button", { type: "button", class: "secondary",
         onclick: () => act("dismiss", { reason: reason.value || null, expires_at: until.value ? new Date(until.value).toISOString() : null }) }, "Dismiss")) : null),
     can(true) ? h("div", { class: "actions suppress" }, h("span", { class: "muted" }, "Never again:"),
       h("button", { type: "button", class: "secondary", title: `${inc.invariant_name} on ${inc.subject}, on this host only`,
@@ -145,6 +149,6 @@ function renderDetail(panel, inc, act, suppress) {
       rem.status === "proposed" ? h("button", { type: "button", class: "secondary", onclick: () => act("remediation/reject") }, "Reject") : null,
       ["proposed", "accepted"].includes(rem.status) && can(true) ? h("button", { type: "button", onclick: () => act("remediation/applied") }, "I applied it") : null),
     h("h3", {}, "History"),
-    h("ol", { class: "history" }, (inc.history || []).map((e) => h("li", {}, h("time", {}, e.at.replace("T", " ").slice(0, 19)), ` ${e.action.replace(/_/g, " ")} by ${e.actor}`))),
+    h("ol", { class: "history" }, (inc.history || []).map((e) => h("li", {}, ago(e.at), ` ${e.action.replace(/_/g, " ")} by ${e.actor}`))),
   );
 }

@@ -1,5 +1,5 @@
 import { api } from "../api.js";
-import { h, clear, badge, when, card } from "../ui.js";
+import { h, clear, badge, ago, card } from "../ui.js";
 
 export async function overviewPage(ctx, main) {
   const load = async () => {
@@ -22,10 +22,10 @@ export async function overviewPage(ctx, main) {
         counts.map(([s, n]) => h("a", { class: `stat ${n ? `sev-${s}` : ""}`, href: `#/incidents?status=open&severity=${s}` }, h("strong", {}, n), h("span", {}, `${s} open`)))),
       card("Newest open incidents", open.items.length ? h("ul", { class: "list" }, open.items.map((i) =>
         h("li", {}, badge(i.severity), " ", h("a", { href: `#/incidents?id=${encodeURIComponent(i.id)}` }, i.title),
-          h("span", { class: "muted" }, ` · ${i.hostname} · ${when(i.last_seen_at)}`)))) :
+          h("span", { class: "muted" }, ` · ${i.hostname} · `, ago(i.last_seen_at))))) :
         h("p", { class: "muted" }, hosts.length ? "No open incidents. Quiet is good." : "Incidents appear here once hosts report.")),
       silent.length ? card("Agents that went silent", h("ul", { class: "list" }, silent.map((x) =>
-        h("li", {}, h("a", { href: `#/hosts/${encodeURIComponent(x.host_id)}` }, x.hostname), h("span", { class: "muted" }, ` · last seen ${when(x.last_seen_at)}`))))) : null,
+        h("li", {}, h("a", { href: `#/hosts/${encodeURIComponent(x.host_id)}` }, x.hostname), h("span", { class: "muted" }, " · last seen ", ago(x.last_seen_at)))))) : null,
     );
   };
   await load();

@@ -1,5 +1,5 @@
 import { api, session } from "../api.js";
-import { h, clear, card, field, toast, kv, table, when, badge } from "../ui.js";
+import { h, clear, card, field, toast, kv, table, ago, badge } from "../ui.js";
 
 export async function settingsPage(ctx, main) {
   const me = await api("/api/v1/auth/me");
@@ -40,7 +40,7 @@ export async function settingsPage(ctx, main) {
       { title: "Name", value: (c) => c.name },
       { title: "URL", value: (c) => c.url },
       { title: "From", value: (c) => c.min_severity, render: (c) => badge(c.min_severity) },
-      { title: "Last sent", value: (c) => when(c.last_success_at) },
+      { title: "Last sent", value: (c) => c.last_success_at || "", render: (c) => ago(c.last_success_at) },
       { title: "Last error", value: (c) => c.last_error || "" },
       { title: "", value: () => "", render: (c) => h("span", { class: "row-actions" },
         h("button", { type: "button", class: "secondary", onclick: async () => {
@@ -120,9 +120,11 @@ export async function settingsPage(ctx, main) {
     } }, chName, chUrl, chSev, h("button", { type: "submit" }, "Add channel")), secretBox),
     card("Suppressions", h("p", { class: "muted" }, "Findings these match open no incident; each is counted on its host."), suppressionsBox),
     billingCard,
-    card("Sessions", h("p", {}, "Log out of every browser where you are logged in."),
-      h("button", { type: "button", class: "danger", onclick: async () => {
-        await api("/auth/logout", { method: "POST", raw: true });
-        session.token = null; ctx.go("#/login");
-      } }, "Log out everywhere")));
+    card("Sessions", h("p", {}, "Log out of this browser, or of every browser where you are logged in."),
+      h("div", { class: "actions" },
+        h("button", { type: "button", class: "secondary", onclick: () => window.dispatchEvent(new Event("kefal:signout")) }, "Log out"),
+        h("button", { type: "button", class: "danger", onclick: async () => {
+          await api("/auth/logout", { method: "POST", raw: true });
+          session.token = null; ctx.go("#/login");
+        } }, "Log out everywhere"))));
 }

