@@ -6,9 +6,10 @@
 
 Every scenario of benchmarks/corpus/ is replayed through `detect.engine.evaluate` from
 an empty HostState, one snapshot a minute, with the clock fixed at each snapshot's
-timestamp (no skew, no wall clock). The rules are the 32 builtins plus every pack the
-engine exposes (`kefal_lite.detect.packs`, when it exists: any module-level sequence
-of Invariants, or a dict of them).
+timestamp (no skew, no wall clock). The rules are what the server runs by default:
+the 32 builtins plus the active packs (`packs.active()`), with the server's default
+`[detection]` settings (learning 3 snapshots, novelty persisting 2) except learning by
+time, which a replay at one snapshot a minute cannot wait for (`learning_minutes = 0`).
 
 - An attack is **caught** when at least one medium+ finding, in a snapshot from the
   plant on, is about the planted subject: its subject, title or evidence names a
@@ -22,6 +23,9 @@ of Invariants, or a dict of them).
   subject count once, as the incident would). Findings of attack scenarios that are
   not about the plant are reported as "off-subject" (the base hosts are benign, so
   they are false positives of the same kind, counted once per base host).
+  A finding already raised on a host's first snapshot is **standing**: the host as it
+  was enrolled (redis running as root), judged once on day one, like noise.py's
+  "standing"; it is counted in its own column, not as noise of normal operation.
 """
 
 from __future__ import annotations
@@ -34,42 +38,36 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import msgspec
+
 from benchmarks import corpus
+from kefal_lite.config import Settings
 from kefal_lite.detect.builtins import BUILTINS
-from kefal_lite.detect.engine import Catalog, evaluate
+from kefal_lite.detect.engine import Catalog, Detection, evaluate
 from kefal_lite.detect.model import SEVERITY_RANK, Finding, Invariant
 from kefal_lite.detect.state import HostState
+from kefal_lite.rules import detection_settings
 
 MEDIUM = SEVERITY_RANK["medium"]
 
 
 def rules() -> tuple[list[Invariant], list[str]]:
-    """The builtins plus whatever packs the engine ships, and the names of those packs."""
+    """The rule set the server runs by default: the builtins and the active packs
+    (`packs.active()`, as `kefal_lite.rules.Rules` builds it), and the packs' names."""
     out = {inv.id: inv for inv in BUILTINS}
-    names: list[str] = []
     try:
         packs = importlib.import_module("kefal_lite.detect.packs")
-    except ModuleNotFoundError:
-        return list(out.values()), names
+    except ModuleNotFoundError:  # a checkout from before packs
+        return list(out.values()), []
+    out.update((inv.id, inv) for inv in packs.active() if inv.id not in out)
+    return list(out.values()), list(packs.DEFAULT_PACKS)
 
-    def take(name: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                take(f"{name}.{k}", v)
-        elif (
-            isinstance(value, list | tuple)
-            and value
-            and all(isinstance(v, Invariant) for v in value)
-        ):
-            fresh = [v for v in value if v.id not in out]
-            if fresh:
-                names.append(name)
-                out.update((v.id, v) for v in fresh)
 
-    for name, value in vars(packs).items():
-        if not name.startswith("_"):
-            take(name, value)
-    return list(out.values()), names
+def detection() -> Detection:
+    """The server's default [detection] settings, except learning by time: a replay is one
+    snapshot a minute, so learning ends by count (`learn` snapshots), as tests replay it."""
+    served = detection_settings(Settings())
+    return msgspec.structs.replace(served, learning_minutes=0)
 
 
 @dataclass
@@ -87,8 +85,10 @@ class Outcome:
 
 
 def _brief(f: Finding, category: str) -> dict[str, Any]:
-    return {"rule": f.invariant_id, "category": category, "severity": f.severity,
-            "subject": f.subject, "title": f.title}  # fmt: skip
+    # One subject, one finding: the rules folded into it are in evidence["rules"].
+    folded = [r["invariant_id"] for r in f.evidence.get("rules", ())] or [f.invariant_id]
+    return {"rule": f.invariant_id, "rules": folded, "category": category,
+            "severity": f.severity, "subject": f.subject, "title": f.title}  # fmt: skip
 
 
 def run_scenario(sc: corpus.Scenario, catalog: Catalog) -> Outcome:
@@ -105,7 +105,7 @@ def run_scenario(sc: corpus.Scenario, catalog: Catalog) -> Outcome:
             if SEVERITY_RANK[f.severity] < MEDIUM or (f.invariant_id, f.subject) in seen:
                 continue
             seen.add((f.invariant_id, f.subject))
-            brief = _brief(f, catalog.by_id[f.invariant_id].category)
+            brief = _brief(f, catalog.by_id[f.invariant_id].category) | {"standing": i == 0}
             if (
                 tokens
                 and i >= first_plant
@@ -121,7 +121,7 @@ def run_scenario(sc: corpus.Scenario, catalog: Catalog) -> Outcome:
 
 def evaluate_corpus(scenarios: Iterable[corpus.Scenario] | None = None) -> dict[str, Any]:
     invariants, packs = rules()
-    catalog = Catalog(invariants)
+    catalog = Catalog(invariants, detection())
     outcomes = [run_scenario(sc, catalog) for sc in (scenarios or corpus.load())]
     recall: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for o in outcomes:
@@ -139,6 +139,9 @@ def evaluate_corpus(scenarios: Iterable[corpus.Scenario] | None = None) -> dict[
             benign_hosts += 1
             hit: set[str] = set()
             for b in o.other:
+                if b["standing"]:
+                    fp[b["category"]]["standing"] += 1
+                    continue
                 fp[b["category"]]["findings"] += 1
                 hit.add(b["category"])
             for cat in hit:
@@ -148,7 +151,8 @@ def evaluate_corpus(scenarios: Iterable[corpus.Scenario] | None = None) -> dict[
     for o in outcomes:
         if o.label == "attack":
             for b in o.other:
-                off[b["category"]].add((o.id, b["rule"]))
+                if not b["standing"]:
+                    off[b["category"]].add((o.id, b["rule"]))
     attacks = [o for o in outcomes if o.label == "attack"]
     return {
         "rules": len(invariants),
@@ -187,17 +191,18 @@ def table(report: dict[str, Any], verbose: bool = False) -> str:
                  f"| {tot['classic_caught']}/{tot['classic']} | {tot['evasion_caught']}/{tot['evasion']} | {tot['by_behaviour']} |")  # fmt: skip
     lines += [
         "",
-        f"| rule category | medium+ findings on the {report['benign_scenarios']} benign hosts | hosts with one | off-subject on attack runs |",
-        "|---|---:|---:|---:|",
+        f"| rule category | medium+ findings on the {report['benign_scenarios']} benign hosts | hosts with one | standing (first snapshot) | off-subject on attack runs |",
+        "|---|---:|---:|---:|---:|",
     ]
     cats = sorted(set(report["false_positives"]) | set(report["off_subject"]))
     for cat in cats:
         fp = report["false_positives"].get(cat, {})
         lines.append(
-            f"| {cat} | {fp.get('findings', 0)} | {fp.get('hosts', 0)} | {report['off_subject'].get(cat, 0)} |"
+            f"| {cat} | {fp.get('findings', 0)} | {fp.get('hosts', 0)} | {fp.get('standing', 0)} | {report['off_subject'].get(cat, 0)} |"
         )
     total_fp = sum(v.get("findings", 0) for v in report["false_positives"].values())
-    lines.append(f"| **all** | {total_fp} | | {sum(report['off_subject'].values())} |")
+    standing = sum(v.get("standing", 0) for v in report["false_positives"].values())
+    lines.append(f"| **all** | {total_fp} | | {standing} | {sum(report['off_subject'].values())} |")
     missed = [o for o in report["outcomes"] if o["label"] == "attack" and not o["caught"]]
     lines += ["", f"missed ({len(missed)}): " + ", ".join(o["id"] for o in missed)]
     if verbose:
@@ -205,7 +210,10 @@ def table(report: dict[str, Any], verbose: bool = False) -> str:
             mark = {True: "CAUGHT", False: "MISSED", None: "benign"}[o["caught"]]
             lines.append(f"\n{o['id']} [{o['category']}, {o['variant'] or o['label']}] {mark}")
             lines += [f"  + [{b['severity']}] {b['title']}" for b in o["on_subject"]]
-            lines += [f"  - [{b['severity']}] {b['title']}" for b in o["other"]]
+            lines += [
+                f"  - [{b['severity']}]{' (standing)' if b['standing'] else ''} {b['title']}"
+                for b in o["other"]
+            ]
     return "\n".join(lines)
 
 

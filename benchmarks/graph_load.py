@@ -1,4 +1,4 @@
-"""Graph and topology for a 1,000-host estate, next to /api/v1/health in the same run.
+"""Graph (the estate view, the full view, attack paths) and topology for a 1,000-host estate, next to /api/v1/health in the same run.
 
     python benchmarks/graph_load.py [--hosts 1000] [--requests 20]
 
@@ -144,12 +144,20 @@ async def run(args: argparse.Namespace) -> None:
             health = await timed(c, "/api/v1/health", {}, 2000)
             graph = await timed(c, "/api/v1/graph", auth, args.requests)
             topo = await timed(c, "/api/v1/topology", auth, args.requests)
+            first_host = next(n for n in g["nodes"] if n["data"]["type"] == "host")
             one = await timed(
-                c, f"/api/v1/graph?host_id={g['nodes'][0]['data']['host_id']}", auth, args.requests
+                c, f"/api/v1/graph?host_id={first_host['data']['host_id']}", auth, args.requests
+            )
+            full = await timed(c, "/api/v1/graph?view=full", auth, args.requests)
+            blast = await timed(
+                c, f"/api/v1/graph/paths?from={first_host['data']['host_id']}", auth, args.requests
             )
             # a quarter of the estate reports between two refreshes (1,000 hosts at one
             # snapshot a minute, a dashboard refreshing every 15 s)
             churn = []
+            for x in conns[1:]:  # idle past the server's keep-alive by now
+                x.close()
+            conns[1:] = [await Conn.open(port) for _ in range(len(conns) - 1)]
             for r in range(5):
                 sent = list(range(r, args.hosts, 4))
 
@@ -173,6 +181,32 @@ async def run(args: argparse.Namespace) -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
+        # a restart: the first estate request after it, then the p50 of it and 19 more
+        server = subprocess.Popen(
+            [sys.executable, "-m", "kefal_lite", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            for _ in range(400):
+                try:
+                    c = await Conn.open(port)
+                    status, _ = await c.request("GET", "/api/v1/health", b"", {})
+                    if status == 200:
+                        break
+                    c.close()
+                except (OSError, IndexError):
+                    await asyncio.sleep(0.05)
+            t = time.perf_counter()
+            status, _ = await c.request("GET", "/api/v1/graph", b"", auth)
+            restart_first = time.perf_counter() - t
+            assert status == 200
+            after_restart = [restart_first] + await timed(c, "/api/v1/graph", auth, 19)
+            c.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
     p50 = lambda xs: statistics.median(xs) * 1000  # noqa: E731
     print(
         f"hosts={args.hosts}: graph has {len(g['nodes']):,} nodes, {len(g['edges']):,} edges, {len(graph_body) / 2**20:.1f} MiB"
@@ -182,11 +216,17 @@ async def run(args: argparse.Namespace) -> None:
         f"graph cold (first request) {cold * 1000:.1f} ms = {cold * 1000 / p50(health):.0f} x health"
     )
     print(
+        f"graph first request after a restart {restart_first * 1000:.1f} ms;"
+        f" p50 of it and 19 more {p50(after_restart):.1f} ms"
+    )
+    print(
         f"graph after 25% of hosts reported, p50 of 5: {p50(churn):.1f} ms = {p50(churn) / p50(health):.0f} x health"
     )
     print(
         f"graph unchanged estate p50 {p50(graph):.1f} ms = {p50(graph) / p50(health):.0f} x health"
     )
+    print(f"graph?view=full p50 {p50(full):.1f} ms = {p50(full) / p50(health):.0f} x health")
+    print(f"graph/paths p50 {p50(blast):.1f} ms = {p50(blast) / p50(health):.0f} x health")
     print(f"topology p50 {p50(topo):.1f} ms = {p50(topo) / p50(health):.0f} x health")
     print(f"graph?host_id p50 {p50(one):.1f} ms = {p50(one) / p50(health):.0f} x health")
 

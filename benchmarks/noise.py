@@ -426,6 +426,11 @@ def run(minutes: float = 5.0, interval: float = 5.0, learning_snapshots: int = 3
         # 3. one real novelty: a listener on every address, kept
         if _port_busy(planted_port):
             raise RuntimeError(f"port {planted_port} is already in use here; pass --planted-port")
+        if ticker.planted_seen:
+            # Another job on this machine listened there during learning or churn: the port
+            # is no longer new to the host, so whether the plant is caught says nothing.
+            churn.errors.append(f"port {planted_port} was listening before the plant "
+                                f"({ticker.planted_seen} snapshots): pass --planted-port")  # fmt: skip
         planted = subprocess.Popen([PYTHON, "-m", "http.server", str(planted_port), "--bind", "0.0.0.0",
                                     "--directory", str(work)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip

@@ -143,13 +143,31 @@ def test_the_report_accounts_for_every_scenario() -> None:
     # a plain xmrig with its pool on the command line is caught by a named rule, on its subject
     xmrig = by_id["miner-xmrig-stratum"]
     assert xmrig["caught"] and xmrig["caught_by_behaviour"]
-    assert any(b["rule"] == "crypto_miner" for b in xmrig["on_subject"])
+    assert any("crypto_miner" in b["rules"] for b in xmrig["on_subject"])
     for o in report["outcomes"]:
         if o["label"] == "benign":
             assert o["caught"] is None and o["on_subject"] == []
         else:
             assert o["caught"] == bool(o["on_subject"])
     fp_total = sum(v.get("findings", 0) for v in report["false_positives"].values())
-    assert fp_total == sum(len(o["other"]) for o in report["outcomes"] if o["label"] == "benign")
+    assert fp_total == sum(
+        not b["standing"] for o in report["outcomes"] if o["label"] == "benign" for b in o["other"]
+    )
     text = corpus_report.table(report)
     assert "| **all** |" in text and f"{report['attack_scenarios']} attack scenarios" in text
+
+
+def test_detection_holds_its_floors_on_the_corpus() -> None:
+    """The figures of benchmarks/README.md as floors, so a regression fails CI: no medium+
+    event on any benign host or off the plant of an attack, recall 81/81 (floor 79), 76
+    of them by a rule other than novelty (floor 73), and only the recorded machine's two
+    standing findings (redis as root, this sandbox's memfd binary)."""
+    report = corpus_report.evaluate_corpus()
+    fps = report["false_positives"]
+    assert sum(v.get("findings", 0) for v in fps.values()) == 0, fps
+    assert sum(report["off_subject"].values()) == 0, report["off_subject"]
+    assert sum(v.get("standing", 0) for v in fps.values()) <= 2, fps
+    attacks = report["attack_scenarios"]
+    assert report["caught"] >= attacks - 2, corpus_report.table(report)
+    by_behaviour = sum(r.get("by_behaviour", 0) for r in report["recall"].values())
+    assert by_behaviour >= attacks - 8, corpus_report.table(report)

@@ -196,7 +196,10 @@ def test_first_hour_pages(browser: Browser, site: str) -> None:
     expect(procs).to_contain_text(f"1–50 of {DAEMONS}")
 
     # graph: the legend draws each kind with its node's shape and colour; labels do not overlap
-    page.goto(url + "/#/graph")
+    # (the per-host neighbourhood: #/graph alone is the estate view, one node per host)
+    page.goto(url + "/#/hosts")
+    page.get_by_role("link", name="web-01").click()
+    page.get_by_role("link", name="graph", exact=True).click()
     page.wait_for_selector("#cy[data-nodes]")
     legend = page.evaluate("""() => {
         const cy = document.getElementById('cy').cy;
@@ -231,7 +234,7 @@ def test_first_hour_pages(browser: Browser, site: str) -> None:
                  total: cy.nodes().length };
     }""")  # fmt: skip
     assert overlaps["bad"] == [], overlaps
-    assert overlaps["hosts"] == 2 and overlaps["shown"] >= overlaps["total"] // 2, overlaps
+    assert overlaps["hosts"] >= 1 and overlaps["shown"] >= overlaps["total"] // 2, overlaps
     shoot(page, "fh-graph")
 
     page.goto(url + "/#/admin")

@@ -172,7 +172,8 @@ CASES: dict[str, Case] = {
                                                        {"port": 42877, "process": "nginx", "address": "0.0.0.0"}])],
     ),
     "new_listening_process": (
-        lambda: [*learned(), *persisting(3, add_ports=[{"port": 9999, "process": "socat", "address": "0.0.0.0"}])],
+        # a known port (80) under a new owner: with a new port too, both are one incident
+        lambda: [*learned(), *persisting(3, add_ports=[{"port": 80, "process": "socat", "address": "0.0.0.0"}])],
         "process:socat", "medium",
         # a loopback-only listener, even a network tool, is a notice at most
         lambda: [*learned(), *persisting(3, add_ports=[{"port": 9999, "process": "socat", "address": "127.0.0.1"}])],

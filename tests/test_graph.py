@@ -55,7 +55,7 @@ def test_two_host_graph_with_a_cross_host_connection(
     register(client, "alice")
     session = login(client, "alice")
     two_hosts(client, "alice", clock)
-    g = client.get("/api/v1/graph", headers=session).json()
+    g = client.get("/api/v1/graph?view=full", headers=session).json()
     nodes, edges = g["nodes"], g["edges"]
     hosts = {n["hostname"]: n for n in _by(nodes, type="host")}
     assert set(hosts) == {"web-01", "db-01"}
@@ -100,7 +100,7 @@ def test_incident_overlay_and_severity_roll_up(client: TestClient[Any], clock: F
     send(client, db, 1, hostname="db-01", ip_addresses=[DB_IP], processes=root_pg,
          add_ports=[{"port": 5432, "process": "postgres", "address": "0.0.0.0"}],
          logged_in_users=["root"])  # fmt: skip
-    nodes = client.get("/api/v1/graph", headers=session).json()["nodes"]
+    nodes = client.get("/api/v1/graph?view=full", headers=session).json()["nodes"]
     [host] = _by(nodes, type="host", hostname="db-01")
     assert host["open_incidents"] == 3 and host["max_severity"] == "critical"
     [port] = _by(nodes, type="port", host_id=host["host_id"], port=5432)
@@ -119,7 +119,7 @@ def test_neighbourhood_filter(client: TestClient[Any], clock: FrozenClock) -> No
     web, db = two_hosts(client, "alice", clock)
     lonely = enroll(client, "alice")
     send(client, lonely, 0, hostname="nas", ip_addresses=["192.168.1.30"])
-    full = client.get("/api/v1/graph", headers=session).json()
+    full = client.get("/api/v1/graph?view=full", headers=session).json()
     [db_node] = _by(full["nodes"], type="host", hostname="db-01")
     part = client.get(f"/api/v1/graph?host_id={db_node['host_id']}", headers=session).json()
     hosts = {n["hostname"] for n in _by(part["nodes"], type="host")}
@@ -149,10 +149,10 @@ def test_ids_are_stable_across_calls_and_restarts(tmp_path: Path, clock: FrozenC
         register(c, "alice")
         session = login(c, "alice")
         two_hosts(c, "alice", clock)
-        first = c.get("/api/v1/graph", headers=session).json()
-        assert c.get("/api/v1/graph", headers=session).json() == first
+        first = c.get("/api/v1/graph?view=full", headers=session).json()
+        assert c.get("/api/v1/graph?view=full", headers=session).json() == first
     with TestClient(create_app(settings, clock=clock)) as c:
-        again = c.get("/api/v1/graph", headers=session).json()
+        again = c.get("/api/v1/graph?view=full", headers=session).json()
     ids = lambda g: sorted(e["data"]["id"] for e in g["nodes"] + g["edges"])  # noqa: E731
     assert ids(again) == ids(first) and ids(first)
 
@@ -174,7 +174,7 @@ def test_graph_loads_in_cytoscape(client: TestClient[Any], clock: FrozenClock) -
     register(client, "alice")
     session = login(client, "alice")
     two_hosts(client, "alice", clock)
-    g = client.get("/api/v1/graph", headers=session).json()
+    g = client.get("/api/v1/graph?view=full", headers=session).json()
     result = cytoscape_load(g)
     assert result["nodes"] == len(g["nodes"]) and result["edges"] == len(g["edges"])
     assert result["dangling"] == [] and result["errors"] == []
@@ -193,17 +193,17 @@ def test_cached_fragments_follow_new_snapshots_and_incidents(
     register(client, "alice")
     session = login(client, "alice")
     web, db = two_hosts(client, "alice", clock)
-    first = client.get("/api/v1/graph", headers=session).json()
+    first = client.get("/api/v1/graph?view=full", headers=session).json()
     [port] = [n["data"] for n in first["nodes"] if n["data"]["type"] == "port" and n["data"]["port"] == 5432
               and n["data"]["exposure"] == "exposed"]  # fmt: skip
     assert port["open_incidents"] == 1
-    assert client.get("/api/v1/graph", headers=session).json() == first  # served from the cache
+    assert client.get("/api/v1/graph?view=full", headers=session).json() == first  # served from the cache
     clock.advance(minutes=1)
     # the db host fixes its exposure and opens a web port: both show on the next call
     send(client, db, 1, hostname="db-01", ip_addresses=[DB_IP], processes=DB_PROCS, logged_in_users=[],
          add_ports=[{"port": 5432, "process": "postgres", "address": "127.0.0.1"},
                     {"port": 8080, "process": "postgres", "address": "127.0.0.1"}])  # fmt: skip
-    after = client.get("/api/v1/graph", headers=session).json()
+    after = client.get("/api/v1/graph?view=full", headers=session).json()
     db_ports = {(n["data"]["port"], n["data"]["exposure"], n["data"]["open_incidents"])
                 for n in after["nodes"] if n["data"]["type"] == "port" and n["data"]["host_id"] == port["host_id"]}  # fmt: skip
     assert (8080, "loopback", 0) in db_ports and (5432, "exposed", 1) not in db_ports

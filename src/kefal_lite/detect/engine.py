@@ -19,6 +19,7 @@ from kefal_lite.detect import behaviour, mcp, novelty
 from kefal_lite.detect import predicates as p
 from kefal_lite.detect.facts import (
     Facts,
+    Scanner,
     epoch,
     is_loopback,
     iso,
@@ -29,6 +30,7 @@ from kefal_lite.detect.facts import (
     socket_evidence,
 )
 from kefal_lite.detect.model import SEVERITY_RANK, Finding, Invariant
+from kefal_lite.detect.signals import ROUTINE_PARENTS
 from kefal_lite.detect.state import COUNT_HISTORY, MAX_BASELINE, MAX_PENDING, HostState
 from kefal_lite.snapshot import Snapshot
 
@@ -56,8 +58,11 @@ class Ctx:
     """One evaluation: facts, previous state, times, and state being built."""
 
     def __init__(self, facts: Facts, state: HostState, now: float, ts: float,
-                 detection: Detection = REPLAY) -> None:  # fmt: skip
+                 scanner: Scanner, detection: Detection = REPLAY) -> None:  # fmt: skip
         self.f = facts
+        self.scanner = scanner
+        self._frags: frozenset[str] | None = None
+        self.prefix_hits: dict[str, bool] = {}  # name prefix (python*) -> any process has it
         self.state = state
         self.now = now
         self.ts = ts
@@ -72,6 +77,13 @@ class Ctx:
         self._unknown: dict[str, set[str]] = {}
         self._ready: dict[str, set[str]] = {}
         self.pending: dict[str, dict[str, int]] = {}
+
+    def frags(self) -> frozenset[str]:
+        """The catalog's command-line fragments this snapshot contains (computed once)."""
+        out = self._frags
+        if out is None:
+            out = self._frags = self.scanner.scan(self.f.procs)
+        return out
 
     def unknown(self, field: str) -> set[str]:
         """Values of `field` not in the current baseline generation (computed once)."""
@@ -115,18 +127,6 @@ class Ctx:
 # prefixes) and a `check(prepared, ctx)` run per snapshot.
 
 
-def _positions(names: list[str], name: str) -> list[int]:
-    """Indexes of `name` in `names`, found with C-level list.index calls."""
-    out: list[int] = []
-    i = -1
-    while True:
-        try:
-            i = names.index(name, i + 1)
-        except ValueError:
-            return out
-        out.append(i)
-
-
 def _prep_paths(
     pr: p.ProcessInSuspiciousPath,
 ) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
@@ -162,10 +162,8 @@ def _name_in(prep: tuple[frozenset[str], frozenset[str] | None], c: Ctx) -> list
     if not matched:
         return []
     hits: list[Hit] = []
-    names, procs = c.f.names, c.f.procs
     for name in sorted(matched):
-        for i in _positions(names, name):
-            proc = procs[i]
+        for proc in c.f.procs_named(name):
             if users is None or proc.user in users:
                 exe = f" {proc.exe}" if proc.exe else ""
                 hits.append((f"process:{name}", f"{label(proc)} runs{exe}",
@@ -174,16 +172,17 @@ def _name_in(prep: tuple[frozenset[str], frozenset[str] | None], c: Ctx) -> list
 
 
 def _cmdline_contains(prep: tuple[str, ...], c: Ctx) -> list[Hit]:
-    blob = c.f.cmd_blob
-    found = [pat for pat in prep if pat in blob]
-    if not found:
+    frags = c.frags()
+    if frags.isdisjoint(prep):
         return []
+    found = [pat for pat in prep if pat in frags]
     hits: list[Hit] = []
+    of = c.scanner.of
     for name, proc in zip(c.f.names, c.f.procs, strict=True):
         if proc.cmdline:
-            low = proc.cmdline.lower()
+            own = of(proc.cmdline)
             for pat in found:
-                if pat in low:
+                if pat in own:
                     ev = proc_evidence(proc, c.f) | {"pattern": pat}
                     what = f"{label(proc)} has {pat!r} in its command line"
                     hits.append((f"process:{name}", what, ev, None))
@@ -339,12 +338,12 @@ def _uptime_decreased(prep: None, c: Ctx) -> list[Hit]:
     return [(f"boot:{booted[:16]}", f"rebooted at {booted}{note}", ev, None)]  # fmt: skip
 
 
-def _disappeared(names: tuple[str, ...], c: Ctx) -> list[Hit]:
-    before = c.state.watched
+def _disappeared(names: frozenset[str], c: Ctx) -> list[Hit]:
+    before = c.state.watched  # few: the watched names that ran last time
     if not before:
         return []
     return [(f"process:{n}", f"{n} was running and is gone", {"name": n}, None)
-            for n in names if n in before and n not in c.f.name_set]  # fmt: skip
+            for n in before if n in names and n not in c.f.name_set]  # fmt: skip
 
 
 def _sustained_cpu(prep: tuple[float, int], c: Ctx) -> list[Hit]:
@@ -415,7 +414,7 @@ _LEAVES: dict[type, tuple[Callable[[Any], Any], Callable[[Any, Ctx], list[Hit]]]
     p.ClockSkew: (lambda pr: pr.params.seconds, _clock_skew),
     p.UptimeDecreased: (_none, _uptime_decreased),
     p.ProcessDisappeared: (
-        lambda pr: tuple(dict.fromkeys(norm_name(n) for n in pr.params.names)),
+        lambda pr: frozenset(norm_name(n) for n in pr.params.names),
         _disappeared,
     ),
     p.SustainedCpu: (lambda pr: (pr.params.percent, pr.params.snapshots), _sustained_cpu),
@@ -423,6 +422,17 @@ _LEAVES: dict[type, tuple[Callable[[Any], Any], Callable[[Any, Ctx], list[Hit]]]
 }
 _LEAVES.update(behaviour.LEAVES)
 _LEAVES.update(mcp.LEAVES)
+
+
+def _no_needles(leaf: Any) -> tuple[str, ...]:
+    return ()
+
+
+# The command-line fragments each kind asks about, gathered into the catalog's Scanner.
+_NEEDLES: dict[type, Callable[[Any], Iterable[str]]] = {
+    p.ProcessCmdlineContains: lambda pr: [x.lower() for x in pr.params.patterns],
+    **behaviour.NEEDLES,
+}
 
 
 class Catalog:
@@ -433,19 +443,23 @@ class Catalog:
         self.detection = detection
         self.by_id = {inv.id: inv for inv in self.invariants}
         self.on_ingest: list[tuple[Invariant, list[tuple[Callable[[Any, Ctx], list[Hit]], Any]],
-                                   bool]] = []  # fmt: skip
+                                   bool, tuple[frozenset[Any], ...] | None]] = []  # fmt: skip
+        prefixes: dict[str, None] = {}
         watched: dict[str, None] = {}
         fields: dict[str, None] = {}
+        needles: list[str] = []
         for inv in self.invariants:
             if isinstance(inv.predicate, p.AgentSilent):
                 continue  # a timer checks it, not ingest
             calls = []
             sentence = False  # novelty hits are whole sentences, others follow the rule's title
+            gates: list[list[set[Any]] | None] = []
             for leaf in p.leaves(inv.predicate):
                 if isinstance(leaf, p.AgentSilent):
                     continue
                 prepare, check = _LEAVES[type(leaf)]
                 prepared = prepare(leaf)
+                needles += _NEEDLES.get(type(leaf), _no_needles)(leaf)
                 if isinstance(leaf, p.NovelValue):
                     fields[leaf.params.field] = None
                     prepared = (*prepared, inv.severity)
@@ -453,11 +467,20 @@ class Catalog:
                 calls.append((check, prepared))
                 if isinstance(leaf, p.ProcessDisappeared):
                     watched.update(dict.fromkeys(norm_name(n) for n in leaf.params.names))
-            self.on_ingest.append((inv, calls, sentence))
+                gates.append(_gate(leaf, prepared, prefixes))
+            self.on_ingest.append((inv, calls, sentence, _rule_gate(gates)))
+        self.prefixes = tuple((x, "\n" + x) for x in prefixes)
+        self.scanner = Scanner(needles)
         self.watched = tuple(watched)
+        self.watched_set = frozenset(watched)
         self.novel_fields = tuple(fields)
         # Resolved when a snapshot no longer shows them (agent_silent: when any arrives).
         self.auto_resolve = frozenset(inv.id for inv in self.invariants if inv.state_like)
+        # Rules whose command is also what scheduled audits run (find -perm -4000 from a
+        # cron security job): under a routine parent it is a low notice, said so in evidence.
+        self.routine_ok = frozenset(
+            inv.id for inv in self.invariants if inv.metadata.get("routine_parent_benign") == "true"
+        )
         self.silent_rules = tuple(
             inv for inv in self.invariants if isinstance(inv.predicate, p.AgentSilent)
         )
@@ -468,18 +491,30 @@ def evaluate(
 ) -> tuple[list[Finding], HostState]:
     facts = Facts(snapshot)
     ts = epoch(snapshot.timestamp)
-    ctx = Ctx(facts, state, now.timestamp(), ts, catalog.detection)
+    ctx = Ctx(facts, state, now.timestamp(), ts, catalog.scanner, catalog.detection)
     findings: list[Finding] = []
     # Community rules never fold into (or lead) a builtin's finding: a shared rule must not
     # change when or whether a builtin fires, so each keeps its own incident.
     shared: list[Finding] = []
-    for inv, calls, sentence in catalog.on_ingest:
+    tokens: frozenset[Any] | None = None
+    for inv, calls, sentence, gate in catalog.on_ingest:
+        if gate is not None:
+            # The shared pre-filter: a rule whose names, fragments, ports or connection
+            # owners this snapshot does not show cannot match, and is skipped without a call.
+            if tokens is None:
+                tokens = _tokens(ctx, catalog)
+            if gate[0].isdisjoint(tokens) or (len(gate) > 1 and gate[1].isdisjoint(tokens)):
+                continue
         ctx.invariant_id = inv.id
         if len(calls) == 1:
             fn, leaf = calls[0]
             hits = fn(leaf, ctx)
         else:
-            hits = _dedupe(hit for fn, leaf in calls for hit in fn(leaf, ctx))
+            hits = [hit for fn, leaf in calls for hit in fn(leaf, ctx)]
+            if len(hits) > 1:
+                hits = _dedupe(hits)
+        if hits and inv.id in catalog.routine_ok:
+            hits = [_routine(hit, facts) for hit in hits]
         for subject, description, evidence, severity in hits:
             title = description if sentence else f"{inv.title}: {description}"
             (shared if inv.source == "community" else findings).append(
@@ -490,10 +525,92 @@ def evaluate(
     return findings + shared, _next_state(facts, state, catalog, ctx)
 
 
-def _merge_key(subject: str) -> str:
+_PREFIX = "\x00prefix:"  # a token no name or command-line fragment can be
+
+
+_CONN = "\x00conn:"  # the owner of an outbound connection
+_CONN_UNKNOWN = "\x00conn?"  # an outbound connection whose owner the agent did not name
+
+
+def _gate(leaf: Any, prepared: Any, prefixes: dict[str, None]) -> list[set[Any]] | None:
+    """What a snapshot must show for this leaf to match at all, as sets that must each meet
+    the snapshot's tokens (names, command-line fragments, listening ports, name prefixes,
+    connection owners), or None when any snapshot might."""
+    if isinstance(leaf, p.ProcessNameIn):
+        return [set(prepared[0])]
+    if isinstance(leaf, p.ProcessCmdlineContains):
+        return [set(prepared)]
+    if isinstance(leaf, p.ProcessCmdlineAll):
+        return [set(group) for group in prepared[:2]]
+    if isinstance(leaf, p.PortExposed | p.PortListening):
+        return [set(prepared)]
+    if isinstance(leaf, p.PortOwnerNotIn):
+        return [{prepared[0]}]
+    if isinstance(leaf, p.ProcessOutbound):
+        exact, pre = prepared[0]
+        prefixes.update(dict.fromkeys(pre))
+        return [{_CONN + x for x in (*exact, *pre)} | {_CONN_UNKNOWN}]
+    if isinstance(leaf, p.ProcessParentIn):
+        (kids, kid_pre), (parents, parent_pre) = prepared
+        prefixes.update(dict.fromkeys((*kid_pre, *parent_pre)))
+        return [set(parents) | {_PREFIX + x for x in parent_pre},
+                set(kids) | {_PREFIX + x for x in kid_pre}]  # fmt: skip
+    needles = behaviour.GATES.get(type(leaf))
+    return [set(needles)] if needles is not None else None
+
+
+def _rule_gate(gates: list[list[set[Any]] | None]) -> tuple[frozenset[Any], ...] | None:
+    if not gates or any(g is None for g in gates):
+        return None
+    if len(gates) == 1:
+        return tuple(frozenset(x) for x in gates[0])  # type: ignore[union-attr]
+    # any_of: one leaf must pass, so one of the leaves' first sets must meet the tokens
+    return (frozenset().union(*(g[0] for g in gates if g is not None)),)
+
+
+def _tokens(ctx: Ctx, catalog: Catalog) -> frozenset[Any]:
+    f = ctx.f
+    out: set[Any] = set(f.name_set)
+    out.update(ctx.frags())
+    out.update(f.listening_ports_set)
+    blob = f.names_blob
+    known = ctx.prefix_hits  # the rules' own prefix questions reuse these answers
+    for x, line in catalog.prefixes:
+        known[x] = hit = line in blob
+        if hit:
+            out.add(_PREFIX + x)
+    for conn in f.outbound:
+        if not conn.process:
+            out.add(_CONN_UNKNOWN)
+            continue
+        name = norm_name(conn.process)
+        out.add(_CONN + name)
+        out.update([_CONN + x for x, _ in catalog.prefixes if name.startswith(x)])
+    return frozenset(out)
+
+
+def _routine(hit: Hit, facts: Facts) -> Hit:
+    """A process finding under a routine parent (cron, the package manager, configuration
+    management) becomes a low notice with that parent as evidence for benign."""
+    proc = facts.by_pid.get(hit[2].get("pid", -1))
+    if proc is None:
+        return hit
+    for anc in facts.ancestors(proc, 4):
+        if norm_name(anc.name) in ROUTINE_PARENTS:
+            note = f"started under {anc.name} (pid {anc.pid}), a routine parent"
+            return (hit[0], hit[1], {**hit[2], "benign": [note]}, "low")
+    return hit
+
+
+def _merge_key(f: Finding) -> str:
     # A novel peer "peer:python3:4444" is about the process python3.
+    subject = f.subject
     if subject.startswith("peer:"):
         return "process:" + subject[5:].rpartition(":")[0]
+    # A new listener's port and its process, new together, are one socket.
+    if f.evidence.get("field") == "listening_processes":
+        sock = f.evidence.get("socket") or {}
+        return f"port:{sock.get('port')}/{sock.get('protocol')}"
     return subject
 
 
@@ -502,7 +619,7 @@ def _merge(findings: list[Finding]) -> list[Finding]:
     every rule's title and evidence, so one process opens one incident."""
     groups: dict[str, list[Finding]] = {}
     for f in findings:
-        groups.setdefault(_merge_key(f.subject), []).append(f)
+        groups.setdefault(_merge_key(f), []).append(f)
     if len(groups) == len(findings):
         return findings
     out: list[Finding] = []
@@ -555,7 +672,7 @@ def _next_state(facts: Facts, state: HostState, catalog: Catalog, ctx: Ctx) -> H
         last_uptime=snap.uptime_seconds if ctx.monotonic else state.last_uptime,
         last_kernel=sys.intern(snap.kernel) if ctx.monotonic else state.last_kernel,
         baselines=baselines,
-        watched=tuple(n for n in catalog.watched if n in name_set),
+        watched=tuple(sorted(catalog.watched_set.intersection(name_set))),
         cpu_streaks=ctx.cpu_streaks,
         counts=(*state.counts, len(snap.processes))[-COUNT_HISTORY:],
         first_seen=first_seen,
@@ -589,7 +706,7 @@ def still_violated(
     if inv is None:
         return False  # retired since: nothing left to check against
     ctx = Ctx(Facts(snapshot), state, now.timestamp(), epoch(snapshot.timestamp),
-              catalog.detection)  # fmt: skip
+              catalog.scanner, catalog.detection)  # fmt: skip
     ctx.invariant_id = inv.id
     for leaf in p.leaves(inv.predicate):
         if isinstance(leaf, p.AgentSilent):

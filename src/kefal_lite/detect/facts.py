@@ -9,7 +9,7 @@ process list only on a hit.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
@@ -127,15 +127,36 @@ class Facts:
         ]
 
     def procs_named(self, name: str) -> list[Process]:
-        """Processes whose normalised name is `name`, in snapshot order."""
-        if "\n" + name + "\n" not in self.names_blob:
+        """Processes whose normalised name is `name`, in snapshot order (found with C-level
+        list.index calls, not a Python loop over every process)."""
+        if name not in self.name_set:
             return []
-        return [proc for n, proc in zip(self.names, self.procs, strict=True) if n == name]
+        names, procs = self.names, self.procs
+        i = names.index(name)
+        out = [procs[i]]
+        for _ in range(names.count(name) - 1):
+            i = names.index(name, i + 1)
+            out.append(procs[i])
+        return out
+
+    @lazy
+    def pids(self) -> list[int]:
+        return [proc.pid for proc in self.procs]
+
+    def pid(self, pid: int) -> Process | None:
+        """The process with this pid: a C-level list.index, not a dict of every process (a
+        snapshot asks for a handful of pids, most never)."""
+        if "by_pid" in self.__dict__:
+            return self.by_pid.get(pid)
+        try:
+            return self.procs[self.pids.index(pid)]
+        except ValueError:
+            return None
 
     def parent(self, proc: Process) -> Process | None:
         if proc.ppid is None or proc.ppid == proc.pid:
             return None
-        return self.by_pid.get(proc.ppid)
+        return self.pid(proc.ppid)
 
     def ancestors(self, proc: Process, depth: int = 4) -> list[Process]:
         out: list[Process] = []
@@ -150,7 +171,7 @@ class Facts:
     def owner_of(self, pid: int | None, name: str | None) -> Process | None:
         """The process behind a socket: by pid when the agent sent one, else by name."""
         if pid is not None:
-            found = self.by_pid.get(pid)
+            found = self.pid(pid)
             if found is not None:
                 return found
         if name:
@@ -215,5 +236,63 @@ def host_port(address: str, port: int) -> str:
 _NOLOGIN = re.compile(r"(?:^|/)(?:nologin|false|sync|halt|shutdown)$")
 
 
+@lru_cache(maxsize=1_024)  # a handful of shells on every host
 def login_shell(shell: str | None) -> bool:
     return bool(shell) and not _NOLOGIN.search(shell or "")
+
+
+class Scanner:
+    """Which of a catalog's command-line fragments a snapshot contains, asked once for all
+    rules: each rule then answers "could I match?" with a set intersection instead of its
+    own substring searches over every command line.
+
+    What one command line contains is remembered (bounded): a host shows the same command
+    lines snapshot after snapshot and hosts share most of them, so a snapshot usually costs
+    one dict lookup per process. The new command lines of a snapshot are searched together,
+    one search per fragment over all of them joined."""
+
+    MAX = 65_536
+
+    def __init__(self, needles: Iterable[str]) -> None:
+        self.needles = tuple(sorted({n.lower() for n in needles if n}))
+        self._seen: dict[str, frozenset[str]] = {}
+
+    def of(self, cmdline: str) -> frozenset[str]:
+        hit = self._seen.get(cmdline)
+        if hit is None:
+            low = cmdline.lower()
+            hit = frozenset([n for n in self.needles if n in low])
+            if len(self._seen) >= self.MAX:
+                self._seen.clear()  # rare; cheaper than an LRU's bookkeeping on every call
+            self._seen[cmdline] = hit
+        return hit
+
+    def scan(self, procs: list[Process]) -> frozenset[str]:
+        seen = self._seen
+        out: set[str] = set()
+        new: list[str] = []
+        for proc in procs:
+            cmd = proc.cmdline
+            if cmd:
+                hit = seen.get(cmd)
+                if hit is None:
+                    new.append(cmd)
+                elif hit:
+                    out.update(hit)
+        if new:
+            # Command lines never seen: every fragment is searched for once in all of them
+            # joined, and only the few found are attributed line by line.
+            fresh = list(dict.fromkeys(new))
+            lows = [cmd.lower() for cmd in fresh]
+            joined = "\n".join(lows)
+            present = [n for n in self.needles if n in joined]
+            if len(seen) + len(fresh) > self.MAX:
+                seen.clear()  # rare; cheaper than an LRU's bookkeeping on every call
+            for cmd, low in zip(fresh, lows, strict=True):
+                hit = frozenset([n for n in present if n in low]) if present else _NONE
+                seen[cmd] = hit
+                out.update(hit)
+        return frozenset(out)
+
+
+_NONE: frozenset[str] = frozenset()

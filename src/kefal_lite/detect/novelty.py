@@ -27,7 +27,9 @@ from kefal_lite.detect.facts import (
     socket_evidence,
 )
 from kefal_lite.detect.signals import (
+    CONTAINER_PROXIES,
     PRIVILEGED_GROUPS,
+    ROUTINE_PORTS,
     WEB_PORTS,
     exposed,
     is_interpreter,
@@ -52,19 +54,32 @@ def _root_processes(f: Facts) -> set[str]:
     }
 
 
-def _admin_accounts(f: Facts) -> set[str]:
-    return {u.name for u in f.snap.users if u.uid == 0 or not ADMIN_GROUPS.isdisjoint(u.groups)}
-
-
-def _privileged_accounts(f: Facts) -> set[str]:
-    out = set()
-    for u in f.snap.users:
-        if u.uid == 0 and u.name != "root":
-            out.add(f"{u.name}:uid0")
-        for g in PRIVILEGED_GROUPS.intersection(u.groups):
-            if u.name != "root":
-                out.add(f"{u.name}:{g}")
-    return out
+def _accounts(f: Facts, field: str) -> set[str]:
+    """The four account fields, from one pass over the accounts (asked together)."""
+    cache: dict[str, set[str]] = f.__dict__.setdefault("_present", {})
+    if field not in cache:
+        names: set[str] = set()
+        login: set[str] = set()
+        admin: set[str] = set()
+        privileged: set[str] = set()
+        for u in f.snap.users:
+            name = u.name
+            names.add(name)
+            if login_shell(u.shell):
+                login.add(name)
+            if u.uid == 0:
+                admin.add(name)
+                if name != "root":
+                    privileged.add(f"{name}:uid0")
+            if u.groups:
+                if not ADMIN_GROUPS.isdisjoint(u.groups):
+                    admin.add(name)
+                if name != "root":
+                    groups = PRIVILEGED_GROUPS.intersection(u.groups)
+                    privileged.update([f"{name}:{g}" for g in groups])
+        cache.update(accounts=names, login_accounts=login, admin_accounts=admin,
+                     privileged_accounts=privileged)  # fmt: skip
+    return cache[field]
 
 
 def _outbound_peers(f: Facts) -> set[str]:
@@ -80,12 +95,12 @@ EXTRACTORS: dict[str, Callable[[Facts], set[str]]] = {
     },
     "root_processes": _root_processes,
     "logged_in_users": lambda f: set(f.snap.logged_in_users),
-    "admin_accounts": _admin_accounts,
+    "admin_accounts": lambda f: _accounts(f, "admin_accounts"),
     "authorized_keys": lambda f: {f"{k.user}:{k.fingerprint}" for k in f.snap.ssh_authorized_keys},
     "outbound_peers": _outbound_peers,
-    "accounts": lambda f: {u.name for u in f.snap.users},
-    "login_accounts": lambda f: {u.name for u in f.snap.users if login_shell(u.shell)},
-    "privileged_accounts": _privileged_accounts,
+    "accounts": lambda f: _accounts(f, "accounts"),
+    "login_accounts": lambda f: _accounts(f, "login_accounts"),
+    "privileged_accounts": lambda f: _accounts(f, "privileged_accounts"),
     "mcp_servers": mcp.novel_values,
 }
 SUBJECT_KIND = {
@@ -169,6 +184,9 @@ def _judge(field: str, value: str, c: Ctx) -> tuple[str, _Judged]:
         j.ev["socket"] = socket_evidence(lp)
         owner = f.owner_of(lp.pid, lp.process)
         j.process(f, owner)
+        proxy = owner.name if owner is not None else lp.process
+        if proxy and norm_name(proxy) in CONTAINER_PROXIES:
+            j.benign.append(f"published by the container runtime ({proxy})")
         if wide:
             j.signals.append(f"bound to {lp.address or 'an unknown address'}, not loopback")
             if owner is not None and is_interpreter(owner.name):
@@ -187,8 +205,9 @@ def _judge(field: str, value: str, c: Ctx) -> tuple[str, _Judged]:
         if proc is not None:  # as process rules give it, for remediation templates
             j.ev |= {"pid": proc.pid, "name": proc.name, "user": proc.user, "exe": proc.exe}
         if proc is not None:
+            usual = WEB_PORTS if is_interpreter(proc.name) else ROUTINE_PORTS
             for conn in f.connections_of(proc, value):
-                if conn.remote_port not in WEB_PORTS:
+                if conn.remote_port not in usual:
                     peer = host_port(conn.remote_address, conn.remote_port)
                     j.signals.append(f"holds a connection to {peer}")
                     break

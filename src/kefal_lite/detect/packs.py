@@ -20,8 +20,10 @@ INTERPRETERS = ["python*", "perl*", "ruby*", "php", "php5*", "php7*", "php8*", "
                 "nodejs", "lua*", "awk", "gawk", "mawk", "nawk"]  # fmt: skip
 NET_TOOLS = ["nc", "ncat", "netcat", "nc.openbsd", "nc.traditional", "socat", "telnet",
              "openssl", "cryptcat", "pwncat"]  # fmt: skip
+# Application servers count: a Python or Ruby app's RCE spawns its shell under them.
 NETWORK_SERVICES = ["nginx", "apache2", "httpd", "lighttpd", "caddy", "php-fpm*", "php-cgi",
-                    "uwsgi", "haproxy", "vsftpd", "proftpd", "pure-ftpd", "mysqld", "mariadbd",
+                    "uwsgi", "gunicorn", "uvicorn", "hypercorn", "daphne", "puma", "unicorn",
+                    "passenger", "haproxy", "vsftpd", "proftpd", "pure-ftpd", "mysqld", "mariadbd",
                     "postgres", "redis-server", "mongod", "memcached", "smbd", "tomcat*",
                     "lshttpd", "litespeed"]  # fmt: skip
 # Ports an interpreter commonly talks to for a living: web, DNS, mail, databases, queues.
@@ -58,18 +60,31 @@ HIDDEN_OK = ["/.vscode-server/", "/.vscode-server-insiders/", "/.cursor-server/"
              "/.cache/ms-playwright/", "/.venv/", "/.tox/", "/.nox/", "/.local/share/steam/",
              "/.steam/", "/.var/app/", "/.local/share/flatpak/", "/.nix-profile/", "/.dotnet/",
              "/.gradle/", "/.m2/", "/.conda/", "/.cache/pre-commit/", "/.npm/", "/.local/bin/",
-             "/.git/"]  # fmt: skip
+             "/.git/", "/.vscode/extensions/", "/.vscode-insiders/extensions/",
+             "/.vscode-oss/extensions/", "/.cursor/extensions/",
+             "/.windsurf/extensions/"]  # fmt: skip
+# World-writable directories (sticky, mode 1777 on common distributions): anyone can drop a
+# binary there. /dev is a tmpfs that holds no programs at all.
+WRITABLE_DIRS = ["/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue", "/run/lock", "/var/lock",
+                 "/run/shm", "/var/crash"]  # fmt: skip
+# Daemons that only serve this machine: one holding a connection to another host is not what
+# it claims to be (a second "systemd-logind" from another directory phoning home).
+LOCAL_DAEMONS = ["systemd-logind", "systemd-journald", "systemd-journal", "systemd-udevd",
+                 "cron", "crond", "atd", "dbus-daemon", "polkitd", "agetty", "getty", "login",
+                 "accounts-daemon", "udisksd", "irqbalance", "acpid", "upowerd", "kthreadd",
+                 "init", "cupsd", "rtkit-daemon", "systemd-machined", "systemd-homed"]  # fmt: skip
 
 
 def _rule(name: str, category: str, kind: str, params: dict[str, Any] | None, severity: str,
           attack: str, title: str, description: str, invariant_type: str = "structural",
-          pack: str = "core") -> dict[str, Any]:  # fmt: skip
+          pack: str = "core", routine_ok: bool = False) -> dict[str, Any]:  # fmt: skip
     predicate: dict[str, Any] = {"kind": kind}
     if params is not None:
         predicate["params"] = params
     return {"id": name, "name": name, "category": category, "invariant_type": invariant_type,
             "predicate": predicate, "severity": severity, "attack": attack, "source": "pack",
-            "metadata": {"title": title, "description": description, "pack": pack}}  # fmt: skip
+            "metadata": {"title": title, "description": description, "pack": pack}
+            | ({"routine_parent_benign": "true"} if routine_ok else {})}  # fmt: skip
 
 
 def _all(*groups: list[str]) -> dict[str, Any]:
@@ -91,10 +106,36 @@ _CORE: list[dict[str, Any]] = [
           "A web server, database or other network-facing service started a shell, "
           "interpreter or network tool: a web shell or an exploited service."),
     _rule("exe_in_writable_or_hidden_path", "execution", "process_exe_suspicious",
-          {"paths": ["/tmp", "/var/tmp", "/dev/shm"], "except": HIDDEN_OK},
+          {"paths": WRITABLE_DIRS, "except": HIDDEN_OK},
           "high", "T1564.001", "Binary in a writable or hidden path",
-          "A process runs from /tmp, /var/tmp, /dev/shm, a dot-directory or an anonymous "
-          "memory file, whatever it is called."),
+          "A process runs from a world-writable directory (/tmp, /var/tmp, /dev/shm, "
+          "/dev/mqueue, /run/lock...), a dot-directory or an anonymous memory file, whatever "
+          "it is called."),
+    _rule("local_daemon_outbound", "execution", "process_outbound", {"names": LOCAL_DAEMONS},
+          "high", "T1036.005", "Local-only daemon talks to another host",
+          "A daemon that only ever serves this machine (logind, journald, udevd, cron, dbus, "
+          "polkit, getty...) holds a connection to another host: an impostor under its name."),
+    _rule("service_account_discovery", "discovery", "service_account_discovery", None, "high",
+          "T1033", "Service account asks who and where it is",
+          "A command line chains discovery commands (id, whoami, uname -a, cat /etc/passwd, "
+          "hostname...) as an account without a login shell, or under a network service: a "
+          "web shell's first commands."),
+    _rule("credential_guessing", "credential_access", "credential_guessing", None, "high",
+          "T1110", "Password guessing against a login service",
+          "A command line feeds a password or user list to a login service (-P list -M ssh, "
+          "ssh://host with a wordlist, patator FILE0): hydra, medusa, ncrack or any renamed "
+          "brute-forcer."),
+    _rule("tunnel_by_arguments", "execution", "any_of", {"predicates": [
+            {"kind": "process_cmdline_contains", "params": {"patterns": [
+                " r:socks", " r:0.0.0.0:", " r:127.0.0.1:", " r:localhost:"]}},
+            _all(["client "], [" r:1", " r:2", " r:3", " r:4", " r:5", " r:6", " r:7", " r:8",
+                               " r:9"]),
+            # ssh itself, headless (-N) with a remote forward (-R): the host's own port opened
+            # on someone else's machine
+            _all(["ssh "], [" -r ", "-fnr ", "-nfr "], [" -n ", " -fn ", " -nf ", " -n -"])]},
+          "high", "T1572", "Reverse tunnel",
+          "A command line opens a reverse port forward or SOCKS proxy: chisel and its renamed "
+          "copies (client host:port R:socks), or ssh -N -R, whatever the binary is called."),
     _rule("daemon_name_mismatch", "execution", "process_name_mismatch",
           {"names": SYSTEM_DAEMONS}, "high", "T1036.004", "Process imitates a system daemon",
           "A process carries the name of a system daemon or kernel thread while its binary "
@@ -157,7 +198,8 @@ _CORE: list[dict[str, Any]] = [
             _all(["getcap "], [" -r /"])]},
           "high", "T1083", "Privilege-escalation enumeration",
           "A privilege-escalation enumeration tool runs (linpeas, LinEnum, pspy, les, lse), "
-          "or a hunt for SUID binaries, capabilities or world-writable files."),
+          "or a hunt for SUID binaries, capabilities or world-writable files.",
+          routine_ok=True),
     _rule("account_created", "identity", "novel_value", {"field": "accounts"}, "medium",
           "T1136.001", "Account created",
           "A local account appeared after the learning period (a notice when it cannot log "

@@ -284,6 +284,14 @@ class DestructiveCommand(Predicate, frozen=True, tag="destructive_command"):
     params: NoParams = NoParams()
 
 
+class ServiceAccountDiscovery(Predicate, frozen=True, tag="service_account_discovery"):
+    params: NoParams = NoParams()
+
+
+class CredentialGuessing(Predicate, frozen=True, tag="credential_guessing"):
+    params: NoParams = NoParams()
+
+
 # The mcp pack's (detect/mcp.py): an MCP server's risk reasons, per group.
 class McpShellAccess(Predicate, frozen=True, tag="mcp_shell_access"):
     params: NoParams = NoParams()
@@ -328,6 +336,8 @@ LeafPredicate = (
     | McpShellAccess
     | McpBroadScope
     | McpInlineSecret
+    | ServiceAccountDiscovery
+    | CredentialGuessing
 )
 
 

@@ -20,7 +20,9 @@ _VERSIONED = re.compile(r"^(?:python|php|ruby|lua|perl)[0-9.]*$")
 NETWORK_SERVICES = frozenset({"nginx", "apache2", "httpd", "lighttpd", "caddy", "php-cgi",
                               "uwsgi", "haproxy", "vsftpd", "proftpd", "pure-ftpd", "mysqld",
                               "mariadbd", "postgres", "redis-server", "mongod", "memcached",
-                              "smbd", "named", "tomcat", "lshttpd", "litespeed"})  # fmt: skip
+                              "smbd", "named", "tomcat", "lshttpd", "litespeed", "gunicorn",
+                              "uvicorn", "hypercorn", "daphne", "puma", "unicorn",
+                              "passenger"})  # fmt: skip
 # Routine parents: scheduled jobs, package managers, configuration management.
 ROUTINE_PARENTS = frozenset({"cron", "crond", "anacron", "atd", "run-parts",
                              "apt", "apt-get", "aptitude", "dpkg", "unattended-upgr",
@@ -28,7 +30,8 @@ ROUTINE_PARENTS = frozenset({"cron", "crond", "anacron", "atd", "run-parts",
                              "zypper", "pacman", "apk", "packagekitd", "snapd", "puppet",
                              "chef-client", "salt-minion", "salt-call", "cf-agent",
                              "cf-execd", "ansible-playbook"})  # fmt: skip
-WRITABLE_DIRS = ("/tmp/", "/var/tmp/", "/dev/shm/")
+WRITABLE_DIRS = ("/tmp/", "/var/tmp/", "/dev/shm/", "/dev/mqueue/", "/run/lock/", "/var/lock/",
+                 "/run/shm/", "/var/crash/")  # fmt: skip
 # Toolchains that live in dot-directories of a home: not hiding, just where they install.
 HIDDEN_OK = ("/.vscode-server/", "/.vscode-server-insiders/", "/.cursor-server/",
              "/.windsurf-server/", "/.nvm/", "/.cargo/", "/.rustup/", "/.pyenv/", "/.rbenv/",
@@ -37,10 +40,20 @@ HIDDEN_OK = ("/.vscode-server/", "/.vscode-server-insiders/", "/.cursor-server/"
              "/.cache/ms-playwright/", "/.venv/", "/.tox/", "/.nox/", "/.local/share/steam/",
              "/.steam/", "/.var/app/", "/.local/share/flatpak/", "/.nix-profile/", "/.dotnet/",
              "/.gradle/", "/.m2/", "/.conda/", "/.cache/pre-commit/", "/.npm/",
-             "/.local/bin/", "/.git/")  # fmt: skip
+             "/.local/bin/", "/.git/", "/.vscode/extensions/", "/.vscode-insiders/extensions/",
+             "/.vscode-oss/extensions/", "/.cursor/extensions/",
+             "/.windsurf/extensions/")  # fmt: skip
 PRIVILEGED_GROUPS = frozenset({"root", "sudo", "wheel", "admin", "docker", "lxd", "disk",
                                "shadow"})  # fmt: skip
 WEB_PORTS = frozenset({80, 443, 8080, 8443})
+# Ports clients talk to for a living (web, ssh, mail, DNS, databases, queues): an ssh client
+# on 22 or psql on 5432 is doing its job, not a second signal.
+ROUTINE_PORTS = frozenset({22, 25, 53, 80, 443, 465, 587, 993, 3306, 5432, 5672, 6379, 8080,
+                           8443, 9092, 9200, 11211, 27017})  # fmt: skip
+# A container runtime's port proxies: what `docker run -p` / podman publish a port through.
+# The operator asked for that port; it is a notice unless something else speaks against it.
+CONTAINER_PROXIES = frozenset({"docker-proxy", "rootlessport", "rootlesskit", "slirp4netns",
+                               "pasta", "pasta.avx2", "conmon"})  # fmt: skip
 
 
 @lru_cache(maxsize=16_384)

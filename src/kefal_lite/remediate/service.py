@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from kefal_lite.clock import Clock, iso
-from kefal_lite.remediate import templates
+from kefal_lite.remediate import estate, templates
 from kefal_lite.remediate.llm import LlmError, LlmProvider
 from kefal_lite.rules import Rules
 from kefal_lite.store import incidents
@@ -30,6 +30,14 @@ class Remediator:
         if target is None or target.status != "pending":
             return  # deleted, or already answered by an earlier attempt
         invariant = self._rules.invariant(target.invariant_id)
+        if invariant is None and estate.is_estate(target.invariant_id):
+            # An estate finding (lateral pack): its own templates, no predicate for an LLM.
+            found = estate.render(target.invariant_id, target.subject, target.evidence,
+                                  target.os or "linux")  # fmt: skip
+            await self._db.write(incidents.propose, target.incident_id, source="template",
+                                 actions=msgspec.to_builtins(found), error=None,
+                                 now=iso(self._clock.now()))  # fmt: skip
+            return
         if invariant is None:
             raise LookupError(f"invariant {target.invariant_id} is no longer known")
         os = target.os or "linux"

@@ -745,7 +745,8 @@ def render(invariant: Invariant, subject: str, evidence: dict[str, Any], os: str
 # The core pack's kinds and fields (detect/packs.py), on the generic templates.
 BY_KIND.update({kind: malicious_process for kind in (
     p.ProcessExeSuspicious, p.ProcessNameMismatch, p.ProcessOutbound, p.ProcessParentIn,
-    p.CpuWithConnection, p.ProcessCmdlineAll, p.DestructiveCommand)})  # fmt: skip
+    p.CpuWithConnection, p.ProcessCmdlineAll, p.DestructiveCommand,
+    p.ServiceAccountDiscovery, p.CredentialGuessing)})  # fmt: skip
 _NOVEL_BY_FIELD.update(dict.fromkeys(("accounts", "login_accounts", "privileged_accounts"),
                                      login_user))  # fmt: skip
 

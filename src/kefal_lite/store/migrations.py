@@ -336,7 +336,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     );
     CREATE INDEX enrollment_tokens_by_user ON enrollment_tokens(user_id, created_at);
     """,
-    # 11: host history: what changed between consecutive snapshots, and snapshots folded
+    # 11: a person's group for a host (prod, dev, ...); the estate graph groups by it
+    """
+    ALTER TABLE hosts ADD COLUMN host_group TEXT;
+    """,
+    # 12: host history: what changed between consecutive snapshots, and snapshots folded
     # into hourly segments once their hour is over (store/history.py)
     """
     CREATE TABLE changes (
@@ -367,7 +371,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     CREATE INDEX snapshot_segments_by_host ON snapshot_segments(host_id, first_at);
     CREATE INDEX snapshot_segments_by_last ON snapshot_segments(last_at);
     """,
-    # 12: the history already stored, folded into segments
+    # 13: the history already stored, folded into segments
     _compact_history,
 )
 

@@ -4,6 +4,7 @@ import { h, clear, toast } from "./ui.js";
 import { authPage } from "./pages/auth.js";
 import { overviewPage } from "./pages/overview.js";
 import { graphPage } from "./pages/graph.js";
+import { estatePage } from "./pages/estate.js";
 import { hostsPage, hostPage } from "./pages/hosts.js";
 import { historyPage } from "./pages/history.js";
 import { incidentsPage } from "./pages/incidents.js";
@@ -56,7 +57,7 @@ async function render() {
   try {
     switch (parts[0] || "") {
       case "": page = overviewPage; break;
-      case "graph": page = graphPage; break;
+      case "graph": page = params.get("host") ? graphPage : estatePage; break;
       case "hosts": page = parts[1] ? (c, m) => hostPage(c, m, decodeURIComponent(parts[1])) : hostsPage;
         if (parts[2] === "history") page = (c, m) => historyPage(c, m, decodeURIComponent(parts[1]));
         break;

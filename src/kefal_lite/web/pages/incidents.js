@@ -1,5 +1,6 @@
 import { api } from "../api.js";
 import { h, clear, badge, ago, table, card, copyButton, kv, toast, field } from "../ui.js";
+import { blastRadius } from "../blast.js";
 
 export async function incidentsPage(ctx, main) {
   const p = ctx.params;
@@ -123,6 +124,7 @@ function renderDetail(panel, inc, act, suppress) {
     kv({ host: inc.hostname, subject: inc.subject, first_seen: inc.first_seen_at, last_seen: inc.last_seen_at, occurrences: inc.occurrences,
       ...(inc.resolved_by ? { resolved_by: inc.resolved_by } : {}) }),
     h("h3", {}, "Evidence"), kv(inc.evidence),
+    blastRadius(inc.host_id),
     h("div", { class: "actions" },
       can(inc.status !== "acknowledged") ? h("button", { type: "button", onclick: () => act("acknowledge") }, "Acknowledge") : null,
       can(true) ? h("button", { type: "button", class: "secondary", onclick: () => act("resolve", { reason: reason.value || null }) }, "Resolve") : null,

@@ -1,0 +1,83 @@
+"""evaluate() of two checkouts, back to back, on the same machine in the same run.
+
+    git -C /work/main worktree add /tmp/old45 45624f7      # the engine before the detect rewrite
+    python benchmarks/engine_compare.py --old /tmp/old45/src --new src --rounds 5
+
+Each side runs in its own interpreter (PYTHONPATH=<its src>), alternating old/new
+`--rounds` times so a noisy neighbour slows both alike. Each measures the rule set its
+server runs by default: the builtins, plus every active pack when the checkout has
+`kefal_lite.detect.packs`, on the package corpus's ubuntu-web snapshot after learning
+(median of 15 batches of 2,000 calls). Time is the process's CPU time (process_time), not
+the wall clock: on a machine shared with other jobs a descheduled probe would otherwise
+be charged for their work. Reported: each side's median of medians and the ratio
+new/old (target <= 1.30).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+# Runs inside each checkout's interpreter: only what every version of the engine has.
+PROBE = r"""
+import json, statistics, time
+from datetime import timedelta
+from kefal_lite.detect import corpus
+from kefal_lite.detect.builtins import BUILTINS
+from kefal_lite.detect.engine import Catalog, evaluate
+from kefal_lite.detect.state import HostState
+rules = list(BUILTINS)
+try:
+    from kefal_lite.detect import packs
+    rules += list(packs.active())
+except ImportError:
+    pass
+catalog = Catalog(rules)
+snaps = corpus.load()["ubuntu-web"]
+state = HostState()
+for s in snaps[:4]:
+    _, state = evaluate(s, state, catalog, s.timestamp)
+s = snaps[4]
+now = s.timestamp + timedelta(seconds=2)
+out = []
+for _ in range(15):
+    t = time.process_time()
+    for _ in range(2000):
+        evaluate(s, state, catalog, now)
+    out.append((time.process_time() - t) / 2000 * 1e6)
+print(json.dumps({"rules": len(rules), "median_us": statistics.median(out)}))
+"""
+
+
+def probe(src: str) -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": os.path.abspath(src)}
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, check=True,
+                         capture_output=True, text=True).stdout  # fmt: skip
+    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--old", required=True, help="src/ of the reference checkout")
+    ap.add_argument("--new", default="src", help="src/ of the checkout under test")
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+    old: list[float] = []
+    new: list[float] = []
+    for i in range(args.rounds):
+        o, n = probe(args.old), probe(args.new)
+        old.append(o["median_us"])
+        new.append(n["median_us"])
+        print(f"round {i + 1}: old {o['median_us']:.1f} us ({o['rules']:.0f} rules), "
+              f"new {n['median_us']:.1f} us ({n['rules']:.0f} rules)", flush=True)  # fmt: skip
+    mo, mn = statistics.median(old), statistics.median(new)
+    print(f"old median {mo:.1f} us, new median {mn:.1f} us, ratio new/old {mn / mo:.2f} "
+          f"(target <= 1.30)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
