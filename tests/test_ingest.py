@@ -296,10 +296,11 @@ def test_retention_prunes_history_but_keeps_the_latest(
     send(client, agent, 0)
     clock.advance(days=3)
     send(client, agent, 3 * 1440)
-    clock.advance(days=5)
+    clock.advance(days=88)  # past retention.changes_days (90) for the first snapshot
     settings = client.app.state.settings
     assert in_app(client, client.app.state.kefal.monitor.prune) == 1
     assert counts(settings)[1] == 1
+    assert query(settings, "SELECT COUNT(*) FROM snapshot_segments") == [(0,)]
     [agent_row] = client.get("/api/v1/agents", headers=session).json()["items"]
     host_id = query(settings, "SELECT id FROM hosts")[0][0]
     assert client.get(f"/api/v1/hosts/{host_id}", headers=session).json()["latest_snapshot"]

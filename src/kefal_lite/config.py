@@ -63,7 +63,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     smtp_ssl: bool = False
     smtp_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
 
-    retention_days: Positive = 7
+    # Every snapshot is kept this long; then one an hour, with the change records, until
+    # retention_changes_days (counted from the same moment, so at least as long).
+    retention_snapshots_days: Positive = 7
+    retention_changes_days: Positive = 90
     agents_silent_minutes: Positive = 10
 
     # A host learns its normal (ports, processes, peers, accounts) until both have passed:
@@ -169,18 +172,24 @@ def _flatten_toml(doc: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+# Renamed settings: a config file or environment written for an older release still works.
+RENAMED = {"retention_days": "retention_snapshots_days"}
 _LIST_FIELDS = frozenset({"detection_guarded_processes"})
 
 
 def _from_env(environ: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {
         name: environ[ENV_PREFIX + name.upper()]
-        for name in FIELDS
+        for name in (*FIELDS, *RENAMED)
         if ENV_PREFIX + name.upper() in environ
     }
     for name in _LIST_FIELDS & out.keys():
         out[name] = [x.strip() for x in out[name].split(",") if x.strip()]
     return out
+
+
+def _renamed(values: dict[str, Any]) -> dict[str, Any]:
+    return {RENAMED.get(name, name): value for name, value in values.items()}
 
 
 def load(
@@ -209,10 +218,10 @@ def load(
             raise ConfigError(f"cannot read config file {path}: {_reason(exc)}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-        flat = _flatten_toml(doc)
+        flat = _renamed(_flatten_toml(doc))
         merged.update(flat)
         origin.update({name: f"{path}: key {_toml_key(doc, name)}" for name in flat})
-    from_env = _from_env(env)
+    from_env = _renamed(_from_env(env))
     merged.update(from_env)
     origin.update({name: f"{ENV_PREFIX}{name.upper()}={value}" for name, value in from_env.items()})
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}

@@ -21,6 +21,8 @@ from kefal_lite.detect import state as host_state
 from kefal_lite.detect.engine import evaluate, still_violated
 from kefal_lite.detect.model import Finding, Invariant
 from kefal_lite.detect.triage import split
+from kefal_lite.history import diff
+from kefal_lite.history.service import changes_on_ingest
 from kefal_lite.ids import new_id
 from kefal_lite.rules import Rules
 from kefal_lite.scrub import scrub_snapshot
@@ -41,6 +43,9 @@ class _Host:
     # remediations marked applied, checked against the next snapshot: id -> (invariant, subject)
     awaiting: dict[str, tuple[str, str]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # the previous snapshot, for change records: its id and a few KB of item hashes
+    last_snapshot: str | None = None
+    fingerprint: diff.Fingerprint | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ class Ingestor:
                     memo = _Host(str(uuid.uuid4()), host_state.HostState())
                 else:
                     memo = _Host(ref.host_id, host_state.loads(ref.state))
+                    memo.last_snapshot = ref.snapshot_id
                     pending = await self._db.read(incidents.awaiting_verification, ref.host_id)
                     memo.awaiting = {iid: (inv, subject) for iid, inv, subject in pending}
                 self._hosts.setdefault(ident.agent_id, memo)
@@ -105,6 +111,9 @@ class Ingestor:
                 (iid, still_violated(catalog, inv, subject, snap, memo.state, now))
                 for iid, (inv, subject) in memo.awaiting.items()
             ]
+            changed, fingerprint = await changes_on_ingest(
+                self._db, ident.user_id, memo.last_snapshot, memo.fingerprint, snap
+            )
             snapshot_id = new_id()
             write = SnapshotWrite(
                 snapshot_id=snapshot_id,
@@ -125,9 +134,11 @@ class Ingestor:
                 verdicts=verdicts,
                 suppressed=quiet.hits,
                 held=quiet.held,
+                changes=changed,
             )
             changes = await self._db.write(commit_snapshot, write)
             memo.state = new_state
+            memo.last_snapshot, memo.fingerprint = snapshot_id, fingerprint
             for iid, _ in verdicts:
                 memo.awaiting.pop(iid, None)
         return Accepted(snapshot_id, memo.host_id, changes)

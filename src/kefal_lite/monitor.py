@@ -18,6 +18,7 @@ from kefal_lite.clock import Clock, iso
 from kefal_lite.config import Settings
 from kefal_lite.detect import predicates as p
 from kefal_lite.detect.model import Invariant
+from kefal_lite.history import service as history
 from kefal_lite.rules import Rules
 from kefal_lite.store import channels, hosts, incidents, jobs, stats
 from kefal_lite.store.db import Conn, Database
@@ -131,17 +132,17 @@ class Monitor:
         return ok
 
     async def prune(self) -> int:
-        """Snapshot history past retention (returns how many went), and the bookkeeping
-        that would otherwise only grow: finished jobs, old flap-limit notices."""
-        cutoff = iso(self._clock.now() - timedelta(days=self._settings.retention_days))
+        """Fold finished hours of snapshot history into segments, apply the retention tiers
+        (returns how many snapshots went), and prune the bookkeeping that would otherwise
+        only grow: finished jobs, old flap-limit notices."""
+        now = self._clock.now()
+        cutoff = iso(now - timedelta(days=self._settings.retention_snapshots_days))
         await self._db.write(jobs.prune_finished, cutoff)
-        await self._db.write(channels.prune_notices, iso(self._clock.now() - timedelta(days=1)))
-        total = 0
-        while True:
-            deleted = await self._db.write(hosts.prune_snapshots, cutoff)
-            total += deleted
-            if deleted == 0:
-                return total
+        await self._db.write(channels.prune_notices, iso(now - timedelta(days=1)))
+        await history.compact(self._db, now)
+        return await history.apply_retention(self._db, now,
+                                             self._settings.retention_snapshots_days,
+                                             self._settings.retention_changes_days)  # fmt: skip
 
 
 def _went_silent(conn: Conn, host: Host, findings: list[NewFinding], now: str,

@@ -11,6 +11,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from kefal_lite.api.deps import USER, CurrentUser, Limit, Offset, Svc, actor, page
+from kefal_lite.api.history import changes_before
 from kefal_lite.clock import iso
 from kefal_lite.detect import engine
 from kefal_lite.detect import state as host_state
@@ -39,6 +40,7 @@ def incident_json(svc: Services, inc: Incident) -> dict[str, Any]:
     del out["stored_status"]
     out["remediation"] = {f: out.pop(f"remediation_{f}") for f in _REMEDIATION_FIELDS}
     out["actions"] = incident_cases.actions(inc, svc.rules.invariant(inc.invariant_id))
+    out["changes_url"] = changes_before(inc.host_id, inc.first_seen_at)
     return out
 
 

@@ -1,7 +1,8 @@
 """Hosts (one per agent) with their detection state; snapshot history.
 
-A host row points at its latest snapshot (kept out of retention pruning) rather
-than holding a second copy of it: every ingest writes the body once.
+A host row points at its latest snapshot (kept out of retention pruning and
+compaction, store/history.py) rather than holding a second copy of it: every
+ingest writes the body once.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class HostRef(msgspec.Struct, frozen=True):
     host_id: str
     silent: bool
     state: bytes | None
+    snapshot_id: str | None = None
 
 
 class Host(msgspec.Struct, frozen=True):
@@ -70,7 +72,8 @@ def _host(row: sqlite3.Row, with_latest: bool) -> Host:
 
 def ref_by_agent(conn: sqlite3.Connection, user_id: str, agent_id: str) -> HostRef | None:
     row = conn.execute(
-        "SELECT id AS host_id, silent, state FROM hosts WHERE user_id = ? AND agent_id = ?",
+        "SELECT id AS host_id, silent, state, snapshot_id FROM hosts"
+        " WHERE user_id = ? AND agent_id = ?",
         (user_id, agent_id),
     ).fetchone()
     return struct(HostRef, row, silent=bool(row["silent"])) if row else None
@@ -174,18 +177,6 @@ def mark_silent(conn: sqlite3.Connection, user_id: str, host_id: str, last_seen_
             (host_id, invariant_id, last_seen_at),
         )
     return not row[0]
-
-
-def prune_snapshots(conn: sqlite3.Connection, cutoff: str, limit: int = 5_000) -> int:
-    """Delete up to `limit` snapshots received before `cutoff`, except each host's latest,
-    so a host silent for longer than the retention still shows what it last sent."""
-    cur = conn.execute(
-        "DELETE FROM snapshots WHERE id IN (SELECT id FROM snapshots WHERE received_at < ?"
-        " AND id NOT IN (SELECT snapshot_id FROM hosts WHERE snapshot_id IS NOT NULL)"
-        " ORDER BY received_at LIMIT ?)",
-        (cutoff, limit),
-    )
-    return cur.rowcount
 
 
 def list_meta_for_user(conn: sqlite3.Connection, user_id: str) -> list[Host]:

@@ -6,7 +6,8 @@ import sqlite3
 
 import msgspec
 
-from kefal_lite.store import channels, hosts, incidents, stats, suppressions
+from kefal_lite.history.diff import Change
+from kefal_lite.store import channels, history, hosts, incidents, stats, suppressions
 from kefal_lite.store.incidents import Changes, NewFinding
 
 
@@ -31,6 +32,8 @@ class SnapshotWrite(msgspec.Struct, frozen=True):
     # findings suppressions silenced: suppression id -> count, and their (invariant, subject)
     suppressed: dict[str, int] = {}
     held: frozenset[tuple[str, str]] = frozenset()
+    # what changed since the host's previous snapshot
+    changes: list[Change] = []
 
 
 def commit_snapshot(conn: sqlite3.Connection, w: SnapshotWrite) -> Changes:
@@ -44,6 +47,9 @@ def commit_snapshot(conn: sqlite3.Connection, w: SnapshotWrite) -> Changes:
         taken_at=w.taken_at,
         body=w.body,
     )
+    if w.changes:
+        history.add_changes(conn, user_id=w.user_id, host_id=w.host_id, at=w.received_at,
+                            snapshot_id=w.snapshot_id, changes=w.changes)  # fmt: skip
     hosts.record(
         conn,
         host_id=w.host_id,

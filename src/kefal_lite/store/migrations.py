@@ -7,8 +7,48 @@ Add a new entry instead.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
-MIGRATIONS: tuple[str, ...] = (
+# A migration is SQL statements, or a Python function for what SQL cannot do (recompress).
+Migration = str | Callable[[sqlite3.Connection], None]
+
+
+def _compact_history(conn: sqlite3.Connection) -> None:
+    """Fold the existing snapshot history into hourly segments (history/segments.py), as
+    the compactor does with each hour from now on; hosts' latest snapshots stay rows."""
+    import zlib
+
+    from kefal_lite.history import segments
+
+    latest = "SELECT snapshot_id FROM hosts WHERE snapshot_id IS NOT NULL"
+    groups = conn.execute(
+        "SELECT DISTINCT user_id, host_id, substr(received_at, 1, 13) FROM snapshots"
+        f" WHERE id NOT IN ({latest})"
+    ).fetchall()
+    for user_id, host_id, hour in groups:
+        # every received_at of the hour starts with "<hour>:", and ":" < ";"
+        rows = conn.execute(
+            "SELECT id, received_at, taken_at, body FROM snapshots WHERE user_id = ?"
+            f" AND host_id = ? AND received_at >= ? AND received_at < ? AND id NOT IN ({latest})"
+            " ORDER BY received_at, id",
+            (user_id, host_id, hour + ":", hour + ";"),
+        ).fetchall()
+        snaps = [
+            # 0x78 starts a zlib stream; rows from before compression hold the JSON itself
+            segments.Snapshot(r[0], r[1], r[2], zlib.decompress(r[3]) if r[3][:1] == b"\x78"
+                              else bytes(r[3]))
+            for r in rows
+        ]  # fmt: skip
+        conn.execute(
+            "INSERT INTO snapshot_segments (user_id, host_id, first_at, last_at, entries, body)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (user_id, host_id, snaps[0].received_at, snaps[-1].received_at, len(snaps),
+             segments.pack(snaps)),
+        )  # fmt: skip
+        conn.executemany("DELETE FROM snapshots WHERE id = ?", [(s.snapshot_id,) for s in snaps])
+
+
+MIGRATIONS: tuple[Migration, ...] = (
     # 1: accounts, agents, password resets, mail outbox
     """
     CREATE TABLE users (
@@ -306,6 +346,39 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE incidents ADD COLUMN timer INTEGER NOT NULL DEFAULT 0;
     UPDATE incidents SET timer = 1 WHERE invariant_id = 'agent_silent';
     """,
+    # 13: host history: what changed between consecutive snapshots, and snapshots folded
+    # into hourly segments once their hour is over (store/history.py)
+    """
+    CREATE TABLE changes (
+        id          INTEGER PRIMARY KEY,
+        user_id     TEXT NOT NULL,
+        host_id     TEXT NOT NULL,
+        snapshot_id TEXT NOT NULL,
+        at          TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        change      TEXT NOT NULL CHECK (change IN ('added', 'removed', 'modified')),
+        subject     TEXT NOT NULL,
+        before      TEXT,
+        after       TEXT
+    );
+    CREATE INDEX changes_by_host ON changes(host_id, at);
+    CREATE INDEX changes_by_time ON changes(at);
+    CREATE TABLE snapshot_segments (
+        id       INTEGER PRIMARY KEY,
+        user_id  TEXT NOT NULL,
+        host_id  TEXT NOT NULL,
+        first_at TEXT NOT NULL,
+        last_at  TEXT NOT NULL,
+        entries  INTEGER NOT NULL,
+        -- 1: past the snapshot tier, a day's hourly snapshots in one segment
+        thinned  INTEGER NOT NULL DEFAULT 0,
+        body     BLOB NOT NULL
+    );
+    CREATE INDEX snapshot_segments_by_host ON snapshot_segments(host_id, first_at);
+    CREATE INDEX snapshot_segments_by_last ON snapshot_segments(last_at);
+    """,
+    # 14: the history already stored, folded into segments
+    _compact_history,
 )
 
 
@@ -329,8 +402,12 @@ def migrate(conn: sqlite3.Connection) -> int:
             if current >= number:
                 conn.execute("ROLLBACK")
                 continue
-            for statement in _statements(MIGRATIONS[number - 1]):
-                conn.execute(statement)
+            step = MIGRATIONS[number - 1]
+            if isinstance(step, str):
+                for statement in _statements(step):
+                    conn.execute(statement)
+            else:
+                step(conn)
             conn.execute(f"PRAGMA user_version = {number}")
         except BaseException:
             conn.execute("ROLLBACK")

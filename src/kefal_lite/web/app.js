@@ -6,6 +6,7 @@ import { overviewPage } from "./pages/overview.js";
 import { graphPage } from "./pages/graph.js";
 import { estatePage } from "./pages/estate.js";
 import { hostsPage, hostPage } from "./pages/hosts.js";
+import { historyPage } from "./pages/history.js";
 import { incidentsPage } from "./pages/incidents.js";
 import { invariantsPage } from "./pages/invariants.js";
 import { agentsPage } from "./pages/agents.js";
@@ -57,7 +58,9 @@ async function render() {
     switch (parts[0] || "") {
       case "": page = overviewPage; break;
       case "graph": page = params.get("host") ? graphPage : estatePage; break;
-      case "hosts": page = parts[1] ? (c, m) => hostPage(c, m, decodeURIComponent(parts[1])) : hostsPage; break;
+      case "hosts": page = parts[1] ? (c, m) => hostPage(c, m, decodeURIComponent(parts[1])) : hostsPage;
+        if (parts[2] === "history") page = (c, m) => historyPage(c, m, decodeURIComponent(parts[1]));
+        break;
       case "incidents": page = incidentsPage; break;
       case "invariants": page = invariantsPage; break;
       case "agents": page = agentsPage; break;

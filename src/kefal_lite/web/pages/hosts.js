@@ -41,6 +41,7 @@ export async function hostPage(ctx, main, hostId) {
       h("h1", {}, host.hostname, " ", badge(host.status)),
       h("p", { class: "muted" }, `${snap.os || ""} ${snap.kernel || ""} · agent ${snap.agent_version || "?"} · last seen `, ago(host.last_seen_at), " · ",
         h("a", { href: `#/graph?host=${encodeURIComponent(host.host_id)}` }, "graph"),
+        " · ", h("a", { href: `#/hosts/${encodeURIComponent(host.host_id)}/history` }, "history"),
         host.suppressed ? [" · ", h("a", { href: "#/settings", class: "suppressed" }, `${host.suppressed} finding(s) suppressed`)] : null),
       host.learning ? h("p", { class: "muted", "data-learning": "" },
         "Learning what is normal on this host (", host.learning_until ? ["ends ", ago(host.learning_until)] : "until its first snapshots",

@@ -1,0 +1,1 @@
+"""Host history: change records between snapshots, and snapshot bodies stored as deltas."""

@@ -1,0 +1,96 @@
+"""History use cases over the database: changes on ingest, compaction, retention, reads."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from kefal_lite import snapshot as wire
+from kefal_lite.clock import iso
+from kefal_lite.history import diff, segments
+from kefal_lite.store import history
+from kefal_lite.store.db import Database
+
+
+async def changes_on_ingest(
+    db: Database,
+    user_id: str,
+    previous_id: str | None,
+    previous: diff.Fingerprint | None,
+    snap: wire.Snapshot,
+) -> tuple[list[diff.Change], diff.Fingerprint]:
+    """What `snap` changes against the host's previous snapshot, and its fingerprint (what
+    the host keeps for the next one). Only a changed fingerprint, or none resident (the
+    first snapshot since a restart), costs reading the previous snapshot back."""
+    current = diff.fingerprint(snap)
+    if previous_id is None or (previous is not None and diff.same(previous, current)):
+        return [], current
+    raw = await db.read(history.latest_body, user_id, previous_id)
+    if raw is None:
+        return [], current
+    return diff.diff(wire.DECODER.decode(raw), snap), current
+
+
+def _first_of_each(
+    found: list[tuple[int, bytes]],
+) -> tuple[list[int], list[segments.Snapshot], int]:
+    ids, firsts, held = [], [], 0
+    for segment_id, blob in found:
+        snaps = segments.unpack(blob)
+        ids.append(segment_id)
+        firsts.append(snaps[0])
+        held += len(snaps)
+    return ids, firsts, held
+
+
+def _hour(when: datetime) -> datetime:
+    return when.replace(minute=0, second=0, microsecond=0)
+
+
+async def compact(db: Database, now: datetime) -> int:
+    """Fold every finished hour's rows into segments; return how many snapshots moved."""
+    before = iso(_hour(now))
+    moved = 0
+    while True:
+        groups = await db.read(history.compactable, before)
+        progress = 0
+        for user_id, host_id, hour in groups:
+            # every received_at of the hour starts with "<hour>:", and ":" < ";"
+            rows = await db.read(history.rows_between, user_id, host_id, hour + ":", hour + ";")
+            if not rows:
+                continue
+            blob = await asyncio.to_thread(segments.pack, rows)
+            try:
+                progress += await db.write(history.store_segment, user_id, host_id, rows, blob)
+            except history.SegmentRace:
+                continue
+        moved += progress
+        if not groups or not progress:
+            return moved
+
+
+async def apply_retention(db: Database, now: datetime, snapshots_days: int,
+                          changes_days: int) -> int:  # fmt: skip
+    """Past `snapshots_days` (from the start of that day) keep one snapshot an hour; past
+    `changes_days` (at least as long) nothing. Returns how many snapshots went."""
+    gone = 0
+    # whole days, so that a day's hourly snapshots share one segment
+    thin_before = iso((now - timedelta(days=snapshots_days)).replace(hour=0, minute=0, second=0,
+                                                                     microsecond=0))  # fmt: skip
+    while days := await db.read(history.thinnable_days, thin_before):
+        for user_id, host_id, day in days:
+            found = await db.read(history.segments_between, user_id, host_id, day, day + "~",
+                                  thin_before)  # fmt: skip
+            if not found:
+                continue
+            ids, hourly, held = await asyncio.to_thread(_first_of_each, found)
+            blob = await asyncio.to_thread(segments.pack, hourly)
+            try:
+                await db.write(history.store_thinned, user_id, host_id, ids, hourly, blob)
+            except history.SegmentRace:
+                continue
+            gone += held - len(hourly)
+    drop_before = iso(now - timedelta(days=max(changes_days, snapshots_days)))
+    while await db.read(history.has_old, drop_before):
+        gone += await db.write(history.prune, drop_before)
+    return gone
