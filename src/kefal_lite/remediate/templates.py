@@ -162,8 +162,31 @@ def firewall_block(c: Ctx, port: int, proto: str = "tcp", allow_from: str | None
                   " firewall still keeps it off the network.")  # fmt: skip
 
 
+def exe_gone(exe: Any) -> bool:
+    """A binary that is no longer at its path: deleted, or never on disk (memfd)."""
+    text = str(exe or "")
+    return text.endswith(" (deleted)") or "memfd:" in text
+
+
+def _pids(c: Ctx) -> list[int]:
+    """Every pid the incident is about: its own, then those of the rules folded into it."""
+    listed = c.get("pids")
+    found = [_pid(c)] + [num(x, 1) for x in (listed if isinstance(listed, list) else [])]
+    rules = c.get("rules")
+    for rule in rules if isinstance(rules, list) else []:
+        ev = rule.get("evidence") if isinstance(rule, dict) else None
+        if isinstance(ev, dict):
+            found.append(num(ev.get("pid"), 1))
+    out: list[int] = []
+    for pid in found:
+        if pid is not None and pid not in out:
+            out.append(pid)
+    return out[:8]
+
+
 def inspect_process(c: Ctx) -> Action:
-    pid, exe, name = _pid(c), c.get("exe"), c.get("name") or c.subject_value
+    pids, exe, name = _pids(c), c.get("exe"), c.get("name") or c.subject_value
+    pid = pids[0] if pids else None
     if c.windows:
         cmds = [
             f"Get-Process -Id {pid} | Format-List *"
@@ -173,44 +196,60 @@ def inspect_process(c: Ctx) -> Action:
             if exe
             else "Get-CimInstance Win32_Process | Select ProcessId,Name,CommandLine",
         ]
+        return Action(f"Inspect {name} before touching it", cmds,
+                      "Record who started it, from where, and keep a copy of the binary: killing"
+                      " it first destroys the evidence you need to find out how it got there.")  # fmt: skip
+    targets = [str(x) for x in pids] or [f"$(pgrep -x -- {c.q(name)} | head -1)"]
+    cmds = [f"ps -o pid,ppid,user,lstart,args -p {','.join(targets)}"]
+    if c.macos:
+        cmds += [f"sudo lsof -p {t}" for t in targets]
+        if exe and not exe_gone(exe):
+            cmds.append(f"sudo shasum -a 256 -- {c.q(exe)} && sudo mkdir -p /var/root/kefal-quarantine"
+                        f" && sudo cp -- {c.q(exe)} /var/root/kefal-quarantine/")  # fmt: skip
     else:
-        target = str(pid) if pid else f"$(pgrep -x -- {c.q(name)} | head -1)"
-        cmds = [
-            f"ps -o pid,ppid,user,lstart,args -p {target}",
-            f"sudo ls -l /proc/{target}/exe /proc/{target}/cwd"
-            if not c.macos
-            else f"sudo lsof -p {target}",
-        ]
-        if exe:
-            clean = str(exe).removesuffix(" (deleted)")
-            cmds.append(
-                f"sudo sha256sum -- {c.q(clean)} && sudo mkdir -p /root/kefal-quarantine && "
-                f"sudo cp -- {c.q(clean)} /root/kefal-quarantine/"
-            )
-    return Action(f"Inspect {name} before touching it", cmds,
-                  "Record who started it, from where, and keep a copy of the binary: killing it"
-                  " first destroys the evidence you need to find out how it got there.")  # fmt: skip
+        cmds += [f"sudo ls -l /proc/{t}/exe /proc/{t}/cwd" for t in targets]
+        # which unit owns it decides how to stop it for good: ask before anything is killed
+        cmds += [f"systemctl status {t} 2>/dev/null | head -3" for t in targets]
+        if exe or pids:
+            # The running image, read through /proc: right for a deleted or memfd binary
+            # (no path to read) and for one replaced on disk since it started.
+            cmds.append("sudo mkdir -p /root/kefal-quarantine")
+            for t in targets:
+                keep = (
+                    f"/root/kefal-quarantine/pid-{t}.exe"
+                    if t.isdigit()
+                    else "/root/kefal-quarantine/exe.$(date +%s)"
+                )
+                cmds.append(f"sudo sha256sum /proc/{t}/exe && sudo cp /proc/{t}/exe {keep}")
+    return Action(f"Inspect {name} and keep a copy of its binary", cmds,
+                  "Record who started it, from where and under which unit, and keep a copy of the"
+                  " binary: killing it first destroys the evidence you need to find out how it"
+                  " got there.")  # fmt: skip
 
 
-def stop_process(c: Ctx) -> Action:
-    pid, name = _pid(c), c.get("name") or c.subject_value
+def stop_process(c: Ctx, unit_checked: bool = False) -> Action:
+    pids, name = _pids(c), c.get("name") or c.subject_value
     if c.windows:
-        cmd = f"Stop-Process -Id {pid} -Force" if pid else f"Stop-Process -Name {c.q(name)} -Force"
-        cmds = [cmd]
-    else:
-        cmds = [
-            f"sudo kill -STOP {pid} && sudo kill -KILL {pid}"
-            if pid
-            else f"sudo pkill -KILL -x -- {c.q(name)}"
+        cmds = [f"Stop-Process -Id {pid} -Force" for pid in pids] or [
+            f"Stop-Process -Name {c.q(name)} -Force"
         ]
-        if not c.macos:
-            cmds.append(
-                f"systemctl status {pid} 2>/dev/null | head -3  # which unit owned it"
-                if pid
-                else f"systemctl list-units --all | grep -iF -e {c.q(name)}"
-            )
+        return Action(f"Stop {name}", cmds,
+                      "Ends what is running now; the next snapshot shows whether it came back.")  # fmt: skip
+    cmds = []
+    if not c.macos and not unit_checked:
+        # before the kill: a dead pid has no unit to ask about
+        cmds += [f"systemctl status {pid} 2>/dev/null | head -3" for pid in pids] or [
+            f"systemctl list-units --all | grep -iF -e {c.q(name)}"
+        ]
+    if pids:
+        each = " ".join(str(pid) for pid in pids)
+        cmds.append(f"sudo kill -STOP {each} && sudo kill -KILL {each}")
+    else:
+        cmds.append(f"sudo pkill -KILL -x -- {c.q(name)}")
     return Action(f"Stop {name}", cmds,
-                  "Ends what is running now; the next snapshot shows whether it came back.")  # fmt: skip
+                  "Ends what is running now (frozen first, so it cannot react); if a unit owned"
+                  " it, `systemctl stop` that unit too or it starts again. The next snapshot shows"
+                  " whether it came back.")  # fmt: skip
 
 
 def hunt_persistence(c: Ctx, needle: str) -> Action:
@@ -424,8 +463,12 @@ def database_running_as_root(c: Ctx) -> list[Action]:
 
 def malicious_process(c: Ctx) -> list[Action]:
     name = c.get("name") or c.subject_value
-    needle = str(c.get("exe") or name).removesuffix(" (deleted)")
-    return [inspect_process(c), stop_process(c), hunt_persistence(c, needle)]
+    exe = c.get("exe")
+    # a memfd "path" is nowhere on disk: the name is what a unit or cron line would hold
+    needle = name if exe_gone(exe) and "memfd:" in str(exe) else str(exe or name)
+    needle = needle.removesuffix(" (deleted)")
+    # inspect (and copy the binary), then stop: the unit was asked about while inspecting
+    return [inspect_process(c), stop_process(c, unit_checked=True), hunt_persistence(c, needle)]
 
 
 def uid0_duplicate(c: Ctx) -> list[Action]:
