@@ -445,19 +445,50 @@ def ssh_port_masquerade(c: Ctx) -> list[Action]:
     ]  # fmt: skip
 
 
+# Process name prefix -> (usual service account, usual data directory): constants, never
+# host text, so they may appear in commands as they are.
+_DB_ACCOUNTS: list[tuple[tuple[str, ...], str, str]] = [
+    (("postgres", "postmaster"), "postgres", "/var/lib/postgresql"),
+    (("mysqld", "mariadbd", "mariadb"), "mysql", "/var/lib/mysql"),
+    (("redis",), "redis", "/var/lib/redis"),
+    (("mongod",), "mongodb", "/var/lib/mongodb"),
+    (("elasticsearch", "opensearch"), "elasticsearch", "/var/lib/elasticsearch"),
+]
+
+
 def database_running_as_root(c: Ctx) -> list[Action]:
     name = c.get("name") or c.subject_value
+    pid = _pid(c)
+    target = str(pid) if pid else f"$(pgrep -x -- {c.q(name)} | head -1)"
+    known = next(((user, data) for prefixes, user, data in _DB_ACCOUNTS
+                  if visible(name).lower().startswith(prefixes)), None)  # fmt: skip
+    unit = f"UNIT=$(systemctl status {target} 2>/dev/null | awk 'NR==1{{print $2}}') && echo \"$UNIT\""
+    drop_in = '"/etc/systemd/system/$UNIT.d"'
+    # pasted line by line, a failed check does not stop the next line: each change re-checks
+    gate = 'test -n "$UNIT" && test -n "$DB_USER" && id -- "$DB_USER" >/dev/null &&'
+    if known:
+        user, data = known
+        pick = [f"DB_USER={user}  # the usual account for this database; change it if yours differs"]
+        chown = [f'{gate} sudo chown -R "$DB_USER:" {data}']
+    else:
+        pick = ["# choose the unprivileged account it should run as, and set it on the next line",
+                "DB_USER=''",
+                "# then give that account the database's data directory (chown -R) before restarting"]  # fmt: skip
+        chown = []
     return [
-        Action(f"Find how {name} is started", [f"systemctl status $(pgrep -x -- {c.q(name)} | head -1) | head -3",
-                                              f"systemctl cat $(systemctl status $(pgrep -x -- {c.q(name)} | head -1) | awk 'NR==1{{print $2}}')"],
-               "The unit file decides the user; a database started by hand as root does not survive the fix."),
+        Action(f"Find how {name} is started", [unit, 'systemctl cat -- "$UNIT"'],
+               "The unit file decides the user; a database started by hand as root does not"
+               " survive the fix."),
         Action(f"Run {name} as its own unprivileged user", [
-            "sudo systemctl edit <unit>   # add: [Service] User=<db-user> Group=<db-group>",
-            "sudo chown -R <db-user>:<db-group> <data-directory>",
-            "sudo systemctl restart <unit>",
-        ], "A bug or SQL injection in a root database is a root shell; as its own user it is contained."),
+            unit, *pick, *chown,
+            f"{gate} sudo mkdir -p {drop_in} && printf '[Service]\\nUser=%s\\nGroup=%s\\n' \"$DB_USER\""
+            f' "$(id -gn -- "$DB_USER")" | sudo tee {drop_in}/kefal-user.conf',
+            f'{gate} sudo systemctl daemon-reload && sudo systemctl restart -- "$UNIT"',
+        ], "A bug or SQL injection in a root database is a root shell; as its own user it is"
+           " contained. The unit comes from systemctl status of the running process."),
         Action("Confirm the new owner", [f"ps -o user,pid,args -C {c.q(name)}"],
-               "The next snapshot verifies it too: the incident resolves when no process of it runs as root."),
+               "The next snapshot verifies it too: the incident resolves when no process of it"
+               " runs as root."),
     ]  # fmt: skip
 
 
