@@ -4,11 +4,13 @@ files, processes and sockets the test starts (issue 18, "Remediation that works 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tomllib
 from pathlib import Path
 
 from kefal_lite.detect import packs
+from kefal_lite.detect.builtins import BUILTINS
 from kefal_lite.remediate import templates as t
 
 MCP_RULES = {inv.id: inv for inv in packs.PACKS["mcp"]}
@@ -55,3 +57,95 @@ def test_drop_fix_check_counts_the_entry(tmp_path: Path) -> None:
     bash("\n".join(actions[1].commands), tmp_path)
     assert tomllib.loads(cfg.read_text()) == {"mcp_servers": {"other": {"command": "shell-helper"}}}
     assert bash(check, tmp_path).strip() == "0"
+
+
+# --- deleted binaries, databases as root, firewalls --------------------------------------
+
+BY_ID = {inv.id: inv for inv in BUILTINS}
+
+
+def _cmds(actions: list[t.Action]) -> list[str]:
+    return [c for a in actions for c in a.commands]
+
+
+def test_deleted_binary_is_read_through_proc_and_inspected_before_the_kill() -> None:
+    ev = {"pid": 4242, "name": "kworkerd", "exe": "/memfd:kworkerd (deleted)",
+          "rules": [{"invariant_id": "crypto_miner", "evidence": {"pid": 4343}}]}  # fmt: skip
+    cmds = _cmds(t.render(BY_ID["deleted_binary_running"], "process:kworkerd", ev, "linux"))
+    assert (
+        "sudo sha256sum /proc/4242/exe && sudo cp /proc/4242/exe"
+        " /root/kefal-quarantine/pid-4242.exe" in cmds
+    )
+    assert any(c.startswith("sudo sha256sum /proc/4343/exe") for c in cmds)
+    assert not any("memfd" in c for c in cmds)  # the dead path is never read
+    kill = next(i for i, c in enumerate(cmds) if "kill -KILL" in c)
+    assert cmds[kill] == "sudo kill -STOP 4242 4343 && sudo kill -KILL 4242 4343"
+    for pid in (4242, 4343):  # which unit owned it, and the copy, before anything is killed
+        assert cmds.index(f"systemctl status {pid} 2>/dev/null | head -3") < kill
+        assert next(i for i, c in enumerate(cmds) if f"/proc/{pid}/exe &&" in c) < kill
+    # a path that is still there: still the running image, through /proc
+    ev = {"pid": 77, "name": "x", "exe": "/tmp/x (deleted)"}
+    cmds = _cmds(t.render(BY_ID["deleted_binary_running"], "process:x", ev, "linux"))
+    assert not any("sha256sum -- '/tmp/x" in c or "sha256sum /tmp/x" in c for c in cmds)
+
+
+PLACEHOLDER = re.compile(r"<[A-Za-z][\w-]*>")
+
+
+def test_database_as_root_fills_in_the_unit_and_account() -> None:
+    for name, user in (("postgres", "postgres"), ("mysqld", "mysql"), ("redis-server", "redis"),
+                       ("mongod", "mongodb"), ("elasticsearch", "elasticsearch")):  # fmt: skip
+        cmds = _cmds(t.render(BY_ID["database_running_as_root"], f"process:{name}",
+                              {"pid": 4242, "name": name}, "linux"))  # fmt: skip
+        assert not [c for c in cmds if PLACEHOLDER.search(c.split("#")[0])], cmds
+        assert any(c.startswith("UNIT=$(systemctl status 4242 ") for c in cmds)
+        assert (
+            f"DB_USER={user}  # the usual account for this database; change it if yours"
+            " differs" in cmds
+        )
+    cmds = _cmds(t.render(BY_ID["database_running_as_root"], "process:oddb",
+                          {"pid": 4242, "name": "oddb"}, "linux"))  # fmt: skip
+    assert "DB_USER=''" in cmds  # to be chosen: empty, and every change checks it
+    assert all(
+        c.startswith(("#", "UNIT=", "DB_USER=", "test -n", "systemctl cat", "ps ")) for c in cmds
+    )
+
+
+def test_firewall_follows_the_address_and_the_os_family() -> None:
+    inv = BY_ID["database_exposed"]
+    ev = {"port": 5432, "protocol": "tcp", "address": "127.0.0.1"}
+    fw = t.render(inv, "port:5432/tcp", ev, "linux")[1]
+    assert fw.title.startswith("Nothing to firewall") and "127.0.0.1" in fw.why
+    assert not [c for c in fw.commands if "ufw" in c or "nft" in c or "firewall-cmd" in c]
+    ev["address"] = "0.0.0.0"
+    rocky = t.render(inv, "port:5432/tcp", ev, "Rocky Linux 9.3")[1]
+    assert rocky.commands == [
+        "sudo firewall-cmd --permanent --add-rich-rule='rule port port=5432"
+        " protocol=tcp reject' && sudo firewall-cmd --reload"
+    ]
+    assert "firewalld" in rocky.why
+    ubuntu = t.render(inv, "port:5432/tcp", ev, "Ubuntu 24.04 LTS")[1]
+    assert "then sudo ufw deny 5432/tcp; else sudo nft" in ubuntu.commands[0]
+    assert "firewall-cmd" not in ubuntu.commands[0] and "Debian/Ubuntu" in ubuntu.why
+    arch = t.render(inv, "port:5432/tcp", ev, "Arch Linux")[1]
+    assert (
+        "ufw" not in arch.commands[0]
+        and "nft add rule inet kefal input tcp dport 5432 drop" in arch.commands[0]
+        and "nftables" in arch.why
+    )
+    plain = t.render(inv, "port:5432/tcp", ev, "linux")[1]
+    assert all(w in plain.commands[0] for w in ("ufw", "firewall-cmd", "nft"))
+    assert "not known" in plain.why
+
+
+def test_outbound_blocks_the_remote_address_never_the_port() -> None:
+    inv = BY_ID["novel_outbound_connection"]
+    ev = {"value": "curl:4444", "socket": {"remote_address": "203.0.113.9", "remote_port": 4444,
+                                           "protocol": "tcp"}}  # fmt: skip
+    for os_ in ("linux", "Ubuntu 22.04", "Fedora 40", "darwin", "windows"):
+        cmds = _cmds(t.render(inv, "peer:curl:4444", ev, os_))
+        assert any("203.0.113.9" in c for c in cmds), cmds
+        assert not any("deny out 4444" in c or "<remote-ip>" in c for c in cmds), cmds
+    ev["socket"]["remote_address"] = "127.0.0.1"
+    block = t.render(inv, "peer:curl:4444", ev, "linux")[1]
+    assert block.title.startswith("Nothing to block") and "ufw" not in block.commands[0]

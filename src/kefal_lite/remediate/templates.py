@@ -12,6 +12,7 @@ at the first newline and whatever follows runs.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 from collections.abc import Callable
@@ -36,6 +37,7 @@ class Ctx:
     subject: str
     evidence: dict[str, Any]
     os: str  # linux | darwin | windows
+    family: str = ""  # debian | rhel | other (a named Linux distribution) | "" (not known)
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.evidence.get(key, default)
@@ -95,6 +97,15 @@ def num(value: Any, lo: int = 0, hi: int = 2**31) -> int | None:
     return value if isinstance(value, int) and lo <= value <= hi else None
 
 
+def ip(value: Any) -> str | None:
+    """`value` as a validated IP address (or network), normalised, else None."""
+    text = str(value or "").strip("[]")
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
 def proto_of(value: Any) -> str:
     """The firewall protocol for a wire protocol: only tcp or udp ever reach a command."""
     return "udp" if value in ("udp", "udp6") else "tcp"
@@ -138,28 +149,97 @@ def listen_check(c: Ctx, port: int, proto: str = "tcp") -> Action:
                   "Check the change took: only the intended address (ideally 127.0.0.1) should show.")  # fmt: skip
 
 
+def _listen_address(c: Ctx) -> str | None:
+    sock = c.get("socket")
+    return ip(c.get("address") or (sock.get("address") if isinstance(sock, dict) else None))
+
+
+_NFT_TABLE = "sudo nft add table inet kefal"
+_NFT_CHAIN = "sudo nft 'add chain inet kefal {hook} {{ type filter hook {hook} priority 0; }}'"
+# What each firewall is called, how to tell it runs, and why it was chosen.
+_FW_WHY = {
+    "debian": "Debian/Ubuntu: ufw when it is installed and active, else nftables (the kernel"
+              " firewall every current release ships).",
+    "rhel": "RHEL/Fedora/Rocky/Alma: firewalld is the firewall they ship and run.",
+    "other": "nftables, the kernel firewall current distributions ship.",
+    "": "the distribution is not known: the command uses ufw if it is active, else firewalld"
+        " if it runs, else nftables.",
+}  # fmt: skip
+
+
+def _fw(tool: str, port: int, proto: str, allow: bool, out_to: str | None = None) -> str:
+    """One `&&` chain adding the rule with `tool`. Only validated numbers and addresses
+    (num(), ip()) and the constant $ALLOW_FROM reference reach it."""
+    if out_to is not None:
+        fam = "ip6" if ":" in out_to else "ip"
+        v = "ipv6" if ":" in out_to else "ipv4"
+        return {
+            "ufw": f"sudo ufw deny out to {out_to} port {port} proto {proto}",
+            "firewalld": f"sudo firewall-cmd --permanent --direct --add-rule {v} filter OUTPUT 0"
+                         f" -d {out_to} -p {proto} --dport {port} -j DROP"
+                         " && sudo firewall-cmd --reload",
+            "nft": f"{_NFT_TABLE} && {_NFT_CHAIN.format(hook='output')} && sudo nft add rule"
+                   f" inet kefal output {fam} daddr {out_to} {proto} dport {port} drop",
+        }[tool]  # fmt: skip
+    if tool == "ufw":
+        first = f'sudo ufw allow from "$ALLOW_FROM" to any port {port} proto {proto} && ' if allow else ""
+        return first + f"sudo ufw deny {port}/{proto}"
+    if tool == "firewalld":
+        first = (f"sudo firewall-cmd --permanent --add-rich-rule=\"rule source address=$ALLOW_FROM"
+                 f' port port={port} protocol={proto} accept" && ') if allow else ""
+        return (first + f"sudo firewall-cmd --permanent --add-rich-rule='rule port port={port}"
+                f" protocol={proto} reject' && sudo firewall-cmd --reload")  # fmt: skip
+    first = (f'sudo nft add rule inet kefal input ip saddr "$ALLOW_FROM" {proto} dport {port}'
+             " accept && ") if allow else ""  # fmt: skip
+    return (f"{_NFT_TABLE} && {_NFT_CHAIN.format(hook='input')} && {first}"
+            f"sudo nft add rule inet kefal input {proto} dport {port} drop")  # fmt: skip
+
+
+def _fw_for(c: Ctx, port: int, proto: str, allow: bool = False, out_to: str | None = None) -> str:
+    """The rule for this host's firewall: by its family, or chosen on the host when unknown."""
+    ufw_on = "command -v ufw >/dev/null && sudo ufw status | grep -q 'Status: active'"
+    nft = _fw("nft", port, proto, allow, out_to)
+    if c.family == "rhel":
+        return _fw("firewalld", port, proto, allow, out_to)
+    if c.family == "other":
+        return nft
+    if c.family == "debian":
+        return f"if {ufw_on}; then {_fw('ufw', port, proto, allow, out_to)}; else {nft}; fi"
+    return (f"if {ufw_on}; then {_fw('ufw', port, proto, allow, out_to)};"
+            " elif command -v firewall-cmd >/dev/null && sudo firewall-cmd --state >/dev/null"
+            f" 2>&1; then {_fw('firewalld', port, proto, allow, out_to)}; else {nft}; fi")
+
+
 def firewall_block(c: Ctx, port: int, proto: str = "tcp", allow_from: str | None = None) -> Action:
+    address = _listen_address(c)
+    if address is not None and ipaddress.ip_address(address).is_loopback:
+        return Action(f"Nothing to firewall: {port}/{proto} listens on {address} only",
+                      [listen_check(c, port, proto).commands[0]],
+                      f"A listener on {address} is reachable from this host only; a firewall rule"
+                      " adds nothing. The command confirms it is still bound there.")  # fmt: skip
     if c.windows:
         cmds = [
             f"New-NetFirewallRule -DisplayName 'kefal: block {port}/{proto}' -Direction Inbound"
             f" -LocalPort {port} -Protocol {proto.upper()} -Action Block"
         ]
+        how = "Windows Defender Firewall."
     elif c.macos:
         cmds = [
             f"echo 'block in quick proto {proto} from any to any port {port}' | sudo tee -a /etc/pf.conf",
             "sudo pfctl -f /etc/pf.conf && sudo pfctl -e",
         ]
+        how = "pf, the macOS packet filter."
     else:
         cmds = []
         if allow_from:
-            cmds.append(f"sudo ufw allow from {allow_from} to any port {port} proto {proto}")
-        cmds += [
-            f"sudo ufw deny {port}/{proto}",
-            f"# without ufw: sudo nft add rule inet filter input {proto} dport {port} drop",
-        ]
+            cmds += [f"# set ALLOW_FROM to the {allow_from} (e.g. 10.0.0.0/24) on the next line",
+                     "ALLOW_FROM=''", 'test -n "$ALLOW_FROM" && ' + _fw_for(c, port, proto, True)]
+        else:
+            cmds.append(_fw_for(c, port, proto))
+        how = _FW_WHY.get(c.family, _FW_WHY[""])
     return Action(f"Block {port}/{proto} at the host firewall", cmds,
                   "Defence in depth: if the service is ever rebound to all interfaces again, the"
-                  " firewall still keeps it off the network.")  # fmt: skip
+                  f" firewall still keeps it off the network. Firewall: {how}")  # fmt: skip
 
 
 def exe_gone(exe: Any) -> bool:
@@ -395,7 +475,7 @@ def control_plane_exposed(c: Ctx) -> list[Action]:
         ], "An anonymous kubelet lets anyone run commands in every pod on the node.")  # fmt: skip
     return [
         first,
-        firewall_block(c, port, proto, allow_from="<control-plane-subnet>"),
+        firewall_block(c, port, proto, allow_from="control-plane subnet"),
         listen_check(c, port, proto),
     ]
 
@@ -611,12 +691,46 @@ def outbound(c: Ctx) -> list[Action]:
     return [
         Action(f"See where {process} connects on port {port}", [f"sudo ss -tnp 'dport = :{port}'"],
                "The remote address tells whether this is an update server, a new integration, or a C2 server."),
-        Action("Block the destination if it is unknown", [f"sudo ufw deny out {port}/tcp",
-                                                          f"# or only that address: sudo ufw deny out to <remote-ip> port {port}"],
-               "Cuts a command-and-control or exfiltration channel while you investigate."),
+        block_peer(c, port),
         Action(f"Inspect {process}", [f"ps -o pid,user,args -C {c.q(process)}"],
                "Find which program made the connection and why."),
     ]  # fmt: skip
+
+
+def block_peer(c: Ctx, port: int) -> Action:
+    """Block the remote address, never the port: an outbound port is every program's."""
+    sock = c.get("socket")
+    sock = sock if isinstance(sock, dict) else {}
+    remote = ip(sock.get("remote_address") or c.get("remote_address"))
+    proto = proto_of(sock.get("protocol"))
+    if remote is None:
+        return Action("Block the destination if it is unknown",
+                      [f"sudo ss -tnp 'dport = :{port}'" if not c.windows else
+                       f"Get-NetTCPConnection -RemotePort {port}"],
+                      "Block the remote address the connection goes to (shown by the command),"
+                      " never the port: a port rule cuts every program's traffic on it.")  # fmt: skip
+    if ipaddress.ip_address(remote).is_loopback:
+        return Action(f"Nothing to block: {remote} is this host",
+                      [f"sudo ss -tnp 'dport = :{port}'" if not c.windows else
+                       f"Get-NetTCPConnection -RemotePort {port}"],
+                      "A connection to the loopback address never leaves the machine; look at the"
+                      " local listener it talks to instead.")  # fmt: skip
+    if c.windows:
+        cmds = [f"New-NetFirewallRule -DisplayName 'kefal: block {remote}:{port}' -Direction"
+                f" Outbound -RemoteAddress {remote} -RemotePort {port} -Protocol {proto.upper()}"
+                " -Action Block"]  # fmt: skip
+        how = "Windows Defender Firewall."
+    elif c.macos:
+        cmds = [f"echo 'block out quick proto {proto} from any to {remote} port {port}'"
+                " | sudo tee -a /etc/pf.conf", "sudo pfctl -f /etc/pf.conf && sudo pfctl -e"]
+        how = "pf, the macOS packet filter."
+    else:
+        cmds = [_fw_for(c, port, proto, out_to=remote)]
+        how = _FW_WHY.get(c.family, _FW_WHY[""])
+    return Action(f"Block {remote} if it is unknown", cmds,
+                  f"Cuts a command-and-control or exfiltration channel to {remote} while you"
+                  " investigate, and only that one: blocking the port would cut every program's"
+                  f" traffic on it. Firewall: {how}")  # fmt: skip
 
 
 def agent_silent(c: Ctx) -> list[Action]:
@@ -801,9 +915,20 @@ _NOVEL_BY_FIELD: dict[str, Template] = {
 }
 
 
+def family_of(os: str) -> str:
+    """The Linux family named in a snapshot's os string ("" for a bare "linux")."""
+    text = os.lower()
+    if any(w in text for w in ("debian", "ubuntu", "mint", "raspbian")):
+        return "debian"
+    if any(w in text for w in ("rhel", "red hat", "fedora", "rocky", "alma", "centos", "oracle")):
+        return "rhel"
+    return "" if text in ("linux", "darwin", "windows", "") else "other"
+
+
 def render(invariant: Invariant, subject: str, evidence: dict[str, Any], os: str) -> list[Action]:
     """Exactly three actions for this incident on this OS."""
-    ctx = Ctx(invariant, subject, evidence, os if os in ("linux", "darwin", "windows") else "linux")
+    ctx = Ctx(invariant, subject, evidence, os if os in ("linux", "darwin", "windows") else "linux",
+              family_of(os))
     template = BY_INVARIANT.get(invariant.id) if invariant.source == "builtin" else None
     if template is None:
         leaf = p.leaves(invariant.predicate)[0]
