@@ -359,7 +359,8 @@ def hunt_persistence(c: Ctx, needle: str) -> Action:
 def lock_account(c: Ctx, user: str) -> Action:
     u = c.q(user)
     if c.windows:
-        cmds = [f"Disable-LocalUser -Name {u}", "query user", "logoff <session-id>"]
+        cmds = [f"Disable-LocalUser -Name {u}", "query user",
+                "# then end each of its sessions: logoff ID, with the ID from query user"]
     elif c.macos:
         cmds = [f"sudo pwpolicy -u {u} disableuser", f"sudo pkill -KILL -u {u}"]
     else:
@@ -615,7 +616,11 @@ def root_login(c: Ctx) -> list[Action]:
             "sudo sed -i 's/^#\\?PermitRootLogin.*/PermitRootLogin no/' /etc/ssh/sshd_config",
             "sudo sshd -t && sudo systemctl reload ssh 2>/dev/null || sudo systemctl reload sshd",
         ], "Log in as a named user and use sudo: every action then has a name in the logs."),
-        Action("Give admins their own accounts", ["sudo adduser <name> && sudo usermod -aG sudo <name>"],
+        Action("Give admins their own accounts", [
+            "# choose the admin's login name and set it on the next line",
+            "ADMIN=''",
+            'test -n "$ADMIN" && sudo adduser "$ADMIN" && (sudo usermod -aG sudo "$ADMIN" 2>/dev/null'
+            ' || sudo usermod -aG wheel "$ADMIN")'],
                "Shared root passwords cannot be revoked for one person."),
     ]  # fmt: skip
 
@@ -752,7 +757,9 @@ def snapshot_replay(c: Ctx) -> list[Action]:
         Action("Compare the host's clock with the server's", ["timedatectl status", "chronyc tracking 2>/dev/null"],
                "An old timestamp is either a clock that jumped back or a replayed request."),
         Action("Rotate the agent's token", ["# dashboard: Agents -> rotate token, or POST /api/v1/agents/<id>/rotate-token",
-                                           "sudo kefal-lite agent enroll --server <url> --username <you>"],
+                                           "# set SERVER_URL (the dashboard's address) and YOU (your login) on the next lines",
+                                           "SERVER_URL=''", "YOU=''",
+                                           'test -n "$SERVER_URL" && test -n "$YOU" && sudo kefal-lite agent enroll --server "$SERVER_URL" --username "$YOU"'],
                "If someone captured and replays the agent's requests, a new token makes the old ones worthless."),
         Action("Check the agent's spool", ["sudo ls -l ~root/.local/share/kefal-lite/spool/"],
                "A restored backup of the spool can also resend old snapshots."),
@@ -816,7 +823,8 @@ def high_cpu(c: Ctx) -> list[Action]:
         Action(f"See what {name} is doing", ["top -b -n 1 -o %CPU | head -15", f"ps -o pid,user,etime,args -C {c.q(name)}"],
                "Hours at full CPU is either a runaway job or a miner under an innocent name."),
         Action("Cap it while you investigate", [f"sudo renice 19 -p $(pgrep -x -- {c.q(name)})",
-                                               "sudo systemctl set-property <unit> CPUQuota=50%"],
+                                               f"UNIT=$(systemctl status $(pgrep -x -- {c.q(name)} | head -1) 2>/dev/null | awk 'NR==1{{print $2}}')"
+                                               ' && test -n "$UNIT" && sudo systemctl set-property -- "$UNIT" CPUQuota=50%'],
                "Keeps the host responsive without losing the process state."),
         stop_process(c),
     ]  # fmt: skip
@@ -826,9 +834,14 @@ def count_spike(c: Ctx) -> list[Action]:
     return [
         Action("See which program multiplied", ["ps -eo comm= | sort | uniq -c | sort -rn | head -10"],
                "A fork bomb or a runaway worker pool shows as one name with a huge count."),
-        Action("Stop the runaway program", ["sudo pkill -x <name-from-above>"],
+        Action("Stop the runaway program", [
+            "NAME=$(ps -eo comm= | sort | uniq -c | sort -rn | awk 'NR==1{print $2}') && echo \"$NAME\"",
+            "# the next line kills every process of that name: check it is the runaway first",
+            'test -n "$NAME" && sudo pkill -x -- "$NAME"'],
                "Frees process slots before the host stops accepting new ones."),
-        Action("Limit tasks per service", ["sudo systemctl set-property <unit> TasksMax=512",
+        Action("Limit tasks per service", [
+            "UNIT=$(systemctl status $(pgrep -x -- \"$NAME\" | head -1) 2>/dev/null | awk 'NR==1{print $2}')"
+            ' && test -n "$UNIT" && sudo systemctl set-property -- "$UNIT" TasksMax=512',
                                            "# per user: add '* hard nproc 4096' to /etc/security/limits.conf"],
                "Stops the next runaway from taking the host down."),
     ]  # fmt: skip
