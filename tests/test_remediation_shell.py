@@ -341,7 +341,8 @@ def test_attack_protocol_is_tcp_or_udp_in_every_command() -> None:
             # only ever quoted whole (shell_listening names the process after the subject)
             assert not any("reboot" in c.replace("'5432/;reboot'", "") for c in cmds), cmds
     linux = _commands(t.render(BY_ID["new_listening_port"], "port:5432/;reboot", evidence, "linux"))
-    assert "sudo ufw deny 5432/tcp" in linux and "sudo fuser -k 5432/tcp" in linux
+    # the firewall rule sits inside the command that picks ufw, firewalld or nft on the host
+    assert any("sudo ufw deny 5432/tcp;" in c for c in linux) and "sudo fuser -k 5432/tcp" in linux
 
 
 def test_attack_kernel_newline_never_reaches_a_comment() -> None:

@@ -108,17 +108,45 @@ def drop(c: Ctx, s: _Server) -> Action:
                   "commands.")  # fmt: skip
 
 
-def restart(c: Ctx, s: _Server) -> Action:
+# The checks print how much of what was changed is still there: 0 once the edit took.
+JSON_HAS = _READ.format(args="f,*k") + "[o:=o[x] for x in k[:-1]];print(int(k[-1] in o))"
+JSON_COUNT = (_READ.format(args="f,old,*k") + "[o:=o[x] for x in k];"
+              'print(o.get("args",[]).count(old))')  # fmt: skip
+TOML_HAS = _TOML + "print(sum(bool(h.match(l)) for l in L))"
+TOML_COUNT = (_TOML + "out=[hd(l) or (json.dumps(a[0]) in l if st[0] else 0) for l in L];"
+              "print(sum(x is True for x in out))")  # fmt: skip
+
+
+def still_there(c: Ctx, s: _Server, old: str | None = None) -> str:
+    """A command printing 0 when the entry is gone (old None) or no longer has `old` as an
+    argument: it tests what was changed, not the name, which the kept entry still holds."""
+    if c.windows and not s.toml:
+        read = f"(Get-Content -Raw -LiteralPath {c.q(s.file)} | ConvertFrom-Json)"
+        if old is None:
+            parent = "".join(f".({c.q(k)})" for k in s.keys[:-1])
+            key = c.q(s.keys[-1])
+            names = f"{read}{parent}.PSObject.Properties.Name"
+            return f"@({names} | Where-Object {{ $_ -eq {key} }}).Count"
+        path = "".join(f".({c.q(k)})" for k in s.keys)
+        return f"@({read}{path}.args | Where-Object {{ $_ -eq {c.q(old)} }}).Count"
+    if s.toml:
+        return (_py(c, TOML_HAS, s.file, s.name) if old is None
+                else _py(c, TOML_COUNT, s.file, s.name, old))  # fmt: skip
+    if old is None:
+        return _py(c, JSON_HAS, s.file, *s.keys)
+    return _py(c, JSON_COUNT, s.file, old, *s.keys)
+
+
+def restart(c: Ctx, s: _Server, old: str | None = None) -> Action:
     pids = [n for n in (num(x, 1) for x in _strs(c.get("running_pids"))) if n is not None]
-    if c.windows:
-        cmds = [f"Stop-Process -Id {pid}" for pid in pids[:8]]
-        cmds.append(f"Select-String -LiteralPath {c.q(s.file)} -SimpleMatch -Pattern {c.q(s.name)}")
-    else:
-        cmds = [f"kill {pid}" for pid in pids[:8]]
-        cmds.append(f"grep -c -F -e {c.q(s.name)} -- {c.q(s.file)}")
+    stop = "Stop-Process -Id" if c.windows else "kill"
+    cmds = [f"{stop} {pid}" for pid in pids[:8]]
+    cmds.append(still_there(c, s, old))
+    what = ("the entry is gone" if old is None
+            else f"{visible(old)} is no longer among its arguments")  # fmt: skip
     return Action("Stop what it started and restart the client", cmds,
                   "A client keeps the servers it started until it restarts; quit and reopen "
-                  "it, then the last command should find nothing (count 0).")  # fmt: skip
+                  f"it. The last command prints 0 when {what}.")  # fmt: skip
 
 
 def shell_access(c: Ctx) -> list[Action]:
@@ -153,7 +181,7 @@ def broad_scope(c: Ctx) -> list[Action]:
                f"Replaces the argument {visible(old)} of {s.entry()} with the directory you "
                "set: a server sees only what it is handed, and a model can be talked into "
                "reading ~/.ssh or writing ~/.bashrc when it is handed everything."),
-        restart(c, s),
+        restart(c, s, old),
     ]  # fmt: skip
 
 

@@ -12,6 +12,7 @@ at the first newline and whatever follows runs.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 from collections.abc import Callable
@@ -36,6 +37,7 @@ class Ctx:
     subject: str
     evidence: dict[str, Any]
     os: str  # linux | darwin | windows
+    family: str = ""  # debian | rhel | other (a named Linux distribution) | "" (not known)
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.evidence.get(key, default)
@@ -95,6 +97,15 @@ def num(value: Any, lo: int = 0, hi: int = 2**31) -> int | None:
     return value if isinstance(value, int) and lo <= value <= hi else None
 
 
+def ip(value: Any) -> str | None:
+    """`value` as a validated IP address (or network), normalised, else None."""
+    text = str(value or "").strip("[]")
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
 def proto_of(value: Any) -> str:
     """The firewall protocol for a wire protocol: only tcp or udp ever reach a command."""
     return "udp" if value in ("udp", "udp6") else "tcp"
@@ -138,32 +149,124 @@ def listen_check(c: Ctx, port: int, proto: str = "tcp") -> Action:
                   "Check the change took: only the intended address (ideally 127.0.0.1) should show.")  # fmt: skip
 
 
+def _listen_address(c: Ctx) -> str | None:
+    sock = c.get("socket")
+    return ip(c.get("address") or (sock.get("address") if isinstance(sock, dict) else None))
+
+
+_NFT_TABLE = "sudo nft add table inet kefal"
+_NFT_CHAIN = "sudo nft 'add chain inet kefal {hook} {{ type filter hook {hook} priority 0; }}'"
+# What each firewall is called, how to tell it runs, and why it was chosen.
+_FW_WHY = {
+    "debian": "Debian/Ubuntu: ufw when it is installed and active, else nftables (the kernel"
+              " firewall every current release ships).",
+    "rhel": "RHEL/Fedora/Rocky/Alma: firewalld is the firewall they ship and run.",
+    "other": "nftables, the kernel firewall current distributions ship.",
+    "": "the distribution is not known: the command uses ufw if it is active, else firewalld"
+        " if it runs, else nftables.",
+}  # fmt: skip
+
+
+def _fw(tool: str, port: int, proto: str, allow: bool, out_to: str | None = None) -> str:
+    """One `&&` chain adding the rule with `tool`. Only validated numbers and addresses
+    (num(), ip()) and the constant $ALLOW_FROM reference reach it."""
+    if out_to is not None:
+        fam = "ip6" if ":" in out_to else "ip"
+        v = "ipv6" if ":" in out_to else "ipv4"
+        return {
+            "ufw": f"sudo ufw deny out to {out_to} port {port} proto {proto}",
+            "firewalld": f"sudo firewall-cmd --permanent --direct --add-rule {v} filter OUTPUT 0"
+                         f" -d {out_to} -p {proto} --dport {port} -j DROP"
+                         " && sudo firewall-cmd --reload",
+            "nft": f"{_NFT_TABLE} && {_NFT_CHAIN.format(hook='output')} && sudo nft add rule"
+                   f" inet kefal output {fam} daddr {out_to} {proto} dport {port} drop",
+        }[tool]  # fmt: skip
+    if tool == "ufw":
+        first = f'sudo ufw allow from "$ALLOW_FROM" to any port {port} proto {proto} && ' if allow else ""
+        return first + f"sudo ufw deny {port}/{proto}"
+    if tool == "firewalld":
+        first = (f"sudo firewall-cmd --permanent --add-rich-rule=\"rule source address=$ALLOW_FROM"
+                 f' port port={port} protocol={proto} accept" && ') if allow else ""
+        return (first + f"sudo firewall-cmd --permanent --add-rich-rule='rule port port={port}"
+                f" protocol={proto} reject' && sudo firewall-cmd --reload")  # fmt: skip
+    first = (f'sudo nft add rule inet kefal input ip saddr "$ALLOW_FROM" {proto} dport {port}'
+             " accept && ") if allow else ""  # fmt: skip
+    return (f"{_NFT_TABLE} && {_NFT_CHAIN.format(hook='input')} && {first}"
+            f"sudo nft add rule inet kefal input {proto} dport {port} drop")  # fmt: skip
+
+
+def _fw_for(c: Ctx, port: int, proto: str, allow: bool = False, out_to: str | None = None) -> str:
+    """The rule for this host's firewall: by its family, or chosen on the host when unknown."""
+    ufw_on = "command -v ufw >/dev/null && sudo ufw status | grep -q 'Status: active'"
+    nft = _fw("nft", port, proto, allow, out_to)
+    if c.family == "rhel":
+        return _fw("firewalld", port, proto, allow, out_to)
+    if c.family == "other":
+        return nft
+    if c.family == "debian":
+        return f"if {ufw_on}; then {_fw('ufw', port, proto, allow, out_to)}; else {nft}; fi"
+    return (f"if {ufw_on}; then {_fw('ufw', port, proto, allow, out_to)};"
+            " elif command -v firewall-cmd >/dev/null && sudo firewall-cmd --state >/dev/null"
+            f" 2>&1; then {_fw('firewalld', port, proto, allow, out_to)}; else {nft}; fi")
+
+
 def firewall_block(c: Ctx, port: int, proto: str = "tcp", allow_from: str | None = None) -> Action:
+    address = _listen_address(c)
+    if address is not None and ipaddress.ip_address(address).is_loopback:
+        return Action(f"Nothing to firewall: {port}/{proto} listens on {address} only",
+                      [listen_check(c, port, proto).commands[0]],
+                      f"A listener on {address} is reachable from this host only; a firewall rule"
+                      " adds nothing. The command confirms it is still bound there.")  # fmt: skip
     if c.windows:
         cmds = [
             f"New-NetFirewallRule -DisplayName 'kefal: block {port}/{proto}' -Direction Inbound"
             f" -LocalPort {port} -Protocol {proto.upper()} -Action Block"
         ]
+        how = "Windows Defender Firewall."
     elif c.macos:
         cmds = [
             f"echo 'block in quick proto {proto} from any to any port {port}' | sudo tee -a /etc/pf.conf",
             "sudo pfctl -f /etc/pf.conf && sudo pfctl -e",
         ]
+        how = "pf, the macOS packet filter."
     else:
         cmds = []
         if allow_from:
-            cmds.append(f"sudo ufw allow from {allow_from} to any port {port} proto {proto}")
-        cmds += [
-            f"sudo ufw deny {port}/{proto}",
-            f"# without ufw: sudo nft add rule inet filter input {proto} dport {port} drop",
-        ]
+            cmds += [f"# set ALLOW_FROM to the {allow_from} (e.g. 10.0.0.0/24) on the next line",
+                     "ALLOW_FROM=''", 'test -n "$ALLOW_FROM" && ' + _fw_for(c, port, proto, True)]
+        else:
+            cmds.append(_fw_for(c, port, proto))
+        how = _FW_WHY.get(c.family, _FW_WHY[""])
     return Action(f"Block {port}/{proto} at the host firewall", cmds,
                   "Defence in depth: if the service is ever rebound to all interfaces again, the"
-                  " firewall still keeps it off the network.")  # fmt: skip
+                  f" firewall still keeps it off the network. Firewall: {how}")  # fmt: skip
+
+
+def exe_gone(exe: Any) -> bool:
+    """A binary that is no longer at its path: deleted, or never on disk (memfd)."""
+    text = str(exe or "")
+    return text.endswith(" (deleted)") or "memfd:" in text
+
+
+def _pids(c: Ctx) -> list[int]:
+    """Every pid the incident is about: its own, then those of the rules folded into it."""
+    listed = c.get("pids")
+    found = [_pid(c)] + [num(x, 1) for x in (listed if isinstance(listed, list) else [])]
+    rules = c.get("rules")
+    for rule in rules if isinstance(rules, list) else []:
+        ev = rule.get("evidence") if isinstance(rule, dict) else None
+        if isinstance(ev, dict):
+            found.append(num(ev.get("pid"), 1))
+    out: list[int] = []
+    for pid in found:
+        if pid is not None and pid not in out:
+            out.append(pid)
+    return out[:8]
 
 
 def inspect_process(c: Ctx) -> Action:
-    pid, exe, name = _pid(c), c.get("exe"), c.get("name") or c.subject_value
+    pids, exe, name = _pids(c), c.get("exe"), c.get("name") or c.subject_value
+    pid = pids[0] if pids else None
     if c.windows:
         cmds = [
             f"Get-Process -Id {pid} | Format-List *"
@@ -173,44 +276,60 @@ def inspect_process(c: Ctx) -> Action:
             if exe
             else "Get-CimInstance Win32_Process | Select ProcessId,Name,CommandLine",
         ]
+        return Action(f"Inspect {name} before touching it", cmds,
+                      "Record who started it, from where, and keep a copy of the binary: killing"
+                      " it first destroys the evidence you need to find out how it got there.")  # fmt: skip
+    targets = [str(x) for x in pids] or [f"$(pgrep -x -- {c.q(name)} | head -1)"]
+    cmds = [f"ps -o pid,ppid,user,lstart,args -p {','.join(targets)}"]
+    if c.macos:
+        cmds += [f"sudo lsof -p {t}" for t in targets]
+        if exe and not exe_gone(exe):
+            cmds.append(f"sudo shasum -a 256 -- {c.q(exe)} && sudo mkdir -p /var/root/kefal-quarantine"
+                        f" && sudo cp -- {c.q(exe)} /var/root/kefal-quarantine/")  # fmt: skip
     else:
-        target = str(pid) if pid else f"$(pgrep -x -- {c.q(name)} | head -1)"
-        cmds = [
-            f"ps -o pid,ppid,user,lstart,args -p {target}",
-            f"sudo ls -l /proc/{target}/exe /proc/{target}/cwd"
-            if not c.macos
-            else f"sudo lsof -p {target}",
-        ]
-        if exe:
-            clean = str(exe).removesuffix(" (deleted)")
-            cmds.append(
-                f"sudo sha256sum -- {c.q(clean)} && sudo mkdir -p /root/kefal-quarantine && "
-                f"sudo cp -- {c.q(clean)} /root/kefal-quarantine/"
-            )
-    return Action(f"Inspect {name} before touching it", cmds,
-                  "Record who started it, from where, and keep a copy of the binary: killing it"
-                  " first destroys the evidence you need to find out how it got there.")  # fmt: skip
+        cmds += [f"sudo ls -l /proc/{t}/exe /proc/{t}/cwd" for t in targets]
+        # which unit owns it decides how to stop it for good: ask before anything is killed
+        cmds += [f"systemctl status {t} 2>/dev/null | head -3" for t in targets]
+        if exe or pids:
+            # The running image, read through /proc: right for a deleted or memfd binary
+            # (no path to read) and for one replaced on disk since it started.
+            cmds.append("sudo mkdir -p /root/kefal-quarantine")
+            for t in targets:
+                keep = (
+                    f"/root/kefal-quarantine/pid-{t}.exe"
+                    if t.isdigit()
+                    else "/root/kefal-quarantine/exe.$(date +%s)"
+                )
+                cmds.append(f"sudo sha256sum /proc/{t}/exe && sudo cp /proc/{t}/exe {keep}")
+    return Action(f"Inspect {name} and keep a copy of its binary", cmds,
+                  "Record who started it, from where and under which unit, and keep a copy of the"
+                  " binary: killing it first destroys the evidence you need to find out how it"
+                  " got there.")  # fmt: skip
 
 
-def stop_process(c: Ctx) -> Action:
-    pid, name = _pid(c), c.get("name") or c.subject_value
+def stop_process(c: Ctx, unit_checked: bool = False) -> Action:
+    pids, name = _pids(c), c.get("name") or c.subject_value
     if c.windows:
-        cmd = f"Stop-Process -Id {pid} -Force" if pid else f"Stop-Process -Name {c.q(name)} -Force"
-        cmds = [cmd]
-    else:
-        cmds = [
-            f"sudo kill -STOP {pid} && sudo kill -KILL {pid}"
-            if pid
-            else f"sudo pkill -KILL -x -- {c.q(name)}"
+        cmds = [f"Stop-Process -Id {pid} -Force" for pid in pids] or [
+            f"Stop-Process -Name {c.q(name)} -Force"
         ]
-        if not c.macos:
-            cmds.append(
-                f"systemctl status {pid} 2>/dev/null | head -3  # which unit owned it"
-                if pid
-                else f"systemctl list-units --all | grep -iF -e {c.q(name)}"
-            )
+        return Action(f"Stop {name}", cmds,
+                      "Ends what is running now; the next snapshot shows whether it came back.")  # fmt: skip
+    cmds = []
+    if not c.macos and not unit_checked:
+        # before the kill: a dead pid has no unit to ask about
+        cmds += [f"systemctl status {pid} 2>/dev/null | head -3" for pid in pids] or [
+            f"systemctl list-units --all | grep -iF -e {c.q(name)}"
+        ]
+    if pids:
+        each = " ".join(str(pid) for pid in pids)
+        cmds.append(f"sudo kill -STOP {each} && sudo kill -KILL {each}")
+    else:
+        cmds.append(f"sudo pkill -KILL -x -- {c.q(name)}")
     return Action(f"Stop {name}", cmds,
-                  "Ends what is running now; the next snapshot shows whether it came back.")  # fmt: skip
+                  "Ends what is running now (frozen first, so it cannot react); if a unit owned"
+                  " it, `systemctl stop` that unit too or it starts again. The next snapshot shows"
+                  " whether it came back.")  # fmt: skip
 
 
 def hunt_persistence(c: Ctx, needle: str) -> Action:
@@ -240,7 +359,8 @@ def hunt_persistence(c: Ctx, needle: str) -> Action:
 def lock_account(c: Ctx, user: str) -> Action:
     u = c.q(user)
     if c.windows:
-        cmds = [f"Disable-LocalUser -Name {u}", "query user", "logoff <session-id>"]
+        cmds = [f"Disable-LocalUser -Name {u}", "query user",
+                "# then end each of its sessions: logoff ID, with the ID from query user"]
     elif c.macos:
         cmds = [f"sudo pwpolicy -u {u} disableuser", f"sudo pkill -KILL -u {u}"]
     else:
@@ -356,7 +476,7 @@ def control_plane_exposed(c: Ctx) -> list[Action]:
         ], "An anonymous kubelet lets anyone run commands in every pod on the node.")  # fmt: skip
     return [
         first,
-        firewall_block(c, port, proto, allow_from="<control-plane-subnet>"),
+        firewall_block(c, port, proto, allow_from="control-plane subnet"),
         listen_check(c, port, proto),
     ]
 
@@ -406,26 +526,61 @@ def ssh_port_masquerade(c: Ctx) -> list[Action]:
     ]  # fmt: skip
 
 
+# Process name prefix -> (usual service account, usual data directory): constants, never
+# host text, so they may appear in commands as they are.
+_DB_ACCOUNTS: list[tuple[tuple[str, ...], str, str]] = [
+    (("postgres", "postmaster"), "postgres", "/var/lib/postgresql"),
+    (("mysqld", "mariadbd", "mariadb"), "mysql", "/var/lib/mysql"),
+    (("redis",), "redis", "/var/lib/redis"),
+    (("mongod",), "mongodb", "/var/lib/mongodb"),
+    (("elasticsearch", "opensearch"), "elasticsearch", "/var/lib/elasticsearch"),
+]
+
+
 def database_running_as_root(c: Ctx) -> list[Action]:
     name = c.get("name") or c.subject_value
+    pid = _pid(c)
+    target = str(pid) if pid else f"$(pgrep -x -- {c.q(name)} | head -1)"
+    known = next(((user, data) for prefixes, user, data in _DB_ACCOUNTS
+                  if visible(name).lower().startswith(prefixes)), None)  # fmt: skip
+    unit = f"UNIT=$(systemctl status {target} 2>/dev/null | awk 'NR==1{{print $2}}') && echo \"$UNIT\""
+    drop_in = '"/etc/systemd/system/$UNIT.d"'
+    # pasted line by line, a failed check does not stop the next line: each change re-checks
+    gate = 'test -n "$UNIT" && test -n "$DB_USER" && id -- "$DB_USER" >/dev/null &&'
+    if known:
+        user, data = known
+        pick = [f"DB_USER={user}  # the usual account for this database; change it if yours differs"]
+        chown = [f'{gate} sudo chown -R "$DB_USER:" {data}']
+    else:
+        pick = ["# choose the unprivileged account it should run as, and set it on the next line",
+                "DB_USER=''",
+                "# then give that account the database's data directory (chown -R) before restarting"]  # fmt: skip
+        chown = []
     return [
-        Action(f"Find how {name} is started", [f"systemctl status $(pgrep -x -- {c.q(name)} | head -1) | head -3",
-                                              f"systemctl cat $(systemctl status $(pgrep -x -- {c.q(name)} | head -1) | awk 'NR==1{{print $2}}')"],
-               "The unit file decides the user; a database started by hand as root does not survive the fix."),
+        Action(f"Find how {name} is started", [unit, 'systemctl cat -- "$UNIT"'],
+               "The unit file decides the user; a database started by hand as root does not"
+               " survive the fix."),
         Action(f"Run {name} as its own unprivileged user", [
-            "sudo systemctl edit <unit>   # add: [Service] User=<db-user> Group=<db-group>",
-            "sudo chown -R <db-user>:<db-group> <data-directory>",
-            "sudo systemctl restart <unit>",
-        ], "A bug or SQL injection in a root database is a root shell; as its own user it is contained."),
+            unit, *pick, *chown,
+            f"{gate} sudo mkdir -p {drop_in} && printf '[Service]\\nUser=%s\\nGroup=%s\\n' \"$DB_USER\""
+            f' "$(id -gn -- "$DB_USER")" | sudo tee {drop_in}/kefal-user.conf',
+            f'{gate} sudo systemctl daemon-reload && sudo systemctl restart -- "$UNIT"',
+        ], "A bug or SQL injection in a root database is a root shell; as its own user it is"
+           " contained. The unit comes from systemctl status of the running process."),
         Action("Confirm the new owner", [f"ps -o user,pid,args -C {c.q(name)}"],
-               "The next snapshot verifies it too: the incident resolves when no process of it runs as root."),
+               "The next snapshot verifies it too: the incident resolves when no process of it"
+               " runs as root."),
     ]  # fmt: skip
 
 
 def malicious_process(c: Ctx) -> list[Action]:
     name = c.get("name") or c.subject_value
-    needle = str(c.get("exe") or name).removesuffix(" (deleted)")
-    return [inspect_process(c), stop_process(c), hunt_persistence(c, needle)]
+    exe = c.get("exe")
+    # a memfd "path" is nowhere on disk: the name is what a unit or cron line would hold
+    needle = name if exe_gone(exe) and "memfd:" in str(exe) else str(exe or name)
+    needle = needle.removesuffix(" (deleted)")
+    # inspect (and copy the binary), then stop: the unit was asked about while inspecting
+    return [inspect_process(c), stop_process(c, unit_checked=True), hunt_persistence(c, needle)]
 
 
 def uid0_duplicate(c: Ctx) -> list[Action]:
@@ -461,7 +616,11 @@ def root_login(c: Ctx) -> list[Action]:
             "sudo sed -i 's/^#\\?PermitRootLogin.*/PermitRootLogin no/' /etc/ssh/sshd_config",
             "sudo sshd -t && sudo systemctl reload ssh 2>/dev/null || sudo systemctl reload sshd",
         ], "Log in as a named user and use sudo: every action then has a name in the logs."),
-        Action("Give admins their own accounts", ["sudo adduser <name> && sudo usermod -aG sudo <name>"],
+        Action("Give admins their own accounts", [
+            "# choose the admin's login name and set it on the next line",
+            "ADMIN=''",
+            'test -n "$ADMIN" && sudo adduser "$ADMIN" && (sudo usermod -aG sudo "$ADMIN" 2>/dev/null'
+            ' || sudo usermod -aG wheel "$ADMIN")'],
                "Shared root passwords cannot be revoked for one person."),
     ]  # fmt: skip
 
@@ -537,12 +696,46 @@ def outbound(c: Ctx) -> list[Action]:
     return [
         Action(f"See where {process} connects on port {port}", [f"sudo ss -tnp 'dport = :{port}'"],
                "The remote address tells whether this is an update server, a new integration, or a C2 server."),
-        Action("Block the destination if it is unknown", [f"sudo ufw deny out {port}/tcp",
-                                                          f"# or only that address: sudo ufw deny out to <remote-ip> port {port}"],
-               "Cuts a command-and-control or exfiltration channel while you investigate."),
+        block_peer(c, port),
         Action(f"Inspect {process}", [f"ps -o pid,user,args -C {c.q(process)}"],
                "Find which program made the connection and why."),
     ]  # fmt: skip
+
+
+def block_peer(c: Ctx, port: int) -> Action:
+    """Block the remote address, never the port: an outbound port is every program's."""
+    sock = c.get("socket")
+    sock = sock if isinstance(sock, dict) else {}
+    remote = ip(sock.get("remote_address") or c.get("remote_address"))
+    proto = proto_of(sock.get("protocol"))
+    if remote is None:
+        return Action("Block the destination if it is unknown",
+                      [f"sudo ss -tnp 'dport = :{port}'" if not c.windows else
+                       f"Get-NetTCPConnection -RemotePort {port}"],
+                      "Block the remote address the connection goes to (shown by the command),"
+                      " never the port: a port rule cuts every program's traffic on it.")  # fmt: skip
+    if ipaddress.ip_address(remote).is_loopback:
+        return Action(f"Nothing to block: {remote} is this host",
+                      [f"sudo ss -tnp 'dport = :{port}'" if not c.windows else
+                       f"Get-NetTCPConnection -RemotePort {port}"],
+                      "A connection to the loopback address never leaves the machine; look at the"
+                      " local listener it talks to instead.")  # fmt: skip
+    if c.windows:
+        cmds = [f"New-NetFirewallRule -DisplayName 'kefal: block {remote}:{port}' -Direction"
+                f" Outbound -RemoteAddress {remote} -RemotePort {port} -Protocol {proto.upper()}"
+                " -Action Block"]  # fmt: skip
+        how = "Windows Defender Firewall."
+    elif c.macos:
+        cmds = [f"echo 'block out quick proto {proto} from any to {remote} port {port}'"
+                " | sudo tee -a /etc/pf.conf", "sudo pfctl -f /etc/pf.conf && sudo pfctl -e"]
+        how = "pf, the macOS packet filter."
+    else:
+        cmds = [_fw_for(c, port, proto, out_to=remote)]
+        how = _FW_WHY.get(c.family, _FW_WHY[""])
+    return Action(f"Block {remote} if it is unknown", cmds,
+                  f"Cuts a command-and-control or exfiltration channel to {remote} while you"
+                  " investigate, and only that one: blocking the port would cut every program's"
+                  f" traffic on it. Firewall: {how}")  # fmt: skip
 
 
 def agent_silent(c: Ctx) -> list[Action]:
@@ -564,7 +757,9 @@ def snapshot_replay(c: Ctx) -> list[Action]:
         Action("Compare the host's clock with the server's", ["timedatectl status", "chronyc tracking 2>/dev/null"],
                "An old timestamp is either a clock that jumped back or a replayed request."),
         Action("Rotate the agent's token", ["# dashboard: Agents -> rotate token, or POST /api/v1/agents/<id>/rotate-token",
-                                           "sudo kefal-lite agent enroll --server <url> --username <you>"],
+                                           "# set SERVER_URL (the dashboard's address) and YOU (your login) on the next lines",
+                                           "SERVER_URL=''", "YOU=''",
+                                           'test -n "$SERVER_URL" && test -n "$YOU" && sudo kefal-lite agent enroll --server "$SERVER_URL" --username "$YOU"'],
                "If someone captured and replays the agent's requests, a new token makes the old ones worthless."),
         Action("Check the agent's spool", ["sudo ls -l ~root/.local/share/kefal-lite/spool/"],
                "A restored backup of the spool can also resend old snapshots."),
@@ -628,7 +823,8 @@ def high_cpu(c: Ctx) -> list[Action]:
         Action(f"See what {name} is doing", ["top -b -n 1 -o %CPU | head -15", f"ps -o pid,user,etime,args -C {c.q(name)}"],
                "Hours at full CPU is either a runaway job or a miner under an innocent name."),
         Action("Cap it while you investigate", [f"sudo renice 19 -p $(pgrep -x -- {c.q(name)})",
-                                               "sudo systemctl set-property <unit> CPUQuota=50%"],
+                                               f"UNIT=$(systemctl status $(pgrep -x -- {c.q(name)} | head -1) 2>/dev/null | awk 'NR==1{{print $2}}')"
+                                               ' && test -n "$UNIT" && sudo systemctl set-property -- "$UNIT" CPUQuota=50%'],
                "Keeps the host responsive without losing the process state."),
         stop_process(c),
     ]  # fmt: skip
@@ -638,9 +834,14 @@ def count_spike(c: Ctx) -> list[Action]:
     return [
         Action("See which program multiplied", ["ps -eo comm= | sort | uniq -c | sort -rn | head -10"],
                "A fork bomb or a runaway worker pool shows as one name with a huge count."),
-        Action("Stop the runaway program", ["sudo pkill -x <name-from-above>"],
+        Action("Stop the runaway program", [
+            "NAME=$(ps -eo comm= | sort | uniq -c | sort -rn | awk 'NR==1{print $2}') && echo \"$NAME\"",
+            "# the next line kills every process of that name: check it is the runaway first",
+            'test -n "$NAME" && sudo pkill -x -- "$NAME"'],
                "Frees process slots before the host stops accepting new ones."),
-        Action("Limit tasks per service", ["sudo systemctl set-property <unit> TasksMax=512",
+        Action("Limit tasks per service", [
+            "UNIT=$(systemctl status $(pgrep -x -- \"$NAME\" | head -1) 2>/dev/null | awk 'NR==1{print $2}')"
+            ' && test -n "$UNIT" && sudo systemctl set-property -- "$UNIT" TasksMax=512',
                                            "# per user: add '* hard nproc 4096' to /etc/security/limits.conf"],
                "Stops the next runaway from taking the host down."),
     ]  # fmt: skip
@@ -727,9 +928,20 @@ _NOVEL_BY_FIELD: dict[str, Template] = {
 }
 
 
+def family_of(os: str) -> str:
+    """The Linux family named in a snapshot's os string ("" for a bare "linux")."""
+    text = os.lower()
+    if any(w in text for w in ("debian", "ubuntu", "mint", "raspbian")):
+        return "debian"
+    if any(w in text for w in ("rhel", "red hat", "fedora", "rocky", "alma", "centos", "oracle")):
+        return "rhel"
+    return "" if text in ("linux", "darwin", "windows", "") else "other"
+
+
 def render(invariant: Invariant, subject: str, evidence: dict[str, Any], os: str) -> list[Action]:
     """Exactly three actions for this incident on this OS."""
-    ctx = Ctx(invariant, subject, evidence, os if os in ("linux", "darwin", "windows") else "linux")
+    ctx = Ctx(invariant, subject, evidence, os if os in ("linux", "darwin", "windows") else "linux",
+              family_of(os))
     template = BY_INVARIANT.get(invariant.id) if invariant.source == "builtin" else None
     if template is None:
         leaf = p.leaves(invariant.predicate)[0]
