@@ -20,6 +20,7 @@ from kefal_lite.detect import predicates as p
 from kefal_lite.detect.facts import (
     Facts,
     Scanner,
+    Verdicts,
     epoch,
     is_loopback,
     iso,
@@ -127,24 +128,27 @@ class Ctx:
 # prefixes) and a `check(prepared, ctx)` run per snapshot.
 
 
-def _prep_paths(
-    pr: p.ProcessInSuspiciousPath,
-) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
+PathPrep = tuple[str | None, Verdicts[str | None]]
+
+
+def _prep_paths(pr: p.ProcessInSuspiciousPath) -> PathPrep:
     prefixes = tuple(path.rstrip("/\\") + ("\\" if "\\" in path else "/")
                      for path in pr.params.suspicious_paths)  # fmt: skip
-    return prefixes, tuple("\n" + pre for pre in prefixes), pr.params.user
+    # Each distinct binary is judged once per catalog (hosts run the same few dozen).
+    verdicts: Verdicts[str | None] = Verdicts(
+        lambda exe: bool(exe) and norm_exe(exe or "").startswith(prefixes)
+    )
+    return pr.params.user, verdicts
 
 
-def _suspicious_path(
-    prep: tuple[tuple[str, ...], tuple[str, ...], str | None], c: Ctx
-) -> list[Hit]:
-    prefixes, needles, user = prep
-    blob = c.f.exe_blob
-    if not any(needle in blob for needle in needles):
+def _suspicious_path(prep: PathPrep, c: Ctx) -> list[Hit]:
+    user, verdicts = prep
+    bad = verdicts.flagged(c.f.exe_set)
+    if not bad:
         return []
     hits: list[Hit] = []
     for name, proc in zip(c.f.names, c.f.procs, strict=True):
-        if proc.exe and norm_exe(proc.exe).startswith(prefixes):
+        if proc.exe in bad:
             if user is None or proc.user == user:
                 hits.append((f"process:{name}", f"{label(proc)} runs {proc.exe}",
                              proc_evidence(proc, c.f), None))  # fmt: skip
@@ -470,6 +474,7 @@ class Catalog:
                 gates.append(_gate(leaf, prepared, prefixes))
             self.on_ingest.append((inv, calls, sentence, _rule_gate(gates)))
         self.prefixes = tuple((x, "\n" + x) for x in prefixes)
+        self.prefixed: Verdicts[str] = Verdicts(lambda name: bool(self.prefixes_of(name)))
         self.scanner = Scanner(needles)
         self.watched = tuple(watched)
         self.watched_set = frozenset(watched)
@@ -484,6 +489,10 @@ class Catalog:
         self.silent_rules = tuple(
             inv for inv in self.invariants if isinstance(inv.predicate, p.AgentSilent)
         )
+
+    def prefixes_of(self, name: str) -> list[str]:
+        """The rules' name prefixes (python*, php*) this process name starts with."""
+        return [x for x, _ in self.prefixes if name.startswith(x)]
 
 
 def evaluate(
@@ -551,7 +560,7 @@ def _gate(leaf: Any, prepared: Any, prefixes: dict[str, None]) -> list[set[Any]]
         prefixes.update(dict.fromkeys(pre))
         return [{_CONN + x for x in (*exact, *pre)} | {_CONN_UNKNOWN}]
     if isinstance(leaf, p.ProcessParentIn):
-        (kids, kid_pre), (parents, parent_pre) = prepared
+        (kids, kid_pre), (parents, parent_pre), _ = prepared
         prefixes.update(dict.fromkeys((*kid_pre, *parent_pre)))
         return [set(parents) | {_PREFIX + x for x in parent_pre},
                 set(kids) | {_PREFIX + x for x in kid_pre}]  # fmt: skip
@@ -573,11 +582,14 @@ def _tokens(ctx: Ctx, catalog: Catalog) -> frozenset[Any]:
     out: set[Any] = set(f.name_set)
     out.update(ctx.frags())
     out.update(f.listening_ports_set)
-    blob = f.names_blob
+    # Which rule prefixes (python*) the names start with: each distinct name is judged
+    # once per catalog, a snapshot pays two set operations.
     known = ctx.prefix_hits  # the rules' own prefix questions reuse these answers
-    for x, line in catalog.prefixes:
-        known[x] = hit = line in blob
-        if hit:
+    for x, _ in catalog.prefixes:
+        known[x] = False
+    for name in catalog.prefixed.flagged(f.name_set):
+        for x in catalog.prefixes_of(name):
+            known[x] = True
             out.add(_PREFIX + x)
     for conn in f.outbound:
         if not conn.process:

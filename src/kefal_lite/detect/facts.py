@@ -103,13 +103,22 @@ class Facts:
         return "\n".join([x.cmdline for x in self.procs if x.cmdline]).lower()
 
     @lazy
-    def listening_ports_set(self) -> frozenset[int]:
-        return frozenset([lp.port for lp in self.snap.listening_ports])
+    def exes(self) -> list[str | None]:
+        return [x.exe for x in self.procs]
 
     @lazy
-    def exe_names_blob(self) -> str:
-        """Names of the processes that have a binary, one a line (kernel threads have none)."""
-        return "\n".join([n for n, x in zip(self.names, self.procs, strict=True) if x.exe])
+    def exe_set(self) -> frozenset[str | None]:
+        return frozenset(self.exes)
+
+    @lazy
+    def name_exe_pairs(self) -> frozenset[tuple[str, str | None]]:
+        """The distinct (name, exe) pairs: fewer than the processes, and hashable for
+        a catalog's per-pair memo (`Verdicts`)."""
+        return frozenset(zip(self.names, self.exes, strict=True))
+
+    @lazy
+    def listening_ports_set(self) -> frozenset[int]:
+        return frozenset([lp.port for lp in self.snap.listening_ports])
 
     @lazy
     def by_pid(self) -> dict[int, Process]:
@@ -296,3 +305,27 @@ class Scanner:
 
 
 _NONE: frozenset[str] = frozenset()
+
+
+class Verdicts(Generic[T]):
+    """A catalog's memo of a pure yes/no judgement of single values (an exe path, a
+    (name, exe) pair), asked with set operations: a snapshot pays one C-level difference
+    against what was judged before and one intersection with what was flagged, and the
+    Python judgement runs only for values never seen (bounded like `Scanner`)."""
+
+    MAX = 65_536
+
+    def __init__(self, judge: Callable[[T], bool]) -> None:
+        self.judge = judge
+        self.known: set[T] = set()
+        self.bad: set[T] = set()
+
+    def flagged(self, values: frozenset[T]) -> set[T]:
+        new = values.difference(self.known)
+        if new:
+            if len(self.known) + len(new) > self.MAX:
+                self.known.clear()  # rare; cheaper than an LRU's bookkeeping on every call
+                self.bad.clear()
+            self.known.update(new)
+            self.bad.update([v for v in new if self.judge(v)])
+        return self.bad.intersection(values)
