@@ -119,7 +119,7 @@ _ALIASES = {"systemd-udevd": ("udevadm",), "init": ("systemd",), "crond": ("cron
             "syslogd": ("rsyslogd", "busybox"), "master": ("postfix",)}  # fmt: skip
 
 
-MismatchPrep = tuple[frozenset[str], bool, Verdicts[tuple[str, str | None]]]
+MismatchPrep = tuple[frozenset[str], bool, Verdicts[tuple[str, str]]]
 
 
 def prep_mismatch(pr: p.ProcessNameMismatch) -> MismatchPrep:
@@ -129,7 +129,7 @@ def prep_mismatch(pr: p.ProcessNameMismatch) -> MismatchPrep:
     kthreads = pr.params.kernel_threads
     # Each (name, binary) pair is judged once per catalog: a host shows the same pairs
     # snapshot after snapshot, and most hosts the same few hundred.
-    verdicts: Verdicts[tuple[str, str | None]] = Verdicts(
+    verdicts: Verdicts[tuple[str, str]] = Verdicts(
         lambda pair: _mismatch(daemons, kthreads, *pair) is not None
     )
     return daemons, kthreads, verdicts

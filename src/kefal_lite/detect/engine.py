@@ -107,7 +107,9 @@ class Ctx:
         if out is None:
             out = set()
             waiting: dict[str, int] = {}
-            novel = self.novel(field)
+            # Usually every value is in the baseline: one difference, no further calls.
+            unknown = self.unknown(field)
+            novel = self.novel(field) if unknown and not self.learning else unknown
             if novel and not self.learning:
                 before = self.state.pending.get(field, {})
                 need = self.detection.novelty_persistence
@@ -301,7 +303,9 @@ def _novel_value(prep: tuple[str, int, str], c: Ctx) -> list[Hit]:
     field, learning, declared = prep
     if c.state.seen < learning:
         return []
-    ready = c.ready(field)
+    ready = c._ready.get(field)
+    if ready is None:
+        ready = c.ready(field)
     return novelty.hits(field, ready, declared, c) if ready else []
 
 

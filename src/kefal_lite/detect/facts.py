@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
+from itertools import compress
 from typing import Any, Generic, TypeVar
 
 from kefal_lite.snapshot import Connection, ListeningPort, Process, Snapshot
@@ -111,10 +112,10 @@ class Facts:
         return frozenset(self.exes)
 
     @lazy
-    def name_exe_pairs(self) -> frozenset[tuple[str, str | None]]:
-        """The distinct (name, exe) pairs: fewer than the processes, and hashable for
-        a catalog's per-pair memo (`Verdicts`)."""
-        return frozenset(zip(self.names, self.exes, strict=True))
+    def name_exe_pairs(self) -> frozenset[tuple[str, str]]:
+        """The distinct (name, exe) pairs of processes with a binary (kernel threads have
+        none), for a catalog's per-pair memo (`Verdicts`); built by C-level iterators."""
+        return frozenset(zip(compress(self.names, self.exes), filter(None, self.exes), strict=True))
 
     @lazy
     def listening_ports_set(self) -> frozenset[int]:
