@@ -478,6 +478,8 @@ class Catalog:
                 gates.append(_gate(leaf, prepared, prefixes))
             self.on_ingest.append((inv, calls, sentence, _rule_gate(gates)))
         self.prefixes = tuple((x, "\n" + x) for x in prefixes)
+        self.no_prefix = dict.fromkeys(prefixes, False)
+        self._prefix_of: dict[str, tuple[str, ...]] = {}
         self.prefixed: Verdicts[str] = Verdicts(lambda name: bool(self.prefixes_of(name)))
         self.scanner = Scanner(needles)
         self.watched = tuple(watched)
@@ -494,9 +496,14 @@ class Catalog:
             inv for inv in self.invariants if isinstance(inv.predicate, p.AgentSilent)
         )
 
-    def prefixes_of(self, name: str) -> list[str]:
+    def prefixes_of(self, name: str) -> tuple[str, ...]:
         """The rules' name prefixes (python*, php*) this process name starts with."""
-        return [x for x, _ in self.prefixes if name.startswith(x)]
+        out = self._prefix_of.get(name)
+        if out is None:
+            if len(self._prefix_of) >= Verdicts.MAX:
+                self._prefix_of.clear()  # rare; cheaper than an LRU's bookkeeping
+            out = self._prefix_of[name] = tuple(x for x, _ in self.prefixes if name.startswith(x))
+        return out
 
 
 def evaluate(
@@ -509,7 +516,7 @@ def evaluate(
     # Community rules never fold into (or lead) a builtin's finding: a shared rule must not
     # change when or whether a builtin fires, so each keeps its own incident.
     shared: list[Finding] = []
-    tokens: frozenset[Any] | None = None
+    tokens: set[Any] | None = None
     for inv, calls, sentence, gate in catalog.on_ingest:
         if gate is not None:
             # The shared pre-filter: a rule whose names, fragments, ports or connection
@@ -581,16 +588,14 @@ def _rule_gate(gates: list[list[set[Any]] | None]) -> tuple[frozenset[Any], ...]
     return (frozenset().union(*(g[0] for g in gates if g is not None)),)
 
 
-def _tokens(ctx: Ctx, catalog: Catalog) -> frozenset[Any]:
+def _tokens(ctx: Ctx, catalog: Catalog) -> set[Any]:
     f = ctx.f
     out: set[Any] = set(f.name_set)
     out.update(ctx.frags())
     out.update(f.listening_ports_set)
     # Which rule prefixes (python*) the names start with: each distinct name is judged
     # once per catalog, a snapshot pays two set operations.
-    known = ctx.prefix_hits  # the rules' own prefix questions reuse these answers
-    for x, _ in catalog.prefixes:
-        known[x] = False
+    known = ctx.prefix_hits = dict(catalog.no_prefix)  # the rules' own prefix questions
     for name in catalog.prefixed.flagged(f.name_set):
         for x in catalog.prefixes_of(name):
             known[x] = True
@@ -601,8 +606,8 @@ def _tokens(ctx: Ctx, catalog: Catalog) -> frozenset[Any]:
             continue
         name = norm_name(conn.process)
         out.add(_CONN + name)
-        out.update([_CONN + x for x, _ in catalog.prefixes if name.startswith(x)])
-    return frozenset(out)
+        out.update([_CONN + x for x in catalog.prefixes_of(name)])
+    return out
 
 
 def _routine(hit: Hit, facts: Facts) -> Hit:
