@@ -280,11 +280,7 @@ def cmdline_all(groups: tuple[tuple[str, ...], ...], c: Ctx) -> list[Hit]:
         if frags.isdisjoint(group):
             return []
     hits: list[Hit] = []
-    of = c.scanner.of
-    for name, proc in zip(c.f.names, c.f.procs, strict=True):
-        if not proc.cmdline:
-            continue
-        own = of(proc.cmdline)
+    for name, proc, own in c.frag_procs():
         if own.isdisjoint(groups[0]):
             continue
         found = []
@@ -358,9 +354,8 @@ def destructive(prep: None, c: Ctx) -> list[Hit]:
     if c.frags().isdisjoint(_HINTS):
         return []
     hits: list[Hit] = []
-    of = c.scanner.of
-    for name, proc in zip(c.f.names, c.f.procs, strict=True):
-        if not proc.cmdline or of(proc.cmdline).isdisjoint(_HINTS):
+    for name, proc, own in c.frag_procs():
+        if not proc.cmdline or own.isdisjoint(_HINTS):
             continue
         if ":(){" in proc.cmdline.replace(" ", ""):
             why: str | None = "is a fork bomb"
@@ -406,10 +401,10 @@ def service_account_discovery(prep: None, c: Ctx) -> list[Hit]:
     # asking "who am I" has a login shell; a web server's account should not ask.
     services = {u.name for u in c.f.snap.users if u.shell and not login_shell(u.shell)}
     hits: list[Hit] = []
-    for name, proc in zip(c.f.names, c.f.procs, strict=True):
+    for name, proc, own in c.frag_procs():
         if not proc.cmdline or (";" not in proc.cmdline and "&&" not in proc.cmdline):
             continue
-        if c.scanner.of(proc.cmdline).isdisjoint(_DISCOVERY_HINTS):
+        if own.isdisjoint(_DISCOVERY_HINTS):
             continue
         found = discovery_commands(proc.cmdline)
         if len(found) < 2:
@@ -474,12 +469,8 @@ def credential_guessing(prep: None, c: Ctx) -> list[Hit]:
     if frags.isdisjoint(_LIST_HINTS) or frags.isdisjoint(_PROTO_HINTS):
         return []
     hits: list[Hit] = []
-    of = c.scanner.of
-    for name, proc in zip(c.f.names, c.f.procs, strict=True):
-        if not proc.cmdline:
-            continue
-        own = of(proc.cmdline)
-        if own.isdisjoint(_LIST_HINTS) or own.isdisjoint(_PROTO_HINTS):
+    for name, proc, own in c.frag_procs():
+        if not proc.cmdline or own.isdisjoint(_LIST_HINTS) or own.isdisjoint(_PROTO_HINTS):
             continue
         for argv in _commands(proc.cmdline):
             found = guessing([a for a in argv if a])

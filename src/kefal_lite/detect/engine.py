@@ -33,7 +33,7 @@ from kefal_lite.detect.facts import (
 from kefal_lite.detect.model import SEVERITY_RANK, Finding, Invariant
 from kefal_lite.detect.signals import ROUTINE_PARENTS
 from kefal_lite.detect.state import COUNT_HISTORY, MAX_BASELINE, MAX_PENDING, HostState
-from kefal_lite.snapshot import Snapshot
+from kefal_lite.snapshot import Process, Snapshot
 
 __all__ = ["Catalog", "Detection", "evaluate", "is_loopback", "norm_name", "still_violated"]
 
@@ -63,6 +63,8 @@ class Ctx:
         self.f = facts
         self.scanner = scanner
         self._frags: frozenset[str] | None = None
+        self._frag_at: list[int] = []
+        self._frag_procs: list[tuple[str, Process, frozenset[str]]] | None = None
         self.prefix_hits: dict[str, bool] = {}  # name prefix (python*) -> any process has it
         self.state = state
         self.now = now
@@ -83,7 +85,20 @@ class Ctx:
         """The catalog's command-line fragments this snapshot contains (computed once)."""
         out = self._frags
         if out is None:
-            out = self._frags = self.scanner.scan(self.f.procs)
+            out, self._frag_at = self.scanner.scan(self.f.procs)
+            self._frags = out
+        return out
+
+    def frag_procs(self) -> list[tuple[str, Process, frozenset[str]]]:
+        """(name, process, its fragments) of the processes whose command line holds any of
+        the catalog's fragments, in snapshot order: the only ones a command-line rule needs
+        to look at."""
+        out = self._frag_procs
+        if out is None:
+            self.frags()
+            names, procs, of = self.f.names, self.f.procs, self.scanner.of
+            out = self._frag_procs = [(names[i], procs[i], of(procs[i].cmdline or ""))
+                                      for i in self._frag_at]  # fmt: skip
         return out
 
     def unknown(self, field: str) -> set[str]:
@@ -183,10 +198,8 @@ def _cmdline_contains(prep: tuple[str, ...], c: Ctx) -> list[Hit]:
         return []
     found = [pat for pat in prep if pat in frags]
     hits: list[Hit] = []
-    of = c.scanner.of
-    for name, proc in zip(c.f.names, c.f.procs, strict=True):
+    for name, proc, own in c.frag_procs():
         if proc.cmdline:
-            own = of(proc.cmdline)
             for pat in found:
                 if pat in own:
                     ev = proc_evidence(proc, c.f) | {"pattern": pat}

@@ -277,22 +277,26 @@ class Scanner:
             self._seen[cmdline] = hit
         return hit
 
-    def scan(self, procs: list[Process]) -> frozenset[str]:
+    def scan(self, procs: list[Process]) -> tuple[frozenset[str], list[int]]:
+        """(the fragments the snapshot contains, the positions of the processes whose
+        command line holds any): rules asking about command lines walk those only."""
         seen = self._seen
         out: set[str] = set()
-        new: list[str] = []
-        for proc in procs:
+        at: list[int] = []
+        new: list[int] = []
+        for i, proc in enumerate(procs):
             cmd = proc.cmdline
             if cmd:
                 hit = seen.get(cmd)
                 if hit is None:
-                    new.append(cmd)
+                    new.append(i)
                 elif hit:
                     out.update(hit)
+                    at.append(i)
         if new:
             # Command lines never seen: every fragment is searched for once in all of them
             # joined, and only the few found are attributed line by line.
-            fresh = list(dict.fromkeys(new))
+            fresh = list(dict.fromkeys([procs[i].cmdline or "" for i in new]))
             lows = [cmd.lower() for cmd in fresh]
             joined = "\n".join(lows)
             present = [n for n in self.needles if n in joined]
@@ -302,7 +306,9 @@ class Scanner:
                 hit = frozenset([n for n in present if n in low]) if present else _NONE
                 seen[cmd] = hit
                 out.update(hit)
-        return frozenset(out)
+            if present:
+                at = sorted(at + [i for i in new if seen.get(procs[i].cmdline or "")])
+        return frozenset(out), at
 
 
 _NONE: frozenset[str] = frozenset()
