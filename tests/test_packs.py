@@ -263,3 +263,38 @@ def test_benign_corpus_stays_quiet_with_the_pack() -> None:
             findings, state = evaluate(s, state, CATALOG, s.timestamp + timedelta(seconds=3))
             loud = [f for f in findings if SEVERITY_RANK[f.severity] >= SEVERITY_RANK["medium"]]
             assert loud == [], (name, loud)
+
+
+def _ids(findings: list[Finding]) -> list[tuple[str, str, str]]:
+    return sorted((f.invariant_id, f.subject, f.title) for f in findings)
+
+
+def test_a_catalog_that_remembers_values_judges_like_a_fresh_one() -> None:
+    # The catalog remembers which binaries, (name, binary) pairs, names and command lines it
+    # judged: a value seen benign on one host must not hide the same name with another
+    # binary, or the same command line on another process, on the next.
+    shared = Catalog((*BUILTINS, *packs.active()))
+    plants = [
+        proc("sshd", pid=931, exe="/usr/sbin/sshd"),
+        proc("sshd", pid=931, exe="/tmp/.x/sshd-helper"),
+        proc("kworker/0:3", pid=932, exe="/usr/bin/kw"),
+        proc("bash", pid=933, ppid=NGINX, cmdline="bash -i"),
+        proc("python3", pid=934, ppid=NGINX, cmdline="python3 -c 'import pty;pty.spawn(\"sh\")'"),
+    ]
+    # each planted host sends two snapshots: the second asks the memo what it judged
+    hosts = [
+        *([snap(i, add_processes=[plant]) for i in range(2)] for plant in plants),
+        *corpus.load().values(),
+    ]  # fmt: skip
+    for snapshots in hosts:
+        fresh = Catalog((*BUILTINS, *packs.active()))
+        a_state, b_state = HostState(), HostState()
+        for s in snapshots:
+            now = s.timestamp + timedelta(seconds=2)
+            a, a_state = evaluate(s, a_state, shared, now)
+            b, b_state = evaluate(s, b_state, fresh, now)
+            assert _ids(a) == _ids(b)
+    # and the masquerades above were findings, not two empty lists agreeing
+    found = {f.invariant_id for s in hosts[1] + hosts[2]
+             for f in evaluate(s, HostState(), shared, s.timestamp)[0]}  # fmt: skip
+    assert "daemon_name_mismatch" in found

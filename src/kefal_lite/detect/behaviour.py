@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from kefal_lite.detect import predicates as p
 from kefal_lite.detect.facts import (
+    Verdicts,
     host_port,
     label,
     login_shell,
@@ -60,42 +61,48 @@ def _hit(name: str, proc: Process, what: str, c: Ctx, **extra: Any) -> Hit:
 # --- exe in a writable or hidden place --------------------------------------------------
 
 
-Tops = tuple[tuple[str, tuple[str, ...]], ...]  # "\n/dev/" -> ("\n/dev/shm/", "\n/dev/mqueue/")
-ExePrep = tuple[tuple[str, ...], bool, bool, tuple[str, ...], Tops]
+ExePrep = tuple[tuple[str, ...], bool, bool, tuple[str, ...], Verdicts[str | None]]
 
 
 def prep_exe(pr: p.ProcessExeSuspicious) -> ExePrep:
     dirs = tuple(x.rstrip("/") + "/" for x in pr.params.paths)
-    # The blob is searched per top-level directory first ("\n/dev/" once for /dev/shm and
-    # /dev/mqueue): most hosts run nothing from /dev or /run, and one search settles both.
-    tops: dict[str, list[str]] = {}
-    for d in dirs:
-        tops.setdefault("\n/" + d.split("/")[1] + "/", []).append("\n" + d)
-    return (dirs, pr.params.hidden, pr.params.memfd, tuple(x.lower() for x in pr.params.except_),
-            tuple((top, tuple(ds)) for top, ds in tops.items()))  # fmt: skip
+    hidden, memfd = pr.params.hidden, pr.params.memfd
+    ok = tuple(x.lower() for x in pr.params.except_)
+    # A host runs the same binaries snapshot after snapshot: each path is judged once.
+    verdicts: Verdicts[str | None] = Verdicts(
+        lambda exe: _exe_where(exe, dirs, hidden, memfd, ok) is not None
+    )
+    return dirs, hidden, memfd, ok, verdicts
+
+
+def _exe_where(
+    exe: str | None, dirs: tuple[str, ...], hidden: bool, memfd: bool, ok: tuple[str, ...]
+) -> str | None:
+    if not exe:
+        return None
+    exe = norm_exe(exe)
+    low = exe.lower()
+    if memfd and "memfd:" in low:
+        return "an anonymous memory file"
+    if exe.startswith(dirs):
+        return "a world-writable directory"
+    if hidden and "/." in exe and not any(x in low for x in ok):
+        return "a hidden path"
+    return None
 
 
 def exe_suspicious(prep: ExePrep, c: Ctx) -> list[Hit]:
-    dirs, hidden, memfd, ok, tops = prep
-    blob = c.f.exe_blob
-    if not (any(top in blob and any(d in blob for d in ds) for top, ds in tops)
-            or (hidden and "/." in blob) or (memfd and "memfd:" in blob)):  # fmt: skip
+    dirs, hidden, memfd, ok, verdicts = prep
+    # The distinct binaries (a few dozen), each judged once per catalog: cheaper than
+    # searching the joined paths for every directory, "/." and "memfd:" each snapshot.
+    bad = verdicts.flagged(c.f.exe_set)
+    if not bad:
         return []
     hits: list[Hit] = []
     for name, proc in zip(c.f.names, c.f.procs, strict=True):
-        if not proc.exe:
-            continue
-        exe = norm_exe(proc.exe)
-        low = exe.lower()
-        if memfd and "memfd:" in low:
-            where = "an anonymous memory file"
-        elif exe.startswith(dirs):
-            where = "a world-writable directory"
-        elif hidden and "/." in exe and not any(x in low for x in ok):
-            where = "a hidden path"
-        else:
-            continue
-        hits.append(_hit(name, proc, f"runs {proc.exe}, from {where}", c))
+        if proc.exe in bad:
+            where = _exe_where(proc.exe, dirs, hidden, memfd, ok)
+            hits.append(_hit(name, proc, f"runs {proc.exe}, from {where}", c))
     return hits
 
 
@@ -112,14 +119,20 @@ _ALIASES = {"systemd-udevd": ("udevadm",), "init": ("systemd",), "crond": ("cron
             "syslogd": ("rsyslogd", "busybox"), "master": ("postfix",)}  # fmt: skip
 
 
-_SLASHED: dict[str, str] = {}
+MismatchPrep = tuple[frozenset[str], bool, Verdicts[tuple[str, str]]]
 
 
-def prep_mismatch(pr: p.ProcessNameMismatch) -> tuple[frozenset[str], bool]:
+def prep_mismatch(pr: p.ProcessNameMismatch) -> MismatchPrep:
     # Linux reports at most 15 characters of a name: match the truncated form too.
     names = {norm_name(n) for n in pr.params.names}
-    _SLASHED.update({n: "/" + n for n in names})
-    return frozenset(names | {n[:15] for n in names}), pr.params.kernel_threads
+    daemons = frozenset(names | {n[:15] for n in names})
+    kthreads = pr.params.kernel_threads
+    # Each (name, binary) pair is judged once per catalog: a host shows the same pairs
+    # snapshot after snapshot, and most hosts the same few hundred.
+    verdicts: Verdicts[tuple[str, str]] = Verdicts(
+        lambda pair: _mismatch(daemons, kthreads, *pair) is not None
+    )
+    return daemons, kthreads, verdicts
 
 
 _KTHREAD_RE = re.compile("^" + _KTHREAD_NAME, re.M)
@@ -133,29 +146,26 @@ def _imitates(name: str, exe: str) -> bool:
     return not (base.startswith(name) or name.startswith(base))
 
 
-def name_mismatch(prep: tuple[frozenset[str], bool], c: Ctx) -> list[Hit]:
-    daemons, kthreads = prep
-    named = c.f.name_set & daemons
-    fake_kthread = kthreads and _KTHREAD_RE.search(c.f.exe_names_blob) is not None
-    if not named and not fake_kthread:
+def _mismatch(daemons: frozenset[str], kthreads: bool, name: str, exe: str | None) -> str | None:
+    if not exe:
+        return None  # kernel threads have no binary
+    if name in daemons and _imitates(name, exe):
+        return f"is named like system daemon {name} but runs {exe}"
+    if kthreads and _KTHREAD_RE.match(name):
+        return f"is named like a kernel thread but runs {exe}"
+    return None
+
+
+def name_mismatch(prep: MismatchPrep, c: Ctx) -> list[Hit]:
+    daemons, kthreads, verdicts = prep
+    bad = verdicts.flagged(c.f.name_exe_pairs)
+    if not bad:
         return []
     hits: list[Hit] = []
-    pairs: Any = zip(c.f.names, c.f.procs, strict=True)
-    if not fake_kthread:  # only the daemons' own processes need a look, and most run from
-        # a binary of their own name: one C-level endswith settles those
-        sl = _SLASHED
-        pairs = [(n, x) for n, x in pairs if n in named and x.exe
-                 and not x.exe.endswith(sl.get(n) or "/" + n) and _imitates(n, x.exe)]  # fmt: skip
-    for name, proc in pairs:
-        if not proc.exe:
-            continue  # kernel threads have no binary
-        if name in named and _imitates(name, proc.exe):
-            what = f"is named like system daemon {name} but runs {proc.exe}"
-        elif fake_kthread and _KTHREAD_RE.match(name):
-            what = f"is named like a kernel thread but runs {proc.exe}"
-        else:
-            continue
-        hits.append(_hit(name, proc, what, c))
+    for name, proc in zip(c.f.names, c.f.procs, strict=True):
+        if (name, proc.exe) in bad:
+            what = _mismatch(daemons, kthreads, name, proc.exe)
+            hits.append(_hit(name, proc, str(what), c))
     return hits
 
 
@@ -197,31 +207,28 @@ def outbound(prep: tuple[Names, frozenset[int]], c: Ctx) -> list[Hit]:
 # --- started by a network-facing service (a web shell) ----------------------------------
 
 
-def prep_parent(pr: p.ProcessParentIn) -> tuple[Names, Names]:
-    return _names(pr.params.names), _names(pr.params.parents)
+ParentPrep = tuple[Names, Names, Verdicts[str]]
 
 
-def _named_procs(names: Names, c: Ctx) -> list[Process]:
-    """The processes called one of `names`, found from the distinct names, not per process."""
-    exact, prefixes = names
-    wanted = list(exact.intersection(c.f.name_set))
-    if prefixes and _any_prefix(prefixes, c):
-        wanted += [n for n in c.f.name_set if n.startswith(prefixes) and n not in exact]
-    return [proc for n in wanted for proc in c.f.procs_named(n)]
+def prep_parent(pr: p.ProcessParentIn) -> ParentPrep:
+    children = _names(pr.params.names)
+    # Which process names are children (exact or by prefix), each name judged once.
+    return children, _names(pr.params.parents), Verdicts(lambda n: _named(children, n))
 
 
-def parent_in(prep: tuple[Names, Names], c: Ctx) -> list[Hit]:
-    children, parents = prep
+def parent_in(prep: ParentPrep, c: Ctx) -> list[Hit]:
+    _, parents, children = prep
     if not _any_named(parents, c):
         return []
     hits: list[Hit] = []
     # Shells and interpreters are few on a server: look up each one's parent, rather than
     # walking every process for children of every service.
-    for proc in _named_procs(children, c):
-        parent = c.f.parent(proc)
-        if parent is not None and _named(parents, norm_name(parent.name)):
-            what = f"was started by {parent.name} (pid {parent.pid}), a network-facing service"
-            hits.append(_hit(norm_name(proc.name), proc, what, c))
+    for n in children.flagged(c.f.name_set):
+        for proc in c.f.procs_named(n):
+            parent = c.f.parent(proc)
+            if parent is not None and _named(parents, norm_name(parent.name)):
+                what = f"was started by {parent.name} (pid {parent.pid}), a network-facing service"
+                hits.append(_hit(norm_name(proc.name), proc, what, c))
     return hits
 
 
@@ -273,11 +280,7 @@ def cmdline_all(groups: tuple[tuple[str, ...], ...], c: Ctx) -> list[Hit]:
         if frags.isdisjoint(group):
             return []
     hits: list[Hit] = []
-    of = c.scanner.of
-    for name, proc in zip(c.f.names, c.f.procs, strict=True):
-        if not proc.cmdline:
-            continue
-        own = of(proc.cmdline)
+    for name, proc, own in c.frag_procs():
         if own.isdisjoint(groups[0]):
             continue
         found = []
@@ -351,9 +354,8 @@ def destructive(prep: None, c: Ctx) -> list[Hit]:
     if c.frags().isdisjoint(_HINTS):
         return []
     hits: list[Hit] = []
-    of = c.scanner.of
-    for name, proc in zip(c.f.names, c.f.procs, strict=True):
-        if not proc.cmdline or of(proc.cmdline).isdisjoint(_HINTS):
+    for name, proc, own in c.frag_procs():
+        if not proc.cmdline or own.isdisjoint(_HINTS):
             continue
         if ":(){" in proc.cmdline.replace(" ", ""):
             why: str | None = "is a fork bomb"
@@ -399,10 +401,10 @@ def service_account_discovery(prep: None, c: Ctx) -> list[Hit]:
     # asking "who am I" has a login shell; a web server's account should not ask.
     services = {u.name for u in c.f.snap.users if u.shell and not login_shell(u.shell)}
     hits: list[Hit] = []
-    for name, proc in zip(c.f.names, c.f.procs, strict=True):
+    for name, proc, own in c.frag_procs():
         if not proc.cmdline or (";" not in proc.cmdline and "&&" not in proc.cmdline):
             continue
-        if c.scanner.of(proc.cmdline).isdisjoint(_DISCOVERY_HINTS):
+        if own.isdisjoint(_DISCOVERY_HINTS):
             continue
         found = discovery_commands(proc.cmdline)
         if len(found) < 2:
@@ -467,12 +469,8 @@ def credential_guessing(prep: None, c: Ctx) -> list[Hit]:
     if frags.isdisjoint(_LIST_HINTS) or frags.isdisjoint(_PROTO_HINTS):
         return []
     hits: list[Hit] = []
-    of = c.scanner.of
-    for name, proc in zip(c.f.names, c.f.procs, strict=True):
-        if not proc.cmdline:
-            continue
-        own = of(proc.cmdline)
-        if own.isdisjoint(_LIST_HINTS) or own.isdisjoint(_PROTO_HINTS):
+    for name, proc, own in c.frag_procs():
+        if not proc.cmdline or own.isdisjoint(_LIST_HINTS) or own.isdisjoint(_PROTO_HINTS):
             continue
         for argv in _commands(proc.cmdline):
             found = guessing([a for a in argv if a])

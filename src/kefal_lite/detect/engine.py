@@ -20,6 +20,7 @@ from kefal_lite.detect import predicates as p
 from kefal_lite.detect.facts import (
     Facts,
     Scanner,
+    Verdicts,
     epoch,
     is_loopback,
     iso,
@@ -32,7 +33,7 @@ from kefal_lite.detect.facts import (
 from kefal_lite.detect.model import SEVERITY_RANK, Finding, Invariant
 from kefal_lite.detect.signals import ROUTINE_PARENTS
 from kefal_lite.detect.state import COUNT_HISTORY, MAX_BASELINE, MAX_PENDING, HostState
-from kefal_lite.snapshot import Snapshot
+from kefal_lite.snapshot import Process, Snapshot
 
 __all__ = ["Catalog", "Detection", "evaluate", "is_loopback", "norm_name", "still_violated"]
 
@@ -62,6 +63,8 @@ class Ctx:
         self.f = facts
         self.scanner = scanner
         self._frags: frozenset[str] | None = None
+        self._frag_at: list[int] = []
+        self._frag_procs: list[tuple[str, Process, frozenset[str]]] | None = None
         self.prefix_hits: dict[str, bool] = {}  # name prefix (python*) -> any process has it
         self.state = state
         self.now = now
@@ -82,7 +85,20 @@ class Ctx:
         """The catalog's command-line fragments this snapshot contains (computed once)."""
         out = self._frags
         if out is None:
-            out = self._frags = self.scanner.scan(self.f.procs)
+            out, self._frag_at = self.scanner.scan(self.f.procs)
+            self._frags = out
+        return out
+
+    def frag_procs(self) -> list[tuple[str, Process, frozenset[str]]]:
+        """(name, process, its fragments) of the processes whose command line holds any of
+        the catalog's fragments, in snapshot order: the only ones a command-line rule needs
+        to look at."""
+        out = self._frag_procs
+        if out is None:
+            self.frags()
+            names, procs, of = self.f.names, self.f.procs, self.scanner.of
+            out = self._frag_procs = [(names[i], procs[i], of(procs[i].cmdline or ""))
+                                      for i in self._frag_at]  # fmt: skip
         return out
 
     def unknown(self, field: str) -> set[str]:
@@ -106,7 +122,9 @@ class Ctx:
         if out is None:
             out = set()
             waiting: dict[str, int] = {}
-            novel = self.novel(field)
+            # Usually every value is in the baseline: one difference, no further calls.
+            unknown = self.unknown(field)
+            novel = self.novel(field) if unknown and not self.learning else unknown
             if novel and not self.learning:
                 before = self.state.pending.get(field, {})
                 need = self.detection.novelty_persistence
@@ -127,24 +145,27 @@ class Ctx:
 # prefixes) and a `check(prepared, ctx)` run per snapshot.
 
 
-def _prep_paths(
-    pr: p.ProcessInSuspiciousPath,
-) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
+PathPrep = tuple[str | None, Verdicts[str | None]]
+
+
+def _prep_paths(pr: p.ProcessInSuspiciousPath) -> PathPrep:
     prefixes = tuple(path.rstrip("/\\") + ("\\" if "\\" in path else "/")
                      for path in pr.params.suspicious_paths)  # fmt: skip
-    return prefixes, tuple("\n" + pre for pre in prefixes), pr.params.user
+    # Each distinct binary is judged once per catalog (hosts run the same few dozen).
+    verdicts: Verdicts[str | None] = Verdicts(
+        lambda exe: bool(exe) and norm_exe(exe or "").startswith(prefixes)
+    )
+    return pr.params.user, verdicts
 
 
-def _suspicious_path(
-    prep: tuple[tuple[str, ...], tuple[str, ...], str | None], c: Ctx
-) -> list[Hit]:
-    prefixes, needles, user = prep
-    blob = c.f.exe_blob
-    if not any(needle in blob for needle in needles):
+def _suspicious_path(prep: PathPrep, c: Ctx) -> list[Hit]:
+    user, verdicts = prep
+    bad = verdicts.flagged(c.f.exe_set)
+    if not bad:
         return []
     hits: list[Hit] = []
     for name, proc in zip(c.f.names, c.f.procs, strict=True):
-        if proc.exe and norm_exe(proc.exe).startswith(prefixes):
+        if proc.exe in bad:
             if user is None or proc.user == user:
                 hits.append((f"process:{name}", f"{label(proc)} runs {proc.exe}",
                              proc_evidence(proc, c.f), None))  # fmt: skip
@@ -177,10 +198,8 @@ def _cmdline_contains(prep: tuple[str, ...], c: Ctx) -> list[Hit]:
         return []
     found = [pat for pat in prep if pat in frags]
     hits: list[Hit] = []
-    of = c.scanner.of
-    for name, proc in zip(c.f.names, c.f.procs, strict=True):
+    for name, proc, own in c.frag_procs():
         if proc.cmdline:
-            own = of(proc.cmdline)
             for pat in found:
                 if pat in own:
                     ev = proc_evidence(proc, c.f) | {"pattern": pat}
@@ -297,7 +316,9 @@ def _novel_value(prep: tuple[str, int, str], c: Ctx) -> list[Hit]:
     field, learning, declared = prep
     if c.state.seen < learning:
         return []
-    ready = c.ready(field)
+    ready = c._ready.get(field)
+    if ready is None:
+        ready = c.ready(field)
     return novelty.hits(field, ready, declared, c) if ready else []
 
 
@@ -470,6 +491,9 @@ class Catalog:
                 gates.append(_gate(leaf, prepared, prefixes))
             self.on_ingest.append((inv, calls, sentence, _rule_gate(gates)))
         self.prefixes = tuple((x, "\n" + x) for x in prefixes)
+        self.no_prefix = dict.fromkeys(prefixes, False)
+        self._prefix_of: dict[str, tuple[str, ...]] = {}
+        self.prefixed: Verdicts[str] = Verdicts(lambda name: bool(self.prefixes_of(name)))
         self.scanner = Scanner(needles)
         self.watched = tuple(watched)
         self.watched_set = frozenset(watched)
@@ -485,6 +509,15 @@ class Catalog:
             inv for inv in self.invariants if isinstance(inv.predicate, p.AgentSilent)
         )
 
+    def prefixes_of(self, name: str) -> tuple[str, ...]:
+        """The rules' name prefixes (python*, php*) this process name starts with."""
+        out = self._prefix_of.get(name)
+        if out is None:
+            if len(self._prefix_of) >= Verdicts.MAX:
+                self._prefix_of.clear()  # rare; cheaper than an LRU's bookkeeping
+            out = self._prefix_of[name] = tuple(x for x, _ in self.prefixes if name.startswith(x))
+        return out
+
 
 def evaluate(
     snapshot: Snapshot, state: HostState, catalog: Catalog, now: datetime
@@ -496,7 +529,7 @@ def evaluate(
     # Community rules never fold into (or lead) a builtin's finding: a shared rule must not
     # change when or whether a builtin fires, so each keeps its own incident.
     shared: list[Finding] = []
-    tokens: frozenset[Any] | None = None
+    tokens: set[Any] | None = None
     for inv, calls, sentence, gate in catalog.on_ingest:
         if gate is not None:
             # The shared pre-filter: a rule whose names, fragments, ports or connection
@@ -551,7 +584,7 @@ def _gate(leaf: Any, prepared: Any, prefixes: dict[str, None]) -> list[set[Any]]
         prefixes.update(dict.fromkeys(pre))
         return [{_CONN + x for x in (*exact, *pre)} | {_CONN_UNKNOWN}]
     if isinstance(leaf, p.ProcessParentIn):
-        (kids, kid_pre), (parents, parent_pre) = prepared
+        (kids, kid_pre), (parents, parent_pre), _ = prepared
         prefixes.update(dict.fromkeys((*kid_pre, *parent_pre)))
         return [set(parents) | {_PREFIX + x for x in parent_pre},
                 set(kids) | {_PREFIX + x for x in kid_pre}]  # fmt: skip
@@ -568,16 +601,17 @@ def _rule_gate(gates: list[list[set[Any]] | None]) -> tuple[frozenset[Any], ...]
     return (frozenset().union(*(g[0] for g in gates if g is not None)),)
 
 
-def _tokens(ctx: Ctx, catalog: Catalog) -> frozenset[Any]:
+def _tokens(ctx: Ctx, catalog: Catalog) -> set[Any]:
     f = ctx.f
     out: set[Any] = set(f.name_set)
     out.update(ctx.frags())
     out.update(f.listening_ports_set)
-    blob = f.names_blob
-    known = ctx.prefix_hits  # the rules' own prefix questions reuse these answers
-    for x, line in catalog.prefixes:
-        known[x] = hit = line in blob
-        if hit:
+    # Which rule prefixes (python*) the names start with: each distinct name is judged
+    # once per catalog, a snapshot pays two set operations.
+    known = ctx.prefix_hits = dict(catalog.no_prefix)  # the rules' own prefix questions
+    for name in catalog.prefixed.flagged(f.name_set):
+        for x in catalog.prefixes_of(name):
+            known[x] = True
             out.add(_PREFIX + x)
     for conn in f.outbound:
         if not conn.process:
@@ -585,8 +619,8 @@ def _tokens(ctx: Ctx, catalog: Catalog) -> frozenset[Any]:
             continue
         name = norm_name(conn.process)
         out.add(_CONN + name)
-        out.update([_CONN + x for x, _ in catalog.prefixes if name.startswith(x)])
-    return frozenset(out)
+        out.update([_CONN + x for x in catalog.prefixes_of(name)])
+    return out
 
 
 def _routine(hit: Hit, facts: Facts) -> Hit:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
+from itertools import compress
 from typing import Any, Generic, TypeVar
 
 from kefal_lite.snapshot import Connection, ListeningPort, Process, Snapshot
@@ -103,13 +104,22 @@ class Facts:
         return "\n".join([x.cmdline for x in self.procs if x.cmdline]).lower()
 
     @lazy
-    def listening_ports_set(self) -> frozenset[int]:
-        return frozenset([lp.port for lp in self.snap.listening_ports])
+    def exes(self) -> list[str | None]:
+        return [x.exe for x in self.procs]
 
     @lazy
-    def exe_names_blob(self) -> str:
-        """Names of the processes that have a binary, one a line (kernel threads have none)."""
-        return "\n".join([n for n, x in zip(self.names, self.procs, strict=True) if x.exe])
+    def exe_set(self) -> frozenset[str | None]:
+        return frozenset(self.exes)
+
+    @lazy
+    def name_exe_pairs(self) -> frozenset[tuple[str, str]]:
+        """The distinct (name, exe) pairs of processes with a binary (kernel threads have
+        none), for a catalog's per-pair memo (`Verdicts`); built by C-level iterators."""
+        return frozenset(zip(compress(self.names, self.exes), filter(None, self.exes), strict=True))
+
+    @lazy
+    def listening_ports_set(self) -> frozenset[int]:
+        return frozenset([lp.port for lp in self.snap.listening_ports])
 
     @lazy
     def by_pid(self) -> dict[int, Process]:
@@ -267,22 +277,26 @@ class Scanner:
             self._seen[cmdline] = hit
         return hit
 
-    def scan(self, procs: list[Process]) -> frozenset[str]:
+    def scan(self, procs: list[Process]) -> tuple[frozenset[str], list[int]]:
+        """(the fragments the snapshot contains, the positions of the processes whose
+        command line holds any): rules asking about command lines walk those only."""
         seen = self._seen
         out: set[str] = set()
-        new: list[str] = []
-        for proc in procs:
+        at: list[int] = []
+        new: list[int] = []
+        for i, proc in enumerate(procs):
             cmd = proc.cmdline
             if cmd:
                 hit = seen.get(cmd)
                 if hit is None:
-                    new.append(cmd)
+                    new.append(i)
                 elif hit:
                     out.update(hit)
+                    at.append(i)
         if new:
             # Command lines never seen: every fragment is searched for once in all of them
             # joined, and only the few found are attributed line by line.
-            fresh = list(dict.fromkeys(new))
+            fresh = list(dict.fromkeys([procs[i].cmdline or "" for i in new]))
             lows = [cmd.lower() for cmd in fresh]
             joined = "\n".join(lows)
             present = [n for n in self.needles if n in joined]
@@ -292,7 +306,33 @@ class Scanner:
                 hit = frozenset([n for n in present if n in low]) if present else _NONE
                 seen[cmd] = hit
                 out.update(hit)
-        return frozenset(out)
+            if present:
+                at = sorted(at + [i for i in new if seen.get(procs[i].cmdline or "")])
+        return frozenset(out), at
 
 
 _NONE: frozenset[str] = frozenset()
+
+
+class Verdicts(Generic[T]):
+    """A catalog's memo of a pure yes/no judgement of single values (an exe path, a
+    (name, exe) pair), asked with set operations: a snapshot pays one C-level difference
+    against what was judged before and one intersection with what was flagged, and the
+    Python judgement runs only for values never seen (bounded like `Scanner`)."""
+
+    MAX = 65_536
+
+    def __init__(self, judge: Callable[[T], bool]) -> None:
+        self.judge = judge
+        self.known: set[T] = set()
+        self.bad: set[T] = set()
+
+    def flagged(self, values: frozenset[T]) -> set[T]:
+        new = values.difference(self.known)
+        if new:
+            if len(self.known) + len(new) > self.MAX:
+                self.known.clear()  # rare; cheaper than an LRU's bookkeeping on every call
+                self.bad.clear()
+            self.known.update(new)
+            self.bad.update([v for v in new if self.judge(v)])
+        return self.bad.intersection(values)
