@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+import msgspec
 import pytest
 
 from kefal_lite.detect import corpus
@@ -480,3 +481,17 @@ def test_a_state_persisted_before_time_learning_counts_as_learned() -> None:
     s = snap(11, logged_in_users=["alice", "eve"])
     findings, state = evaluate(s, state, cat, s.timestamp)
     assert [f.subject for f in _for("new_login_user", findings)] == ["user:eve"]
+
+
+def test_sustained_cpu_counts_minutes_not_fast_samples() -> None:
+    """A backup hashing a file at full CPU for three one-second samples (an agent on a fast
+    interval) is not sustained; the same three samples a minute apart are."""
+    hot = [proc("sha256sum", "root", cpu=96.0)]
+    fast = [msgspec.structs.replace(snap(0, add_processes=hot),
+                                    timestamp=snap(0).timestamp + timedelta(seconds=i))
+            for i in range(3)]  # fmt: skip
+    assert [f for f in run(fast) if f.invariant_id == "sustained_high_cpu"] == []
+    slow = [snap(i, add_processes=hot) for i in range(3)]
+    assert [f.subject for f in run(slow) if f.invariant_id == "sustained_high_cpu"] == [
+        "process:sha256sum"
+    ]

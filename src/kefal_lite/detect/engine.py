@@ -367,6 +367,9 @@ def _disappeared(names: frozenset[str], c: Ctx) -> list[Hit]:
             for n in before if n in names and n not in c.f.name_set]  # fmt: skip
 
 
+SUSTAINED_MIN_STEP = 30.0  # seconds of host time between snapshots that count for a streak
+
+
 def _sustained_cpu(prep: tuple[float, int], c: Ctx) -> list[Hit]:
     limit, needed = prep
     if c.f.max_cpu < limit:
@@ -377,8 +380,13 @@ def _sustained_cpu(prep: tuple[float, int], c: Ctx) -> list[Hit]:
             hot[name] = proc.cpu_percent
     hits: list[Hit] = []
     prefix = c.invariant_id + "\x00"
+    # "Sustained" is minutes, not samples: an agent on a fast interval (or a burst of
+    # replayed snapshots) must not turn a few busy seconds (a backup hashing a file) into
+    # an alert, so a snapshot less than MIN_STEP after the previous one extends no streak.
+    last = c.state.last_ts
+    step = 1 if last is None or c.ts - last >= SUSTAINED_MIN_STEP else 0
     for name, cpu in hot.items():
-        streak = c.state.cpu_streaks.get(prefix + name, 0) + 1
+        streak = max(1, c.state.cpu_streaks.get(prefix + name, 0) + step)
         c.cpu_streaks[prefix + name] = streak
         if streak >= needed:
             ev = {"name": name, "cpu_percent": cpu, "snapshots": streak}
