@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import logging
 import os
 import socket
 import sqlite3
@@ -256,3 +257,25 @@ def settle(client: TestClient[Any], timeout: float = 10) -> None:
             return
         assert time.monotonic() < deadline, "background jobs did not settle"
         time.sleep(0.02)
+
+
+class LogLines(logging.Handler):
+    """Warnings one logger emits, whatever the app's logging config does to propagation."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def log_lines(name: str) -> Iterator[LogLines]:
+    handler = LogLines()
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)

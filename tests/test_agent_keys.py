@@ -4,7 +4,6 @@ skipped (or capped) with a note, quickly, and the normal keys still reported."""
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import time
@@ -14,28 +13,15 @@ from pathlib import Path
 import pytest
 
 from kefal_lite.agent.collect import KEYS_MAX_BYTES, Collector, fingerprint
+from tests.conftest import LogLines, log_lines
 
 USER_UID = 4242  # the tests run as root; 4242 stands for the user whose home it is
 
 
-class Notes(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 @pytest.fixture
-def notes() -> Iterator[Notes]:
-    handler = Notes()
-    logger = logging.getLogger("kefal_lite.agent.collect")
-    logger.addHandler(handler)
-    try:
+def notes() -> Iterator[LogLines]:
+    with log_lines("kefal_lite.agent.collect") as handler:
         yield handler
-    finally:
-        logger.removeHandler(handler)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +62,7 @@ def test_a_normal_key_file_is_read(tmp_path: Path, key_line: str) -> None:
     assert found == [fingerprint(key_line.split()[1])] * 2
 
 
-def test_a_fifo_does_not_hang_the_agent(tmp_path: Path, key_line: str, notes: Notes) -> None:
+def test_a_fifo_does_not_hang_the_agent(tmp_path: Path, key_line: str, notes: LogLines) -> None:
     home, ssh = home_with(tmp_path, "h")
     os.mkfifo(ssh / "authorized_keys")  # no writer: a plain open() blocks forever
     owned(ssh / "authorized_keys")
@@ -87,7 +73,7 @@ def test_a_fifo_does_not_hang_the_agent(tmp_path: Path, key_line: str, notes: No
 
 
 def test_a_symlink_to_dev_zero_is_not_followed(tmp_path: Path, key_line: str,
-                                               notes: Notes) -> None:  # fmt: skip
+                                               notes: LogLines) -> None:  # fmt: skip
     home, ssh = home_with(tmp_path, "h")
     (ssh / "authorized_keys").symlink_to("/dev/zero")
     owned(ssh / "authorized_keys")
@@ -98,7 +84,7 @@ def test_a_symlink_to_dev_zero_is_not_followed(tmp_path: Path, key_line: str,
 
 
 def test_a_symlinked_ssh_dir_is_not_followed(tmp_path: Path, key_line: str,
-                                             notes: Notes) -> None:  # fmt: skip
+                                             notes: LogLines) -> None:  # fmt: skip
     home, ssh = home_with(tmp_path, "h")
     elsewhere = tmp_path / "root-only"
     elsewhere.mkdir()
@@ -110,7 +96,7 @@ def test_a_symlinked_ssh_dir_is_not_followed(tmp_path: Path, key_line: str,
     assert any(".ssh: a symbolic link; not followed" in n for n in notes.lines)
 
 
-def test_another_users_file_is_skipped(tmp_path: Path, key_line: str, notes: Notes) -> None:
+def test_another_users_file_is_skipped(tmp_path: Path, key_line: str, notes: LogLines) -> None:
     home, ssh = home_with(tmp_path, "h")
     (ssh / "authorized_keys").write_text(key_line + "\n")
     owned(ssh / "authorized_keys", uid=5151)  # planted by another account
@@ -120,7 +106,7 @@ def test_another_users_file_is_skipped(tmp_path: Path, key_line: str, notes: Not
 
 
 def test_a_huge_file_is_read_only_up_to_the_cap(tmp_path: Path, key_line: str,
-                                                notes: Notes) -> None:  # fmt: skip
+                                                notes: LogLines) -> None:  # fmt: skip
     home, ssh = home_with(tmp_path, "h")
     path = ssh / "authorized_keys"
     with path.open("w") as fh:
@@ -132,7 +118,7 @@ def test_a_huge_file_is_read_only_up_to_the_cap(tmp_path: Path, key_line: str,
     assert any(f"larger than {KEYS_MAX_BYTES} bytes" in n for n in notes.lines)
 
 
-def test_each_note_is_said_once_per_file(tmp_path: Path, notes: Notes) -> None:
+def test_each_note_is_said_once_per_file(tmp_path: Path, notes: LogLines) -> None:
     home, ssh = home_with(tmp_path, "h")
     os.mkfifo(ssh / "authorized_keys")
     collector = Collector("a")

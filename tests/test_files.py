@@ -3,7 +3,6 @@ SHM, the secret, the lock and backups 0600, and the agent's spooled snapshots to
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 import stat
@@ -23,29 +22,13 @@ from kefal_lite.cli import main
 from kefal_lite.clock import FrozenClock
 from kefal_lite.datadir import DataDirUnsafe, secure
 from tests.builders import base
-from tests.conftest import PASSWORD, make_settings, serving
-
-
-class Notices(logging.Handler):
-    """The data dir's log lines, whatever the app's logging config does to propagation."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
+from tests.conftest import PASSWORD, LogLines, log_lines, make_settings, serving
 
 
 @pytest.fixture
-def notices() -> Iterator[Notices]:
-    handler = Notices()
-    logger = logging.getLogger("kefal_lite.datadir")
-    logger.addHandler(handler)
-    try:
+def notices() -> Iterator[LogLines]:
+    with log_lines("kefal_lite.datadir") as handler:
         yield handler
-    finally:
-        logger.removeHandler(handler)
 
 
 def mode(path: Path) -> int:
@@ -107,7 +90,7 @@ def test_backup_refuses_an_existing_path_or_a_planted_symlink(tmp_path: Path) ->
 
 
 def test_a_loose_data_dir_from_an_older_release_is_tightened_once(
-    tmp_path: Path, notices: Notices
+    tmp_path: Path, notices: LogLines
 ) -> None:
     data = tmp_path / "data"
     data.mkdir(mode=0o755)
@@ -140,7 +123,7 @@ def test_a_loose_data_dir_from_an_older_release_is_tightened_once(
 
 
 def test_someone_elses_loose_data_dir_is_left_alone_and_said(
-    tmp_path: Path, notices: Notices
+    tmp_path: Path, notices: LogLines
 ) -> None:
     data = tmp_path / "data"
     data.mkdir()
