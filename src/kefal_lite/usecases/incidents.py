@@ -8,6 +8,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Literal
 
+import msgspec
+
 from kefal_lite.detect.model import Invariant
 from kefal_lite.detect.triage import novelty_value
 from kefal_lite.errors import Conflict, InvalidTransition, NotFound
@@ -92,11 +94,20 @@ def move_remediation(conn: sqlite3.Connection, actor: Actor, incident_id: str,
     return st
 
 
+Refused = Literal["not_found", "conflict"]
+
+
+class BulkResult(msgspec.Struct, frozen=True):
+    id: str
+    result: Literal["ok"] | Refused
+    detail: str | msgspec.UnsetType = msgspec.UNSET  # why, when it is not ok
+
+
 def bulk(conn: sqlite3.Connection, actor: Actor, ids: list[str], action: BulkAction,
-         reason: str | None, now: str) -> list[dict[str, str]]:  # fmt: skip
+         reason: str | None, now: str) -> list[BulkResult]:  # fmt: skip
     """One result per distinct id, in order: ok, not_found (also another tenant's) or
     conflict. Each change is its own audit row; a refused one changes nothing."""
-    results: list[dict[str, str]] = []
+    results: list[BulkResult] = []
     for incident_id in dict.fromkeys(ids):
         try:
             if action == "acknowledge":
@@ -107,11 +118,11 @@ def bulk(conn: sqlite3.Connection, actor: Actor, ids: list[str], action: BulkAct
                 _resolve(conn, actor, incident_id, now,
                          detail={"reason": reason} if reason else None)  # fmt: skip
         except (NotFound, Conflict) as exc:
-            kind = "not_found" if isinstance(exc, NotFound) else "conflict"
-            results.append({"id": incident_id, "result": kind, "detail": exc.detail})
+            refused: Refused = "not_found" if isinstance(exc, NotFound) else "conflict"
+            results.append(BulkResult(incident_id, refused, exc.detail))
             continue
         audit.record(conn, actor.entry(now, f"incident_{_PAST[action]}", incident_id, bulk=True))
-        results.append({"id": incident_id, "result": "ok"})
+        results.append(BulkResult(incident_id, "ok"))
     return results
 
 
