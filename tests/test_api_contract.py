@@ -13,6 +13,7 @@ from litestar.testing import TestClient
 from kefal_lite.clock import FrozenClock, iso
 from tests.builders import T0, as_json, snap
 from tests.conftest import PASSWORD, enroll, login, register, serving
+from tests.helpers import resolve_ref, schema_mismatch
 from tests.tools import require
 
 # POSTs that act on the resource in their path and read no body at all.
@@ -154,64 +155,6 @@ NOT_AN_OBJECT = {
 GRAPH_PENDING = {"GET /api/v1/graph", "GET /api/v1/topology", "PATCH /api/v1/hosts/{host_id}"}
 
 
-def _resolve(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in schema:
-        schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
-    return schema
-
-
-_TYPES: dict[str, Any] = {
-    "object": dict, "array": list, "string": str, "boolean": bool, "null": type(None),
-    "integer": int, "number": (int, float),
-}  # fmt: skip
-
-
-def _mismatch(doc: dict[str, Any], schema: dict[str, Any], value: Any, at: str) -> str | None:
-    """Why `value` does not match `schema` (the JSON Schema subset the document uses), or
-    None when it does: every key documented, every required key present, types as said."""
-    schema = _resolve(doc, schema)
-    for union in ("oneOf", "anyOf"):
-        if union in schema:
-            why = [_mismatch(doc, s, value, at) for s in schema[union]]
-            return None if None in why else f"{at}: none of {union} fits ({why})"
-    if "const" in schema and value != schema["const"]:
-        return f"{at}: {value!r} is not {schema['const']!r}"
-    if "enum" in schema and value not in schema["enum"]:
-        return f"{at}: {value!r} is not one of {schema['enum']}"
-    kind = schema.get("type")
-    if kind is not None:
-        kinds = kind if isinstance(kind, list) else [kind]
-        ok = any(isinstance(value, _TYPES[k]) and not (k in ("integer", "number")
-                 and isinstance(value, bool)) for k in kinds)  # fmt: skip
-        if not ok:
-            return f"{at}: {type(value).__name__} where the schema says {kind}"
-    if isinstance(value, dict):
-        props = schema.get("properties")
-        if props is not None:
-            extra = set(value) - set(props)
-            if extra and not schema.get("additionalProperties"):
-                return f"{at}: undocumented keys {sorted(extra)}"
-            missing = set(schema.get("required", ())) - set(value)
-            if missing:
-                return f"{at}: required keys missing {sorted(missing)}"
-            for key, sub in props.items():
-                if key in value:
-                    why = _mismatch(doc, sub, value[key], f"{at}.{key}")
-                    if why:
-                        return why
-        elif isinstance(schema.get("additionalProperties"), dict):
-            for key, item in value.items():
-                why = _mismatch(doc, schema["additionalProperties"], item, f"{at}.{key}")
-                if why:
-                    return why
-    if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for n, item in enumerate(value):
-            why = _mismatch(doc, schema["items"], item, f"{at}[{n}]")
-            if why:
-                return why
-    return None
-
-
 def _routes(client: TestClient[Any]) -> set[str]:
     """Every documented METHOD /path of the app itself (not of the OpenAPI document)."""
     out = set()
@@ -240,9 +183,9 @@ def test_every_route_documents_a_response_with_named_properties(client: TestClie
             continue
         json_body = ok["content"].get("application/json")
         assert json_body, f"{where}: no JSON body documented"
-        schema = _resolve(doc, json_body["schema"])
+        schema = resolve_ref(doc, json_body["schema"])
         # a union (GET /api/v1/invariants?status=...) is one object per alternative
-        for alternative in [_resolve(doc, s) for s in schema.get("oneOf", [schema])]:
+        for alternative in [resolve_ref(doc, s) for s in schema.get("oneOf", [schema])]:
             assert alternative.get("type") == "object" and alternative.get("properties"), (
                 f"{where} answers {code} with a body of no named properties: give the "
                 f"handler a response Struct ({schema})"
@@ -378,10 +321,12 @@ def exercise(client: TestClient[Any], clock: Any) -> Calls:
 
 # Routes the walk above cannot reach on a self-hosted server, and where they are covered.
 NOT_CALLED = {
-    "POST /api/v1/auth/reset-password": "needs the mailed token: test_reset",
-    "POST /api/v1/billing/checkout": "the noop provider answers 409: test_billing (PayPal)",
-    "POST /api/v1/billing/cancel": "the noop provider answers 409: test_billing (PayPal)",
-    "POST /api/v1/billing/webhook": "the noop provider answers 400: test_billing (PayPal)",
+    "POST /api/v1/auth/reset-password": "needs the mailed token: test_reset checks it",
+    # the noop provider refuses these (409, 400); test_billing checks them against a fake
+    # PayPal with tests.helpers.assert_documented
+    "POST /api/v1/billing/checkout": "test_cancel_keeps_access_until_period_end",
+    "POST /api/v1/billing/cancel": "test_cancel_keeps_access_until_period_end",
+    "POST /api/v1/billing/webhook": "test_cancel_keeps_access_until_period_end",
 }
 
 
@@ -401,5 +346,5 @@ def test_real_answers_match_their_documented_schema(
             if status == 204 or body is None:
                 assert "content" not in response or where in NOT_AN_OBJECT, where
                 continue
-            why = _mismatch(doc, response["content"]["application/json"]["schema"], body, where)
+            why = schema_mismatch(doc, response["content"]["application/json"]["schema"], body, where)
             assert why is None, why

@@ -27,6 +27,7 @@ from tests.conftest import (
     register,
     send,
 )
+from tests.helpers import assert_documented
 
 CLIENT_ID, SECRET = "client-id-123", "client-secret-456"
 PLAN_IDS = {"starter": "P-STARTER0000000000000000", "professional": "P-PRO000000000000000000000"}
@@ -245,13 +246,16 @@ def test_cancel_keeps_access_until_period_end(billed: TestClient[Any], paypal: t
                                               clock: FrozenClock) -> None:  # fmt: skip
     c, (_, server) = billed, paypal
     session, user_id = _user(c)
-    sub_id = c.post("/api/v1/billing/checkout", headers=session, json={"plan": "starter"}).json()[
-        "subscription_id"
-    ]
-    post_event(c, event("BILLING.SUBSCRIPTION.ACTIVATED", subscription(sub_id, user_id), "WH-1"))
+    r = c.post("/api/v1/billing/checkout", headers=session, json={"plan": "starter"})
+    assert_documented(c, "POST", "/api/v1/billing/checkout", r)
+    sub_id = r.json()["subscription_id"]
+    r = post_event(c, event("BILLING.SUBSCRIPTION.ACTIVATED", subscription(sub_id, user_id), "WH-1"))
+    assert_documented(c, "POST", "/api/v1/billing/webhook", r)
     agent = enroll(c, "alice")
     r = c.post("/api/v1/billing/cancel", headers=session)
     assert r.status_code == 200
+    assert_documented(c, "POST", "/api/v1/billing/cancel", r)
+    assert_documented(c, "GET", "/api/v1/billing/status", c.get("/api/v1/billing/status", headers=session))
     status = r.json()
     assert status["state"] == "cancelled" and status["cancel_at_period_end"] is True
     assert status["current_period_end"] == "2026-12-02T10:00:00Z"
