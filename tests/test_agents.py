@@ -142,7 +142,8 @@ def test_an_enrollment_between_the_limit_check_and_the_insert_is_refused(
         n = counted(conn, user_id)
         if not rival:
             rival.append(asyncio.run_coroutine_threadsafe(svc.db.write(
-                agent_cases.add_agent, Actor(owner[0], "alice"), agent_id="rival", name="rival",
+                agent_cases.add_agent, Actor(org_id=owner[0], user_id=owner[0], username="alice"),
+                agent_id="rival", name="rival",
                 token_hash=b"x" * 32, limit=1, now="2026-01-01T00:00:00Z"), loop))  # fmt: skip
             # it gets in now if it can (it could before: the writer was idle)
             concurrent.futures.wait(rival, timeout=1)

@@ -79,7 +79,7 @@ def test_the_pack_runs_per_tenant_and_its_incidents_follow_the_estate(
     svc = c.app.state.kefal
     me = c.get("/api/v1/auth/me", headers=alice).json()["id"]
     # db exposes postgres (critical); jump is one step from it: K1 is authorized on both
-    in_app(c, lateral_run.run_for_user, svc, me)
+    in_app(c, lateral_run.run_for_org, svc, me)
     assert _lateral(c, alice) == [
         ("lateral.one_hop_from_critical", "jump", "critical-neighbour", "open")]  # fmt: skip
     [inc] = [i for i in c.get("/api/v1/incidents?status=open", headers=alice).json()["items"]
@@ -97,8 +97,8 @@ def test_the_pack_runs_per_tenant_and_its_incidents_follow_the_estate(
         send(c, enroll(c, "bob"), 0, hostname=f"bob-{n}", ip_addresses=[f"10.9.0.{n}"],
              ssh_authorized_keys=[key("root", K1)], logged_in_users=[])  # fmt: skip
     bob_id = c.get("/api/v1/auth/me", headers=bob).json()["id"]
-    in_app(c, lateral_run.run_for_user, svc, me)
-    in_app(c, lateral_run.run_for_user, svc, bob_id)
+    in_app(c, lateral_run.run_for_org, svc, me)
+    in_app(c, lateral_run.run_for_org, svc, bob_id)
     assert [r[0] for r in _lateral(c, alice)] == ["lateral.one_hop_from_critical"]
     assert _lateral(c, bob) == [("lateral.root_key_spread", "bob-0", f"key:{K1}", "open")]
 
@@ -106,12 +106,12 @@ def test_the_pack_runs_per_tenant_and_its_incidents_follow_the_estate(
     for name, group in (("db", "prod"), ("jump", "dev")):
         r = c.patch(f"/api/v1/hosts/{ids[name]}", json={"group": group}, headers=alice)
         assert r.status_code == 200
-    in_app(c, lateral_run.run_for_user, svc, me)
+    in_app(c, lateral_run.run_for_org, svc, me)
     assert ("lateral.key_across_groups", "jump", f"key:{K1}", "open") in _lateral(c, alice)
     # jump leaves its group: K1 no longer crosses groups, and the next run resolves it
     r = c.patch(f"/api/v1/hosts/{ids['jump']}", json={"group": None}, headers=alice)
     assert r.status_code == 200
-    in_app(c, lateral_run.run_for_user, svc, me)
+    in_app(c, lateral_run.run_for_org, svc, me)
     assert _lateral(c, alice, "resolved") == [
         ("lateral.key_across_groups", "jump", f"key:{K1}", "resolved")]  # fmt: skip
     assert [r[0] for r in _lateral(c, alice)] == ["lateral.one_hop_from_critical"]

@@ -27,7 +27,7 @@ from kefal_lite.errors import (
     Unauthorized,
 )
 from kefal_lite.ratelimit import WindowLimiter, client_key
-from kefal_lite.store import agents, audit, users
+from kefal_lite.store import agents, audit, orgs, users
 from kefal_lite.store.db import Conn, Database
 from kefal_lite.store.users import User
 from kefal_lite.usecases import accounts as account_cases
@@ -73,7 +73,7 @@ class Accounts:
         clock: Clock,
         box: security.SecretBox,
         agent_tokens: AgentTokenCache,
-        issue_session: Callable[[User], str],
+        issue_session: Callable[[User, str], str],
         on_mail_queued: Callable[[], None],
         billing: BillingProvider,
         sessions_ended: Callable[[str], None],
@@ -139,7 +139,8 @@ class Accounts:
     ) -> User:  # fmt: skip
         password_hash = await security.hash_password_async(password)
         return await self._db.write(
-            account_cases.add_user, Actor(admin.id, admin.username), user_id=str(uuid.uuid4()),
+            account_cases.add_user, Actor(org_id="", user_id=admin.id, username=admin.username),
+            user_id=str(uuid.uuid4()),
             username=username, password_hash=password_hash, role=role, email=email,
             now=self._now(),
         )  # fmt: skip
@@ -202,7 +203,7 @@ class Accounts:
         user = await self._check_credentials(username, password, client, otp)
         entry = self._audit(user.id, user.username, "login", client=client)
         await self._db.write(audit.audited, entry, users.touch, user.id, self._now())
-        return self._issue_session(user)
+        return self._issue_session(user, user.id)  # a login starts in the personal org
 
     async def logout(self, user: User) -> None:
         entry = self._audit(user.id, user.username, "logout")
@@ -328,28 +329,33 @@ class Accounts:
         # second factor too, exactly as a login does (same 401s, same limit).
         user = await self._check_credentials(username, password, client, otp,
                                              failed="enroll_failed")  # fmt: skip
-        limit = await self.billing.agent_limit(user)
+        # Username and password enroll into the account's personal organization (its id is
+        # the user's); an organization's other agents enroll with its enrollment tokens.
+        personal = await self._db.read(orgs.get, user.id)
+        limit = await self.billing.agent_limit(personal) if personal else None
         token = security.new_token(security.AGENT_TOKEN_PREFIX)
         agent_id = str(uuid.uuid4())
+        actor = Actor(org_id=user.id, user_id=user.id, username=user.username, client=client)
         await self._db.write(
-            agent_cases.add_agent, Actor(user.id, user.username, client), agent_id=agent_id,
+            agent_cases.add_agent, actor, agent_id=agent_id,
             name=name, token_hash=security.token_hash(token), limit=limit, now=self._now(),
         )  # fmt: skip
         return Enrollment(token=token, agent_id=agent_id)
 
-    async def revoke_agent(self, user: User, agent_id: str) -> None:
-        entry = self._audit(user.id, user.username, "agent_revoked", target=agent_id)
+    async def revoke_agent(self, actor: Actor, agent_id: str) -> None:
+        entry = actor.entry(self._now(), "agent_revoked", agent_id)
         if not await self._db.write(
-            audit.audited, entry, agents.revoke, user.id, agent_id, self._now()
+            audit.audited, entry, agents.revoke, actor.org_id, agent_id, self._now()
         ):
             raise NotFound("no such agent")
         self._agent_tokens.invalidate_agent(agent_id)
 
-    async def rotate_agent(self, user: User, agent_id: str) -> Enrollment:
+    async def rotate_agent(self, actor: Actor, agent_id: str) -> Enrollment:
         token = security.new_token(security.AGENT_TOKEN_PREFIX)
-        entry = self._audit(user.id, user.username, "agent_token_rotated", target=agent_id)
+        entry = actor.entry(self._now(), "agent_token_rotated", agent_id)
         digest = security.token_hash(token)
-        if not await self._db.write(audit.audited, entry, agents.rotate, user.id, agent_id, digest):
+        if not await self._db.write(audit.audited, entry, agents.rotate, actor.org_id, agent_id,
+                                    digest):  # fmt: skip
             raise NotFound("no such agent")
         self._agent_tokens.invalidate_agent(agent_id)
         return Enrollment(token=token, agent_id=agent_id)

@@ -23,7 +23,7 @@ from kefal_lite.errors import BadRequest, Conflict, Forbidden, NotFound
 from kefal_lite.ids import new_id
 from kefal_lite.remediate.llm import LlmError, LlmProvider
 from kefal_lite.rules import Rules
-from kefal_lite.store import audit, invariants
+from kefal_lite.store import audit, invariants, orgs
 from kefal_lite.store.db import Database
 from kefal_lite.store.invariants import StoredInvariant
 from kefal_lite.store.users import User
@@ -109,8 +109,8 @@ class Community:
         self._llm = llm
         self._active_key = ""
 
-    def _audit(self, user: User, action: str, target: str, **detail: Any) -> audit.Entry:
-        return Actor(user.id, user.username).entry(iso(self._clock.now()), action, target, **detail)
+    def _audit(self, actor: Actor, action: str, target: str, **detail: Any) -> audit.Entry:
+        return actor.entry(iso(self._clock.now()), action, target, **detail)
 
     async def reload(self) -> None:
         """Put the active community invariants in force (startup, verify, retire). One that
@@ -149,20 +149,20 @@ class Community:
                 withdrawn.append(stored.id)
         return withdrawn
 
-    async def contribute(self, user: User, body: Contribution) -> StoredInvariant:
+    async def contribute(self, actor: Actor, body: Contribution) -> StoredInvariant:
         from kefal_lite.usecases import rules as rule_cases  # it builds on this module
 
         invariant_id = new_id()
-        await self._db.write(rule_cases.contribute, Actor(user.id, user.username), body,
+        await self._db.write(rule_cases.contribute, actor, body,
                              invariant_id, iso(self._clock.now()))  # fmt: skip
         stored = await self._db.read(invariants.get, invariant_id)
         assert stored is not None
         return stored
 
-    async def verify(self, user: User, invariant_id: str) -> tuple[str, dict[str, Any]]:
-        stored = await self._db.read(
-            invariants.visible_to, invariant_id, user.id, user.role == "admin"
-        )
+    async def verify(self, actor: Actor, is_admin: bool,
+                     invariant_id: str) -> tuple[str, dict[str, Any]]:  # fmt: skip
+        """`is_admin`: the server-wide admin, who may verify any organization's contribution."""
+        stored = await self._db.read(invariants.visible_to, invariant_id, actor.org_id, is_admin)
         if stored is None:
             raise NotFound("no such contribution")
         if stored.status in ("active", "retired"):
@@ -170,7 +170,8 @@ class Community:
         refused = not_contributable(to_invariant(stored).predicate)
         if refused is not None:
             raise BadRequest(refused)
-        if user.role != "admin" and not await self.billing.may_verify(user):
+        org = await self._db.read(orgs.get, actor.org_id)
+        if not is_admin and (org is None or not await self.billing.may_verify(org)):
             raise Forbidden(
                 "adversarial verification comes with the Professional and Enterprise plans"
             )
@@ -179,7 +180,7 @@ class Community:
         out: dict[str, Any] = msgspec.to_builtins(report)
         out["llm"] = await self._llm_opinion(inv) if self._llm else None
         status = "active" if report.passed else "rejected"
-        entry = self._audit(user, "invariant_verified", invariant_id, status=status)
+        entry = self._audit(actor, "invariant_verified", invariant_id, status=status)
         now = iso(self._clock.now())
         await self._db.write(
             audit.audited, entry, invariants.set_verdict, invariant_id, status, out, now
@@ -196,7 +197,8 @@ class Community:
             raise NotFound("no such invariant")
         if stored.status != "active":
             raise Conflict(f"only an active invariant can be retired; this one is {stored.status}")
-        entry = self._audit(user, "invariant_retired", invariant_id, name=stored.name)
+        admin = Actor(org_id="", user_id=user.id, username=user.username)
+        entry = self._audit(admin, "invariant_retired", invariant_id, name=stored.name)
         await self._db.write(audit.audited, entry, invariants.retire, invariant_id,
                              iso(self._clock.now()))  # fmt: skip
         await self.reload()

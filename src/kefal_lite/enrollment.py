@@ -18,10 +18,9 @@ from kefal_lite import security
 from kefal_lite.accounts import TOO_MANY, Accounts, Enrollment
 from kefal_lite.clock import Clock, iso, parse_iso
 from kefal_lite.errors import Forbidden, NotAllowed, NotFound, Unauthorized
-from kefal_lite.store import audit, enrollment, users
+from kefal_lite.store import audit, enrollment, orgs
 from kefal_lite.store.db import Conn, Database
 from kefal_lite.store.enrollment import EnrollmentToken
-from kefal_lite.store.users import User
 from kefal_lite.usecases import agents as agent_cases
 from kefal_lite.usecases.actor import Actor
 
@@ -54,19 +53,18 @@ class EnrollmentTokens:
         return iso(self._clock.now())
 
     async def create(
-        self, user: User, name: str | None, expires_in_hours: int, max_uses: int
+        self, actor: Actor, name: str | None, expires_in_hours: int, max_uses: int
     ) -> NewToken:
         token = security.new_token(TOKEN_PREFIX)
         token_id = str(uuid.uuid4())
         now = self._clock.now()
-        entry = audit.Entry(iso(now), user.id, user.username, "enrollment_token_created",
-                            token_id, None, {"max_uses": max_uses,
-                                             "expires_in_hours": expires_in_hours})  # fmt: skip
+        entry = actor.entry(iso(now), "enrollment_token_created", token_id, max_uses=max_uses,
+                            expires_in_hours=expires_in_hours)  # fmt: skip
         record = await self._db.write(
             audit.audited,
             entry,
             enrollment.create,
-            user_id=user.id,
+            org_id=actor.org_id,
             token_id=token_id,
             name=name,
             token_hash=security.token_hash(token),
@@ -77,15 +75,14 @@ class EnrollmentTokens:
         return NewToken(token=token, record=record)
 
     async def list(
-        self, user: User, *, limit: int, offset: int
+        self, org_id: str, *, limit: int, offset: int
     ) -> tuple[list[EnrollmentToken], int]:
-        return await self._db.read(enrollment.list_for_user, user.id, limit=limit, offset=offset)
+        return await self._db.read(enrollment.list_for_user, org_id, limit=limit, offset=offset)
 
-    async def revoke(self, user: User, token_id: str) -> None:
-        entry = audit.Entry(self._now(), user.id, user.username, "enrollment_token_revoked",
-                            token_id)  # fmt: skip
+    async def revoke(self, actor: Actor, token_id: str) -> None:
+        entry = actor.entry(self._now(), "enrollment_token_revoked", token_id)
         if not await self._db.write(
-            audit.audited, entry, enrollment.revoke, user.id, token_id, self._now()
+            audit.audited, entry, enrollment.revoke, actor.org_id, token_id, self._now()
         ):
             raise NotFound("no such enrollment token")
 
@@ -95,8 +92,8 @@ class EnrollmentTokens:
         key = f"{client}|enrollment-token"
         async with self._accounts.credential_failures.attempt(key, TOO_MANY) as slot:
             holder = await self._db.read(enrollment.by_hash, digest)
-            owner = await self._db.read(users.get, holder.user_id) if holder else None
-            limit = await self._accounts.billing.agent_limit(owner) if owner else None
+            org = await self._db.read(orgs.get, holder.org_id) if holder else None
+            limit = await self._accounts.billing.agent_limit(org) if org else None
             agent_id = str(uuid.uuid4())
             agent_token = security.new_token(security.AGENT_TOKEN_PREFIX)
             now = self._now()
@@ -105,12 +102,14 @@ class EnrollmentTokens:
                 used = enrollment.use(conn, digest, now)
                 if used is None:
                     raise self._why_not(enrollment.by_hash(conn, digest), now)
-                user = users.get(conn, used.user_id)
-                if user is None or user.disabled:
+                if not orgs.has_enabled_member(conn, used.org_id):
                     raise _Refused(Unauthorized(UNKNOWN), "owner disabled")
+                # the token acts for its organization; who made it is in the token's own row
+                actor = Actor(org_id=used.org_id, user_id="", username="enrollment-token",
+                              client=client)  # fmt: skip
                 try:
                     agent_cases.add_agent(
-                        conn, Actor(user.id, user.username, client), agent_id=agent_id,
+                        conn, actor, agent_id=agent_id,
                         name=name, token_hash=security.token_hash(agent_token), limit=limit,
                         now=now, enrollment_token=used.id,
                     )  # fmt: skip
@@ -120,9 +119,10 @@ class EnrollmentTokens:
             try:
                 await self._db.write(write)
             except _Refused as refused:
-                entry = audit.Entry(now, holder.user_id if holder else None, "enrollment-token",
-                                    "enroll_failed", holder.id if holder else None, client,
-                                    {"reason": refused.reason})  # fmt: skip
+                entry = audit.Entry(now, None, "enrollment-token", "enroll_failed",
+                                    holder.id if holder else None, client,
+                                    {"reason": refused.reason},
+                                    holder.org_id if holder else None)  # fmt: skip
                 await self._db.write(audit.record, entry)
                 if isinstance(refused.error, Forbidden):
                     slot.succeeded()  # the plan's limit is not a guess at a token

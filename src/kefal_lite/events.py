@@ -38,8 +38,9 @@ SessionVersions = Callable[[Collection[str]], Awaitable[dict[str, int]]]
 
 
 class Subscription:
-    def __init__(self, user_id: str, token_version: int) -> None:
+    def __init__(self, user_id: str, org_id: str, token_version: int) -> None:
         self.user_id = user_id
+        self.org_id = org_id  # only this organization's events reach the stream
         self.token_version = token_version
         # None is the end-of-stream mark (sessions ended); the stream stops on it.
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=QUEUE_MAX)
@@ -55,38 +56,40 @@ class Subscription:
 
 class EventBus:
     def __init__(self) -> None:
-        self._subs: dict[str, set[Subscription]] = defaultdict(set)
-        self._tickets: dict[bytes, tuple[str, int, float]] = {}
+        self._subs: dict[str, set[Subscription]] = defaultdict(set)  # by user
+        self._by_org: dict[str, set[Subscription]] = defaultdict(set)
+        self._tickets: dict[bytes, tuple[str, str, int, float]] = {}
         self._watcher: asyncio.Task[None] | None = None
 
     @property
     def clients(self) -> int:
         return sum(len(s) for s in self._subs.values())
 
-    def ticket(self, user_id: str, token_version: int) -> str:
+    def ticket(self, user_id: str, org_id: str, token_version: int) -> str:
         now = time.monotonic()
-        for key in [k for k, (_, _, exp) in self._tickets.items() if exp < now]:
+        for key in [k for k, (_, _, _, exp) in self._tickets.items() if exp < now]:
             del self._tickets[key]
         value = secrets.token_urlsafe(24)
-        self._tickets[token_hash(value)] = (user_id, token_version, now + TICKET_SECONDS)
+        self._tickets[token_hash(value)] = (user_id, org_id, token_version, now + TICKET_SECONDS)
         return value
 
-    def redeem(self, ticket: str) -> tuple[str, int] | None:
-        """(user id, token version of the session that asked for it), once."""
+    def redeem(self, ticket: str) -> tuple[str, str, int] | None:
+        """(user id, organization, token version of the session that asked for it), once."""
         found = self._tickets.pop(token_hash(ticket), None)  # single use
-        if found is None or found[2] < time.monotonic():
+        if found is None or found[3] < time.monotonic():
             return None
-        return found[0], found[1]
+        return found[0], found[1], found[2]
 
-    def subscribe(self, user_id: str, token_version: int) -> Subscription:
+    def subscribe(self, user_id: str, org_id: str, token_version: int) -> Subscription:
         # Each stream holds a connection and a task: a user (or a stolen session) must not
         # be able to open thousands.
         if len(self._subs.get(user_id, ())) >= MAX_STREAMS:
             raise TooManyRequests(
                 5, f"at most {MAX_STREAMS} open event streams per user; close one first"
             )
-        sub = Subscription(user_id, token_version)
+        sub = Subscription(user_id, org_id, token_version)
         self._subs[user_id].add(sub)
+        self._by_org[org_id].add(sub)
         return sub
 
     def end_sessions(self, user_id: str) -> None:
@@ -123,12 +126,13 @@ class EventBus:
             self._watcher = None
 
     def unsubscribe(self, sub: Subscription) -> None:
-        self._subs[sub.user_id].discard(sub)
-        if not self._subs[sub.user_id]:
-            del self._subs[sub.user_id]
+        for index, key in ((self._subs, sub.user_id), (self._by_org, sub.org_id)):
+            index[key].discard(sub)
+            if not index[key]:
+                del index[key]
 
-    def publish(self, user_id: str, event: dict[str, Any]) -> None:
-        for sub in list(self._subs.get(user_id, ())):
+    def publish(self, org_id: str, event: dict[str, Any]) -> None:
+        for sub in list(self._by_org.get(org_id, ())):
             if sub.dropped:
                 continue
             try:

@@ -68,7 +68,7 @@ class Ingestor:
     async def _host(self, ident: AgentIdentity) -> _Host:
         memo = self._hosts.get(ident.agent_id)
         if memo is None:
-            ref = await self._db.read(hosts.ref_by_agent, ident.user_id, ident.agent_id)
+            ref = await self._db.read(hosts.ref_by_agent, ident.org_id, ident.agent_id)
             memo = self._hosts.get(ident.agent_id)  # another request may have loaded it
             if memo is None:
                 if ref is None:
@@ -105,19 +105,19 @@ class Ingestor:
             now = self._clock.now()
             findings, new_state = evaluate(snap, memo.state, catalog, now)
             # Most snapshots find nothing: then not even the cache is consulted.
-            rules = await self.suppressions.rules(ident.user_id) if findings else ()
+            rules = await self.suppressions.rules(ident.org_id) if findings else ()
             quiet = split(findings, rules, memo.host_id, now)
             verdicts = [
                 (iid, still_violated(catalog, inv, subject, snap, memo.state, now))
                 for iid, (inv, subject) in memo.awaiting.items()
             ]
             changed, fingerprint = await changes_on_ingest(
-                self._db, ident.user_id, memo.last_snapshot, memo.fingerprint, snap
+                self._db, ident.org_id, memo.last_snapshot, memo.fingerprint, snap
             )
             snapshot_id = new_id()
             write = SnapshotWrite(
                 snapshot_id=snapshot_id,
-                user_id=ident.user_id,
+                org_id=ident.org_id,
                 agent_id=ident.agent_id,
                 host_id=memo.host_id,
                 hostname=snap.hostname,
@@ -145,7 +145,7 @@ class Ingestor:
 
     async def change_state(
         self,
-        user_id: str,
+        org_id: str,
         agent_id: str,
         change: Callable[[host_state.HostState], host_state.HostState],
         commit: Callable[[sqlite3.Connection, bytes], T],
@@ -153,7 +153,7 @@ class Ingestor:
         """Change a host's engine state outside an ingest: under the host's lock, so no
         snapshot evaluates against the old state meanwhile; `commit` writes the new state
         (with whatever goes with it) in one transaction, and the resident copy follows."""
-        memo = await self._host(AgentIdentity(agent_id=agent_id, user_id=user_id))
+        memo = await self._host(AgentIdentity(agent_id=agent_id, org_id=org_id))
         async with memo.lock:
             new_state = change(memo.state)
             result = await self._db.write(commit, host_state.dumps(new_state))

@@ -32,11 +32,11 @@ def _finding(f: lateral.EstateFinding) -> NewFinding:
                       subject=f.subject, title=f.title, evidence=f.evidence)  # fmt: skip
 
 
-def _apply(conn: Conn, user_id: str, found: list[lateral.EstateFinding],
+def _apply(conn: Conn, org_id: str, found: list[lateral.EstateFinding],
            now: str) -> dict[str, Changes]:  # fmt: skip
     """Open what is found, count repeats, resolve what is no longer found; per host. No
     automatic remediation: there are no templates for estate findings (yet)."""
-    active = estate_store.active_by_prefix(conn, user_id, lateral.PREFIX)
+    active = estate_store.active_by_prefix(conn, org_id, lateral.PREFIX)
     changes: dict[str, Changes] = {}
     seen: set[tuple[str, str, str]] = set()
     for f in found:
@@ -44,7 +44,7 @@ def _apply(conn: Conn, user_id: str, found: list[lateral.EstateFinding],
         if key in seen:
             continue
         seen.add(key)
-        opened = incidents.open_incident(conn, user_id=user_id, host_id=f.host_id,
+        opened = incidents.open_incident(conn, org_id=org_id, host_id=f.host_id,
                                          snapshot_id=None, finding=_finding(f), now=now,
                                          auto_remediate=False)  # fmt: skip
         c = changes.setdefault(f.host_id, Changes())
@@ -58,37 +58,37 @@ def _apply(conn: Conn, user_id: str, found: list[lateral.EstateFinding],
             incidents.resolve(conn, incident_id, now, by="auto")
             changes.setdefault(key[0], Changes()).resolved.append(incident_id)
     for host_id, c in changes.items():
-        channels.queue_changes(conn, user_id=user_id, host_id=host_id, opened=c.opened,
+        channels.queue_changes(conn, org_id=org_id, host_id=host_id, opened=c.opened,
                                resolved=c.resolved, now=now)  # fmt: skip
     return changes
 
 
-async def run_for_user(svc: Services, user_id: str) -> dict[str, Changes]:
+async def run_for_org(svc: Services, org_id: str) -> dict[str, Changes]:
     """One evaluation of the pack over the tenant's estate; host id -> what changed."""
-    _, entries, _ = await GRAPHS.load(svc, user_id, fragments=False)
-    groups = await svc.db.read(estate_store.groups, user_id)
-    critical = await svc.db.read(estate_store.critical_hosts, user_id, lateral.PREFIX)
+    _, entries, _ = await GRAPHS.load(svc, org_id, fragments=False)
+    groups = await svc.db.read(estate_store.groups, org_id)
+    critical = await svc.db.read(estate_store.critical_hosts, org_id, lateral.PREFIX)
     facts = [e.facts for e in entries]
     found = await asyncio.to_thread(
         lateral.evaluate, lateral.Estate(facts, groups, frozenset(critical))
     )
     now = iso(svc.clock.now())
-    changes = await svc.db.write(_apply, user_id, found, now)
+    changes = await svc.db.write(_apply, org_id, found, now)
     if any(c.opened or c.resolved for c in changes.values()):
         svc.jobs.kick()
     for host_id, c in changes.items():
         for kind, ids in (("incident.opened", c.opened), ("incident.resolved", c.resolved)):
             for incident_id in ids:
                 svc.events.publish(
-                    user_id, {"type": kind, "incident_id": incident_id, "host_id": host_id}
+                    org_id, {"type": kind, "incident_id": incident_id, "host_id": host_id}
                 )
     return changes
 
 
 async def run_all(svc: Services) -> None:
-    for user_id in await svc.db.read(estate_store.tenants_with_hosts):
+    for org_id in await svc.db.read(estate_store.tenants_with_hosts):
         try:
-            await run_for_user(svc, user_id)
+            await run_for_org(svc, org_id)
         except Exception:  # one tenant's failure must not stop the others
             log.exception("lateral pack failed for a tenant; it runs again in %.0f s",
                           EVERY_SECONDS)  # fmt: skip

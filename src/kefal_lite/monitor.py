@@ -148,16 +148,16 @@ class Monitor:
 def _went_silent(conn: Conn, host: Host, findings: list[NewFinding], now: str,
                  auto_remediate: bool) -> bool:  # fmt: skip
     """Whether the host is newly silent; nothing happens if it reported meanwhile."""
-    newly = hosts.mark_silent(conn, host.user_id, host.id, host.last_seen_at,
+    newly = hosts.mark_silent(conn, host.org_id, host.id, host.last_seen_at,
                               [f.invariant_id for f in findings])  # fmt: skip
     if newly is None:
         return False
     for finding in findings:
-        opened = incidents.open_incident(conn, user_id=host.user_id, host_id=host.id,
+        opened = incidents.open_incident(conn, org_id=host.org_id, host_id=host.id,
                                          snapshot_id=host.snapshot_id, finding=finding, now=now,
                                          auto_remediate=auto_remediate)  # fmt: skip
         if opened:
             stats.bump(conn, now[:10], "incidents")
-            channels.queue_changes(conn, user_id=host.user_id, host_id=host.id, opened=[opened],
+            channels.queue_changes(conn, org_id=host.org_id, host_id=host.id, opened=[opened],
                                    resolved=[], now=now)  # fmt: skip
     return newly

@@ -110,7 +110,7 @@ class Notifier:
         secret = secrets.token_urlsafe(32) if scheme in ("webhook", "webhooks") else None
         channel = Channel(
             id=channel_id,
-            user_id=actor.user_id,
+            org_id=actor.org_id,
             name=name,
             url_sealed=self._box.seal(url, channel_id),
             url_masked=mask(url),
@@ -124,9 +124,9 @@ class Notifier:
         await self._db.write(channel_cases.add_channel, actor, channel)
         return channel, secret
 
-    async def test(self, user_id: str, channel_id: str) -> str | None:
+    async def test(self, org_id: str, channel_id: str) -> str | None:
         """Send a test message now; the error, or None when it went out."""
-        channel = await self._db.read(channels.get, channel_id, user_id)
+        channel = await self._db.read(channels.get, channel_id, org_id)
         if channel is None:
             raise NotFound("no such channel")
         message = {
@@ -148,7 +148,7 @@ class Notifier:
         channel = await self._db.read(channels.get, str(payload["channel_id"]))
         if channel is None:
             return  # deleted since: nothing to deliver
-        inc = await self._db.read(incidents.get, channel.user_id, str(payload["incident_id"]))
+        inc = await self._db.read(incidents.get, channel.org_id, str(payload["incident_id"]))
         if inc is None:
             return
         message = await self._message(str(payload["event"]), inc)

@@ -23,6 +23,7 @@ from kefal_lite.jobs import JobRunner
 from kefal_lite.mail import Mailer
 from kefal_lite.monitor import Monitor
 from kefal_lite.notify import Notifier
+from kefal_lite.organizations import Organizations
 from kefal_lite.remediate.llm import LlmProvider
 from kefal_lite.remediate.service import Remediator
 from kefal_lite.rules import Rules, detection_settings
@@ -49,6 +50,7 @@ class Services:
     events: EventBus
     notifier: Notifier
     enrollment: EnrollmentTokens
+    orgs: Organizations
 
 
 def llm_provider(settings: Settings) -> LlmProvider | None:
@@ -72,7 +74,7 @@ async def build(
     clock: Clock,
     db: Database,
     secret: str,
-    issue_session: Callable[[User], str],
+    issue_session: Callable[[User, str], str],
 ) -> Services:
     """Wire the parts over a started database."""
     tokens = AgentTokenCache(db)
@@ -106,7 +108,7 @@ async def build(
         clock,
         rules,
         on_incident=runner.kick,
-        on_silent=lambda h: bus.publish(h.user_id, {"type": "host.silent", "host_id": h.id}),
+        on_silent=lambda h: bus.publish(h.org_id, {"type": "host.silent", "host_id": h.id}),
         refresh_rules=community.refresh,
     )
     db.on_batch = _observe_batch
@@ -126,6 +128,7 @@ async def build(
         events=bus,
         notifier=notifier,
         enrollment=EnrollmentTokens(db, clock, accounts),
+        orgs=Organizations(settings, db, clock, issue_session, mailer.kick),
     )
 
 

@@ -28,24 +28,24 @@ class SuppressionCache:
         self._rules: dict[str, tuple[Rule, ...]] = {}
         self._generation: dict[str, int] = {}
 
-    async def rules(self, user_id: str) -> tuple[Rule, ...]:
-        cached = self._rules.get(user_id)
+    async def rules(self, org_id: str) -> tuple[Rule, ...]:
+        cached = self._rules.get(org_id)
         if cached is not None:
             return cached
-        generation = self._generation.get(user_id, 0)
-        rows = await self._db.read(suppressions.list_for_user, user_id)
+        generation = self._generation.get(org_id, 0)
+        rows = await self._db.read(suppressions.list_for_user, org_id)
         compiled = tuple(
             rule(s.id, s.invariant_id, s.host_id, s.subject_glob,
                  parse_iso(s.expires_at) if s.expires_at else None)
             for s in rows
         )  # fmt: skip
-        if self._generation.get(user_id, 0) == generation:
-            self._rules[user_id] = compiled
+        if self._generation.get(org_id, 0) == generation:
+            self._rules[org_id] = compiled
         return compiled
 
-    def invalidate(self, user_id: str) -> None:
-        self._generation[user_id] = self._generation.get(user_id, 0) + 1
-        self._rules.pop(user_id, None)
+    def invalidate(self, org_id: str) -> None:
+        self._generation[org_id] = self._generation.get(org_id, 0) + 1
+        self._rules.pop(org_id, None)
 
 
 def create_suppression(conn: sqlite3.Connection, actor: Actor, s: Suppression,
@@ -53,12 +53,12 @@ def create_suppression(conn: sqlite3.Connection, actor: Actor, s: Suppression,
     """`incident_id`: the incident it was made from, resolved by it in the same transaction
     (one click on the incident page). The invariant was checked by the caller (the catalog
     is in memory); the host and the incident are checked here, in the tenant."""
-    if s.host_id is not None and not hosts.exists(conn, s.user_id, s.host_id):
+    if s.host_id is not None and not hosts.exists(conn, s.org_id, s.host_id):
         raise NotFound("no such host")
-    if suppressions.count_for_user(conn, s.user_id) >= MAX_SUPPRESSIONS:
+    if suppressions.count_for_user(conn, s.org_id) >= MAX_SUPPRESSIONS:
         raise Conflict(f"at most {MAX_SUPPRESSIONS} suppressions; delete some first")
     if incident_id is not None:
-        inc = incidents.get(conn, s.user_id, incident_id)
+        inc = incidents.get(conn, s.org_id, incident_id)
         if inc is None:
             raise NotFound("no such incident")
         compiled = rule(s.id, s.invariant_id, s.host_id, s.subject_glob, None)

@@ -14,7 +14,7 @@ from kefal_lite import csvsafe
 from kefal_lite.accounts import Email, Password, Username
 from kefal_lite.api.auth import Profile, profile
 from kefal_lite.api.billing import BillingStatus, billing_status
-from kefal_lite.api.deps import ADMIN, USER, CurrentUser, Limit, Offset, Svc
+from kefal_lite.api.deps import ADMIN, USER, CurrentUser, Limit, Offset, Org, Svc
 from kefal_lite.api.docs import documented
 from kefal_lite.api.incidents import IncidentView, incident_view
 from kefal_lite.clock import iso, parse_iso
@@ -104,7 +104,7 @@ async def dashboard(user: CurrentUser, svc: Svc, days: Days = 30) -> Dashboard:
 
 async def _summary(svc: Svc, summary: users.UserSummary) -> UserSummary:
     u = summary.user
-    billing = await svc.billing.status(u)
+    billing = await svc.billing.status(await svc.orgs.get(u.id))  # the personal org's
     return UserSummary(
         u.id, u.username, u.email, u.role, billing["plan"], billing["state"], summary.agents,
         u.last_active_at, u.created_at, bool(u.disabled),
@@ -136,7 +136,7 @@ async def get_user(user_id: FromPath[str], user: CurrentUser, svc: Svc) -> UserD
     )  # fmt: skip
     return UserDetail(
         profile(target), their_agents, [incident_view(svc, i) for i in recent],
-        billing_status(await svc.billing.status(target)),
+        billing_status(await svc.billing.status(await svc.orgs.get(target.id))),
     )
 
 
@@ -163,12 +163,13 @@ def _bound(value: str | None) -> str | None:
 
 
 async def _audit(svc: Svc, user_id: str | None, action: str | None, since: str | None,
-                 until: str | None, fmt: str, limit: int, offset: int) -> Any:  # fmt: skip
+                 until: str | None, fmt: str, limit: int, offset: int,
+                 org_id: str | None = None) -> Any:  # fmt: skip
     if fmt == "csv":
         limit, offset = 100_000, 0  # an export is the whole selection
     rows, total = await svc.db.read(
         audit.query, user_id=user_id, action=action, since=_bound(since), until=_bound(until),
-        limit=limit, offset=offset,
+        limit=limit, offset=offset, org_id=org_id,
     )  # fmt: skip
     if fmt == "json":
         return AuditPage(rows, total)
@@ -198,11 +199,12 @@ Format = Annotated[Literal["json", "csv"], QueryParameter()]
 
 @get("/api/v1/audit", dependencies=USER, operation_class=_AUDIT)
 async def own_audit(
-    user: CurrentUser, svc: Svc, action: Action = None, since: Since = None, until: Since = None,
-    format: Format = "json", limit: Limit = 50, offset: Offset = 0,
+    user: CurrentUser, org: Org, svc: Svc, action: Action = None, since: Since = None,
+    until: Since = None, format: Format = "json", limit: Limit = 50, offset: Offset = 0,
 ) -> Any:  # fmt: skip
-    """What happened to and by your account, newest first; `?format=csv` exports it."""
-    return await _audit(svc, user.id, action, since, until, format, limit, offset)
+    """What happened in the organization, and to your own account, newest first;
+    `?format=csv` exports it."""
+    return await _audit(svc, user.id, action, since, until, format, limit, offset, org.org_id)
 
 
 @get("/api/v1/admin/audit", dependencies=ADMIN, operation_class=_AUDIT)

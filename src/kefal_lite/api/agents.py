@@ -10,7 +10,16 @@ from litestar import Request, delete, get, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
-from kefal_lite.api.deps import USER, CurrentUser, Limit, Offset, Svc, client_address
+from kefal_lite.api.deps import (
+    USER,
+    CurrentUser,
+    Limit,
+    Offset,
+    Org,
+    Svc,
+    actor,
+    client_address,
+)
 from kefal_lite.errors import ValidationFailed, validation_item
 from kefal_lite.security import MAX_PASSWORD
 from kefal_lite.store import agents
@@ -62,20 +71,22 @@ async def enroll(
 
 @get("/api/v1/agents", dependencies=USER)
 async def list_agents(
-    user: CurrentUser, svc: Svc, limit: Limit = 50, offset: Offset = 0
+    user: CurrentUser, org: Org, svc: Svc, limit: Limit = 50, offset: Offset = 0
 ) -> AgentPage:
-    items, total = await svc.db.read(agents.list_for_user, user.id, limit=limit, offset=offset)
+    items, total = await svc.db.read(agents.list_for_user, org.org_id, limit=limit, offset=offset)
     return AgentPage(items, total)
 
 
 @delete("/api/v1/agents/{agent_id:str}", status_code=HTTP_204_NO_CONTENT, dependencies=USER)
-async def revoke_agent(agent_id: FromPath[str], user: CurrentUser, svc: Svc) -> None:
-    await svc.accounts.revoke_agent(user, agent_id)
+async def revoke_agent(agent_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc) -> None:
+    await svc.accounts.revoke_agent(actor(user, org), agent_id)
 
 
 @post("/api/v1/agents/{agent_id:str}/rotate-token", status_code=HTTP_200_OK, dependencies=USER)
-async def rotate_token(agent_id: FromPath[str], user: CurrentUser, svc: Svc) -> AgentCredentials:
-    done = await svc.accounts.rotate_agent(user, agent_id)
+async def rotate_token(
+    agent_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc
+) -> AgentCredentials:
+    done = await svc.accounts.rotate_agent(actor(user, org), agent_id)
     return AgentCredentials(done.token, done.agent_id)
 
 

@@ -11,7 +11,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 
 from kefal_lite import __version__, security
 from kefal_lite.accounts import AnyPassword, Email, NewUser, Password
-from kefal_lite.api.deps import USER, CurrentUser, Svc, client_address
+from kefal_lite.api.deps import USER, CurrentUser, Org, Svc, client_address
 from kefal_lite.api.docs import body_of
 from kefal_lite.api.validation import convert, decode_json
 from kefal_lite.store import users
@@ -139,9 +139,10 @@ async def logout(user: CurrentUser, svc: Svc) -> None:
 
 
 @get("/api/v1/auth/me", dependencies=USER)
-async def me(user: CurrentUser, svc: Svc) -> Profile:
-    """With the plan and trial end as the billing provider sees them."""
-    billing = await svc.billing.status(user)
+async def me(user: CurrentUser, org: Org, svc: Svc) -> Profile:
+    """With the plan and trial end of the session's organization, as the billing provider
+    sees them."""
+    billing = await svc.billing.status(await svc.orgs.get(org.org_id))
     return msgspec.structs.replace(
         profile(user), plan=billing["plan"], trial_ends_at=billing["trial_ends_at"]
     )

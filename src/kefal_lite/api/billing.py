@@ -9,7 +9,7 @@ from litestar import Request, get, post
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
 
-from kefal_lite.api.deps import USER, CurrentUser, Svc
+from kefal_lite.api.deps import USER, CurrentUser, Org, Svc, actor
 from kefal_lite.api.docs import body_of
 from kefal_lite.billing.plans import PLANS, Plan
 
@@ -48,25 +48,27 @@ def billing_status(status: dict[str, Any]) -> BillingStatus:
 
 
 @get("/api/v1/billing/plans", dependencies=USER)
-async def plans(user: CurrentUser) -> Plans:
+async def plans(user: CurrentUser, org: Org) -> Plans:
     return Plans(list(PLANS))
 
 
 @get("/api/v1/billing/status", dependencies=USER)
-async def status(user: CurrentUser, svc: Svc) -> BillingStatus:
-    return billing_status(await svc.billing.status(user))
+async def status(user: CurrentUser, org: Org, svc: Svc) -> BillingStatus:
+    return billing_status(await svc.billing.status(await svc.orgs.get(org.org_id)))
 
 
 @post("/api/v1/billing/checkout", status_code=HTTP_200_OK, dependencies=USER)
-async def checkout(data: JSONBody[CheckoutBody], user: CurrentUser, svc: Svc) -> Checkout:
+async def checkout(data: JSONBody[CheckoutBody], user: CurrentUser, org: Org, svc: Svc) -> Checkout:
     """Starts a PayPal subscription: send the user to `approval_url`."""
-    return msgspec.convert(await svc.billing.checkout(user, data.plan), Checkout)
+    found = await svc.orgs.get(org.org_id)
+    return msgspec.convert(await svc.billing.checkout(actor(user, org), found, data.plan), Checkout)
 
 
 @post("/api/v1/billing/cancel", status_code=HTTP_200_OK, dependencies=USER)
-async def cancel(user: CurrentUser, svc: Svc) -> BillingStatus:
+async def cancel(user: CurrentUser, org: Org, svc: Svc) -> BillingStatus:
     """Stays active until the end of the paid period."""
-    return billing_status(await svc.billing.cancel(user))
+    found = await svc.orgs.get(org.org_id)
+    return billing_status(await svc.billing.cancel(actor(user, org), found))
 
 
 _EVENT = body_of(dict[str, Any], "A PayPal webhook event, as PayPal sends it.")

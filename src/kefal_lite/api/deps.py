@@ -11,14 +11,17 @@ from litestar.params import QueryParameter
 
 from kefal_lite.clock import iso
 from kefal_lite.errors import Forbidden
+from kefal_lite.roles import Access
 from kefal_lite.services import Services
 from kefal_lite.store import audit
 from kefal_lite.store.users import User
 from kefal_lite.usecases.actor import Actor
 
-# Handlers name these parameters `svc` and `user`; the app and routers provide them.
+# Handlers name these parameters `svc`, `user` and `org`; the app and routers provide them.
 Svc = NamedDependency[Services]
 CurrentUser = NamedDependency[User]
+# The organization the request acts in and its role there (api/access.py checks the role).
+Org = NamedDependency[Access]
 
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="page size")]
 Offset = Annotated[int, QueryParameter(ge=0, description="items to skip")]
@@ -31,6 +34,10 @@ def services(state: State) -> Services:
 
 def current_user(request: Request[User, Any, Any]) -> User:
     return request.user
+
+
+def current_access(request: Request[Any, Access, Any]) -> Access:
+    return request.auth
 
 
 def admin_user(request: Request[User, Any, Any]) -> User:
@@ -47,12 +54,15 @@ USER = {"user": Provide(current_user, sync_to_thread=False)}
 ADMIN = {"user": Provide(admin_user, sync_to_thread=False)}
 
 
-def actor(user: User) -> Actor:
-    return Actor(user.id, user.username)
+def actor(user: User, org: Access) -> Actor:
+    return Actor(org_id=org.org_id, user_id=user.id, username=user.username,
+                 key_name=org.key_name)  # fmt: skip
 
 
 def audit_entry(
-    svc: Services, user: User, action: str, target: str | None = None, **detail: Any
+    svc: Services, user: User, org: Access, action: str, target: str | None = None,
+    **detail: Any,
 ) -> audit.Entry:
-    """The audit row of an action a signed-in user takes (recorded in the action's transaction)."""
-    return actor(user).entry(iso(svc.clock.now()), action, target, **detail)
+    """The audit row of an action a signed-in user or API key takes (recorded in the
+    action's transaction)."""
+    return actor(user, org).entry(iso(svc.clock.now()), action, target, **detail)

@@ -10,7 +10,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from kefal_lite import agent_dist, tls
-from kefal_lite.api.deps import USER, CurrentUser, Limit, Offset, Svc
+from kefal_lite.api.deps import USER, CurrentUser, Limit, Offset, Org, Svc, actor
 from kefal_lite.errors import NotFound
 from kefal_lite.store.enrollment import EnrollmentToken
 
@@ -67,10 +67,13 @@ def server_url(request: Request[Any, Any, Any], svc: Svc) -> str:
 
 @post("/api/v1/enrollment-tokens", status_code=HTTP_201_CREATED, dependencies=USER)
 async def create_token(
-    data: JSONBody[NewTokenBody], request: Request[Any, Any, Any], user: CurrentUser, svc: Svc
+    data: JSONBody[NewTokenBody], request: Request[Any, Any, Any], user: CurrentUser, org: Org,
+    svc: Svc,
 ) -> NewEnrollmentToken:
     """The token is in this answer only (stored as a hash), with the line to paste on a host."""
-    made = await svc.enrollment.create(user, data.name, data.expires_in_hours, data.max_uses)
+    made = await svc.enrollment.create(
+        actor(user, org), data.name, data.expires_in_hours, data.max_uses
+    )
     url = server_url(request, svc)
     pin = tls.served_pin(svc.settings) if url.startswith("https://") else None
     return NewEnrollmentToken(
@@ -82,17 +85,17 @@ async def create_token(
 
 @get("/api/v1/enrollment-tokens", dependencies=USER)
 async def list_tokens(
-    user: CurrentUser, svc: Svc, limit: Limit = 50, offset: Offset = 0
+    user: CurrentUser, org: Org, svc: Svc, limit: Limit = 50, offset: Offset = 0
 ) -> EnrollmentTokenPage:
-    items, total = await svc.enrollment.list(user, limit=limit, offset=offset)
+    items, total = await svc.enrollment.list(org.org_id, limit=limit, offset=offset)
     return EnrollmentTokenPage([EnrollmentTokenInfo(**_fields(t)) for t in items], total)
 
 
 @delete(
     "/api/v1/enrollment-tokens/{token_id:str}", status_code=HTTP_204_NO_CONTENT, dependencies=USER
 )
-async def revoke_token(token_id: FromPath[str], user: CurrentUser, svc: Svc) -> None:
-    await svc.enrollment.revoke(user, token_id)
+async def revoke_token(token_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc) -> None:
+    await svc.enrollment.revoke(actor(user, org), token_id)
 
 
 @get("/agent/install.sh", exclude_from_auth=True, include_in_schema=False)

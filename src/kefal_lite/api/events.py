@@ -13,7 +13,7 @@ from litestar.params import QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_200_OK
 
-from kefal_lite.api.deps import USER, CurrentUser, Svc
+from kefal_lite.api.deps import USER, CurrentUser, Org, Svc
 from kefal_lite.api.docs import documented
 from kefal_lite.errors import Unauthorized
 from kefal_lite.store import users
@@ -26,9 +26,9 @@ class Ticket(msgspec.Struct, frozen=True):
 
 
 @post("/api/v1/events/ticket", status_code=HTTP_200_OK, dependencies=USER)
-async def ticket(user: CurrentUser, svc: Svc) -> Ticket:
+async def ticket(user: CurrentUser, org: Org, svc: Svc) -> Ticket:
     """A single-use ticket, valid 60 s, for opening the event stream."""
-    return Ticket(svc.events.ticket(user.id, user.token_version))
+    return Ticket(svc.events.ticket(user.id, org.org_id, user.token_version))
 
 
 # One `data:` line of JSON per event, e.g. {"type": "incident.opened", "incident_id", "host_id"}.
@@ -44,12 +44,12 @@ async def stream(
     redeemed = svc.events.redeem(ticket)
     if redeemed is None:
         raise Unauthorized("invalid, used or expired event ticket; ask for a new one")
-    user_id, token_version = redeemed
+    user_id, org_id, token_version = redeemed
     # The session may have ended in the seconds since the ticket was issued.
     current = await svc.db.read(users.session_versions, [user_id])
     if current.get(user_id) != token_version:
         raise Unauthorized("invalid, used or expired event ticket; ask for a new one")
-    sub = svc.events.subscribe(user_id, token_version)
+    sub = svc.events.subscribe(user_id, org_id, token_version)
 
     async def messages() -> AsyncIterator[ServerSentEventMessage]:
         try:

@@ -12,7 +12,7 @@ from litestar import Response, get, patch
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from kefal_lite import estate, graph, paths
-from kefal_lite.api.deps import USER, CurrentUser, Svc, audit_entry
+from kefal_lite.api.deps import USER, CurrentUser, Org, Svc, audit_entry
 from kefal_lite.detect.model import SEVERITY_RANK
 from kefal_lite.errors import NotFound
 from kefal_lite.paths import HostFacts
@@ -195,7 +195,7 @@ ESTATES = EstateCache()
 
 @get("/api/v1/graph", dependencies=USER)
 async def get_graph(
-    user: CurrentUser,
+    user: CurrentUser, org: Org,
     svc: Svc,
     host_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
     view: Annotated[Literal["estate", "full"], QueryParameter()] = "estate",
@@ -205,9 +205,9 @@ async def get_graph(
     for keys and accounts on many hosts). `?view=full` draws every host's services, ports
     and identities; `?host_id=` narrows that to one host and the hosts it connects with."""
     if host_id is None and view == "estate":
-        document = await ESTATES.document(svc, user.id)
+        document = await ESTATES.document(svc, org.org_id)
     else:
-        document = await GRAPHS.document(svc, user.id, host_id)
+        document = await GRAPHS.document(svc, org.org_id, host_id)
     return Response(document, media_type="application/json")
 
 
@@ -225,14 +225,14 @@ class HostPatch(msgspec.Struct, forbid_unknown_fields=True):
 
 @patch("/api/v1/hosts/{host_id:str}", dependencies=USER)
 async def patch_host(
-    host_id: FromPath[str], data: JSONBody[HostPatch], user: CurrentUser, svc: Svc
+    host_id: FromPath[str], data: JSONBody[HostPatch], user: CurrentUser, org: Org, svc: Svc
 ) -> dict[str, Any]:
     """Set or clear a host's group (prod, dev, ...): the estate graph draws the host in it,
     and the lateral pack compares keys across groups."""
     group = data.group.strip() if data.group is not None else None
-    entry = audit_entry(svc, user, "host_group_set", host_id, group=group)
+    entry = audit_entry(svc, user, org, "host_group_set", host_id, group=group)
     if not await svc.db.write(
-        audit.audited, entry, estate_store.set_group, user.id, host_id, group
+        audit.audited, entry, estate_store.set_group, org.org_id, host_id, group
     ):
         raise NotFound("no such host")
     return {"host_id": host_id, "group": group}
@@ -252,7 +252,7 @@ class PathsOut(msgspec.Struct, frozen=True):
 
 @get("/api/v1/graph/paths", dependencies=USER)
 async def get_paths(
-    user: CurrentUser,
+    user: CurrentUser, org: Org,
     svc: Svc,
     from_: Annotated[str, QueryParameter(name="from", max_length=64, description="a host id")],
     max_hops: Annotated[int, QueryParameter(ge=1, le=paths.MAX_HOPS)] = 3,
@@ -260,7 +260,7 @@ async def get_paths(
     """The hosts reachable from `from` in at most `max_hops` steps, each by its cheapest
     chain of reasons (shared ssh key, connection to a service, shared login), fewest hops
     and most privileged steps first."""
-    rows, entries, _ = await GRAPHS.load(svc, user.id, fragments=False)
+    rows, entries, _ = await GRAPHS.load(svc, org.org_id, fragments=False)
     start = next((h for h in rows if h.id == from_), None)
     if start is None:
         raise NotFound("no such host")
@@ -270,10 +270,11 @@ async def get_paths(
 
 
 @get("/api/v1/topology", dependencies=USER)
-async def get_topology(user: CurrentUser, svc: Svc) -> Response[bytes]:
+async def get_topology(user: CurrentUser, org: Org, svc: Svc) -> Response[bytes]:
     """One row per host with counts, for the list view."""
-    rows = await svc.db.read(hosts.list_for_user, user.id)
-    summary = [graph.OpenIncident(*s) for s in await svc.db.read(incidents.open_summary, user.id)]
+    rows = await svc.db.read(hosts.list_for_user, org.org_id)
+    found = await svc.db.read(incidents.open_summary, org.org_id)
+    summary = [graph.OpenIncident(*s) for s in found]
     document = await _off_loop(lambda: _encoder.encode(graph.build_topology(_views(rows), summary)))
     return Response(document, media_type="application/json")
 

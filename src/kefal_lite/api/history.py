@@ -11,7 +11,7 @@ from litestar import Response, get
 from litestar.params import FromPath, QueryParameter
 
 from kefal_lite import snapshot as wire
-from kefal_lite.api.deps import USER, CurrentUser, Offset, Svc
+from kefal_lite.api.deps import USER, CurrentUser, Offset, Org, Svc
 from kefal_lite.api.docs import documented
 from kefal_lite.clock import iso, parse_iso
 from kefal_lite.errors import NotFound, ValidationFailed, validation_item
@@ -71,7 +71,7 @@ async def _host(svc: Svc, user_id: str, host_id: str) -> None:
 @get("/api/v1/hosts/{host_id:str}/changes", dependencies=USER)
 async def list_changes(
     host_id: FromPath[str],
-    user: CurrentUser,
+    user: CurrentUser, org: Org,
     svc: Svc,
     since: Time = None,
     until: Time = None,
@@ -86,9 +86,9 @@ async def list_changes(
     kinds = _kinds(kind)
     end = until or svc.clock.now()
     start = since or end - timedelta(days=1)
-    await _host(svc, user.id, host_id)
+    await _host(svc, org.org_id, host_id)
     items, total = await svc.db.read(
-        history.list_changes, user.id, host_id, since=iso(start), until=iso(end), kinds=kinds,
+        history.list_changes, org.org_id, host_id, since=iso(start), until=iso(end), kinds=kinds,
         limit=limit, offset=offset,
     )  # fmt: skip
     return ChangePage(items, total)
@@ -105,12 +105,12 @@ async def _at(svc: Svc, user_id: str, host_id: str, at: datetime | None, name: s
 @get("/api/v1/hosts/{host_id:str}/snapshots", dependencies=USER, media_type="application/json",
      operation_class=documented(response={"application/json": wire.Snapshot}))
 async def snapshot_at(
-    host_id: FromPath[str], user: CurrentUser, svc: Svc, at: Time = None
+    host_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc, at: Time = None
 ) -> Response[bytes]:
     """The snapshot in force at `at` (the last received at or before it), byte for byte as
     the agent sent it; `X-Snapshot-Id` and `X-Received-At` say which."""
-    await _host(svc, user.id, host_id)
-    snap = await _at(svc, user.id, host_id, at, "at")
+    await _host(svc, org.org_id, host_id)
+    snap = await _at(svc, org.org_id, host_id, at, "at")
     return Response(
         snap.body,
         media_type="application/json",
@@ -121,7 +121,7 @@ async def snapshot_at(
 @get("/api/v1/hosts/{host_id:str}/diff", dependencies=USER)
 async def diff_between(
     host_id: FromPath[str],
-    user: CurrentUser,
+    user: CurrentUser, org: Org,
     svc: Svc,
     from_: Annotated[datetime, QueryParameter(name="from", description="ISO 8601")],
     to: Time = None,
@@ -129,9 +129,9 @@ async def diff_between(
 ) -> DiffPage:
     """What differs between the snapshots in force at `from` and at `to` (default now)."""
     kinds = _kinds(kind)
-    await _host(svc, user.id, host_id)
-    a = await _at(svc, user.id, host_id, from_, "from")
-    b = await _at(svc, user.id, host_id, to, "to")
+    await _host(svc, org.org_id, host_id)
+    a = await _at(svc, org.org_id, host_id, from_, "from")
+    b = await _at(svc, org.org_id, host_id, to, "to")
     found = diff.diff(wire.DECODER.decode(a.body), wire.DECODER.decode(b.body))
     items = [
         ChangeRecord(b.received_at, b.snapshot_id, c.kind, c.change, c.subject, c.before, c.after)

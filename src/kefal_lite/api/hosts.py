@@ -8,7 +8,7 @@ import msgspec
 from litestar import get
 from litestar.params import QueryParameter
 
-from kefal_lite.api.deps import USER, CurrentUser, Limit, Offset, Svc
+from kefal_lite.api.deps import USER, CurrentUser, Limit, Offset, Org, Svc
 from kefal_lite.store import hosts
 from kefal_lite.store.hosts import HostSummary
 
@@ -20,7 +20,7 @@ class HostPage(msgspec.Struct, frozen=True):
 
 @get("/api/v1/hosts", dependencies=USER)
 async def list_hosts(
-    user: CurrentUser,
+    user: CurrentUser, org: Org,
     svc: Svc,
     status: Annotated[Literal["online", "silent"] | None, QueryParameter()] = None,
     os: Annotated[
@@ -35,7 +35,7 @@ async def list_hosts(
     """Hosts by hostname with their status and open incident count; `total` counts every
     match, so `offset` pages through them."""
     items, total = await svc.db.read(
-        hosts.list_page, user.id, status=status, os=os, q=q, limit=limit, offset=offset
+        hosts.list_page, org.org_id, status=status, os=os, q=q, limit=limit, offset=offset
     )
     return HostPage(items, total)
 

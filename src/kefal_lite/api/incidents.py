@@ -10,12 +10,13 @@ from litestar import get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
-from kefal_lite.api.deps import USER, CurrentUser, Limit, Offset, Svc, actor
+from kefal_lite.api.deps import USER, CurrentUser, Limit, Offset, Org, Svc, actor
 from kefal_lite.api.history import changes_before
 from kefal_lite.clock import iso
 from kefal_lite.detect import engine
 from kefal_lite.detect import state as host_state
 from kefal_lite.errors import NotFound
+from kefal_lite.roles import Access
 from kefal_lite.services import Services
 from kefal_lite.store import hosts, incidents, suppressions
 from kefal_lite.store.incidents import Event, Incident
@@ -112,7 +113,7 @@ def incident_view(svc: Services, inc: Incident) -> IncidentView:
 
 @get("/api/v1/incidents", dependencies=USER)
 async def list_incidents(
-    user: CurrentUser,
+    user: CurrentUser, org: Org,
     svc: Svc,
     status: Annotated[Status, QueryParameter()] = "active",
     severity: Annotated[SeverityQ | None, QueryParameter()] = None,
@@ -123,7 +124,7 @@ async def list_incidents(
     """Newest first. By default what still needs a person (`active`: open, acknowledged or
     stale); `all` for everything; `stale` selects open incidents of hosts that went silent."""
     items, total = await svc.db.read(
-        incidents.list_for_user, user.id, status=status, severity=severity, host_id=host_id,
+        incidents.list_for_user, org.org_id, status=status, severity=severity, host_id=host_id,
         limit=limit, offset=offset,
     )  # fmt: skip
     return IncidentPage([incident_view(svc, i) for i in items], total)
@@ -139,20 +140,26 @@ async def _one(svc: Svc, user_id: str, incident_id: str) -> IncidentDetail:
 
 
 @get("/api/v1/incidents/{incident_id:str}", dependencies=USER)
-async def get_incident(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> IncidentDetail:
-    return await _one(svc, user.id, incident_id)
+async def get_incident(
+    incident_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc
+) -> IncidentDetail:
+    return await _one(svc, org.org_id, incident_id)
 
 
 @post("/api/v1/incidents/{incident_id:str}/acknowledge", status_code=HTTP_200_OK, dependencies=USER)
-async def acknowledge(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> IncidentDetail:
-    await svc.db.write(incident_cases.acknowledge, actor(user), incident_id, iso(svc.clock.now()))
-    return await _one(svc, user.id, incident_id)
+async def acknowledge(
+    incident_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc
+) -> IncidentDetail:
+    await svc.db.write(
+        incident_cases.acknowledge, actor(user, org), incident_id, iso(svc.clock.now())
+    )
+    return await _one(svc, org.org_id, incident_id)
 
 
 @post("/api/v1/incidents/{incident_id:str}/dismiss", status_code=HTTP_200_OK, dependencies=USER)
 async def dismiss(
     incident_id: FromPath[str],
-    user: CurrentUser,
+    user: CurrentUser, org: Org,
     svc: Svc,
     data: JSONBody[DismissBody | None] = None,
 ) -> IncidentDetail:
@@ -161,62 +168,73 @@ async def dismiss(
     body = data or DismissBody()
     until = iso(body.expires_at) if body.expires_at else None
     await svc.db.write(
-        incident_cases.dismiss, actor(user), incident_id, iso(svc.clock.now()), body.reason, until
+        incident_cases.dismiss, actor(user, org), incident_id, iso(svc.clock.now()), body.reason,
+        until,
     )
-    return await _one(svc, user.id, incident_id)
+    return await _one(svc, org.org_id, incident_id)
 
 
 @post("/api/v1/incidents/{incident_id:str}/remediate", status_code=HTTP_202_ACCEPTED,
       dependencies=USER)  # fmt: skip
-async def remediate(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> IncidentDetail:
+async def remediate(
+    incident_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc
+) -> IncidentDetail:
     """Mode 2: generate (or regenerate) the three actions now; answers before they exist
     with `remediation.status = "pending"`."""
     await svc.db.write(
-        incident_cases.request_remediation, actor(user), incident_id, iso(svc.clock.now())
+        incident_cases.request_remediation, actor(user, org), incident_id, iso(svc.clock.now())
     )
     svc.jobs.kick()
-    return await _one(svc, user.id, incident_id)
+    return await _one(svc, org.org_id, incident_id)
 
 
-async def _move(svc: Svc, user: User, incident_id: str, action: RemediationMove) -> None:
+async def _move(svc: Svc, user: User, org: Access, incident_id: str,
+                action: RemediationMove) -> None:  # fmt: skip
     was = await svc.db.write(
-        incident_cases.move_remediation, actor(user), incident_id, action, iso(svc.clock.now())
-    )
+        incident_cases.move_remediation, actor(user, org), incident_id, action,
+        iso(svc.clock.now()),
+    )  # fmt: skip
     if action == "applied":
         svc.ingestor.expect_verification(was.host_id, incident_id, was.invariant_id, was.subject)
 
 
 @post("/api/v1/incidents/{incident_id:str}/remediation/accept", status_code=HTTP_200_OK,
       dependencies=USER)  # fmt: skip
-async def accept(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> IncidentDetail:
+async def accept(
+    incident_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc
+) -> IncidentDetail:
     """Advisory: records that the proposal is the plan; nothing runs on the host."""
-    await _move(svc, user, incident_id, "accept")
-    return await _one(svc, user.id, incident_id)
+    await _move(svc, user, org, incident_id, "accept")
+    return await _one(svc, org.org_id, incident_id)
 
 
 @post("/api/v1/incidents/{incident_id:str}/remediation/reject", status_code=HTTP_200_OK,
       dependencies=USER)  # fmt: skip
-async def reject(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> IncidentDetail:
-    await _move(svc, user, incident_id, "reject")
-    return await _one(svc, user.id, incident_id)
+async def reject(
+    incident_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc
+) -> IncidentDetail:
+    await _move(svc, user, org, incident_id, "reject")
+    return await _one(svc, org.org_id, incident_id)
 
 
 @post("/api/v1/incidents/{incident_id:str}/remediation/applied", status_code=HTTP_200_OK,
       dependencies=USER)  # fmt: skip
-async def applied(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> IncidentDetail:
+async def applied(
+    incident_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc
+) -> IncidentDetail:
     """The fix was made on the host; the host's next snapshot says `verified` (and resolves
     the incident) or `failed`."""
-    await _move(svc, user, incident_id, "applied")
-    return await _one(svc, user.id, incident_id)
+    await _move(svc, user, org, incident_id, "applied")
+    return await _one(svc, org.org_id, incident_id)
 
 
 @get("/api/v1/hosts/{host_id:str}", dependencies=USER)
-async def get_host(host_id: FromPath[str], user: CurrentUser, svc: Svc) -> HostDetail:
-    host = await svc.db.read(hosts.get, user.id, host_id)
+async def get_host(host_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc) -> HostDetail:
+    host = await svc.db.read(hosts.get, org.org_id, host_id)
     if host is None:
         raise NotFound("no such host")
-    open_incidents = await svc.db.read(incidents.active_for_host, user.id, host_id)
-    ref = await svc.db.read(hosts.ref_by_agent, user.id, host.agent_id)
+    open_incidents = await svc.db.read(incidents.active_for_host, org.org_id, host_id)
+    ref = await svc.db.read(hosts.ref_by_agent, org.org_id, host.agent_id)
     until, still = engine.learning(
         host_state.loads(ref.state if ref else None),
         svc.rules.detection,
@@ -228,7 +246,7 @@ async def get_host(host_id: FromPath[str], user: CurrentUser, svc: Svc) -> HostD
         iso(datetime.fromtimestamp(until, UTC)) if until is not None else None, still,
         msgspec.json.decode(host.latest) if host.latest else None,
         [incident_view(svc, i) for i in open_incidents],
-        await svc.db.read(suppressions.host_count, user.id, host_id),
+        await svc.db.read(suppressions.host_count, org.org_id, host_id),
     )  # fmt: skip
 
 

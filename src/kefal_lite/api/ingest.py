@@ -115,7 +115,7 @@ async def _ingest(request: Request[Any, Any, Any], svc: Svc) -> IngestAccepted:
         raise ValidationFailed([validation_item(["body", name], msg) for name, msg in bad_times])
     if not constant_time_equal(snap.agent_id, agent.agent_id):
         raise Forbidden("agent_id in the snapshot is not the agent this token belongs to")
-    if not await svc.billing.may_ingest(agent.user_id):
+    if not await svc.billing.may_ingest(agent.org_id):
         raise PaymentRequired("the trial or subscription has expired; snapshots are refused")
     accepted = await svc.ingestor.accept(agent, snap, raw)
     changes = accepted.changes
@@ -124,11 +124,11 @@ async def _ingest(request: Request[Any, Any, Any], svc: Svc) -> IngestAccepted:
         metrics.INCIDENTS_OPENED.labels(severity).inc()
     if changes.opened or changes.resolved:
         svc.jobs.kick()  # remediation and notify jobs were queued with the incidents
-    publish_changes(svc, agent.user_id, accepted.host_id, changes)
+    publish_changes(svc, agent.org_id, accepted.host_id, changes)
     return IngestAccepted(snapshot_id=accepted.snapshot_id, incidents_opened=len(changes.opened))
 
 
-def publish_changes(svc: Services, user_id: str, host_id: str, changes: Changes) -> None:
+def publish_changes(svc: Services, org_id: str, host_id: str, changes: Changes) -> None:
     """Tell the tenant's live dashboards what this write changed."""
     for kind, ids in (
         ("incident.opened", changes.opened),
@@ -137,10 +137,10 @@ def publish_changes(svc: Services, user_id: str, host_id: str, changes: Changes)
     ):
         for incident_id in ids:
             svc.events.publish(
-                user_id, {"type": kind, "incident_id": incident_id, "host_id": host_id}
+                org_id, {"type": kind, "incident_id": incident_id, "host_id": host_id}
             )
     if changes.recovered:
-        svc.events.publish(user_id, {"type": "host.recovered", "host_id": host_id})
+        svc.events.publish(org_id, {"type": "host.recovered", "host_id": host_id})
 
 
 handlers = [ingest]

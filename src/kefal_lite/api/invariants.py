@@ -9,7 +9,7 @@ from litestar import Request, get, post
 from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from kefal_lite.api.deps import USER, CurrentUser, Svc
+from kefal_lite.api.deps import USER, CurrentUser, Org, Svc, actor
 from kefal_lite.api.docs import body_of
 from kefal_lite.api.validation import decode_json
 from kefal_lite.community import Contribution, to_invariant
@@ -79,7 +79,7 @@ def contribution_view(stored: StoredInvariant) -> ContributionView:
 
 @get("/api/v1/invariants", dependencies=USER)
 async def list_invariants(
-    user: CurrentUser,
+    user: CurrentUser, org: Org,
     svc: Svc,
     status: Annotated[Literal["pending", "rejected"] | None, QueryParameter()] = None,
 ) -> InvariantPage | ContributionPage:
@@ -87,7 +87,7 @@ async def list_invariants(
     core pack by default) and the verified community invariants.
     `?status=pending|rejected` lists the caller's own contributions instead."""
     if status is not None:
-        own = await svc.db.read(invariants.with_status, status, user.id)
+        own = await svc.db.read(invariants.with_status, status, org.org_id)
         return ContributionPage([contribution_view(s) for s in own], len(own))
     items = [invariant_view(inv) for inv in svc.rules.catalog.invariants]
     return InvariantPage(items, len(items))
@@ -102,22 +102,25 @@ _contribution = msgspec.json.Decoder(Contribution)
       request_max_body_size=16 * 1024 * 1024,
       operation_class=body_of(Contribution, "A rule: see docs/rules.md."))  # fmt: skip
 async def contribute(
-    request: Request[Any, Any, Any], user: CurrentUser, svc: Svc
+    request: Request[Any, Any, Any], user: CurrentUser, org: Org, svc: Svc
 ) -> ContributionView:
     """The seed's contribution schema, decoded strictly: "5432" is not a port."""
     body = decode_json(await request.body(), Contribution, _contribution)
-    return contribution_view(await svc.community.contribute(user, body))
+    return contribution_view(await svc.community.contribute(actor(user, org), body))
 
 
 @post("/api/v1/invariants/{invariant_id:str}/verify", status_code=HTTP_200_OK, dependencies=USER)
-async def verify(invariant_id: FromPath[str], user: CurrentUser, svc: Svc) -> Verdict:
+async def verify(invariant_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc) -> Verdict:
     """Constructive and red-team checks; `active` protects every tenant from the next snapshot."""
-    status, report = await svc.community.verify(user, invariant_id)
+    status, report = await svc.community.verify(actor(user, org), user.role == "admin",
+                                                    invariant_id)  # fmt: skip
     return Verdict(status, report)
 
 
 @post("/api/v1/invariants/{invariant_id:str}/retire", status_code=HTTP_200_OK, dependencies=USER)
-async def retire(invariant_id: FromPath[str], user: CurrentUser, svc: Svc) -> ContributionView:
+async def retire(
+    invariant_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc
+) -> ContributionView:
     """Admins only: it stops firing; incidents it opened stay."""
     await svc.community.retire(user, invariant_id)
     stored = await svc.db.read(invariants.get, invariant_id)

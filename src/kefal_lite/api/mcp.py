@@ -9,7 +9,7 @@ import msgspec
 from litestar import get
 from litestar.params import QueryParameter
 
-from kefal_lite.api.deps import USER, CurrentUser, Svc
+from kefal_lite.api.deps import USER, CurrentUser, Org, Svc
 from kefal_lite.detect import mcp
 from kefal_lite.errors import NotFound
 from kefal_lite.snapshot import McpServer
@@ -128,7 +128,7 @@ def _matches(item: McpServerItem, risk: Level | None, client: str | None) -> boo
 
 @get("/api/v1/mcp-servers", dependencies=USER)
 async def list_mcp_servers(
-    user: CurrentUser,
+    user: CurrentUser, org: Org,
     svc: Svc,
     risk: Annotated[Level | None, QueryParameter(description="this risk level or higher")] = None,
     client: Annotated[
@@ -139,12 +139,12 @@ async def list_mcp_servers(
     """MCP servers on the caller's hosts (and MCP launchers running unconfigured), riskiest
     first, each with its risk score, level and reasons (docs/mcp.md)."""
     if host_id is not None:
-        host = await svc.db.read(hosts.get, user.id, host_id)
+        host = await svc.db.read(hosts.get, org.org_id, host_id)
         if host is None:
             raise NotFound("no such host")
         rows = [host]
     else:
-        rows = await svc.db.read(hosts.list_for_user, user.id)
+        rows = await svc.db.read(hosts.list_for_user, org.org_id)
     items = [i for h in rows for i in host_servers(h) if _matches(i, risk, client)]
     items.sort(key=lambda i: (-i.risk.score, i.hostname, i.client or "~", i.name))
     return McpServerPage(items, len(items))

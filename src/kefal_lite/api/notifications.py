@@ -9,7 +9,7 @@ from litestar import delete, get, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from kefal_lite.api.deps import USER, CurrentUser, Svc, actor
+from kefal_lite.api.deps import USER, CurrentUser, Org, Svc, actor
 from kefal_lite.clock import iso
 from kefal_lite.store import channels
 from kefal_lite.store.channels import Channel
@@ -57,29 +57,35 @@ def _fields(c: Channel) -> dict[str, Any]:
 
 
 @get("/api/v1/notifications/channels", dependencies=USER)
-async def list_channels(user: CurrentUser, svc: Svc) -> ChannelPage:
-    items = await svc.db.read(channels.list_for_user, user.id)
+async def list_channels(user: CurrentUser, org: Org, svc: Svc) -> ChannelPage:
+    items = await svc.db.read(channels.list_for_user, org.org_id)
     return ChannelPage([ChannelView(**_fields(c)) for c in items], len(items))
 
 
 @post("/api/v1/notifications/channels", status_code=HTTP_201_CREATED, dependencies=USER)
-async def create_channel(data: JSONBody[NewChannel], user: CurrentUser, svc: Svc) -> NewChannelView:
+async def create_channel(
+    data: JSONBody[NewChannel], user: CurrentUser, org: Org, svc: Svc
+) -> NewChannelView:
     """A webhook channel's signing secret is in this answer only."""
-    channel, secret = await svc.notifier.create(actor(user), data.name, data.url,
+    channel, secret = await svc.notifier.create(actor(user, org), data.name, data.url,
                                                 data.min_severity)  # fmt: skip
     return NewChannelView(**_fields(channel), signing_secret=secret or msgspec.UNSET)
 
 
 @delete("/api/v1/notifications/channels/{channel_id:str}", status_code=HTTP_204_NO_CONTENT,
         dependencies=USER)  # fmt: skip
-async def delete_channel(channel_id: FromPath[str], user: CurrentUser, svc: Svc) -> None:
-    await svc.db.write(channel_cases.delete_channel, actor(user), channel_id, iso(svc.clock.now()))
+async def delete_channel(channel_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc) -> None:
+    await svc.db.write(
+        channel_cases.delete_channel, actor(user, org), channel_id, iso(svc.clock.now())
+    )
 
 
 @post("/api/v1/notifications/channels/{channel_id:str}/test", status_code=HTTP_200_OK,
       dependencies=USER)  # fmt: skip
-async def test_channel(channel_id: FromPath[str], user: CurrentUser, svc: Svc) -> TestResult:
-    error = await svc.notifier.test(user.id, channel_id)
+async def test_channel(
+    channel_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc
+) -> TestResult:
+    error = await svc.notifier.test(org.org_id, channel_id)
     return TestResult(error is None, error)
 
 

@@ -12,7 +12,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from kefal_lite import triage
-from kefal_lite.api.deps import USER, CurrentUser, Svc, actor, audit_entry
+from kefal_lite.api.deps import USER, CurrentUser, Org, Svc, actor, audit_entry
 from kefal_lite.api.incidents import IncidentDetail, _one
 from kefal_lite.clock import iso
 from kefal_lite.detect import state as host_state
@@ -84,16 +84,16 @@ def _invalid(field: str, msg: str) -> ValidationFailed:
 
 
 @get("/api/v1/suppressions", dependencies=USER)
-async def list_suppressions(user: CurrentUser, svc: Svc) -> SuppressionPage:
+async def list_suppressions(user: CurrentUser, org: Org, svc: Svc) -> SuppressionPage:
     """Oldest first; `active` is false once `expires_at` has passed (it matches nothing)."""
-    items = await svc.db.read(suppressions.list_for_user, user.id)
+    items = await svc.db.read(suppressions.list_for_user, org.org_id)
     now = iso(svc.clock.now())
     return SuppressionPage([suppression_view(s, now) for s in items], len(items))
 
 
 @post("/api/v1/suppressions", status_code=HTTP_201_CREATED, dependencies=USER)
 async def create_suppression(
-    data: JSONBody[NewSuppression], user: CurrentUser, svc: Svc
+    data: JSONBody[NewSuppression], user: CurrentUser, org: Org, svc: Svc
 ) -> SuppressionView:
     if data.invariant_id is None and data.host_id is None and data.subject_glob is None:
         raise _invalid("invariant_id", "give at least one of invariant_id, host_id, subject_glob")
@@ -109,7 +109,7 @@ async def create_suppression(
         raise NotFound("no such invariant")
     s = Suppression(
         id=new_id(),
-        user_id=user.id,
+        org_id=org.org_id,
         invariant_id=data.invariant_id,
         host_id=data.host_id,
         subject_glob=data.subject_glob,
@@ -118,24 +118,26 @@ async def create_suppression(
         created_by=user.username,
         created_at=iso(now),
     )
-    await svc.db.write(triage.create_suppression, actor(user), s, data.incident_id)
-    svc.ingestor.suppressions.invalidate(user.id)
+    await svc.db.write(triage.create_suppression, actor(user, org), s, data.incident_id)
+    svc.ingestor.suppressions.invalidate(org.org_id)
     return suppression_view(s, iso(now))
 
 
 @delete("/api/v1/suppressions/{suppression_id:str}", status_code=HTTP_204_NO_CONTENT,
         dependencies=USER)  # fmt: skip
-async def delete_suppression(suppression_id: FromPath[str], user: CurrentUser, svc: Svc) -> None:
-    entry = audit_entry(svc, user, "suppression_deleted", suppression_id)
-    await svc.db.write(audit.audited, entry, suppressions.delete, user.id, suppression_id)
-    svc.ingestor.suppressions.invalidate(user.id)
+async def delete_suppression(
+    suppression_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc
+) -> None:
+    entry = audit_entry(svc, user, org, "suppression_deleted", suppression_id)
+    await svc.db.write(audit.audited, entry, suppressions.delete, org.org_id, suppression_id)
+    svc.ingestor.suppressions.invalidate(org.org_id)
 
 
 @post("/api/v1/incidents/bulk", status_code=HTTP_200_OK, dependencies=USER)
-async def bulk(data: JSONBody[BulkBody], user: CurrentUser, svc: Svc) -> BulkResults:
+async def bulk(data: JSONBody[BulkBody], user: CurrentUser, org: Org, svc: Svc) -> BulkResults:
     """One result per distinct id: `ok`, `not_found` (another tenant's too) or `conflict`."""
     results = await svc.db.write(
-        incident_cases.bulk, actor(user), data.ids, data.action, data.reason,
+        incident_cases.bulk, actor(user, org), data.ids, data.action, data.reason,
         iso(svc.clock.now()),
     )  # fmt: skip
     return BulkResults(results, sum(r.result == "ok" for r in results))
@@ -143,36 +145,38 @@ async def bulk(data: JSONBody[BulkBody], user: CurrentUser, svc: Svc) -> BulkRes
 
 @post("/api/v1/incidents/{incident_id:str}/resolve", status_code=HTTP_200_OK, dependencies=USER)
 async def resolve(
-    incident_id: FromPath[str], user: CurrentUser, svc: Svc,
+    incident_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc,
     data: JSONBody[ResolveBody | None] = None,
 ) -> IncidentDetail:  # fmt: skip
     """A person says it is over: `resolved_by: "manual"`."""
     reason = data.reason if data else None
     await svc.db.write(
-        incident_cases.resolve, actor(user), incident_id, iso(svc.clock.now()), reason
+        incident_cases.resolve, actor(user, org), incident_id, iso(svc.clock.now()), reason
     )
-    return await _one(svc, user.id, incident_id)
+    return await _one(svc, org.org_id, incident_id)
 
 
 @post("/api/v1/incidents/{incident_id:str}/baseline", status_code=HTTP_200_OK, dependencies=USER)
-async def baseline(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> IncidentDetail:
+async def baseline(
+    incident_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc
+) -> IncidentDetail:
     """A novelty is normal here: the value joins the host's baseline (it will not fire
     again) and the incident resolves with `resolved_by: "baseline"`."""
-    inc = await svc.db.read(incidents.get, user.id, incident_id)
+    inc = await svc.db.read(incidents.get, org.org_id, incident_id)
     if inc is None:
         raise NotFound("no such incident")
     field, value = incident_cases.baseline_value(inc, svc.rules.invariant(inc.invariant_id))
-    host = await svc.db.read(hosts.get, user.id, inc.host_id)
+    host = await svc.db.read(hosts.get, org.org_id, inc.host_id)
     if host is None:
         raise NotFound("no such incident")
     commit = functools.partial(
-        incident_cases.commit_baseline, actor=actor(user), now=iso(svc.clock.now()),
+        incident_cases.commit_baseline, actor=actor(user, org), now=iso(svc.clock.now()),
         incident_id=incident_id, host_id=inc.host_id, field=field, value=value,
     )  # fmt: skip
     await svc.ingestor.change_state(
-        user.id, host.agent_id, lambda s: host_state.with_baseline(s, field, value), commit
+        org.org_id, host.agent_id, lambda s: host_state.with_baseline(s, field, value), commit
     )
-    return await _one(svc, user.id, incident_id)
+    return await _one(svc, org.org_id, incident_id)
 
 
 handlers = [list_suppressions, create_suppression, delete_suppression, bulk, resolve, baseline]

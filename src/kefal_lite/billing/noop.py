@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from kefal_lite.errors import BadRequest, Conflict
-from kefal_lite.store.users import User
+from kefal_lite.store.orgs import Org
+from kefal_lite.usecases.actor import Actor
 
 DISABLED = "billing is disabled on this server"
 
@@ -13,7 +14,7 @@ DISABLED = "billing is disabled on this server"
 class NoopBilling:
     name = "noop"
 
-    async def status(self, user: User) -> dict[str, Any]:
+    async def status(self, org: Org) -> dict[str, Any]:
         return {
             "provider": self.name,
             "plan": "self-hosted",
@@ -24,19 +25,19 @@ class NoopBilling:
             "cancel_at_period_end": False,
         }
 
-    async def may_ingest(self, user_id: str) -> bool:
+    async def may_ingest(self, org_id: str) -> bool:
         return True
 
-    async def may_verify(self, user: User) -> bool:
+    async def may_verify(self, org: Org) -> bool:
         return True
 
-    async def agent_limit(self, user: User) -> int | None:
+    async def agent_limit(self, org: Org) -> int | None:
         return None
 
-    async def checkout(self, user: User, plan: str) -> dict[str, Any]:
+    async def checkout(self, actor: Actor, org: Org, plan: str) -> dict[str, Any]:
         raise Conflict(DISABLED)
 
-    async def cancel(self, user: User) -> dict[str, Any]:
+    async def cancel(self, actor: Actor, org: Org) -> dict[str, Any]:
         raise Conflict(DISABLED)
 
     async def webhook(self, headers: dict[str, str], body: bytes) -> None:

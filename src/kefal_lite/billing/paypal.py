@@ -1,6 +1,6 @@
 """PayPal subscriptions for operators who host kefal-lite for customers.
 
-State per user: `trial` (7 days from sign-up) -> `active` -> `cancelled` (still active
+State per organization: `trial` (7 days from its creation) -> `active` -> `cancelled` (still active
 until the period ends) -> `expired`; `past_due` when a payment fails or PayPal suspends
 the subscription. Ingest is allowed in trial, active and cancelled-before-period-end.
 Every webhook is checked with PayPal's verify-webhook-signature call before anything
@@ -23,10 +23,11 @@ from kefal_lite.billing.plans import BY_ID, TRIAL_AGENTS, VERIFYING_PLANS
 from kefal_lite.clock import Clock, iso, parse_iso
 from kefal_lite.config import Settings
 from kefal_lite.errors import BadGateway, BadRequest, Conflict, ServiceUnavailable
-from kefal_lite.store import audit, billing, users
+from kefal_lite.store import audit, billing, orgs
 from kefal_lite.store.billing import Subscription
 from kefal_lite.store.db import Conn, Database
-from kefal_lite.store.users import User
+from kefal_lite.store.orgs import Org
+from kefal_lite.usecases.actor import Actor
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +131,9 @@ class PayPalBilling:
 
     # --- state ---------------------------------------------------------------------
 
-    def _state(self, user: User, sub: Subscription | None, now: datetime) -> tuple[str, str]:
+    def _state(self, org: Org, sub: Subscription | None, now: datetime) -> tuple[str, str]:
         if sub is None:
-            trial_end = parse_iso(user.created_at) + TRIAL
+            trial_end = parse_iso(org.created_at) + TRIAL
             return ("trial" if now < trial_end else "expired"), "trial"
         state = sub.state
         if (
@@ -143,35 +144,35 @@ class PayPalBilling:
             state = "expired"
         return state, sub.plan
 
-    async def status(self, user: User) -> dict[str, Any]:
-        sub = await self._db.read(billing.get, user.id)
-        state, plan = self._state(user, sub, self._clock.now())
+    async def status(self, org: Org) -> dict[str, Any]:
+        sub = await self._db.read(billing.get, org.id)
+        state, plan = self._state(org, sub, self._clock.now())
         return {
             "provider": self.name,
             "plan": plan,
             "state": state,
-            "trial_ends_at": iso(parse_iso(user.created_at) + TRIAL),
+            "trial_ends_at": iso(parse_iso(org.created_at) + TRIAL),
             "current_period_end": sub.current_period_end if sub else None,
             "next_billing_date": sub.next_billing_date if sub and state == "active" else None,
             "cancel_at_period_end": bool(sub and sub.cancel_at_period_end),
         }
 
-    async def may_ingest(self, user_id: str) -> bool:
+    async def may_ingest(self, org_id: str) -> bool:
         now = self._clock.now().timestamp()  # the injected clock, so tests can expire it
-        cached = self._cache.get(user_id)
+        cached = self._cache.get(org_id)
         if cached and cached[0] > now:
             return cached[1]
-        user = await self._db.read(users.get, user_id)
-        allowed = user is not None and (await self.status(user))["state"] in ALLOWED
-        self._cache[user_id] = (now + STATUS_TTL, allowed)
+        org = await self._db.read(orgs.get, org_id)
+        allowed = org is not None and (await self.status(org))["state"] in ALLOWED
+        self._cache[org_id] = (now + STATUS_TTL, allowed)
         return allowed
 
-    async def may_verify(self, user: User) -> bool:
-        status = await self.status(user)
+    async def may_verify(self, org: Org) -> bool:
+        status = await self.status(org)
         return status["state"] in ALLOWED and status["plan"] in VERIFYING_PLANS
 
-    async def agent_limit(self, user: User) -> int | None:
-        status = await self.status(user)
+    async def agent_limit(self, org: Org) -> int | None:
+        status = await self.status(org)
         if status["state"] not in ALLOWED:
             return 0
         if status["plan"] == "trial":
@@ -180,7 +181,7 @@ class PayPalBilling:
 
     # --- checkout and cancel -------------------------------------------------------
 
-    async def checkout(self, user: User, plan: str) -> dict[str, Any]:
+    async def checkout(self, actor: Actor, org: Org, plan: str) -> dict[str, Any]:
         plan_id = self._plan_ids.get(plan)
         if plan not in BY_ID or not plan_id:
             raise BadRequest(f"no PayPal plan is configured for {plan!r}")
@@ -190,7 +191,7 @@ class PayPalBilling:
             "/v1/billing/subscriptions",
             {
                 "plan_id": plan_id,
-                "custom_id": user.id,  # comes back on every event: which user this is
+                "custom_id": org.id,  # comes back on every event: which organization this is
                 "application_context": {
                     "brand_name": "kefal-lite",
                     "user_action": "SUBSCRIBE_NOW",
@@ -205,20 +206,12 @@ class PayPalBilling:
         )
         if not approve:
             raise BadGateway("PayPal created no approval link")
-        entry = audit.Entry(
-            iso(self._clock.now()),
-            user.id,
-            user.username,
-            "billing_checkout",
-            created["id"],
-            None,
-            {"plan": plan},
-        )
+        entry = actor.entry(iso(self._clock.now()), "billing_checkout", created["id"], plan=plan)
         await self._db.write(audit.record, entry)
         return {"approval_url": approve, "subscription_id": created["id"]}
 
-    async def cancel(self, user: User) -> dict[str, Any]:
-        sub = await self._db.read(billing.get, user.id)
+    async def cancel(self, actor: Actor, org: Org) -> dict[str, Any]:
+        sub = await self._db.read(billing.get, org.id)
         if sub is None or sub.state not in ("active", "past_due") or not sub.provider_id:
             raise Conflict("there is no active subscription to cancel")
         await self.api.call(
@@ -228,7 +221,7 @@ class PayPalBilling:
         )
         now = iso(self._clock.now())
         updated = Subscription(
-            sub.user_id,
+            sub.org_id,
             sub.plan,
             "cancelled",
             sub.provider_id,
@@ -237,12 +230,10 @@ class PayPalBilling:
             True,
             now,
         )
-        entry = audit.Entry(
-            now, user.id, user.username, "billing_cancelled", sub.provider_id, None, None
-        )
+        entry = actor.entry(now, "billing_cancelled", sub.provider_id)
         await self._db.write(audit.audited, entry, billing.put, updated)
-        self._cache.pop(user.id, None)
-        return await self.status(user)
+        self._cache.pop(org.id, None)
+        return await self.status(org)
 
     # --- webhook -------------------------------------------------------------------
 
@@ -285,7 +276,7 @@ class PayPalBilling:
                 return
             paid_until = iso(now + timedelta(days=31))
             new = Subscription(
-                sub.user_id,
+                sub.org_id,
                 sub.plan,
                 "active",
                 provider_id,
@@ -297,8 +288,8 @@ class PayPalBilling:
         else:
             provider_id = str(resource.get("id") or "")
             existing = billing.by_provider_id(conn, provider_id)
-            user_id = str(resource.get("custom_id") or (existing.user_id if existing else ""))
-            if not user_id or users.get(conn, user_id) is None:
+            org_id = str(resource.get("custom_id") or (existing.org_id if existing else ""))
+            if not org_id or orgs.get(conn, org_id) is None:
                 return
             by_paypal_id = {v: k for k, v in self._plan_ids.items() if v}
             fallback = existing.plan if existing else "starter"
@@ -314,7 +305,7 @@ class PayPalBilling:
             if state is None:
                 return  # an event type kefal-lite does not act on
             new = Subscription(
-                user_id,
+                org_id,
                 plan,
                 state,
                 provider_id,
@@ -328,11 +319,12 @@ class PayPalBilling:
             conn,
             audit.Entry(
                 iso(now),
-                new.user_id,
+                None,
                 "paypal",
                 "billing_" + new.state,
                 new.provider_id,
                 None,
                 {"event": event_type},
+                new.org_id,
             ),
         )

@@ -14,7 +14,7 @@ from kefal_lite.store.db import Database
 
 async def changes_on_ingest(
     db: Database,
-    user_id: str,
+    org_id: str,
     previous_id: str | None,
     previous: diff.Fingerprint | None,
     snap: wire.Snapshot,
@@ -25,7 +25,7 @@ async def changes_on_ingest(
     current = diff.fingerprint(snap)
     if previous_id is None or (previous is not None and diff.same(previous, current)):
         return [], current
-    raw = await db.read(history.latest_body, user_id, previous_id)
+    raw = await db.read(history.latest_body, org_id, previous_id)
     if raw is None:
         return [], current
     return diff.diff(wire.DECODER.decode(raw), snap), current
@@ -54,14 +54,14 @@ async def compact(db: Database, now: datetime) -> int:
     while True:
         groups = await db.read(history.compactable, before)
         progress = 0
-        for user_id, host_id, hour in groups:
+        for org_id, host_id, hour in groups:
             # every received_at of the hour starts with "<hour>:", and ":" < ";"
-            rows = await db.read(history.rows_between, user_id, host_id, hour + ":", hour + ";")
+            rows = await db.read(history.rows_between, org_id, host_id, hour + ":", hour + ";")
             if not rows:
                 continue
             blob = await asyncio.to_thread(segments.pack, rows)
             try:
-                progress += await db.write(history.store_segment, user_id, host_id, rows, blob)
+                progress += await db.write(history.store_segment, org_id, host_id, rows, blob)
             except history.SegmentRace:
                 continue
         moved += progress
@@ -78,15 +78,15 @@ async def apply_retention(db: Database, now: datetime, snapshots_days: int,
     thin_before = iso((now - timedelta(days=snapshots_days)).replace(hour=0, minute=0, second=0,
                                                                      microsecond=0))  # fmt: skip
     while days := await db.read(history.thinnable_days, thin_before):
-        for user_id, host_id, day in days:
-            found = await db.read(history.segments_between, user_id, host_id, day, day + "~",
+        for org_id, host_id, day in days:
+            found = await db.read(history.segments_between, org_id, host_id, day, day + "~",
                                   thin_before)  # fmt: skip
             if not found:
                 continue
             ids, hourly, held = await asyncio.to_thread(_first_of_each, found)
             blob = await asyncio.to_thread(segments.pack, hourly)
             try:
-                await db.write(history.store_thinned, user_id, host_id, ids, hourly, blob)
+                await db.write(history.store_thinned, org_id, host_id, ids, hourly, blob)
             except history.SegmentRace:
                 continue
             gone += held - len(hourly)

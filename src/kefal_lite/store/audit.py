@@ -24,6 +24,7 @@ class Entry(msgspec.Struct, frozen=True):
     target: str | None = None
     client: str | None = None
     detail: dict[str, Any] | None = None
+    org_id: str | None = None  # the organization acted in (None: an account's own action)
 
 
 class Row(msgspec.Struct, frozen=True):
@@ -35,14 +36,15 @@ class Row(msgspec.Struct, frozen=True):
     target: str | None
     client: str | None
     detail: dict[str, Any] | None
+    org_id: str | None = None
 
 
 def record(conn: sqlite3.Connection, entry: Entry) -> None:
     conn.execute(
-        "INSERT INTO audit (at, user_id, actor, action, target, client, detail)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit (at, user_id, actor, action, target, client, detail, org_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (entry.at, entry.user_id, entry.actor[:200], entry.action, entry.target, entry.client,
-         _json.encode(entry.detail).decode() if entry.detail else None),
+         _json.encode(entry.detail).decode() if entry.detail else None, entry.org_id),
     )  # fmt: skip
 
 
@@ -72,9 +74,16 @@ def query(
     until: str | None,
     limit: int,
     offset: int,
+    org_id: str | None = None,
 ) -> tuple[list[Row], int]:
-    where, params = [], []
-    if user_id is not None:
+    """With `org_id`: the organization's trail, and `user_id`'s own account actions (logins,
+    password changes) that belong to no organization. With only `user_id`: that user's."""
+    where: list[str] = []
+    params: list[Any] = []
+    if org_id is not None:
+        where.append("(org_id = ? OR (org_id IS NULL AND user_id = ?))")
+        params += [org_id, user_id]
+    elif user_id is not None:
         where.append("user_id = ?")
         params.append(user_id)
     if action:
@@ -89,7 +98,7 @@ def query(
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     total = int(conn.execute("SELECT COUNT(*) FROM audit" + clause, params).fetchone()[0])
     rows = conn.execute(
-        "SELECT id, at, user_id, actor, action, target, client, detail FROM audit"
+        "SELECT id, at, user_id, actor, action, target, client, detail, org_id FROM audit"
         + clause
         + " ORDER BY at DESC, id DESC LIMIT ? OFFSET ?",
         [*params, limit, offset],

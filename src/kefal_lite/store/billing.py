@@ -1,4 +1,5 @@
-"""Subscription state per user, and PayPal webhook events already processed (idempotency)."""
+"""Subscription state per organization, and PayPal webhook events already processed
+(idempotency)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from kefal_lite.store.rows import struct
 
 
 class Subscription(msgspec.Struct, frozen=True):
-    user_id: str
+    org_id: str
     plan: str
     state: str  # active | cancelled | past_due | expired
     provider_id: str | None
@@ -29,9 +30,9 @@ def _sub(row: sqlite3.Row | None) -> Subscription | None:
     return struct(Subscription, row, cancel_at_period_end=bool(row["cancel_at_period_end"]))
 
 
-def get(conn: sqlite3.Connection, user_id: str) -> Subscription | None:
+def get(conn: sqlite3.Connection, org_id: str) -> Subscription | None:
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM subscriptions WHERE user_id = ?", (user_id,)
+        f"SELECT {_COLUMNS} FROM subscriptions WHERE org_id = ?", (org_id,)
     ).fetchone()
     return _sub(row)
 
@@ -46,12 +47,12 @@ def by_provider_id(conn: sqlite3.Connection, provider_id: str) -> Subscription |
 def put(conn: sqlite3.Connection, sub: Subscription) -> None:
     conn.execute(
         f"INSERT INTO subscriptions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (user_id) DO UPDATE SET plan = excluded.plan, state = excluded.state,"
+        " ON CONFLICT (org_id) DO UPDATE SET plan = excluded.plan, state = excluded.state,"
         " provider_id = excluded.provider_id, current_period_end = excluded.current_period_end,"
         " next_billing_date = excluded.next_billing_date,"
         " cancel_at_period_end = excluded.cancel_at_period_end, updated_at = excluded.updated_at",
         (
-            sub.user_id,
+            sub.org_id,
             sub.plan,
             sub.state,
             sub.provider_id,

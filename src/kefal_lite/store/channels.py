@@ -18,7 +18,7 @@ FLAP_LIMIT = 4  # silent/back messages per host per hour; more means the host fl
 
 class Channel(msgspec.Struct, frozen=True):
     id: str
-    user_id: str
+    org_id: str
     name: str
     url_sealed: str
     url_masked: str
@@ -41,28 +41,28 @@ def add(conn: sqlite3.Connection, channel: Channel) -> None:
     )
 
 
-def list_for_user(conn: sqlite3.Connection, user_id: str) -> list[Channel]:
+def list_for_user(conn: sqlite3.Connection, org_id: str) -> list[Channel]:
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM channels WHERE user_id = ? ORDER BY created_at, id", (user_id,)
+        f"SELECT {_COLUMNS} FROM channels WHERE org_id = ? ORDER BY created_at, id", (org_id,)
     ).fetchall()
     return [struct(Channel, r) for r in rows]
 
 
-def get(conn: sqlite3.Connection, channel_id: str, user_id: str | None = None) -> Channel | None:
-    if user_id is None:  # the delivery job: the channel id came from our own jobs table
+def get(conn: sqlite3.Connection, channel_id: str, org_id: str | None = None) -> Channel | None:
+    if org_id is None:  # the delivery job: the channel id came from our own jobs table
         row = conn.execute(
             f"SELECT {_COLUMNS} FROM channels WHERE id = ?", (channel_id,)
         ).fetchone()
     else:
         row = conn.execute(
-            f"SELECT {_COLUMNS} FROM channels WHERE id = ? AND user_id = ?", (channel_id, user_id)
+            f"SELECT {_COLUMNS} FROM channels WHERE id = ? AND org_id = ?", (channel_id, org_id)
         ).fetchone()
     return struct(Channel, row) if row else None
 
 
-def delete(conn: sqlite3.Connection, user_id: str, channel_id: str) -> bool:
+def delete(conn: sqlite3.Connection, org_id: str, channel_id: str) -> bool:
     """False: no such channel of this tenant."""
-    cur = conn.execute("DELETE FROM channels WHERE id = ? AND user_id = ?", (channel_id, user_id))
+    cur = conn.execute("DELETE FROM channels WHERE id = ? AND org_id = ?", (channel_id, org_id))
     return cur.rowcount == 1
 
 
@@ -76,7 +76,7 @@ def record_result(conn: sqlite3.Connection, channel_id: str, now: str, error: st
         )
 
 
-def queue(conn: sqlite3.Connection, *, user_id: str, host_id: str, event: str,
+def queue(conn: sqlite3.Connection, *, org_id: str, host_id: str, event: str,
           incident_id: str, severity: str, now: str) -> int:  # fmt: skip
     """One notify job per channel of the tenant that wants this severity. Host silent/back
     messages are rate limited per host, so a flapping host does not flood anyone."""
@@ -92,7 +92,7 @@ def queue(conn: sqlite3.Connection, *, user_id: str, host_id: str, event: str,
         return 0  # a low incident is a notice on the host's page (novelty alone), never a message
     queued = 0
     for channel_id, minimum in conn.execute(
-        "SELECT id, min_severity FROM channels WHERE user_id = ?", (user_id,)
+        "SELECT id, min_severity FROM channels WHERE org_id = ?", (org_id,)
     ).fetchall():
         if RANK.get(severity, 0) >= RANK.get(minimum, 0):
             payload: dict[str, Any] = {
@@ -105,7 +105,7 @@ def queue(conn: sqlite3.Connection, *, user_id: str, host_id: str, event: str,
     return queued
 
 
-def queue_changes(conn: sqlite3.Connection, *, user_id: str, host_id: str, opened: list[str],
+def queue_changes(conn: sqlite3.Connection, *, org_id: str, host_id: str, opened: list[str],
                   resolved: list[str], now: str,
                   failed: list[str] | None = None) -> None:  # fmt: skip
     """Notify jobs for what a write just opened or resolved, and for remediations whose
@@ -120,7 +120,7 @@ def queue_changes(conn: sqlite3.Connection, *, user_id: str, host_id: str, opene
             f"SELECT id, severity, timer FROM incidents WHERE id IN ({marks})", ids
         ).fetchall():
             event = kinds[1] if timer else kinds[0]  # a timer rule's: the host itself
-            queue(conn, user_id=user_id, host_id=host_id, event=event, incident_id=incident_id,
+            queue(conn, org_id=org_id, host_id=host_id, event=event, incident_id=incident_id,
                   severity=severity, now=now)  # fmt: skip
 
 

@@ -29,7 +29,7 @@ class TokenHolder(msgspec.Struct, frozen=True):
     """Whose token it is and what state it is in, looked up by its hash."""
 
     id: str
-    user_id: str
+    org_id: str
     expires_at: str
     max_uses: int
     uses: int
@@ -42,7 +42,7 @@ _COLUMNS = "id, name, created_at, expires_at, max_uses, uses, last_used_at, revo
 def create(
     conn: sqlite3.Connection,
     *,
-    user_id: str,
+    org_id: str,
     token_id: str,
     name: str | None,
     token_hash: bytes,
@@ -52,40 +52,40 @@ def create(
 ) -> EnrollmentToken:
     conn.execute(
         "INSERT INTO enrollment_tokens"
-        " (id, user_id, name, token_hash, created_at, expires_at, max_uses)"
+        " (id, org_id, name, token_hash, created_at, expires_at, max_uses)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (token_id, user_id, name, token_hash, now, expires_at, max_uses),
+        (token_id, org_id, name, token_hash, now, expires_at, max_uses),
     )
     return EnrollmentToken(token_id, name, now, expires_at, max_uses, 0, None, None)
 
 
 def list_for_user(
-    conn: sqlite3.Connection, user_id: str, *, limit: int, offset: int
+    conn: sqlite3.Connection, org_id: str, *, limit: int, offset: int
 ) -> tuple[list[EnrollmentToken], int]:
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM enrollment_tokens WHERE user_id = ?"
+        f"SELECT {_COLUMNS} FROM enrollment_tokens WHERE org_id = ?"
         " ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
-        (user_id, limit, offset),
+        (org_id, limit, offset),
     ).fetchall()
     (total,) = conn.execute(
-        "SELECT COUNT(*) FROM enrollment_tokens WHERE user_id = ?", (user_id,)
+        "SELECT COUNT(*) FROM enrollment_tokens WHERE org_id = ?", (org_id,)
     ).fetchone()
     return [struct(EnrollmentToken, row) for row in rows], int(total)
 
 
-def revoke(conn: sqlite3.Connection, user_id: str, token_id: str, now: str) -> bool:
-    """False when the token is not this user's. Revoking twice keeps the first time."""
+def revoke(conn: sqlite3.Connection, org_id: str, token_id: str, now: str) -> bool:
+    """False when the token is not this organization's. Revoking twice keeps the first time."""
     cur = conn.execute(
         "UPDATE enrollment_tokens SET revoked_at = COALESCE(revoked_at, ?)"
-        " WHERE user_id = ? AND id = ?",
-        (now, user_id, token_id),
+        " WHERE org_id = ? AND id = ?",
+        (now, org_id, token_id),
     )
     return cur.rowcount == 1
 
 
 def by_hash(conn: sqlite3.Connection, token_hash: bytes) -> TokenHolder | None:
     row = conn.execute(
-        "SELECT id, user_id, expires_at, max_uses, uses, revoked_at FROM enrollment_tokens"
+        "SELECT id, org_id, expires_at, max_uses, uses, revoked_at FROM enrollment_tokens"
         " WHERE token_hash = ?",
         (token_hash,),
     ).fetchone()
@@ -101,7 +101,7 @@ def use(conn: sqlite3.Connection, token_hash: bytes, now: str) -> TokenHolder | 
         "UPDATE enrollment_tokens SET uses = uses + 1, last_used_at = ?"
         " WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ?"
         " AND (max_uses = 0 OR uses < max_uses)"
-        " RETURNING id, user_id, expires_at, max_uses, uses - 1 AS uses, revoked_at",
+        " RETURNING id, org_id, expires_at, max_uses, uses - 1 AS uses, revoked_at",
         (now, token_hash, now),
     ).fetchone()
     return struct(TokenHolder, row) if row else None

@@ -36,19 +36,19 @@ class SegmentRace(Exception):
     """The rows a segment was built from changed meanwhile (pruned): nothing is written."""
 
 
-def add_changes(conn: sqlite3.Connection, *, user_id: str, host_id: str, snapshot_id: str,
+def add_changes(conn: sqlite3.Connection, *, org_id: str, host_id: str, snapshot_id: str,
                 at: str, changes: list[Change]) -> None:  # fmt: skip
     conn.executemany(
-        "INSERT INTO changes (user_id, host_id, snapshot_id, at, kind, change, subject, before,"
+        "INSERT INTO changes (org_id, host_id, snapshot_id, at, kind, change, subject, before,"
         " after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(user_id, host_id, snapshot_id, at, c.kind, c.change, c.subject, c.before, c.after)
+        [(org_id, host_id, snapshot_id, at, c.kind, c.change, c.subject, c.before, c.after)
          for c in changes],
     )  # fmt: skip
 
 
 def list_changes(
     conn: sqlite3.Connection,
-    user_id: str,
+    org_id: str,
     host_id: str,
     *,
     since: str,
@@ -58,8 +58,8 @@ def list_changes(
     offset: int = 0,
 ) -> tuple[list[ChangeRecord], int]:
     """A host's change records with since <= at <= until, oldest first."""
-    clause = " WHERE user_id = ? AND host_id = ? AND at >= ? AND at <= ?"
-    params: list[object] = [user_id, host_id, since, until]
+    clause = " WHERE org_id = ? AND host_id = ? AND at >= ? AND at <= ?"
+    params: list[object] = [org_id, host_id, since, until]
     if kinds:
         clause += f" AND kind IN ({','.join('?' * len(kinds))})"
         params.extend(kinds)
@@ -72,29 +72,29 @@ def list_changes(
     return [msgspec.convert(dict(zip(r.keys(), r, strict=True)), ChangeRecord) for r in rows], total
 
 
-def latest_body(conn: sqlite3.Connection, user_id: str, snapshot_id: str) -> bytes | None:
+def latest_body(conn: sqlite3.Connection, org_id: str, snapshot_id: str) -> bytes | None:
     """A snapshot still stored as a row (a host's latest always is), as ingested."""
     row = conn.execute(
-        "SELECT body FROM snapshots WHERE user_id = ? AND id = ?", (user_id, snapshot_id)
+        "SELECT body FROM snapshots WHERE org_id = ? AND id = ?", (org_id, snapshot_id)
     ).fetchone()
     return unpack(row[0]) if row else None
 
 
 def snapshot_at(
-    conn: sqlite3.Connection, user_id: str, host_id: str, at: str
+    conn: sqlite3.Connection, org_id: str, host_id: str, at: str
 ) -> segments.Snapshot | None:
     """The host's snapshot in force at `at`: the last one received at or before it."""
     row = conn.execute(
         "SELECT id, received_at, taken_at, body FROM snapshots"
-        " WHERE user_id = ? AND host_id = ? AND received_at <= ?"
+        " WHERE org_id = ? AND host_id = ? AND received_at <= ?"
         " ORDER BY received_at DESC, id DESC LIMIT 1",
-        (user_id, host_id, at),
+        (org_id, host_id, at),
     ).fetchone()
     best = segments.Snapshot(row[0], row[1], row[2], unpack(row[3]) or b"") if row else None
     seg = conn.execute(
-        "SELECT body FROM snapshot_segments WHERE user_id = ? AND host_id = ? AND first_at <= ?"
+        "SELECT body FROM snapshot_segments WHERE org_id = ? AND host_id = ? AND first_at <= ?"
         " ORDER BY first_at DESC, id DESC LIMIT 1",
-        (user_id, host_id, at),
+        (org_id, host_id, at),
     ).fetchone()
     if seg is not None:
         # Rows and segments may overlap in time (a silent host's latest row gets a segment
@@ -105,35 +105,35 @@ def snapshot_at(
     return best
 
 
-# --- compaction and retention (background; every tenant, each row keeps its user_id) ---
+# --- compaction and retention (background; every tenant, each row keeps its org_id) ---
 
 
 def compactable(
     conn: sqlite3.Connection, before: str, limit: int = 100
 ) -> list[tuple[str, str, str]]:
-    """(user_id, host_id, hour) of history rows received before `before` (an hour
+    """(org_id, host_id, hour) of history rows received before `before` (an hour
     boundary), other than hosts' latest snapshots."""
     rows = conn.execute(
-        "SELECT user_id, host_id, substr(received_at, 1, 13) AS hour FROM snapshots"
+        "SELECT org_id, host_id, substr(received_at, 1, 13) AS hour FROM snapshots"
         f" WHERE received_at < ? AND id NOT IN ({_LATEST})"
-        " GROUP BY user_id, host_id, hour ORDER BY hour LIMIT ?",
+        " GROUP BY org_id, host_id, hour ORDER BY hour LIMIT ?",
         (before, limit),
     ).fetchall()
     return [(r[0], r[1], r[2]) for r in rows]
 
 
-def rows_between(conn: sqlite3.Connection, user_id: str, host_id: str, start: str,
+def rows_between(conn: sqlite3.Connection, org_id: str, host_id: str, start: str,
                  end: str) -> list[segments.Snapshot]:  # fmt: skip
     rows = conn.execute(
-        "SELECT id, received_at, taken_at, body FROM snapshots WHERE user_id = ? AND host_id = ?"
+        "SELECT id, received_at, taken_at, body FROM snapshots WHERE org_id = ? AND host_id = ?"
         f" AND received_at >= ? AND received_at < ? AND id NOT IN ({_LATEST})"
         " ORDER BY received_at, id",
-        (user_id, host_id, start, end),
+        (org_id, host_id, start, end),
     ).fetchall()
     return [segments.Snapshot(r[0], r[1], r[2], unpack(r[3]) or b"") for r in rows]
 
 
-def store_segment(conn: sqlite3.Connection, user_id: str, host_id: str,
+def store_segment(conn: sqlite3.Connection, org_id: str, host_id: str,
                   snaps: list[segments.Snapshot], blob: bytes) -> int:  # fmt: skip
     """Replace these rows by one segment; SegmentRace (nothing written) if any went."""
     ids = [s.snapshot_id for s in snaps]
@@ -141,16 +141,16 @@ def store_segment(conn: sqlite3.Connection, user_id: str, host_id: str,
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         deleted += conn.execute(
-            f"DELETE FROM snapshots WHERE user_id = ? AND id IN ({','.join('?' * len(chunk))})"
+            f"DELETE FROM snapshots WHERE org_id = ? AND id IN ({','.join('?' * len(chunk))})"
             f" AND id NOT IN ({_LATEST})",
-            [user_id, *chunk],
+            [org_id, *chunk],
         ).rowcount
     if deleted != len(ids):
         raise SegmentRace(f"{len(ids) - deleted} of the segment's snapshots went meanwhile")
     conn.execute(
-        "INSERT INTO snapshot_segments (user_id, host_id, first_at, last_at, entries, body)"
+        "INSERT INTO snapshot_segments (org_id, host_id, first_at, last_at, entries, body)"
         " VALUES (?, ?, ?, ?, ?, ?)",
-        (user_id, host_id, snaps[0].received_at, snaps[-1].received_at, len(snaps), blob),
+        (org_id, host_id, snaps[0].received_at, snaps[-1].received_at, len(snaps), blob),
     )
     return len(snaps)
 
@@ -158,39 +158,39 @@ def store_segment(conn: sqlite3.Connection, user_id: str, host_id: str,
 def thinnable_days(
     conn: sqlite3.Connection, before: str, limit: int = 100
 ) -> list[tuple[str, str, str]]:
-    """(user_id, host_id, day) of segments wholly before `before` not thinned yet."""
+    """(org_id, host_id, day) of segments wholly before `before` not thinned yet."""
     rows = conn.execute(
-        "SELECT user_id, host_id, substr(first_at, 1, 10) AS day FROM snapshot_segments"
-        " WHERE last_at < ? AND thinned = 0 GROUP BY user_id, host_id, day ORDER BY day LIMIT ?",
+        "SELECT org_id, host_id, substr(first_at, 1, 10) AS day FROM snapshot_segments"
+        " WHERE last_at < ? AND thinned = 0 GROUP BY org_id, host_id, day ORDER BY day LIMIT ?",
         (before, limit),
     ).fetchall()
     return [(r[0], r[1], r[2]) for r in rows]
 
 
-def segments_between(conn: sqlite3.Connection, user_id: str, host_id: str, start: str, end: str,
+def segments_between(conn: sqlite3.Connection, org_id: str, host_id: str, start: str, end: str,
                      before: str) -> list[tuple[int, bytes]]:  # fmt: skip
     rows = conn.execute(
-        "SELECT id, body FROM snapshot_segments WHERE user_id = ? AND host_id = ?"
+        "SELECT id, body FROM snapshot_segments WHERE org_id = ? AND host_id = ?"
         " AND first_at >= ? AND first_at < ? AND last_at < ? AND thinned = 0 ORDER BY first_at",
-        (user_id, host_id, start, end, before),
+        (org_id, host_id, start, end, before),
     ).fetchall()
     return [(r[0], r[1]) for r in rows]
 
 
-def store_thinned(conn: sqlite3.Connection, user_id: str, host_id: str, replaced: list[int],
+def store_thinned(conn: sqlite3.Connection, org_id: str, host_id: str, replaced: list[int],
                   snaps: list[segments.Snapshot], blob: bytes) -> None:  # fmt: skip
     """Replace these segments by one holding `snaps` (their first snapshots)."""
     deleted = conn.execute(
-        f"DELETE FROM snapshot_segments WHERE user_id = ? AND thinned = 0"
+        f"DELETE FROM snapshot_segments WHERE org_id = ? AND thinned = 0"
         f" AND id IN ({','.join('?' * len(replaced))})",
-        [user_id, *replaced],
+        [org_id, *replaced],
     ).rowcount
     if deleted != len(replaced):
         raise SegmentRace("a segment changed meanwhile")
     conn.execute(
-        "INSERT INTO snapshot_segments (user_id, host_id, first_at, last_at, entries, thinned,"
+        "INSERT INTO snapshot_segments (org_id, host_id, first_at, last_at, entries, thinned,"
         " body) VALUES (?, ?, ?, ?, ?, 1, ?)",
-        (user_id, host_id, snaps[0].received_at, snaps[-1].received_at, len(snaps), blob),
+        (org_id, host_id, snaps[0].received_at, snaps[-1].received_at, len(snaps), blob),
     )
 
 

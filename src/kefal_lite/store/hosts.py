@@ -41,7 +41,7 @@ class HostRef(msgspec.Struct, frozen=True):
 
 class Host(msgspec.Struct, frozen=True):
     id: str
-    user_id: str
+    org_id: str
     agent_id: str
     hostname: str
     os: str | None
@@ -55,7 +55,7 @@ class Host(msgspec.Struct, frozen=True):
 
 
 _COLUMNS = (
-    "h.id, h.user_id, h.agent_id, h.hostname, h.os, h.kernel, h.agent_version, h.first_seen_at,"
+    "h.id, h.org_id, h.agent_id, h.hostname, h.os, h.kernel, h.agent_version, h.first_seen_at,"
     " h.last_seen_at, h.snapshot_id, h.silent"
 )
 _WITH_LATEST = (
@@ -70,11 +70,11 @@ def _host(row: sqlite3.Row, with_latest: bool) -> Host:
     return struct(Host, row, silent=bool(row["silent"]), latest=latest)
 
 
-def ref_by_agent(conn: sqlite3.Connection, user_id: str, agent_id: str) -> HostRef | None:
+def ref_by_agent(conn: sqlite3.Connection, org_id: str, agent_id: str) -> HostRef | None:
     row = conn.execute(
         "SELECT id AS host_id, silent, state, snapshot_id FROM hosts"
-        " WHERE user_id = ? AND agent_id = ?",
-        (user_id, agent_id),
+        " WHERE org_id = ? AND agent_id = ?",
+        (org_id, agent_id),
     ).fetchone()
     return struct(HostRef, row, silent=bool(row["silent"])) if row else None
 
@@ -83,7 +83,7 @@ def record(
     conn: sqlite3.Connection,
     *,
     host_id: str,
-    user_id: str,
+    org_id: str,
     agent_id: str,
     hostname: str,
     os: str,
@@ -95,20 +95,20 @@ def record(
 ) -> None:
     """Make this snapshot the host's latest (creating the host on its first snapshot)."""
     conn.execute(
-        "INSERT INTO hosts (id, user_id, agent_id, hostname, os, kernel, agent_version,"
+        "INSERT INTO hosts (id, org_id, agent_id, hostname, os, kernel, agent_version,"
         " first_seen_at, last_seen_at, snapshot_id, state, silent)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
         " ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, os = excluded.os,"
         " kernel = excluded.kernel, agent_version = excluded.agent_version,"
         " last_seen_at = excluded.last_seen_at, snapshot_id = excluded.snapshot_id,"
         " state = excluded.state, silent = 0",
-        (host_id, user_id, agent_id, hostname, os, kernel, agent_version, now, now, snapshot_id,
+        (host_id, org_id, agent_id, hostname, os, kernel, agent_version, now, now, snapshot_id,
          state),
     )  # fmt: skip
     conn.execute(
         "UPDATE agents SET hostname = ?, agent_version = ?, last_seen_at = ?"
-        " WHERE id = ? AND user_id = ?",
-        (hostname, agent_version, now, agent_id, user_id),
+        " WHERE id = ? AND org_id = ?",
+        (hostname, agent_version, now, agent_id, org_id),
     )
 
 
@@ -116,29 +116,29 @@ def add_snapshot(
     conn: sqlite3.Connection,
     *,
     snapshot_id: str,
-    user_id: str,
+    org_id: str,
     host_id: str,
     received_at: str,
     taken_at: str,
     body: bytes,
 ) -> None:
     conn.execute(
-        "INSERT INTO snapshots (id, user_id, host_id, received_at, taken_at, body)"
+        "INSERT INTO snapshots (id, org_id, host_id, received_at, taken_at, body)"
         " VALUES (?, ?, ?, ?, ?, ?)",
-        (snapshot_id, user_id, host_id, received_at, taken_at, pack(body)),
+        (snapshot_id, org_id, host_id, received_at, taken_at, pack(body)),
     )
 
 
-def get(conn: sqlite3.Connection, user_id: str, host_id: str) -> Host | None:
+def get(conn: sqlite3.Connection, org_id: str, host_id: str) -> Host | None:
     row = conn.execute(
-        _WITH_LATEST + " WHERE h.user_id = ? AND h.id = ?", (user_id, host_id)
+        _WITH_LATEST + " WHERE h.org_id = ? AND h.id = ?", (org_id, host_id)
     ).fetchone()
     return _host(row, True) if row else None
 
 
-def list_for_user(conn: sqlite3.Connection, user_id: str) -> list[Host]:
+def list_for_user(conn: sqlite3.Connection, org_id: str) -> list[Host]:
     rows = conn.execute(
-        _WITH_LATEST + " WHERE h.user_id = ? ORDER BY h.hostname, h.id", (user_id,)
+        _WITH_LATEST + " WHERE h.org_id = ? ORDER BY h.hostname, h.id", (org_id,)
     ).fetchall()
     return [_host(row, True) for row in rows]
 
@@ -146,7 +146,7 @@ def list_for_user(conn: sqlite3.Connection, user_id: str) -> list[Host]:
 def silent_past(conn: sqlite3.Connection, invariant_id: str, cutoff: str) -> list[Host]:
     """Hosts whose last snapshot is older than `cutoff` and on which this rule has not
     fired since that snapshot (all tenants: the timer works for everyone; every row
-    carries its user_id). Each rule keeps its own timer, so no rule's firing, however
+    carries its org_id). Each rule keeps its own timer, so no rule's firing, however
     early, stands in for another's."""
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM hosts h WHERE h.last_seen_at < ?"
@@ -158,17 +158,17 @@ def silent_past(conn: sqlite3.Connection, invariant_id: str, cutoff: str) -> lis
     return [_host(row, False) for row in rows]
 
 
-def mark_silent(conn: sqlite3.Connection, user_id: str, host_id: str, last_seen_at: str,
+def mark_silent(conn: sqlite3.Connection, org_id: str, host_id: str, last_seen_at: str,
                 invariant_ids: list[str]) -> bool | None:  # fmt: skip
     """Record that these rules fired in the silence that began at `last_seen_at`. None when
     the host has reported since (nothing recorded); else whether it is newly silent."""
     row = conn.execute(
-        "SELECT silent FROM hosts WHERE user_id = ? AND id = ? AND last_seen_at = ?",
-        (user_id, host_id, last_seen_at),
+        "SELECT silent FROM hosts WHERE org_id = ? AND id = ? AND last_seen_at = ?",
+        (org_id, host_id, last_seen_at),
     ).fetchone()
     if row is None:
         return None
-    conn.execute("UPDATE hosts SET silent = 1 WHERE user_id = ? AND id = ?", (user_id, host_id))
+    conn.execute("UPDATE hosts SET silent = 1 WHERE org_id = ? AND id = ?", (org_id, host_id))
     for invariant_id in invariant_ids:
         conn.execute(
             "INSERT INTO silent_timers (host_id, invariant_id, last_seen_at) VALUES (?, ?, ?)"
@@ -179,25 +179,26 @@ def mark_silent(conn: sqlite3.Connection, user_id: str, host_id: str, last_seen_
     return not row[0]
 
 
-def list_meta_for_user(conn: sqlite3.Connection, user_id: str) -> list[Host]:
-    """Every host of the user without snapshot bodies (the graph fetches only what changed)."""
+def list_meta_for_user(conn: sqlite3.Connection, org_id: str) -> list[Host]:
+    """Every host of the organization without snapshot bodies (the graph fetches only what
+    changed)."""
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM hosts h WHERE h.user_id = ? ORDER BY h.hostname, h.id",
-        (user_id,),
+        f"SELECT {_COLUMNS} FROM hosts h WHERE h.org_id = ? ORDER BY h.hostname, h.id",
+        (org_id,),
     ).fetchall()
     return [_host(row, False) for row in rows]
 
 
 def snapshot_bodies(
-    conn: sqlite3.Connection, user_id: str, snapshot_ids: list[str]
+    conn: sqlite3.Connection, org_id: str, snapshot_ids: list[str]
 ) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     for start in range(0, len(snapshot_ids), 500):  # stay under SQLite's variable limit
         chunk = snapshot_ids[start : start + 500]
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(
-            f"SELECT id, body FROM snapshots WHERE user_id = ? AND id IN ({marks})",
-            [user_id, *chunk],
+            f"SELECT id, body FROM snapshots WHERE org_id = ? AND id IN ({marks})",
+            [org_id, *chunk],
         ).fetchall()
         out.update({r[0]: unpack(r[1]) or b"" for r in rows})
     return out
@@ -225,7 +226,7 @@ def _like(text: str) -> str:
 
 def list_page(
     conn: sqlite3.Connection,
-    user_id: str,
+    org_id: str,
     *,
     status: str | None = None,
     os: str | None = None,
@@ -233,10 +234,10 @@ def list_page(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[HostSummary], int]:
-    """The user's hosts by hostname, filtered: `status` online|silent, `os` (the OS name,
+    """The organization's hosts by hostname, filtered: `status` online|silent, `os` (the OS name,
     case-insensitive, a prefix: "linux", "ubuntu 24"), `q` (a substring of the hostname)."""
-    clause = " WHERE h.user_id = ?"
-    params: list[object] = [user_id]
+    clause = " WHERE h.org_id = ?"
+    params: list[object] = [org_id]
     if status is not None:
         clause += " AND h.silent = ?"
         params.append(1 if status == "silent" else 0)
@@ -250,7 +251,7 @@ def list_page(
     rows = conn.execute(
         "SELECT h.id AS host_id, h.hostname, h.agent_id, h.os, h.kernel, h.agent_version,"
         " CASE WHEN h.silent THEN 'silent' ELSE 'online' END AS status, h.first_seen_at,"
-        " h.last_seen_at, (SELECT COUNT(*) FROM incidents i WHERE i.user_id = h.user_id"
+        " h.last_seen_at, (SELECT COUNT(*) FROM incidents i WHERE i.org_id = h.org_id"
         " AND i.host_id = h.id AND i.status IN ('open', 'acknowledged')) AS open_incidents"
         " FROM hosts h" + clause + " ORDER BY h.hostname, h.id LIMIT ? OFFSET ?",
         [*params, limit, offset],
@@ -258,13 +259,13 @@ def list_page(
     return [msgspec.convert(dict(zip(r.keys(), r, strict=True)), HostSummary) for r in rows], total
 
 
-def exists(conn: sqlite3.Connection, user_id: str, host_id: str) -> bool:
-    row = conn.execute("SELECT 1 FROM hosts WHERE id = ? AND user_id = ?", (host_id, user_id))
+def exists(conn: sqlite3.Connection, org_id: str, host_id: str) -> bool:
+    row = conn.execute("SELECT 1 FROM hosts WHERE id = ? AND org_id = ?", (host_id, org_id))
     return row.fetchone() is not None
 
 
-def set_state(conn: sqlite3.Connection, user_id: str, host_id: str, state: bytes) -> None:
+def set_state(conn: sqlite3.Connection, org_id: str, host_id: str, state: bytes) -> None:
     """Replace the engine state outside an ingest (a value accepted into the baseline)."""
     conn.execute(
-        "UPDATE hosts SET state = ? WHERE id = ? AND user_id = ?", (state, host_id, user_id)
+        "UPDATE hosts SET state = ? WHERE id = ? AND org_id = ?", (state, host_id, org_id)
     )

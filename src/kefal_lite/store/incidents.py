@@ -126,7 +126,7 @@ def _suppressed(conn: sqlite3.Connection, host_id: str, invariant_id: str, subje
 
 
 def open_incident(
-    conn: sqlite3.Connection, *, user_id: str, host_id: str, snapshot_id: str | None,
+    conn: sqlite3.Connection, *, org_id: str, host_id: str, snapshot_id: str | None,
     finding: NewFinding, now: str, auto_remediate: bool = False,
 ) -> str | None:  # fmt: skip
     """Open a new incident unless its key is active (then count it) or dismissed.
@@ -139,7 +139,7 @@ def open_incident(
     if row is not None:
         _repeat(conn, row[0], finding, snapshot_id, now)
         return None
-    opened = _open(conn, user_id=user_id, host_id=host_id, snapshot_id=snapshot_id,
+    opened = _open(conn, org_id=org_id, host_id=host_id, snapshot_id=snapshot_id,
                    finding=finding, now=now)  # fmt: skip
     if opened and auto_remediate:
         _queue_remediation(conn, opened, "auto", now)
@@ -147,18 +147,18 @@ def open_incident(
 
 
 def _open(
-    conn: sqlite3.Connection, *, user_id: str, host_id: str, snapshot_id: str | None,
+    conn: sqlite3.Connection, *, org_id: str, host_id: str, snapshot_id: str | None,
     finding: NewFinding, now: str,
 ) -> str | None:  # fmt: skip
     if _suppressed(conn, host_id, finding.invariant_id, finding.subject, now):
         return None
     incident_id = new_id()
     conn.execute(
-        "INSERT INTO incidents (id, user_id, host_id, invariant_id, invariant_name, category,"
+        "INSERT INTO incidents (id, org_id, host_id, invariant_id, invariant_name, category,"
         " severity, status, state_like, subject, title, evidence, snapshot_id, attack,"
         " contributed_by, first_seen_at, last_seen_at, timer)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (incident_id, user_id, host_id, finding.invariant_id, finding.invariant_name,
+        (incident_id, org_id, host_id, finding.invariant_id, finding.invariant_name,
          finding.category, finding.severity, int(finding.state_like), finding.subject,
          finding.title, _json.encode(finding.evidence).decode(), snapshot_id, finding.attack,
          finding.contributed_by, now, now, int(finding.timer)),
@@ -180,7 +180,7 @@ def _repeat(conn: sqlite3.Connection, incident_id: str, finding: NewFinding,
 def apply_findings(
     conn: sqlite3.Connection,
     *,
-    user_id: str,
+    org_id: str,
     host_id: str,
     snapshot_id: str,
     findings: list[NewFinding],
@@ -214,7 +214,7 @@ def apply_findings(
             _repeat(conn, existing, f, snapshot_id, now)
             changes.updated.append(existing)
             continue
-        opened = _open(conn, user_id=user_id, host_id=host_id, snapshot_id=snapshot_id,
+        opened = _open(conn, org_id=org_id, host_id=host_id, snapshot_id=snapshot_id,
                        finding=f, now=now)  # fmt: skip
         if opened:
             changes.opened.append(opened)
@@ -241,7 +241,7 @@ def resolve(conn: sqlite3.Connection, incident_id: str, now: str, *, by: str,
 
 def list_for_user(
     conn: sqlite3.Connection,
-    user_id: str,
+    org_id: str,
     *,
     status: str | None,
     severity: str | None,
@@ -250,8 +250,8 @@ def list_for_user(
     offset: int,
 ) -> tuple[list[Incident], int]:
     """`status`: one display status, "active" (open, acknowledged or stale), or None/"all"."""
-    where = ["i.user_id = ?"]
-    params: list[Any] = [user_id]
+    where = ["i.org_id = ?"]
+    params: list[Any] = [org_id]
     if status == "active":
         where.append("i.status IN ('open', 'acknowledged')")
     elif status and status != "all":
@@ -274,27 +274,27 @@ def list_for_user(
     return [_incident(r) for r in rows], int(total)
 
 
-def active_for_host(conn: sqlite3.Connection, user_id: str, host_id: str) -> list[Incident]:
+def active_for_host(conn: sqlite3.Connection, org_id: str, host_id: str) -> list[Incident]:
     rows = conn.execute(
-        _SELECT + " WHERE i.user_id = ? AND i.host_id = ? AND i.status IN ('open', 'acknowledged')"
+        _SELECT + " WHERE i.org_id = ? AND i.host_id = ? AND i.status IN ('open', 'acknowledged')"
         " ORDER BY i.last_seen_at DESC, i.id",
-        (user_id, host_id),
+        (org_id, host_id),
     ).fetchall()
     return [_incident(r) for r in rows]
 
 
-def get(conn: sqlite3.Connection, user_id: str, incident_id: str) -> Incident | None:
-    row = conn.execute(_SELECT + " WHERE i.user_id = ? AND i.id = ?", (user_id, incident_id))
+def get(conn: sqlite3.Connection, org_id: str, incident_id: str) -> Incident | None:
+    row = conn.execute(_SELECT + " WHERE i.org_id = ? AND i.id = ?", (org_id, incident_id))
     found = row.fetchone()
     return _incident(found) if found else None
 
 
-def history(conn: sqlite3.Connection, user_id: str, incident_id: str) -> list[Event]:
+def history(conn: sqlite3.Connection, org_id: str, incident_id: str) -> list[Event]:
     rows = conn.execute(
         "SELECT e.at, e.actor, e.action, e.detail FROM incident_events e"
-        " JOIN incidents i ON i.id = e.incident_id WHERE i.user_id = ? AND e.incident_id = ?"
+        " JOIN incidents i ON i.id = e.incident_id WHERE i.org_id = ? AND e.incident_id = ?"
         " ORDER BY e.id",
-        (user_id, incident_id),
+        (org_id, incident_id),
     ).fetchall()
     return [
         struct(Event, r, detail=_decode_json.decode(r["detail"]) if r["detail"] else None)
@@ -312,41 +312,41 @@ class State(msgspec.Struct, frozen=True):
     subject: str
 
 
-def state(conn: sqlite3.Connection, user_id: str, incident_id: str) -> State | None:
+def state(conn: sqlite3.Connection, org_id: str, incident_id: str) -> State | None:
     row = conn.execute(
         "SELECT status, remediation_status, host_id, invariant_id, subject FROM incidents"
-        " WHERE user_id = ? AND id = ?",
-        (user_id, incident_id),
+        " WHERE org_id = ? AND id = ?",
+        (org_id, incident_id),
     ).fetchone()
     return struct(State, row) if row else None
 
 
-def set_acknowledged(conn: sqlite3.Connection, user_id: str, incident_id: str, actor: str,
+def set_acknowledged(conn: sqlite3.Connection, org_id: str, incident_id: str, actor: str,
                      now: str) -> None:  # fmt: skip
     conn.execute(
-        "UPDATE incidents SET status = 'acknowledged' WHERE user_id = ? AND id = ?",
-        (user_id, incident_id),
+        "UPDATE incidents SET status = 'acknowledged' WHERE org_id = ? AND id = ?",
+        (org_id, incident_id),
     )
     _event(conn, incident_id, now, actor, "acknowledged")
 
 
-def set_dismissed(conn: sqlite3.Connection, user_id: str, incident_id: str, actor: str, now: str,
+def set_dismissed(conn: sqlite3.Connection, org_id: str, incident_id: str, actor: str, now: str,
                   reason: str | None, until: str | None) -> None:  # fmt: skip
     conn.execute(
         "UPDATE incidents SET status = 'dismissed', dismiss_reason = ?, dismissed_until = ?"
-        " WHERE user_id = ? AND id = ?",
-        (reason, until, user_id, incident_id),
+        " WHERE org_id = ? AND id = ?",
+        (reason, until, org_id, incident_id),
     )
     _event(conn, incident_id, now, actor, "dismissed", {"reason": reason, "until": until})
 
 
-def set_resolved(conn: sqlite3.Connection, user_id: str, incident_id: str, actor: str, now: str,
+def set_resolved(conn: sqlite3.Connection, org_id: str, incident_id: str, actor: str, now: str,
                  *, by: str, detail: dict[str, Any] | None = None) -> None:  # fmt: skip
     """A person's resolution (`by`: manual, suppression, baseline)."""
     conn.execute(
         "UPDATE incidents SET status = 'resolved', resolved_at = ?, resolved_by = ?"
-        " WHERE user_id = ? AND id = ?",
-        (now, by, user_id, incident_id),
+        " WHERE org_id = ? AND id = ?",
+        (now, by, org_id, incident_id),
     )
     _event(conn, incident_id, now, actor, "resolved", {"by": by, **(detail or {})})
 
@@ -370,12 +370,12 @@ def resolve_key(conn: sqlite3.Connection, host_id: str, invariant_id: str, subje
     return incident_id
 
 
-def open_summary(conn: sqlite3.Connection, user_id: str) -> list[tuple[str, str, str]]:
+def open_summary(conn: sqlite3.Connection, org_id: str) -> list[tuple[str, str, str]]:
     """(host_id, subject, severity) of every open or acknowledged incident: the graph overlay."""
     rows = conn.execute(
         "SELECT host_id, subject, severity FROM incidents"
-        " WHERE user_id = ? AND status IN ('open', 'acknowledged')",
-        (user_id,),
+        " WHERE org_id = ? AND status IN ('open', 'acknowledged')",
+        (org_id,),
     ).fetchall()
     return [(r[0], r[1], r[2]) for r in rows]
 
@@ -387,7 +387,7 @@ def open_summary(conn: sqlite3.Connection, user_id: str) -> list[tuple[str, str,
 
 class RemediationTarget(msgspec.Struct, frozen=True):
     incident_id: str
-    user_id: str
+    org_id: str
     invariant_id: str
     subject: str
     evidence: dict[str, Any]
@@ -405,13 +405,13 @@ def _queue_remediation(conn: sqlite3.Connection, incident_id: str, mode: str, no
     jobs.add(conn, "remediate", {"incident_id": incident_id}, now)
 
 
-def queue_remediation(conn: sqlite3.Connection, user_id: str, incident_id: str, actor: str,
+def queue_remediation(conn: sqlite3.Connection, org_id: str, incident_id: str, actor: str,
                       now: str) -> None:  # fmt: skip
     """Mode 2: a person asks for a (new) remediation: a job generates it."""
     conn.execute(
         "UPDATE incidents SET remediation_status = 'pending', remediation_mode = 'on_demand'"
-        " WHERE user_id = ? AND id = ?",
-        (user_id, incident_id),
+        " WHERE org_id = ? AND id = ?",
+        (org_id, incident_id),
     )
     jobs.add(conn, "remediate", {"incident_id": incident_id}, now)
     _event(conn, incident_id, now, actor, "remediation_requested")
@@ -419,7 +419,7 @@ def queue_remediation(conn: sqlite3.Connection, user_id: str, incident_id: str, 
 
 def remediation_target(conn: sqlite3.Connection, incident_id: str) -> RemediationTarget | None:
     row = conn.execute(
-        "SELECT i.id AS incident_id, i.user_id, i.invariant_id, i.subject, i.evidence,"
+        "SELECT i.id AS incident_id, i.org_id, i.invariant_id, i.subject, i.evidence,"
         " i.remediation_status AS status,"
         " h.hostname, h.os, h.kernel FROM incidents i JOIN hosts h ON h.id = i.host_id"
         " WHERE i.id = ?",
@@ -445,12 +445,12 @@ def propose(conn: sqlite3.Connection, incident_id: str, *, source: str, actions:
     return cur.rowcount == 1
 
 
-def set_remediation(conn: sqlite3.Connection, user_id: str, incident_id: str, status: str,
+def set_remediation(conn: sqlite3.Connection, org_id: str, incident_id: str, status: str,
                     actor: str, now: str) -> None:  # fmt: skip
     """A person's remediation move (accepted, rejected, applied)."""
     conn.execute(
-        "UPDATE incidents SET remediation_status = ? WHERE user_id = ? AND id = ?",
-        (status, user_id, incident_id),
+        "UPDATE incidents SET remediation_status = ? WHERE org_id = ? AND id = ?",
+        (status, org_id, incident_id),
     )
     _event(conn, incident_id, now, actor, f"remediation_{status}")
 

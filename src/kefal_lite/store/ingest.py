@@ -13,7 +13,7 @@ from kefal_lite.store.incidents import Changes, NewFinding
 
 class SnapshotWrite(msgspec.Struct, frozen=True):
     snapshot_id: str
-    user_id: str
+    org_id: str
     agent_id: str
     host_id: str
     hostname: str
@@ -41,19 +41,19 @@ def commit_snapshot(conn: sqlite3.Connection, w: SnapshotWrite) -> Changes:
     hosts.add_snapshot(
         conn,
         snapshot_id=w.snapshot_id,
-        user_id=w.user_id,
+        org_id=w.org_id,
         host_id=w.host_id,
         received_at=w.received_at,
         taken_at=w.taken_at,
         body=w.body,
     )
     if w.changes:
-        history.add_changes(conn, user_id=w.user_id, host_id=w.host_id, at=w.received_at,
+        history.add_changes(conn, org_id=w.org_id, host_id=w.host_id, at=w.received_at,
                             snapshot_id=w.snapshot_id, changes=w.changes)  # fmt: skip
     hosts.record(
         conn,
         host_id=w.host_id,
-        user_id=w.user_id,
+        org_id=w.org_id,
         agent_id=w.agent_id,
         hostname=w.hostname,
         os=w.os,
@@ -77,7 +77,7 @@ def commit_snapshot(conn: sqlite3.Connection, w: SnapshotWrite) -> Changes:
     stats.agent_active(conn, day, w.agent_id)
     changes = incidents.apply_findings(
         conn,
-        user_id=w.user_id,
+        org_id=w.org_id,
         host_id=w.host_id,
         snapshot_id=w.snapshot_id,
         findings=w.findings,
@@ -87,11 +87,11 @@ def commit_snapshot(conn: sqlite3.Connection, w: SnapshotWrite) -> Changes:
         held=w.held,
     )
     if w.suppressed:
-        suppressions.record_hits(conn, user_id=w.user_id, host_id=w.host_id, hits=w.suppressed,
+        suppressions.record_hits(conn, org_id=w.org_id, host_id=w.host_id, hits=w.suppressed,
                                  now=w.received_at)  # fmt: skip
     stats.bump(conn, day, "incidents", len(changes.opened))
     changes.resolved.extend(verified)
-    channels.queue_changes(conn, user_id=w.user_id, host_id=w.host_id, opened=changes.opened,
+    channels.queue_changes(conn, org_id=w.org_id, host_id=w.host_id, opened=changes.opened,
                            resolved=changes.resolved, now=w.received_at,
                            failed=failed)  # fmt: skip
     return changes

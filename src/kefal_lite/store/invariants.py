@@ -49,18 +49,19 @@ def _row(row: sqlite3.Row) -> StoredInvariant:
 
 def add(conn: sqlite3.Connection, *, invariant_id: str, name: str, invariant_type: str,
         predicate: Any, severity: str, metadata: Any, source: str, user_id: str, now: str,
-        status: str = "pending", report: Any = None) -> None:  # fmt: skip
+        status: str = "pending", report: Any = None,
+        org_id: str | None = None) -> None:  # fmt: skip
     clash = conn.execute("SELECT 1 FROM invariants WHERE name = ?", (name,)).fetchone()
     if clash:
         raise Conflict(f"an invariant named {name!r} already exists")
     conn.execute(
         "INSERT INTO invariants (id, name, invariant_type, predicate, severity, metadata, source,"
-        " status, contributed_by, report, created_at, verified_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " status, contributed_by, report, created_at, verified_at, org_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (invariant_id, name, invariant_type, _json.encode(predicate).decode(), severity,
          _json.encode(metadata).decode(), source, status, user_id,
          _json.encode(report).decode() if report is not None else None, now,
-         now if report is not None else None),
+         now if report is not None else None, org_id),
     )  # fmt: skip
 
 
@@ -69,24 +70,27 @@ def get(conn: sqlite3.Connection, invariant_id: str) -> StoredInvariant | None:
     return _row(row) if row else None
 
 
-def visible_to(conn: sqlite3.Connection, invariant_id: str, user_id: str,
+def visible_to(conn: sqlite3.Connection, invariant_id: str, org_id: str,
                is_admin: bool) -> StoredInvariant | None:  # fmt: skip
-    """Its contributor or an admin may act on a contribution; to anyone else it does not exist."""
-    inv = get(conn, invariant_id)
-    if inv is None or (inv.contributed_by != user_id and not is_admin):
-        return None
-    return inv
+    """The contributing organization or a server admin may act on a contribution; to
+    anyone else it does not exist."""
+    if is_admin:
+        return get(conn, invariant_id)
+    row = conn.execute(_SELECT + " WHERE i.id = ? AND i.org_id = ?", (invariant_id, org_id))
+    found = row.fetchone()
+    return _row(found) if found else None
 
 
 def with_status(
-    conn: sqlite3.Connection, status: str, user_id: str | None = None
+    conn: sqlite3.Connection, status: str, org_id: str | None = None
 ) -> list[StoredInvariant]:
-    if user_id is None:
+    """`org_id`: only that organization's contributions (pending and rejected are private)."""
+    if org_id is None:
         rows = conn.execute(_SELECT + " WHERE i.status = ? ORDER BY i.created_at, i.id", (status,))
     else:
         rows = conn.execute(
-            _SELECT + " WHERE i.status = ? AND i.contributed_by = ? ORDER BY i.created_at, i.id",
-            (status, user_id),
+            _SELECT + " WHERE i.status = ? AND i.org_id = ? ORDER BY i.created_at, i.id",
+            (status, org_id),
         )
     return [_row(r) for r in rows.fetchall()]
 

@@ -48,6 +48,89 @@ def _compact_history(conn: sqlite3.Connection) -> None:
         conn.executemany("DELETE FROM snapshots WHERE id = ?", [(s.snapshot_id,) for s in snaps])
 
 
+# Tables whose tenant column was user_id and becomes org_id (issue #17). Each user's
+# personal organization has the user's id, so the rename keeps every row where it is.
+_TENANT_TABLES = ("agents", "hosts", "snapshots", "incidents", "channels", "subscriptions",
+                  "suppressions", "enrollment_tokens", "changes", "snapshot_segments")  # fmt: skip
+# Of those, the ones whose tenant column names users(id) as its parent: it names orgs(id) now.
+_TENANT_FKS = ("agents", "hosts", "channels", "subscriptions", "suppressions",
+               "enrollment_tokens")  # fmt: skip
+
+
+def _organizations(conn: sqlite3.Connection) -> None:
+    """Organizations own what users owned: a personal organization per user, with the
+    user's id and the user as owner, so tenant columns are renamed, not rewritten."""
+    for statement in _statements(
+        """
+        CREATE TABLE orgs (
+            id         TEXT PRIMARY KEY,
+            name       TEXT NOT NULL,
+            personal   INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE memberships (
+            org_id     TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+            user_id    TEXT NOT NULL REFERENCES users(id),
+            role       TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'member', 'viewer')),
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (org_id, user_id)
+        );
+        CREATE INDEX memberships_by_user ON memberships(user_id, org_id);
+        CREATE TABLE invitations (
+            id          TEXT PRIMARY KEY,
+            org_id      TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+            email       TEXT NOT NULL COLLATE NOCASE,
+            role        TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'member', 'viewer')),
+            token_hash  BLOB NOT NULL UNIQUE,
+            invited_by  TEXT NOT NULL,
+            created_at  TEXT NOT NULL,
+            expires_at  TEXT NOT NULL,
+            accepted_at TEXT,
+            accepted_by TEXT
+        );
+        CREATE INDEX invitations_by_org ON invitations(org_id, created_at);
+        CREATE TABLE api_keys (
+            id           TEXT PRIMARY KEY,
+            org_id       TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+            created_by   TEXT NOT NULL REFERENCES users(id),
+            name         TEXT NOT NULL,
+            role         TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'member', 'viewer')),
+            prefix       TEXT NOT NULL,
+            token_hash   BLOB NOT NULL UNIQUE,
+            created_at   TEXT NOT NULL,
+            expires_at   TEXT,
+            last_used_at TEXT,
+            revoked_at   TEXT
+        );
+        CREATE INDEX api_keys_by_org ON api_keys(org_id, created_at);
+        INSERT INTO orgs (id, name, personal, created_at)
+            SELECT id, username, 1, created_at FROM users;
+        INSERT INTO memberships (org_id, user_id, role, created_at)
+            SELECT id, id, 'owner', created_at FROM users;
+        ALTER TABLE audit ADD COLUMN org_id TEXT;
+        UPDATE audit SET org_id = user_id;
+        CREATE INDEX audit_by_org ON audit(org_id, at);
+        ALTER TABLE invariants ADD COLUMN org_id TEXT;
+        UPDATE invariants SET org_id = contributed_by
+        """
+    ):
+        conn.execute(statement)
+    for table in _TENANT_TABLES:
+        conn.execute(f"ALTER TABLE {table} RENAME COLUMN user_id TO org_id")
+    # SQLite cannot ALTER a foreign key; its documented way for a change that leaves the
+    # stored rows valid (every org_id is an orgs.id now) is to edit the schema text.
+    (version,) = conn.execute("PRAGMA schema_version").fetchone()
+    conn.execute("PRAGMA writable_schema = ON")
+    marks = ",".join("?" * len(_TENANT_FKS))
+    conn.execute(
+        "UPDATE sqlite_schema SET sql = replace(sql, 'REFERENCES users(id)', 'REFERENCES orgs(id)')"
+        f" WHERE type = 'table' AND name IN ({marks})",
+        _TENANT_FKS,
+    )
+    conn.execute(f"PRAGMA schema_version = {version + 1}")
+    conn.execute("PRAGMA writable_schema = OFF")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     # 1: accounts, agents, password resets, mail outbox
     """
@@ -379,6 +462,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
     # 14: the history already stored, folded into segments
     _compact_history,
+    # 16 (15 is the sessions branch's; renumbered at merge): organizations own the tenant
+    # data, with memberships and roles, invitations and API keys
+    _organizations,
 )
 
 

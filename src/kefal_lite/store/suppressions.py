@@ -12,7 +12,7 @@ from kefal_lite.store.rows import struct
 
 class Suppression(msgspec.Struct, frozen=True):
     id: str
-    user_id: str
+    org_id: str
     invariant_id: str | None
     host_id: str | None
     subject_glob: str | None
@@ -39,44 +39,44 @@ def add(conn: sqlite3.Connection, s: Suppression) -> None:
     )
 
 
-def list_for_user(conn: sqlite3.Connection, user_id: str) -> list[Suppression]:
+def list_for_user(conn: sqlite3.Connection, org_id: str) -> list[Suppression]:
     """Oldest first: matching credits the first suppression that fits."""
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM suppressions WHERE user_id = ? ORDER BY created_at, id",
-        (user_id,),
+        f"SELECT {_COLUMNS} FROM suppressions WHERE org_id = ? ORDER BY created_at, id",
+        (org_id,),
     ).fetchall()
     return [_row(r) for r in rows]
 
 
-def count_for_user(conn: sqlite3.Connection, user_id: str) -> int:
-    row = conn.execute("SELECT COUNT(*) FROM suppressions WHERE user_id = ?", (user_id,))
+def count_for_user(conn: sqlite3.Connection, org_id: str) -> int:
+    row = conn.execute("SELECT COUNT(*) FROM suppressions WHERE org_id = ?", (org_id,))
     return int(row.fetchone()[0])
 
 
-def delete(conn: sqlite3.Connection, user_id: str, suppression_id: str) -> None:
+def delete(conn: sqlite3.Connection, org_id: str, suppression_id: str) -> None:
     cur = conn.execute(
-        "DELETE FROM suppressions WHERE id = ? AND user_id = ?", (suppression_id, user_id)
+        "DELETE FROM suppressions WHERE id = ? AND org_id = ?", (suppression_id, org_id)
     )
     if cur.rowcount != 1:
         raise NotFound("no such suppression")
 
 
-def record_hits(conn: sqlite3.Connection, *, user_id: str, host_id: str, hits: dict[str, int],
+def record_hits(conn: sqlite3.Connection, *, org_id: str, host_id: str, hits: dict[str, int],
                 now: str) -> None:  # fmt: skip
     """One snapshot's suppressed findings: per suppression, and in the host's total."""
     for suppression_id, n in hits.items():
         conn.execute(
-            "UPDATE suppressions SET hits = hits + ?, last_hit_at = ? WHERE id = ? AND user_id = ?",
-            (n, now, suppression_id, user_id),
+            "UPDATE suppressions SET hits = hits + ?, last_hit_at = ? WHERE id = ? AND org_id = ?",
+            (n, now, suppression_id, org_id),
         )
     conn.execute(
-        "UPDATE hosts SET suppressed = suppressed + ? WHERE id = ? AND user_id = ?",
-        (sum(hits.values()), host_id, user_id),
+        "UPDATE hosts SET suppressed = suppressed + ? WHERE id = ? AND org_id = ?",
+        (sum(hits.values()), host_id, org_id),
     )
 
 
-def host_count(conn: sqlite3.Connection, user_id: str, host_id: str) -> int:
+def host_count(conn: sqlite3.Connection, org_id: str, host_id: str) -> int:
     row = conn.execute(
-        "SELECT suppressed FROM hosts WHERE id = ? AND user_id = ?", (host_id, user_id)
+        "SELECT suppressed FROM hosts WHERE id = ? AND org_id = ?", (host_id, org_id)
     ).fetchone()
     return int(row[0]) if row else 0

@@ -8,7 +8,7 @@ from collections.abc import Collection
 import msgspec
 
 from kefal_lite.errors import Conflict, Forbidden
-from kefal_lite.store import stats
+from kefal_lite.store import orgs, stats
 from kefal_lite.store.rows import struct
 
 
@@ -84,6 +84,7 @@ def create(
         what = "email" if "email" in str(exc) else "username"
         raise Conflict(f"that {what} is already taken") from None
     stats.bump(conn, now[:10], "new_users")
+    orgs.create_personal(conn, user_id, username, now)
     user = get(conn, user_id)
     assert user is not None
     return user

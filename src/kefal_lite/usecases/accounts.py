@@ -16,7 +16,7 @@ from kefal_lite.store.users import User
 from kefal_lite.usecases.actor import Actor
 
 Role = Literal["admin", "user"]
-OPERATOR = Actor(user_id="", username="cli")
+OPERATOR = Actor(org_id="", user_id="", username="cli")
 
 
 def _record(conn: sqlite3.Connection, actor: Actor, now: str, action: str, target: User,

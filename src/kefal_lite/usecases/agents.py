@@ -16,9 +16,9 @@ from kefal_lite.usecases.actor import Actor
 def add_agent(conn: sqlite3.Connection, actor: Actor, /, *, agent_id: str, name: str | None,
               token_hash: bytes, limit: int | None, now: str, **detail: Any) -> Agent:  # fmt: skip
     """`limit`: the plan's number of active agents (None: no limit)."""
-    if limit is not None and agents.count_active(conn, actor.user_id) >= limit:
+    if limit is not None and agents.count_active(conn, actor.org_id) >= limit:
         raise NotAllowed(f"your plan allows {limit} agent(s); revoke one or upgrade the plan")
-    agent = agents.create(conn, user_id=actor.user_id, agent_id=agent_id,
+    agent = agents.create(conn, org_id=actor.org_id, agent_id=agent_id,
                           name=name or f"agent-{agent_id[:8]}", token_hash=token_hash,
                           now=now)  # fmt: skip
     audit.record(conn, actor.entry(now, "agent_enrolled", agent_id, **detail))

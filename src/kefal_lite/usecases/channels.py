@@ -18,6 +18,6 @@ def add_channel(conn: sqlite3.Connection, actor: Actor, channel: Channel) -> Non
 
 def delete_channel(conn: sqlite3.Connection, actor: Actor, channel_id: str, now: str) -> None:
     """Another tenant's channel does not exist here (and leaves no audit row)."""
-    if not channels.delete(conn, actor.user_id, channel_id):
+    if not channels.delete(conn, actor.org_id, channel_id):
         raise NotFound("no such channel")
     audit.record(conn, actor.entry(now, "channel_deleted", channel_id))

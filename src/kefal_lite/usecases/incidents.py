@@ -25,7 +25,7 @@ _PAST = {"acknowledge": "acknowledged", "dismiss": "dismissed", "resolve": "reso
 
 
 def _state(conn: sqlite3.Connection, actor: Actor, incident_id: str) -> State:
-    found = incidents.state(conn, actor.user_id, incident_id)
+    found = incidents.state(conn, actor.org_id, incident_id)
     if found is None:
         raise NotFound("no such incident")
     return found
@@ -34,14 +34,14 @@ def _state(conn: sqlite3.Connection, actor: Actor, incident_id: str) -> State:
 def _acknowledge(conn: sqlite3.Connection, actor: Actor, incident_id: str, now: str) -> None:
     st = _state(conn, actor, incident_id)
     states.check("acknowledge", st.status, st.remediation_status)
-    incidents.set_acknowledged(conn, actor.user_id, incident_id, actor.trail, now)
+    incidents.set_acknowledged(conn, actor.org_id, incident_id, actor.trail, now)
 
 
 def _dismiss(conn: sqlite3.Connection, actor: Actor, incident_id: str, now: str,
              reason: str | None, until: str | None) -> None:  # fmt: skip
     st = _state(conn, actor, incident_id)
     states.check("dismiss", st.status, st.remediation_status)
-    incidents.set_dismissed(conn, actor.user_id, incident_id, actor.trail, now, reason, until)
+    incidents.set_dismissed(conn, actor.org_id, incident_id, actor.trail, now, reason, until)
 
 
 def _resolve(conn: sqlite3.Connection, actor: Actor, incident_id: str, now: str, *,
@@ -49,7 +49,7 @@ def _resolve(conn: sqlite3.Connection, actor: Actor, incident_id: str, now: str,
              detail: dict[str, Any] | None = None) -> State:  # fmt: skip
     st = _state(conn, actor, incident_id)
     states.check(action, st.status, st.remediation_status)
-    incidents.set_resolved(conn, actor.user_id, incident_id, actor.trail, now, by=by,
+    incidents.set_resolved(conn, actor.org_id, incident_id, actor.trail, now, by=by,
                            detail=detail)  # fmt: skip
     return st
 
@@ -77,7 +77,7 @@ def request_remediation(conn: sqlite3.Connection, actor: Actor, incident_id: str
     """Mode 2: (re)generate on demand; the caller kicks the job runner after the commit."""
     st = _state(conn, actor, incident_id)
     states.check("remediate", st.status, st.remediation_status)
-    incidents.queue_remediation(conn, actor.user_id, incident_id, actor.trail, now)
+    incidents.queue_remediation(conn, actor.org_id, incident_id, actor.trail, now)
     audit.record(conn, actor.entry(now, "remediation_requested", incident_id))
 
 
@@ -88,7 +88,7 @@ def move_remediation(conn: sqlite3.Connection, actor: Actor, incident_id: str,
     st = _state(conn, actor, incident_id)
     move = states.check(action, st.status, st.remediation_status)
     assert move.to_remediation is not None
-    incidents.set_remediation(conn, actor.user_id, incident_id, move.to_remediation,
+    incidents.set_remediation(conn, actor.org_id, incident_id, move.to_remediation,
                               actor.trail, now)  # fmt: skip
     audit.record(conn, actor.entry(now, f"remediation_{action}", incident_id))
     return st
@@ -157,7 +157,7 @@ def commit_baseline(conn: sqlite3.Connection, state: bytes, *, actor: Actor, now
         raise NotFound("no such incident")
     _resolve(conn, actor, incident_id, now, action="baseline", by="baseline",
              detail={"field": field, "value": value})  # fmt: skip
-    hosts.set_state(conn, actor.user_id, host_id, state)
+    hosts.set_state(conn, actor.org_id, host_id, state)
     audit.record(conn, actor.entry(now, "incident_baselined", incident_id, field=field,
                                    value=value))  # fmt: skip
 

@@ -28,12 +28,13 @@ def admit(rule: Contribution) -> None:
 
 def _add(conn: sqlite3.Connection, rule: Contribution, *, invariant_id: str, owner_id: str,
          source: Literal["community", "pack"], now: str, status: str = "pending",
-         report: Report | None = None) -> None:  # fmt: skip
+         report: Report | None = None, org_id: str | None = None) -> None:  # fmt: skip
     invariants.add(
         conn, invariant_id=invariant_id, name=rule.name, invariant_type=rule.invariant_type,
         predicate=msgspec.to_builtins(rule.predicate), severity=rule.severity,
         metadata=msgspec.to_builtins(rule.metadata), source=source, user_id=owner_id, now=now,
         status=status, report=msgspec.to_builtins(report) if report is not None else None,
+        org_id=org_id,
     )  # fmt: skip
 
 
@@ -42,7 +43,7 @@ def contribute(conn: sqlite3.Connection, actor: Actor, rule: Contribution, invar
     """Stored pending; verification (slow, off the writer) decides later."""
     admit(rule)
     _add(conn, rule, invariant_id=invariant_id, owner_id=actor.user_id, source="community",
-         now=now)  # fmt: skip
+         now=now, org_id=actor.org_id)  # fmt: skip
     audit.record(conn, actor.entry(now, "invariant_contributed", invariant_id, name=rule.name))
 
 

@@ -1,0 +1,196 @@
+"""Who may call what: authentication (session JWT or `kfk_` API key) and the one guard
+that checks each route's minimum organization role.
+
+Every authenticated route has a rule in RULES, keyed by method and path template. A route
+without one is refused (403) rather than left open, and tests/test_roles.py builds its
+role x endpoint matrix from the app's routes, so a new endpoint fails it until it has a
+rule here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware.authentication import AuthenticationResult
+from litestar.security.jwt import JWTAuthenticationMiddleware, Token
+
+from kefal_lite.errors import Forbidden, NotFound
+from kefal_lite.organizations import API_KEY_PREFIX
+from kefal_lite.roles import Access, at_least
+from kefal_lite.services import Services
+from kefal_lite.store import orgs
+from kefal_lite.store.users import User
+
+# Rules besides the roles: "account" is the signed-in person's own business (profile,
+# password, MFA, their organizations), refused to API keys; "platform" is the server-wide
+# admin role (users, analytics), also refused to API keys; "self_or_owner" lets anyone
+# leave an organization and an owner remove others.
+ACCOUNT, PLATFORM, SELF_OR_OWNER = "account", "platform", "self_or_owner"
+
+V1 = "/api/v1"
+INCIDENT = V1 + "/incidents/{incident_id:str}"
+ORG = V1 + "/orgs/{org_id:str}"
+RULES: dict[tuple[str, str], str] = {
+    # the account
+    ("POST", "/auth/logout"): ACCOUNT,
+    ("GET", V1 + "/auth/me"): ACCOUNT,
+    ("POST", V1 + "/auth/update-email"): ACCOUNT,
+    ("POST", V1 + "/auth/change-password"): ACCOUNT,
+    ("POST", V1 + "/auth/mfa/setup"): ACCOUNT,
+    ("POST", V1 + "/auth/mfa/enable"): ACCOUNT,
+    ("POST", V1 + "/auth/mfa/disable"): ACCOUNT,
+    ("GET", V1 + "/orgs"): ACCOUNT,
+    ("POST", V1 + "/orgs"): ACCOUNT,
+    ("POST", V1 + "/invitations/accept"): ACCOUNT,
+    ("POST", ORG + "/switch"): ACCOUNT,  # a member of that organization, any role
+    # the server
+    ("GET", V1 + "/admin/dashboard"): PLATFORM,
+    ("GET", V1 + "/admin/users"): PLATFORM,
+    ("POST", V1 + "/admin/users"): PLATFORM,
+    ("GET", V1 + "/admin/users/{user_id:str}"): PLATFORM,
+    ("GET", V1 + "/admin/audit"): PLATFORM,
+    ("POST", V1 + "/invariants/{invariant_id:str}/retire"): PLATFORM,
+    # read-only: viewer
+    ("GET", V1 + "/agents"): "viewer",
+    ("GET", V1 + "/enrollment-tokens"): "viewer",
+    ("GET", V1 + "/incidents"): "viewer",
+    ("GET", INCIDENT): "viewer",
+    ("GET", V1 + "/hosts"): "viewer",
+    ("GET", V1 + "/hosts/{host_id:str}"): "viewer",
+    ("GET", V1 + "/hosts/{host_id:str}/changes"): "viewer",
+    ("GET", V1 + "/hosts/{host_id:str}/snapshots"): "viewer",
+    ("GET", V1 + "/hosts/{host_id:str}/diff"): "viewer",
+    ("GET", V1 + "/suppressions"): "viewer",
+    ("GET", V1 + "/graph"): "viewer",
+    ("GET", V1 + "/graph/paths"): "viewer",
+    ("GET", V1 + "/topology"): "viewer",
+    ("GET", V1 + "/invariants"): "viewer",
+    ("POST", V1 + "/events/ticket"): "viewer",
+    ("GET", V1 + "/notifications/channels"): "viewer",
+    ("GET", V1 + "/billing/plans"): "viewer",
+    ("GET", V1 + "/billing/status"): "viewer",
+    ("GET", V1 + "/mcp-servers"): "viewer",
+    ("GET", ORG): "viewer",
+    ("GET", ORG + "/members"): "viewer",
+    # triage: member
+    ("POST", INCIDENT + "/acknowledge"): "member",
+    ("POST", INCIDENT + "/dismiss"): "member",
+    ("POST", INCIDENT + "/remediate"): "member",
+    ("POST", INCIDENT + "/remediation/accept"): "member",
+    ("POST", INCIDENT + "/remediation/reject"): "member",
+    ("POST", INCIDENT + "/remediation/applied"): "member",
+    ("POST", INCIDENT + "/resolve"): "member",
+    ("POST", INCIDENT + "/baseline"): "member",
+    ("POST", V1 + "/incidents/bulk"): "member",
+    # configuration: admin
+    ("DELETE", V1 + "/agents/{agent_id:str}"): "admin",
+    ("POST", V1 + "/agents/{agent_id:str}/rotate-token"): "admin",
+    ("POST", V1 + "/enrollment-tokens"): "admin",
+    ("DELETE", V1 + "/enrollment-tokens/{token_id:str}"): "admin",
+    ("PATCH", V1 + "/hosts/{host_id:str}"): "admin",
+    ("POST", V1 + "/suppressions"): "admin",
+    ("DELETE", V1 + "/suppressions/{suppression_id:str}"): "admin",
+    ("POST", V1 + "/invariants/contribute"): "admin",
+    ("POST", V1 + "/invariants/{invariant_id:str}/verify"): "admin",
+    ("POST", V1 + "/notifications/channels"): "admin",
+    ("DELETE", V1 + "/notifications/channels/{channel_id:str}"): "admin",
+    ("POST", V1 + "/notifications/channels/{channel_id:str}/test"): "admin",
+    ("GET", V1 + "/audit"): "admin",
+    ("GET", ORG + "/invitations"): "admin",
+    ("POST", ORG + "/invitations"): "admin",
+    ("GET", V1 + "/api-keys"): "admin",
+    ("POST", V1 + "/api-keys"): "admin",
+    ("DELETE", V1 + "/api-keys/{key_id:str}"): "admin",
+    # the organization itself: owner
+    ("POST", V1 + "/billing/checkout"): "owner",
+    ("POST", V1 + "/billing/cancel"): "owner",
+    ("PATCH", ORG): "owner",
+    ("PATCH", ORG + "/members/{user_id:str}"): "owner",
+    ("DELETE", ORG + "/members/{user_id:str}"): SELF_OR_OWNER,
+    ("GET", ORG + "/export"): "owner",
+}
+
+
+def rule_of(handler: BaseRouteHandler, method: str) -> str | None:
+    for path in handler.paths:
+        found = RULES.get((method, path))
+        if found is not None:
+            return found
+    return None
+
+
+async def session_principal(
+    token: Token, connection: ASGIConnection[Any, Any, Any, Any]
+) -> tuple[User, Access] | None:
+    """The token's user and its organization, if the account still exists, is enabled, is
+    still a member, and the token's version is current: logout, password change and reset
+    bump the version and end every session. A token from before organizations names none:
+    it is the personal organization's (its id is the user's)."""
+    svc: Services = connection.app.state.kefal
+    org_id = str(token.extras.get("org") or token.sub)
+    found = await svc.db.read(orgs.session_principal, token.sub, org_id)
+    if found is None:
+        return None
+    user, role = found
+    if user.disabled or token.extras.get("tv") != user.token_version:
+        return None
+    return user, Access(org_id, role)
+
+
+class Authentication(JWTAuthenticationMiddleware):
+    """A session JWT or an API key in `Authorization: Bearer`: either way the request gets
+    its user (for a key, the account that made it) and its Access as `request.auth`."""
+
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        value = (connection.headers.get(self.auth_header) or "").partition(" ")[-1]
+        if value.startswith(API_KEY_PREFIX):
+            svc: Services = connection.app.state.kefal
+            found = await svc.orgs.key_principal(value)
+            if found is None:
+                raise NotAuthorizedException()
+        else:
+            found = (await super().authenticate_request(connection)).user
+        user, access = found
+        return AuthenticationResult(user=user, auth=access)
+
+
+async def org_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """The one place a route's rule is checked. Under /orgs/{org_id} the role counted is
+    the caller's in that organization (404 when they are not a member: whether another
+    organization exists is not for them to learn); elsewhere, the session's or key's."""
+    if connection.scope.get("user") is None or connection.scope.get("method") == "OPTIONS":
+        return  # a public route (login, ingest, the dashboard, the schema)
+    method = str(connection.scope.get("method"))
+    rule = rule_of(handler, method)
+    if rule is None:
+        raise Forbidden("this endpoint has no access rule; refused until it has one")
+    user: User = connection.user
+    access: Access = connection.auth
+    if rule in (ACCOUNT, PLATFORM) and access.key_id is not None:
+        raise Forbidden("an API key cannot do this; sign in")
+    if rule == PLATFORM:
+        if user.role != "admin":
+            raise Forbidden("this needs the admin role")
+        return
+    org_id = connection.path_params.get("org_id")
+    role: str | None = access.role
+    if org_id is not None and org_id != access.org_id:
+        svc: Services = connection.app.state.kefal
+        # a key is bound to its own organization; a session may act in any of the user's
+        role = None if access.key_id else await svc.db.read(orgs.role_of, org_id, user.id)
+        if role is None:
+            raise NotFound("no such organization")
+    if rule == ACCOUNT:
+        return
+    if rule == SELF_OR_OWNER:
+        leaving = connection.path_params.get("user_id") == user.id and access.key_id is None
+        rule = "viewer" if leaving else "owner"
+    if role is None or not at_least(role, rule):
+        raise Forbidden(f"this needs the {rule} role in the organization (yours: {role})")
