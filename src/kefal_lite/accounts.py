@@ -32,6 +32,7 @@ from kefal_lite.store.db import Conn, Database
 from kefal_lite.store.users import User
 from kefal_lite.usecases import accounts as account_cases
 from kefal_lite.usecases import agents as agent_cases
+from kefal_lite.usecases import orgs as org_cases
 from kefal_lite.usecases.actor import Actor
 
 RESET_TTL = timedelta(minutes=30)
@@ -53,6 +54,7 @@ class NewUser(msgspec.Struct):
     username: Username
     password: Password
     email: Email | None = None
+    invitation: Annotated[str, msgspec.Meta(max_length=256)] | None = None  # a mailed token
 
 
 class MfaSetup(msgspec.Struct):
@@ -117,21 +119,34 @@ class Accounts:
     # --- users ---------------------------------------------------------------------
 
     async def register(
-        self, username: str, password: str, email: str | None, client: str | None = None
+        self, username: str, password: str, email: str | None, client: str | None = None,
+        invitation: str | None = None,
     ) -> User:
+        """With `invitation` (a token from an invitation mail), registration is open even
+        when signup is not, and the new account joins the inviting organization in the
+        same transaction; an unknown, used or expired token registers no one (400)."""
         password_hash = await security.hash_password_async(password)
         user_id = str(uuid.uuid4())
-        return await self._db.write(
-            audit.audited,
-            self._audit(user_id, username, "user_registered", client=client),
-            users.register,
-            signup_open=self._settings.auth_signup,
-            user_id=user_id,
-            username=username,
-            password_hash=password_hash,
-            email=email,
-            now=self._now(),
-        )
+        now = self._now()
+        digest = security.token_hash(invitation) if invitation is not None else None
+
+        def write(conn: Conn) -> User:
+            signup_open = self._settings.auth_signup
+            if digest is not None:
+                found = orgs.invitation_by_token(conn, digest)
+                if found is None or found.accepted_at is not None or found.expires_at <= now:
+                    raise BadRequest(org_cases.INVALID_INVITATION)
+                signup_open = True
+            user = users.register(conn, signup_open=signup_open, user_id=user_id,
+                                  username=username, password_hash=password_hash, email=email,
+                                  now=now)  # fmt: skip
+            audit.record(conn, self._audit(user_id, username, "user_registered", client=client))
+            if digest is not None:
+                actor = Actor(org_id=user_id, user_id=user_id, username=username, client=client)
+                org_cases.accept(conn, actor, digest, now)
+            return user
+
+        return await self._db.write(write)
 
     async def create_user(
         self, admin: User, username: str, password: str, *, role: account_cases.Role = "user",

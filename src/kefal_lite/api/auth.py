@@ -128,9 +128,11 @@ async def auth_status(svc: Svc) -> AuthStatus:
 async def register(
     data: JSONBody[NewUser], request: Request[Any, Any, Any], svc: Svc
 ) -> Profile:
-    """Open while the server has no users (that one becomes admin) or when signup is on."""
+    """Open while the server has no users (that one becomes admin), when signup is on, or
+    with an `invitation` token (the new account joins that organization)."""
     client = client_address(request)
-    return profile(await svc.accounts.register(data.username, data.password, data.email, client))
+    return profile(await svc.accounts.register(data.username, data.password, data.email, client,
+                                               data.invitation))  # fmt: skip
 
 
 @post("/auth/logout", status_code=HTTP_204_NO_CONTENT, dependencies=USER)

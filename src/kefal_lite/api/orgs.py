@@ -4,10 +4,10 @@ is decided in api/access.py (RULES); these handlers translate HTTP to Organizati
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
-from litestar import delete, get, patch, post
+from litestar import Response, delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
@@ -15,6 +15,7 @@ from kefal_lite import security
 from kefal_lite.accounts import Email
 from kefal_lite.api.deps import USER, CurrentUser, Org, Svc, actor
 from kefal_lite.roles import Role
+from kefal_lite.store import export
 from kefal_lite.store.orgs import ApiKey, Invitation, Member, MyOrg
 from kefal_lite.store.orgs import Org as OrgRow
 
@@ -99,6 +100,31 @@ class NewApiKey(ApiKeyInfo, frozen=True):
 class ApiKeyList(msgspec.Struct, frozen=True):
     items: list[ApiKeyInfo]
     total: int
+
+
+Rows = list[dict[str, Any]]
+
+
+class OrgExport(msgspec.Struct, frozen=True):
+    """Everything the organization owns; no secret (token hashes, sealed channel URLs,
+    password hashes and MFA seeds are left out)."""
+
+    organization: dict[str, Any]
+    members: Rows
+    agents: Rows
+    hosts: Rows
+    latest_snapshots: dict[str, Any]
+    incidents: Rows
+    incident_events: Rows
+    changes: Rows
+    suppressions: Rows
+    channels: Rows
+    enrollment_tokens: Rows
+    api_keys: Rows
+    invitations: Rows
+    invariants: Rows
+    subscriptions: Rows
+    audit: Rows
 
 
 def _invitation(inv: Invitation) -> InvitationInfo:
@@ -190,6 +216,14 @@ async def switch(org_id: FromPath[str], user: CurrentUser, svc: Svc) -> Switched
     return SwitchedSession(token, "bearer", SESSION_SECONDS, org_id)
 
 
+@get("/api/v1/orgs/{org_id:str}/export", dependencies=USER)
+async def export_org(org_id: FromPath[str], svc: Svc) -> Response[OrgExport]:
+    """A JSON file of everything the organization owns (owner only)."""
+    found = msgspec.convert(await svc.db.read(export.export, org_id), OrgExport)
+    name = f"kefal-org-{org_id}.json"
+    return Response(found, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
 @get("/api/v1/api-keys", dependencies=USER)
 async def list_keys(org: Org, svc: Svc) -> ApiKeyList:
     items = [_key(k) for k in await svc.orgs.keys(org.org_id)]
@@ -213,5 +247,6 @@ async def revoke_key(key_id: FromPath[str], user: CurrentUser, org: Org, svc: Sv
 
 handlers = [
     list_orgs, create_org, get_org, rename_org, list_members, set_member_role, remove_member,
-    invite, list_invitations, accept_invitation, switch, list_keys, create_key, revoke_key,
+    invite, list_invitations, accept_invitation, switch, export_org, list_keys, create_key,
+    revoke_key,
 ]  # fmt: skip
