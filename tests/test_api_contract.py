@@ -26,6 +26,7 @@ BODILESS = {
     "/api/v1/invariants/{invariant_id}/verify", "/api/v1/invariants/{invariant_id}/retire",
     "/api/v1/events/ticket", "/api/v1/notifications/channels/{channel_id}/test",
     "/api/v1/billing/cancel", "/api/v1/incidents/{incident_id}/baseline",
+    "/api/v1/orgs/{org_id}/switch",
 }  # fmt: skip
 
 
@@ -313,6 +314,27 @@ def exercise(client: TestClient[Any], clock: Any) -> Calls:
          {"channel_id": channel["id"]})
     call("GET", "/api/v1/billing/plans", me)
     call("GET", "/api/v1/billing/status", me)
+    org = call("POST", "/api/v1/orgs", me, json={"name": "Acme"})
+    o = {"org_id": org["id"]}
+    call("GET", "/api/v1/orgs", me)
+    call("GET", "/api/v1/orgs/{org_id}", me, o)
+    call("PATCH", "/api/v1/orgs/{org_id}", me, o, json={"name": "Acme Ltd"})
+    call("POST", "/api/v1/orgs/{org_id}/invitations", me, o,
+         json={"email": "alice@example.org", "role": "member"})
+    call("GET", "/api/v1/orgs/{org_id}/invitations", me, o)
+    from tests.test_orgs import invitation_token
+
+    call("POST", "/api/v1/invitations/accept", login(client, "alice"),
+         json={"token": invitation_token(client, "alice@example.org")})
+    call("GET", "/api/v1/orgs/{org_id}/members", me, o)
+    member = {**o, "user_id": alice_id}
+    call("PATCH", "/api/v1/orgs/{org_id}/members/{user_id}", me, member, json={"role": "viewer"})
+    call("DELETE", "/api/v1/orgs/{org_id}/members/{user_id}", me, member)
+    call("POST", "/api/v1/orgs/{org_id}/switch", me, o)
+    call("GET", "/api/v1/orgs/{org_id}/export", me, o)
+    key = call("POST", "/api/v1/api-keys", me, json={"name": "ci", "role": "viewer"})
+    call("GET", "/api/v1/api-keys", me)
+    call("DELETE", "/api/v1/api-keys/{key_id}", me, {"key_id": key["id"]})
     call("POST", "/api/v1/auth/change-password", me,
          json={"current_password": PASSWORD, "new_password": "another passphrase"})
     call("POST", "/auth/logout", login(client, "admin", "another passphrase"))

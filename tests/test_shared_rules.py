@@ -217,6 +217,16 @@ def test_upgrade_from_schema_7_does_not_reopen_a_current_silence(
         clock.advance(minutes=11)
         assert in_app(c, c.app.state.kefal.monitor.check_silent) == 1
     conn = sqlite3.connect(settings.db_path)  # back to schema 7, as that release left it
+    conn.executescript(  # organizations (16): tenant columns back to user_id, FKs to users
+        "DROP TABLE api_keys; DROP TABLE invitations; DROP TABLE memberships; DROP TABLE orgs;"
+        " DROP INDEX audit_by_org; ALTER TABLE audit DROP COLUMN org_id;"
+        " ALTER TABLE invariants DROP COLUMN org_id;"
+        + "".join(f" ALTER TABLE {t} RENAME COLUMN org_id TO user_id;" for t in (
+            "agents", "hosts", "snapshots", "incidents", "channels", "subscriptions"))
+        + " PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = replace(sql,"
+        " 'REFERENCES orgs(id)', 'REFERENCES users(id)') WHERE type = 'table';"
+        " PRAGMA writable_schema = OFF;"
+    )
     conn.executescript(
         "DROP TABLE silent_timers; DROP INDEX hosts_by_seen;"
         " ALTER TABLE invariants DROP COLUMN status_reason; DROP TABLE suppressions;"

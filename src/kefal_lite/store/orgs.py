@@ -88,7 +88,7 @@ def create_personal(conn: sqlite3.Connection, user_id: str, username: str, now: 
 
 def get(conn: sqlite3.Connection, org_id: str) -> Org | None:
     row = conn.execute(f"SELECT {_ORG} FROM orgs WHERE id = ?", (org_id,)).fetchone()
-    return struct(Org, row) if row else None
+    return struct(Org, row, personal=bool(row["personal"])) if row else None
 
 
 def rename(conn: sqlite3.Connection, org_id: str, name: str) -> bool:
@@ -102,7 +102,7 @@ def of_user(conn: sqlite3.Connection, user_id: str) -> list[MyOrg]:
         " ORDER BY o.personal DESC, o.name, o.id",
         (user_id,),
     ).fetchall()
-    return [struct(MyOrg, r) for r in rows]
+    return [struct(MyOrg, r, personal=bool(r["personal"])) for r in rows]
 
 
 # --- memberships ---------------------------------------------------------------------

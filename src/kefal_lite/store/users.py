@@ -263,7 +263,7 @@ def search(
         params = [like, like]
     total = int(conn.execute("SELECT COUNT(*) FROM users" + where, params).fetchone()[0])
     rows = conn.execute(
-        f"SELECT {_COLUMNS}, (SELECT COUNT(*) FROM agents a WHERE a.user_id = users.id"
+        f"SELECT {_COLUMNS}, (SELECT COUNT(*) FROM agents a WHERE a.org_id = users.id"
         " AND a.status = 'active') FROM users"
         + where
         + " ORDER BY created_at, id LIMIT ? OFFSET ?",
