@@ -100,7 +100,9 @@ async def build(
         settings, db, clock, SecretBox(secret, b"kefal-lite channels v1"), rules, mailer.kick
     )
     runner = JobRunner(
-        db, clock, {"remediate": Remediator(db, clock, rules, llm).run, "notify": notifier.deliver}
+        db,
+        clock,
+        {"remediate": Remediator(db, clock, rules, llm, billing).run, "notify": notifier.deliver},
     )
     monitor = Monitor(
         settings,

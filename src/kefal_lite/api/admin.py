@@ -17,8 +17,9 @@ from kefal_lite.api.billing import BillingStatus, billing_status
 from kefal_lite.api.deps import ADMIN, USER, CurrentUser, Limit, Offset, Org, Svc
 from kefal_lite.api.docs import documented
 from kefal_lite.api.incidents import IncidentView, incident_view
+from kefal_lite.billing.plans import AUDIT_EXPORT
 from kefal_lite.clock import iso, parse_iso
-from kefal_lite.errors import NotFound, ValidationFailed, validation_item
+from kefal_lite.errors import NotAllowed, NotFound, ValidationFailed, validation_item
 from kefal_lite.store import agents, audit, incidents, stats, users
 from kefal_lite.store.agents import Agent
 
@@ -203,7 +204,9 @@ async def own_audit(
     until: Since = None, format: Format = "json", limit: Limit = 50, offset: Offset = 0,
 ) -> Any:  # fmt: skip
     """What happened in the organization, and to your own account, newest first;
-    `?format=csv` exports it."""
+    `?format=csv` exports it (a plan feature under a paying billing provider)."""
+    if format == "csv" and not await svc.billing.has_feature(org.org_id, AUDIT_EXPORT):
+        raise NotAllowed("audit export comes with the Enterprise plan")
     return await _audit(svc, user.id, action, since, until, format, limit, offset, org.org_id)
 
 

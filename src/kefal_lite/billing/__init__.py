@@ -20,6 +20,10 @@ class BillingProvider(Protocol):
         """Whether this organization's agents may send snapshots now (False means 402)."""
         ...
 
+    async def has_feature(self, org_id: str, feature: str) -> bool:
+        """Whether the organization's plan includes `feature` (billing/plans.py FEATURES)."""
+        ...
+
     async def may_verify(self, org: Org) -> bool:
         """Whether the organization's plan includes adversarial verification of contributions."""
         ...

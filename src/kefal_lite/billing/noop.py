@@ -28,6 +28,9 @@ class NoopBilling:
     async def may_ingest(self, org_id: str) -> bool:
         return True
 
+    async def has_feature(self, org_id: str, feature: str) -> bool:
+        return True
+
     async def may_verify(self, org: Org) -> bool:
         return True
 

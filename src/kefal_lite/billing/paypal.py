@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from kefal_lite.billing.plans import BY_ID, TRIAL_AGENTS, VERIFYING_PLANS
+from kefal_lite.billing.plans import BY_ID, FEATURES, TRIAL_AGENTS, VERIFICATION
 from kefal_lite.clock import Clock, iso, parse_iso
 from kefal_lite.config import Settings
 from kefal_lite.errors import BadGateway, BadRequest, Conflict, ServiceUnavailable
@@ -167,9 +167,15 @@ class PayPalBilling:
         self._cache[org_id] = (now + STATUS_TTL, allowed)
         return allowed
 
-    async def may_verify(self, org: Org) -> bool:
+    async def has_feature(self, org_id: str, feature: str) -> bool:
+        org = await self._db.read(orgs.get, org_id)
+        if org is None:
+            return False
         status = await self.status(org)
-        return status["state"] in ALLOWED and status["plan"] in VERIFYING_PLANS
+        return status["state"] in ALLOWED and feature in FEATURES.get(status["plan"], ())
+
+    async def may_verify(self, org: Org) -> bool:
+        return await self.has_feature(org.id, VERIFICATION)
 
     async def agent_limit(self, org: Org) -> int | None:
         status = await self.status(org)

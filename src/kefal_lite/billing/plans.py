@@ -42,5 +42,16 @@ PLANS: tuple[Plan, ...] = (
     ),
 )
 BY_ID = {p.id: p for p in PLANS}
-TRIAL_AGENTS = 3  # a trial gets Starter's agent limit...
-VERIFYING_PLANS = frozenset({"trial", "professional", "enterprise"})  # ...and tries verification
+
+# The plan features enforced under a paying provider (noop: all on). A trial tries
+# verification, as it always has.
+VERIFICATION = "adversarial verification"
+LLM_REMEDIATION = "LLM remediation"
+AUDIT_EXPORT = "audit export"
+FEATURES: dict[str, frozenset[str]] = {
+    "trial": frozenset({VERIFICATION}),
+    "starter": frozenset(),
+    "professional": frozenset({VERIFICATION, LLM_REMEDIATION}),
+    "enterprise": frozenset({VERIFICATION, LLM_REMEDIATION, AUDIT_EXPORT}),
+}
+TRIAL_AGENTS = 3  # a trial gets Starter's agent limit

@@ -8,6 +8,8 @@ from typing import Any
 
 import msgspec
 
+from kefal_lite.billing import BillingProvider
+from kefal_lite.billing.plans import LLM_REMEDIATION
 from kefal_lite.clock import Clock, iso
 from kefal_lite.remediate import estate, templates
 from kefal_lite.remediate.llm import LlmError, LlmProvider
@@ -19,11 +21,13 @@ log = logging.getLogger(__name__)
 
 
 class Remediator:
-    def __init__(self, db: Database, clock: Clock, rules: Rules, llm: LlmProvider | None) -> None:
+    def __init__(self, db: Database, clock: Clock, rules: Rules, llm: LlmProvider | None,
+                 billing: BillingProvider | None = None) -> None:  # fmt: skip
         self._db = db
         self._clock = clock
         self._rules = rules
         self._llm = llm
+        self._billing = billing  # asked whether the incident's org has LLM remediation
 
     async def run(self, payload: dict[str, Any]) -> None:
         target = await self._db.read(incidents.remediation_target, str(payload["incident_id"]))
@@ -43,7 +47,10 @@ class Remediator:
         os = target.os or "linux"
         actions: list[templates.Action] | None = None
         source, error = "template", None
-        if self._llm is not None:
+        if self._llm is not None and (
+            self._billing is None
+            or await self._billing.has_feature(target.org_id, LLM_REMEDIATION)
+        ):
             host = {"hostname": target.hostname, "os": os, "kernel": target.kernel}
             try:
                 actions = await self._llm.remediate(
