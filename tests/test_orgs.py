@@ -370,3 +370,63 @@ def test_a_member_triages_but_a_viewer_only_reads(
     r = c.post(url, headers=member)
     assert r.status_code == 200 and r.json()["status"] == "acknowledged"
     assert r.json()["history"][-1]["actor"] == "user:mike"
+
+
+# --- export ------------------------------------------------------------------------------
+
+
+def test_export_holds_what_the_org_owns_and_no_secret(
+    open_client: TestClient[Any], alice: Headers, bob: Headers, clock: FrozenClock
+) -> None:
+    c = open_client
+    clock.set(T0 + timedelta(seconds=5))
+    org_id, owner = new_org(c, alice)
+    secrets_given = []
+    tok = c.post("/api/v1/enrollment-tokens", json={"name": "fleet", "max_uses": 0},
+                 headers=owner).json()  # fmt: skip
+    agent = c.post("/api/v1/enroll", json={"enrollment_token": tok["token"]}).json()
+    secrets_given += [tok["token"], agent["token"]]
+    for i in range(2):
+        send(c, agent, i, add_ports=[{"port": 5432, "address": "0.0.0.0",
+                                      "process": "postgres"}])  # fmt: skip
+        clock.advance(minutes=1)
+    channel = c.post("/api/v1/notifications/channels", headers=owner,
+                     json={"name": "ops", "url": "mailto:ops@example.org"}).json()  # fmt: skip
+    secrets_given.append(make_key(c, owner, "viewer")["key"])
+    secrets_given.append(invite(c, owner, org_id, "carol@example.org", "member"))
+    c.post("/api/v1/auth/mfa/setup", headers=owner)  # a pending MFA seed exists now
+    # bob's own organization: none of it may appear
+    bob_agent = enroll(c, "bob")
+
+    r = c.get(f"/api/v1/orgs/{org_id}/export", headers=owner)
+    assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
+    out = r.json()
+    assert out["organization"]["id"] == org_id
+    assert [m["username"] for m in out["members"]] == ["alice"]
+    assert [a["id"] for a in out["agents"]] == [agent["agent_id"]]
+    [host] = out["hosts"]
+    assert host["snapshot_id"] in out["latest_snapshots"] and "state" not in host
+    assert out["latest_snapshots"][host["snapshot_id"]]["agent_id"] == agent["agent_id"]
+    [inc] = out["incidents"]
+    assert inc["invariant_id"] == "database_exposed" and isinstance(inc["evidence"], dict)
+    assert {e["incident_id"] for e in out["incident_events"]} == {inc["id"]}
+    assert [ch["url_masked"] for ch in out["channels"]] == [channel["url"]]
+    assert [t["name"] for t in out["enrollment_tokens"]] == ["fleet"]
+    assert len(out["api_keys"]) == 1 and len(out["invitations"]) == 1
+    assert {"org_created", "member_invited", "api_key_created"} <= {
+        a["action"] for a in out["audit"]}  # fmt: skip
+    text = r.text
+    for secret in secrets_given + [bob_agent["agent_id"], bob_agent["token"]]:
+        assert secret not in text
+    for column in ("token_hash", "url_sealed", "secret_sealed", "password_hash", "mfa_secret",
+                   "mfa_pending"):  # fmt: skip
+        assert column not in text, column
+    settings = c.app.state.settings
+    for (sealed,) in query(settings, "SELECT url_sealed FROM channels"):
+        assert sealed not in text
+    for (pending, password_hash) in query(settings, "SELECT mfa_pending, password_hash FROM users"):
+        assert password_hash not in text and (pending is None or pending not in text)
+    # owner only; another organization's owner gets 404
+    member = join(c, owner, org_id, "dan", "admin")
+    assert c.get(f"/api/v1/orgs/{org_id}/export", headers=member).status_code == 403
+    assert c.get(f"/api/v1/orgs/{org_id}/export", headers=bob).status_code == 404
