@@ -19,10 +19,8 @@ from kefal_lite.errors import NotFound
 from kefal_lite.services import Services
 from kefal_lite.store import hosts, incidents, suppressions
 from kefal_lite.store.incidents import Event, Incident
-from kefal_lite.store.users import User
 from kefal_lite.usecases import incidents as incident_cases
 from kefal_lite.usecases.incident_states import Action
-from kefal_lite.usecases.incidents import RemediationMove
 
 Status = Literal["active", "all", "open", "acknowledged", "dismissed", "resolved", "stale"]
 SeverityQ = Literal["low", "medium", "high", "critical"]
@@ -171,33 +169,22 @@ async def dismiss(
 async def remediate(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> IncidentDetail:
     """Mode 2: generate (or regenerate) the three actions now; answers before they exist
     with `remediation.status = "pending"`."""
-    await svc.db.write(
-        incident_cases.request_remediation, actor(user), incident_id, iso(svc.clock.now())
-    )
-    svc.jobs.kick()
+    await incident_cases.remediate(svc, actor(user), incident_id)
     return await _one(svc, user.id, incident_id)
-
-
-async def _move(svc: Svc, user: User, incident_id: str, action: RemediationMove) -> None:
-    was = await svc.db.write(
-        incident_cases.move_remediation, actor(user), incident_id, action, iso(svc.clock.now())
-    )
-    if action == "applied":
-        svc.ingestor.expect_verification(was.host_id, incident_id, was.invariant_id, was.subject)
 
 
 @post("/api/v1/incidents/{incident_id:str}/remediation/accept", status_code=HTTP_200_OK,
       dependencies=USER)  # fmt: skip
 async def accept(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> IncidentDetail:
     """Advisory: records that the proposal is the plan; nothing runs on the host."""
-    await _move(svc, user, incident_id, "accept")
+    await incident_cases.move(svc, actor(user), incident_id, "accept")
     return await _one(svc, user.id, incident_id)
 
 
 @post("/api/v1/incidents/{incident_id:str}/remediation/reject", status_code=HTTP_200_OK,
       dependencies=USER)  # fmt: skip
 async def reject(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> IncidentDetail:
-    await _move(svc, user, incident_id, "reject")
+    await incident_cases.move(svc, actor(user), incident_id, "reject")
     return await _one(svc, user.id, incident_id)
 
 
@@ -206,7 +193,7 @@ async def reject(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> Inc
 async def applied(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> IncidentDetail:
     """The fix was made on the host; the host's next snapshot says `verified` (and resolves
     the incident) or `failed`."""
-    await _move(svc, user, incident_id, "applied")
+    await incident_cases.move(svc, actor(user), incident_id, "applied")
     return await _one(svc, user.id, incident_id)
 
 
