@@ -46,7 +46,8 @@ def test_use_cases_do_not_reach_into_the_http_layer() -> None:
 
 
 def test_no_test_module_imports_another() -> None:
-    files = sorted((ROOT / "tests").glob("*.py")) + sorted((ROOT / "tests" / "helpers").glob("*.py"))
+    tests = ROOT / "tests"
+    files = sorted(tests.glob("*.py")) + sorted((tests / "helpers").glob("*.py"))
     assert len(files) > 40
     assert _offenders(files, ("tests.test_",)) == {}
 

@@ -137,7 +137,7 @@ async def get_user(user_id: FromPath[str], user: CurrentUser, svc: Svc) -> UserD
     return UserDetail(
         profile(target), their_agents, [incident_view(svc, i) for i in recent],
         billing_status(await svc.billing.status(target)),
-    )
+    )  # fmt: skip
 
 
 @post("/api/v1/admin/users", status_code=HTTP_201_CREATED, dependencies=ADMIN)

@@ -125,9 +125,7 @@ async def auth_status(svc: Svc) -> AuthStatus:
 
 
 @post("/auth/register", status_code=HTTP_201_CREATED, exclude_from_auth=True)
-async def register(
-    data: JSONBody[NewUser], request: Request[Any, Any, Any], svc: Svc
-) -> Profile:
+async def register(data: JSONBody[NewUser], request: Request[Any, Any, Any], svc: Svc) -> Profile:
     """Open while the server has no users (that one becomes admin) or when signup is on."""
     client = client_address(request)
     return profile(await svc.accounts.register(data.username, data.password, data.email, client))
@@ -148,9 +146,7 @@ async def me(user: CurrentUser, svc: Svc) -> Profile:
 
 
 @post("/api/v1/auth/update-email", status_code=HTTP_200_OK, dependencies=USER)
-async def update_email(
-    data: JSONBody[UpdateEmailBody], user: CurrentUser, svc: Svc
-) -> Profile:
+async def update_email(data: JSONBody[UpdateEmailBody], user: CurrentUser, svc: Svc) -> Profile:
     return profile(await svc.accounts.update_email(user, data.email, data.password))
 
 

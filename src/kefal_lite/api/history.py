@@ -103,7 +103,7 @@ async def _at(svc: Svc, user_id: str, host_id: str, at: datetime | None, name: s
 
 # The bytes as stored, not re-encoded: the schema is the wire Snapshot's.
 @get("/api/v1/hosts/{host_id:str}/snapshots", dependencies=USER, media_type="application/json",
-     operation_class=documented(response={"application/json": wire.Snapshot}))
+     operation_class=documented(response={"application/json": wire.Snapshot}))  # fmt: skip
 async def snapshot_at(
     host_id: FromPath[str], user: CurrentUser, svc: Svc, at: Time = None
 ) -> Response[bytes]:

@@ -25,6 +25,7 @@ from kefal_lite.usecases.incident_states import Action
 Status = Literal["active", "all", "open", "acknowledged", "dismissed", "resolved", "stale"]
 SeverityQ = Literal["low", "medium", "high", "critical"]
 
+
 class DismissBody(msgspec.Struct, forbid_unknown_fields=True):
     reason: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
     expires_at: datetime | None = None

@@ -10,6 +10,7 @@ from kefal_lite.errors import ValidationFailed, items_from_msgspec
 
 T = TypeVar("T")
 
+
 def decode_json(raw: bytes, type_: type[T], decoder: msgspec.json.Decoder[T] | None = None) -> T:
     try:
         if decoder is not None:
