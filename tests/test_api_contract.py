@@ -13,7 +13,7 @@ from litestar.testing import TestClient
 from kefal_lite.clock import FrozenClock, iso
 from tests.builders import T0, as_json, snap
 from tests.conftest import PASSWORD, enroll, login, register, serving
-from tests.helpers import resolve_ref, schema_mismatch
+from tests.helpers.openapi import resolve_ref, schema_mismatch
 from tests.tools import require
 
 # POSTs that act on the resource in their path and read no body at all.
@@ -113,7 +113,7 @@ def test_api_docs_page_works_offline_under_the_csp(tmp_path: Path) -> None:
     pytest.importorskip("playwright")
     from playwright.sync_api import Route, sync_playwright
 
-    from tests.test_dashboard import ARGS
+    from tests.helpers.browser import ARGS
 
     chromium = require("chromium")
     outside: list[str] = []
@@ -215,7 +215,7 @@ def exercise(client: TestClient[Any], clock: Any) -> Calls:
     import pyotp
 
     from tests.conftest import EXPOSED_PG, send
-    from tests.test_community import GOOD
+    from tests.helpers.rules import GOOD
 
     call = Calls(client)
     call("GET", "/api/v1/health")
@@ -322,7 +322,7 @@ def exercise(client: TestClient[Any], clock: Any) -> Calls:
     call("POST", "/api/v1/orgs/{org_id}/invitations", me, o,
          json={"email": "alice@example.org", "role": "member"})
     call("GET", "/api/v1/orgs/{org_id}/invitations", me, o)
-    from tests.test_orgs import invitation_token
+    from tests.helpers.orgs import invitation_token
 
     call("POST", "/api/v1/invitations/accept", login(client, "alice"),
          json={"token": invitation_token(client, "alice@example.org")})
@@ -345,7 +345,7 @@ def exercise(client: TestClient[Any], clock: Any) -> Calls:
 NOT_CALLED = {
     "POST /api/v1/auth/reset-password": "needs the mailed token: test_reset checks it",
     # the noop provider refuses these (409, 400); test_billing checks them against a fake
-    # PayPal with tests.helpers.assert_documented
+    # PayPal with tests.helpers.openapi.assert_documented
     "POST /api/v1/billing/checkout": "test_cancel_keeps_access_until_period_end",
     "POST /api/v1/billing/cancel": "test_cancel_keeps_access_until_period_end",
     "POST /api/v1/billing/webhook": "test_cancel_keeps_access_until_period_end",

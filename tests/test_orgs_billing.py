@@ -9,11 +9,10 @@ from typing import Any
 from litestar.testing import TestClient
 
 from tests.conftest import FrozenClock, enroll, login, register
-from tests.test_billing import billed, paypal  # noqa: F401  (fixtures)
-from tests.test_orgs import new_org
+from tests.helpers.orgs import new_org
 
 
-def test_the_agent_limit_counts_the_orgs_agents(billed: TestClient[Any]) -> None:  # noqa: F811
+def test_the_agent_limit_counts_the_orgs_agents(billed: TestClient[Any]) -> None:
     c = billed
     register(c, "alice")
     org_id, owner = new_org(c, login(c, "alice"))
@@ -27,7 +26,7 @@ def test_the_agent_limit_counts_the_orgs_agents(billed: TestClient[Any]) -> None
 
 
 def test_audit_export_is_a_plan_feature_under_paypal(
-    billed: TestClient[Any], clock: FrozenClock  # noqa: F811
+    billed: TestClient[Any], clock: FrozenClock
 ) -> None:
     c = billed
     register(c, "alice")

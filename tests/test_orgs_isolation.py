@@ -13,8 +13,8 @@ from litestar.testing import TestClient
 from kefal_lite.clock import iso
 from tests.builders import T0
 from tests.conftest import EXPOSED_PG, FrozenClock, enroll, in_app, send
-from tests.test_community import GOOD
-from tests.test_orgs import bearer, make_key
+from tests.helpers.orgs import bearer, make_key
+from tests.helpers.rules import GOOD
 
 Headers = dict[str, str]
 

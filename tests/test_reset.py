@@ -12,7 +12,7 @@ from kefal_lite.app import create_app
 from kefal_lite.clock import FrozenClock
 from kefal_lite.config import Settings
 from tests.conftest import Inbox, free_port, login, make_settings, query, register
-from tests.helpers import assert_documented
+from tests.helpers.openapi import assert_documented
 
 
 def _token_from(body: str) -> str:

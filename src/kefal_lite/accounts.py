@@ -137,9 +137,9 @@ class Accounts:
                 if found is None or found.accepted_at is not None or found.expires_at <= now:
                     raise BadRequest(org_cases.INVALID_INVITATION)
                 signup_open = True
-            user = users.register(conn, signup_open=signup_open, user_id=user_id,
-                                  username=username, password_hash=password_hash, email=email,
-                                  now=now)  # fmt: skip
+            user = account_cases.register(conn, signup_open=signup_open, user_id=user_id,
+                                          username=username, password_hash=password_hash,
+                                          email=email, now=now)  # fmt: skip
             audit.record(conn, self._audit(user_id, username, "user_registered", client=client))
             if digest is not None:
                 actor = Actor(org_id=user_id, user_id=user_id, username=username, client=client)
@@ -241,7 +241,7 @@ class Accounts:
                 raise Unauthorized("the password is wrong")
             slot.succeeded()
         entry = self._audit(user.id, user.username, "email_changed")
-        await self._db.write(audit.audited, entry, users.set_email, user.id, email)
+        await self._db.write(audit.audited, entry, account_cases.set_email, user.id, email)
         updated = await self._db.read(users.get, user.id)
         assert updated is not None
         return updated
@@ -369,8 +369,10 @@ class Accounts:
         token = security.new_token(security.AGENT_TOKEN_PREFIX)
         entry = actor.entry(self._now(), "agent_token_rotated", agent_id)
         digest = security.token_hash(token)
-        if not await self._db.write(audit.audited, entry, agents.rotate, actor.org_id, agent_id,
-                                    digest):  # fmt: skip
+        rotated = await self._db.write(
+            audit.audited, entry, agent_cases.rotate_token, actor.org_id, agent_id, digest
+        )
+        if not rotated:
             raise NotFound("no such agent")
         self._agent_tokens.invalidate_agent(agent_id)
         return Enrollment(token=token, agent_id=agent_id)

@@ -1,7 +1,7 @@
 """Attack paths: from one host, the hosts an intruder reaches next and why. Pure: no I/O.
 
 The facts are one tenant's hosts' latest state, nothing else: a caller that passes another
-tenant's hosts gets paths into them, so every reader feeding this filters on user_id.
+tenant's hosts gets paths into them, so every reader feeding this filters on org_id.
 
 A step from host A to host B is one of:
 - `ssh_key`: one key fingerprint authorized on both (its holder, often a key left on A,

@@ -151,9 +151,7 @@ async def me(user: CurrentUser, org: Org, svc: Svc) -> Profile:
 
 
 @post("/api/v1/auth/update-email", status_code=HTTP_200_OK, dependencies=USER)
-async def update_email(
-    data: JSONBody[UpdateEmailBody], user: CurrentUser, svc: Svc
-) -> Profile:
+async def update_email(data: JSONBody[UpdateEmailBody], user: CurrentUser, svc: Svc) -> Profile:
     return profile(await svc.accounts.update_email(user, data.email, data.password))
 
 

@@ -80,7 +80,7 @@ async def create_token(
         **_fields(made.record), token=made.token, server_url=url,
         pin=pin.cert if pin else None,
         install_command=agent_dist.install_command(url, made.token, pin),
-    )
+    )  # fmt: skip
 
 
 @get("/api/v1/enrollment-tokens", dependencies=USER)

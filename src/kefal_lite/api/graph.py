@@ -81,25 +81,25 @@ class GraphCache:
         self._max = max_hosts
 
     async def load(
-        self, svc: Svc, user_id: str, fragments: bool
+        self, svc: Svc, org_id: str, fragments: bool
     ) -> tuple[list[Host], list[_Entry], dict[str, list[graph.OpenIncident]]]:
         """The caller's hosts with their cache entries up to date (fragments too, if asked).
         One load per tenant at a time: the first request after a start waits for the
         warm-up already decoding the estate instead of decoding it a second time."""
-        lock = self._locks.get(user_id)
+        lock = self._locks.get(org_id)
         if lock is None:
             if len(self._locks) > self._max:
                 self._locks.clear()
-            lock = self._locks[user_id] = asyncio.Lock()
+            lock = self._locks[org_id] = asyncio.Lock()
         async with lock:
-            return await self._load(svc, user_id, fragments)
+            return await self._load(svc, org_id, fragments)
 
     async def _load(
-        self, svc: Svc, user_id: str, fragments: bool
+        self, svc: Svc, org_id: str, fragments: bool
     ) -> tuple[list[Host], list[_Entry], dict[str, list[graph.OpenIncident]]]:
-        rows = await svc.db.read(hosts.list_meta_for_user, user_id)
+        rows = await svc.db.read(hosts.list_meta_for_user, org_id)
         marks: dict[str, list[graph.OpenIncident]] = {}
-        for found in await svc.db.read(incidents.open_summary, user_id):
+        for found in await svc.db.read(incidents.open_summary, org_id):
             marks.setdefault(found[0], []).append(graph.OpenIncident(*found))
         stale: list[tuple[Host, tuple[Any, ...], tuple[Any, ...]]] = []
         for h in rows:
@@ -112,7 +112,7 @@ class GraphCache:
             if entry is None or entry.facts_key != facts_key or (fragments and not has_fragment):
                 stale.append((h, facts_key, key))
         wanted = [h.snapshot_id for h, _, _ in stale if h.snapshot_id]
-        bodies = await svc.db.read(hosts.snapshot_bodies, user_id, wanted)
+        bodies = await svc.db.read(hosts.snapshot_bodies, org_id, wanted)
         fresh_rows = [
             msgspec.structs.replace(h, latest=bodies.get(h.snapshot_id or "")) for h, _, _ in stale
         ]
@@ -135,8 +135,8 @@ class GraphCache:
             self._entries[h.id] = entry
         return rows, [self._entries[h.id] for h in rows], marks
 
-    async def document(self, svc: Svc, user_id: str, host_id: str | None) -> bytes:
-        rows, entries, _ = await self.load(svc, user_id, fragments=True)
+    async def document(self, svc: Svc, org_id: str, host_id: str | None) -> bytes:
+        rows, entries, _ = await self.load(svc, org_id, fragments=True)
         if host_id is not None and not any(h.id == host_id for h in rows):
             raise NotFound("no such host")
         frags = [(h.id, e.fragment) for h, e in zip(rows, entries, strict=True) if e.fragment]
@@ -154,9 +154,9 @@ def _worst(found: list[graph.OpenIncident]) -> str | None:
     return worst
 
 
-async def estate_hosts(svc: Svc, user_id: str) -> list[estate.EstateHost]:
-    rows, entries, marks = await GRAPHS.load(svc, user_id, fragments=False)
-    groups = await svc.db.read(estate_store.groups, user_id)
+async def estate_hosts(svc: Svc, org_id: str) -> list[estate.EstateHost]:
+    rows, entries, marks = await GRAPHS.load(svc, org_id, fragments=False)
+    groups = await svc.db.read(estate_store.groups, org_id)
     return [
         estate.EstateHost(e.facts, h.os, "silent" if h.silent else "online", h.last_seen_at,
                           groups.get(h.id), len(marks.get(h.id, ())), _worst(marks.get(h.id, [])))
@@ -172,21 +172,21 @@ class EstateCache:
         self._docs: dict[str, tuple[tuple[Any, ...], bytes]] = {}
         self._max = max_tenants
 
-    async def document(self, svc: Svc, user_id: str) -> bytes:
-        found = await estate_hosts(svc, user_id)
+    async def document(self, svc: Svc, org_id: str) -> bytes:
+        found = await estate_hosts(svc, org_id)
         key = tuple(
             # facts first: the same object while the host's snapshot is unchanged, and a
             # tuple compares its items by identity before equality
             (h.facts, h.os, h.status, h.last_seen_at, h.group, h.open_incidents, h.max_severity)
             for h in found
         )
-        cached = self._docs.get(user_id)
+        cached = self._docs.get(org_id)
         if cached is not None and cached[0] == key:
             return cached[1]
         document = await _off_loop(lambda: _encoder.encode(estate.build(found)))
         if len(self._docs) >= self._max:
             self._docs.clear()
-        self._docs[user_id] = (key, document)
+        self._docs[org_id] = (key, document)
         return document
 
 

@@ -63,8 +63,8 @@ def _kinds(kind: str | None) -> tuple[str, ...]:
     return kinds
 
 
-async def _host(svc: Svc, user_id: str, host_id: str) -> None:
-    if not await svc.db.read(hosts.exists, user_id, host_id):
+async def _host(svc: Svc, org_id: str, host_id: str) -> None:
+    if not await svc.db.read(hosts.exists, org_id, host_id):
         raise NotFound("no such host")
 
 
@@ -94,8 +94,8 @@ async def list_changes(
     return ChangePage(items, total)
 
 
-async def _at(svc: Svc, user_id: str, host_id: str, at: datetime | None, name: str) -> Any:
-    snap = await svc.db.read(history.snapshot_at, user_id, host_id, iso(at or svc.clock.now()))
+async def _at(svc: Svc, org_id: str, host_id: str, at: datetime | None, name: str) -> Any:
+    snap = await svc.db.read(history.snapshot_at, org_id, host_id, iso(at or svc.clock.now()))
     if snap is None:
         raise NotFound(f"no snapshot of this host at or before `{name}`")
     return snap
@@ -103,7 +103,7 @@ async def _at(svc: Svc, user_id: str, host_id: str, at: datetime | None, name: s
 
 # The bytes as stored, not re-encoded: the schema is the wire Snapshot's.
 @get("/api/v1/hosts/{host_id:str}/snapshots", dependencies=USER, media_type="application/json",
-     operation_class=documented(response={"application/json": wire.Snapshot}))
+     operation_class=documented(response={"application/json": wire.Snapshot}))  # fmt: skip
 async def snapshot_at(
     host_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc, at: Time = None
 ) -> Response[bytes]:

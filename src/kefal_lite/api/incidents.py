@@ -16,17 +16,15 @@ from kefal_lite.clock import iso
 from kefal_lite.detect import engine
 from kefal_lite.detect import state as host_state
 from kefal_lite.errors import NotFound
-from kefal_lite.roles import Access
 from kefal_lite.services import Services
 from kefal_lite.store import hosts, incidents, suppressions
 from kefal_lite.store.incidents import Event, Incident
-from kefal_lite.store.users import User
 from kefal_lite.usecases import incidents as incident_cases
 from kefal_lite.usecases.incident_states import Action
-from kefal_lite.usecases.incidents import RemediationMove
 
 Status = Literal["active", "all", "open", "acknowledged", "dismissed", "resolved", "stale"]
 SeverityQ = Literal["low", "medium", "high", "critical"]
+
 
 class DismissBody(msgspec.Struct, forbid_unknown_fields=True):
     reason: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
@@ -130,12 +128,12 @@ async def list_incidents(
     return IncidentPage([incident_view(svc, i) for i in items], total)
 
 
-async def _one(svc: Svc, user_id: str, incident_id: str) -> IncidentDetail:
-    inc = await svc.db.read(incidents.get, user_id, incident_id)
+async def _one(svc: Svc, org_id: str, incident_id: str) -> IncidentDetail:
+    inc = await svc.db.read(incidents.get, org_id, incident_id)
     if inc is None:
         raise NotFound("no such incident")
     view = incident_view(svc, inc)
-    events = await svc.db.read(incidents.history, user_id, incident_id)
+    events = await svc.db.read(incidents.history, org_id, incident_id)
     return IncidentDetail(**msgspec.structs.asdict(view), history=events)
 
 
@@ -181,21 +179,8 @@ async def remediate(
 ) -> IncidentDetail:
     """Mode 2: generate (or regenerate) the three actions now; answers before they exist
     with `remediation.status = "pending"`."""
-    await svc.db.write(
-        incident_cases.request_remediation, actor(user, org), incident_id, iso(svc.clock.now())
-    )
-    svc.jobs.kick()
+    await incident_cases.remediate(svc, actor(user, org), incident_id)
     return await _one(svc, org.org_id, incident_id)
-
-
-async def _move(svc: Svc, user: User, org: Access, incident_id: str,
-                action: RemediationMove) -> None:  # fmt: skip
-    was = await svc.db.write(
-        incident_cases.move_remediation, actor(user, org), incident_id, action,
-        iso(svc.clock.now()),
-    )  # fmt: skip
-    if action == "applied":
-        svc.ingestor.expect_verification(was.host_id, incident_id, was.invariant_id, was.subject)
 
 
 @post("/api/v1/incidents/{incident_id:str}/remediation/accept", status_code=HTTP_200_OK,
@@ -204,7 +189,7 @@ async def accept(
     incident_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc
 ) -> IncidentDetail:
     """Advisory: records that the proposal is the plan; nothing runs on the host."""
-    await _move(svc, user, org, incident_id, "accept")
+    await incident_cases.move(svc, actor(user, org), incident_id, "accept")
     return await _one(svc, org.org_id, incident_id)
 
 
@@ -213,7 +198,7 @@ async def accept(
 async def reject(
     incident_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc
 ) -> IncidentDetail:
-    await _move(svc, user, org, incident_id, "reject")
+    await incident_cases.move(svc, actor(user, org), incident_id, "reject")
     return await _one(svc, org.org_id, incident_id)
 
 
@@ -224,7 +209,7 @@ async def applied(
 ) -> IncidentDetail:
     """The fix was made on the host; the host's next snapshot says `verified` (and resolves
     the incident) or `failed`."""
-    await _move(svc, user, org, incident_id, "applied")
+    await incident_cases.move(svc, actor(user, org), incident_id, "applied")
     return await _one(svc, org.org_id, incident_id)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime
 from typing import Annotated
 
@@ -12,14 +11,11 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from kefal_lite import triage
-from kefal_lite.api.deps import USER, CurrentUser, Org, Svc, actor, audit_entry
+from kefal_lite.api.deps import USER, CurrentUser, Org, Svc, actor
 from kefal_lite.api.incidents import IncidentDetail, _one
 from kefal_lite.clock import iso
-from kefal_lite.detect import state as host_state
 from kefal_lite.detect.triage import MAX_GLOB
-from kefal_lite.errors import NotFound, ValidationFailed, validation_item
-from kefal_lite.ids import new_id
-from kefal_lite.store import audit, hosts, incidents, suppressions
+from kefal_lite.store import suppressions
 from kefal_lite.store.suppressions import Suppression
 from kefal_lite.usecases import incidents as incident_cases
 from kefal_lite.usecases.incidents import BulkResult
@@ -79,10 +75,6 @@ def suppression_view(s: Suppression, now: str) -> SuppressionView:
     )  # fmt: skip
 
 
-def _invalid(field: str, msg: str) -> ValidationFailed:
-    return ValidationFailed([validation_item(["body", field], msg)])
-
-
 @get("/api/v1/suppressions", dependencies=USER)
 async def list_suppressions(user: CurrentUser, org: Org, svc: Svc) -> SuppressionPage:
     """Oldest first; `active` is false once `expires_at` has passed (it matches nothing)."""
@@ -95,32 +87,12 @@ async def list_suppressions(user: CurrentUser, org: Org, svc: Svc) -> Suppressio
 async def create_suppression(
     data: JSONBody[NewSuppression], user: CurrentUser, org: Org, svc: Svc
 ) -> SuppressionView:
-    if data.invariant_id is None and data.host_id is None and data.subject_glob is None:
-        raise _invalid("invariant_id", "give at least one of invariant_id, host_id, subject_glob")
-    if not data.reason.strip():
-        raise _invalid("reason", "say why these findings are fine")
-    if data.subject_glob is not None and data.invariant_id is None and data.host_id is None \
-            and not data.subject_glob.strip("*"):  # fmt: skip
-        raise _invalid("subject_glob", "this would silence every finding on every host")
-    now = svc.clock.now()
-    if data.expires_at is not None and iso(data.expires_at) <= iso(now):
-        raise _invalid("expires_at", "is in the past")
-    if data.invariant_id is not None and svc.rules.invariant(data.invariant_id) is None:
-        raise NotFound("no such invariant")
-    s = Suppression(
-        id=new_id(),
-        org_id=org.org_id,
-        invariant_id=data.invariant_id,
-        host_id=data.host_id,
-        subject_glob=data.subject_glob,
-        reason=data.reason.strip(),
-        expires_at=iso(data.expires_at) if data.expires_at else None,
-        created_by=user.username,
-        created_at=iso(now),
-    )
-    await svc.db.write(triage.create_suppression, actor(user, org), s, data.incident_id)
-    svc.ingestor.suppressions.invalidate(org.org_id)
-    return suppression_view(s, iso(now))
+    s = await triage.suppress(
+        svc, actor(user, org), invariant_id=data.invariant_id, host_id=data.host_id,
+        subject_glob=data.subject_glob, reason=data.reason, expires_at=data.expires_at,
+        incident_id=data.incident_id,
+    )  # fmt: skip
+    return suppression_view(s, iso(svc.clock.now()))
 
 
 @delete("/api/v1/suppressions/{suppression_id:str}", status_code=HTTP_204_NO_CONTENT,
@@ -128,9 +100,7 @@ async def create_suppression(
 async def delete_suppression(
     suppression_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc
 ) -> None:
-    entry = audit_entry(svc, user, org, "suppression_deleted", suppression_id)
-    await svc.db.write(audit.audited, entry, suppressions.delete, org.org_id, suppression_id)
-    svc.ingestor.suppressions.invalidate(org.org_id)
+    await triage.unsuppress(svc, actor(user, org), suppression_id)
 
 
 @post("/api/v1/incidents/bulk", status_code=HTTP_200_OK, dependencies=USER)
@@ -162,20 +132,7 @@ async def baseline(
 ) -> IncidentDetail:
     """A novelty is normal here: the value joins the host's baseline (it will not fire
     again) and the incident resolves with `resolved_by: "baseline"`."""
-    inc = await svc.db.read(incidents.get, org.org_id, incident_id)
-    if inc is None:
-        raise NotFound("no such incident")
-    field, value = incident_cases.baseline_value(inc, svc.rules.invariant(inc.invariant_id))
-    host = await svc.db.read(hosts.get, org.org_id, inc.host_id)
-    if host is None:
-        raise NotFound("no such incident")
-    commit = functools.partial(
-        incident_cases.commit_baseline, actor=actor(user, org), now=iso(svc.clock.now()),
-        incident_id=incident_id, host_id=inc.host_id, field=field, value=value,
-    )  # fmt: skip
-    await svc.ingestor.change_state(
-        org.org_id, host.agent_id, lambda s: host_state.with_baseline(s, field, value), commit
-    )
+    await incident_cases.accept_baseline(svc, actor(user, org), incident_id)
     return await _one(svc, org.org_id, incident_id)
 
 

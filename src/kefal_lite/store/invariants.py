@@ -7,7 +7,6 @@ from typing import Any
 
 import msgspec
 
-from kefal_lite.errors import Conflict
 from kefal_lite.store.rows import struct
 
 _json = msgspec.json.Encoder()
@@ -51,9 +50,6 @@ def add(conn: sqlite3.Connection, *, invariant_id: str, name: str, invariant_typ
         predicate: Any, severity: str, metadata: Any, source: str, user_id: str, now: str,
         status: str = "pending", report: Any = None,
         org_id: str | None = None) -> None:  # fmt: skip
-    clash = conn.execute("SELECT 1 FROM invariants WHERE name = ?", (name,)).fetchone()
-    if clash:
-        raise Conflict(f"an invariant named {name!r} already exists")
     conn.execute(
         "INSERT INTO invariants (id, name, invariant_type, predicate, severity, metadata, source,"
         " status, contributed_by, report, created_at, verified_at, org_id)"

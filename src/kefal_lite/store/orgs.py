@@ -10,9 +10,12 @@ import sqlite3
 
 import msgspec
 
-from kefal_lite.errors import Conflict
 from kefal_lite.store import users
 from kefal_lite.store.rows import struct
+
+
+class AlreadyMember(Exception):
+    """The membership exists (the table's key says so); the use case says what it means."""
 
 
 class Org(msgspec.Struct, frozen=True):
@@ -116,7 +119,7 @@ def add_member(conn: sqlite3.Connection, org_id: str, user_id: str, role: str,
             (org_id, user_id, role, now),
         )
     except sqlite3.IntegrityError:
-        raise Conflict("that account is already a member of this organization") from None
+        raise AlreadyMember() from None
 
 
 def role_of(conn: sqlite3.Connection, org_id: str, user_id: str) -> str | None:

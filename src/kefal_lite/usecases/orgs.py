@@ -88,7 +88,10 @@ def accept(conn: sqlite3.Connection, actor: Actor, token_hash: bytes, now: str) 
     invitation = orgs.take_invitation(conn, token_hash, actor.user_id, now)
     if invitation is None:
         raise BadRequest(INVALID_INVITATION)
-    orgs.add_member(conn, invitation.org_id, actor.user_id, invitation.role, now)
+    try:
+        orgs.add_member(conn, invitation.org_id, actor.user_id, invitation.role, now)
+    except orgs.AlreadyMember:
+        raise Conflict("you are already a member of this organization") from None
     audit.record(conn, _in(actor, invitation.org_id).entry(
         now, "invitation_accepted", invitation.id, role=invitation.role
     ))  # fmt: skip

@@ -1,12 +1,11 @@
-"""Helpers shared by several test modules (one home, so no test imports another test)."""
+"""The OpenAPI document as a contract: a real answer checked against the schema the
+server documents for it."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from litestar.testing import TestClient
-
-# --- the OpenAPI document as a contract ----------------------------------------------
 
 
 def resolve_ref(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
