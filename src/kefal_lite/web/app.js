@@ -12,25 +12,39 @@ import { invariantsPage } from "./pages/invariants.js";
 import { agentsPage } from "./pages/agents.js";
 import { adminPage } from "./pages/admin.js";
 import { settingsPage } from "./pages/settings.js";
+import { orgPage, acceptInvite, currentOrgId, switchOrg } from "./pages/org.js";
 
 const root = document.getElementById("app");
-const state = { me: null, refresh: null, timer: null };
+const state = { me: null, orgs: [], refresh: null, timer: null };
+const INVITE = "kefal.invite"; // an invitation link opened before signing in
 
 const NAV = [
   ["#/", "Overview"], ["#/graph", "Graph"], ["#/hosts", "Hosts"], ["#/incidents", "Incidents"],
-  ["#/invariants", "Invariants"], ["#/agents", "Agents"], ["#/settings", "Settings"],
+  ["#/invariants", "Invariants"], ["#/agents", "Agents"], ["#/org", "Organization"], ["#/settings", "Settings"],
 ];
+
+// The organization switcher: every organization of the user; choosing one swaps the
+// session for one bound to it.
+function orgSwitcher() {
+  if (state.orgs.length < 2) return null;
+  const current = currentOrgId();
+  return h("select", { class: "org-switch", "aria-label": "Organization", onchange: async (e) => {
+    try { await switchOrg(e.target.value); state.me = null; if (events) { events.close(); events = null; } render(); }
+    catch (err) { toast(err.message, true); }
+  } }, state.orgs.map((o) => h("option", { value: o.id, selected: o.id === current }, o.name)));
+}
 
 function layout(main) {
   const route = location.hash.split("?")[0] || "#/";
   const links = [...NAV];
-  if (state.me && state.me.role === "admin") links.splice(6, 0, ["#/admin", "Admin"]);
+  if (state.me && state.me.role === "admin") links.splice(7, 0, ["#/admin", "Admin"]);
   const nav = h("nav", { class: "nav", "aria-label": "Main" },
     h("a", { href: "#/", class: "brand" }, "kefal-lite"),
     h("button", { class: "menu", type: "button", "aria-label": "Menu",
       onclick: () => nav.classList.toggle("open") }, "☰"),
     h("ul", {}, links.map(([href, label]) => h("li", {},
       h("a", { href, "aria-current": (route === href || (href !== "#/" && route.startsWith(href))) ? "page" : null }, label)))),
+    orgSwitcher(),
     h("span", { class: "who" }, state.me ? `${state.me.username} (${state.me.role})` : ""),
     h("button", { type: "button", class: "logout", onclick: () => window.dispatchEvent(new Event("kefal:signout")) }, "Log out"),
   );
@@ -42,12 +56,23 @@ async function render() {
   state.refresh = null;
   const [path, query] = (location.hash.slice(1) || "/").split("?");
   const params = new URLSearchParams(query || "");
+  if (path === "/invite" && params.get("token")) {
+    sessionStorage.setItem(INVITE, params.get("token"));
+    if (!session.token) { location.hash = "#/login"; return; }
+  }
   if (path.startsWith("/reset") || path === "/login" || path === "/forgot" || !session.token) {
     clear(root, await authPage(path, params, onLogin));
     return;
   }
   if (!state.me) {
     try { state.me = await api("/api/v1/auth/me"); } catch { session.token = null; return render(); }
+    const pending = sessionStorage.getItem(INVITE);
+    if (pending) {
+      sessionStorage.removeItem(INVITE);
+      try { const joined = await acceptInvite(pending); toast(`You joined ${joined.name} as ${joined.role}`); location.hash = "#/org"; }
+      catch (err) { toast(err.message, true); }
+    }
+    try { state.orgs = (await api("/api/v1/orgs")).items; } catch { state.orgs = []; }
   }
   const main = h("div", { class: "page" }, h("p", { class: "muted" }, "Loading…"));
   clear(root, layout(main));
@@ -66,6 +91,7 @@ async function render() {
       case "agents": page = agentsPage; break;
       case "admin": page = state.me.role === "admin" ? (c, m) => adminPage(c, m, parts[1] && decodeURIComponent(parts[1])) : null; break;
       case "settings": page = settingsPage; break;
+      case "org": page = orgPage; break;
       default: page = null;
     }
     if (!page) { clear(main, h("h1", {}, "Not found"), h("p", {}, "There is no such page.")); return; }

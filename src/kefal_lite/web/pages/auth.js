@@ -73,7 +73,7 @@ export async function authPage(path, params, onLogin) {
   } }, h("h2", {}, "Log in"), field("Username", username), field("Password", password), otpField, error,
   h("button", { type: "submit" }, "Log in"),
   h("p", {}, h("a", { href: "#/forgot" }, "Forgot your password?"),
-    status.signup ? h("span", {}, " · ", h("a", { href: "#/login", onclick: (e) => { e.preventDefault(); signup(box, onLogin); } }, "Create an account")) : null)));
+    (status.signup || sessionStorage.getItem("kefal.invite")) ? h("span", {}, " · ", h("a", { href: "#/login", onclick: (e) => { e.preventDefault(); signup(box, onLogin); } }, "Create an account")) : null)));
   return box;
 }
 
@@ -84,7 +84,10 @@ function signup(box, onLogin) {
   box.replaceChildren(h("h1", { class: "brand-big" }, "kefal-lite"), h("form", { onsubmit: async (e) => {
     e.preventDefault();
     try {
-      await api("/auth/register", { method: "POST", body: { username: username.value, password: password.value } });
+      // an invitation link opened before signing in: the new account joins at registration
+      const invitation = sessionStorage.getItem("kefal.invite");
+      await api("/auth/register", { method: "POST", body: { username: username.value, password: password.value, ...(invitation ? { invitation } : {}) } });
+      sessionStorage.removeItem("kefal.invite");
       onLogin((await api("/auth/login", { method: "POST", body: { username: username.value, password: password.value } })).access_token);
     } catch (err) { error.textContent = err.message; }
   } }, h("h2", {}, "Create an account"), field("Username", username), field("Password", password, "At least 10 characters."), error, h("button", { type: "submit" }, "Create account")));
