@@ -377,6 +377,17 @@ def user_disable(ctx: click.Context, username: str, enable: bool) -> None:
     click.echo(f"{username} {'enabled' if enable else 'disabled'}")
 
 
+@user_group.command("reset-mfa")
+@click.argument("username")
+@click.pass_context
+def user_reset_mfa(ctx: click.Context, username: str) -> None:
+    """Turn MFA off for someone who lost their device and recovery codes: their recovery
+    codes are deleted and every session of theirs ends."""
+    with _db(_settings(ctx)) as conn, _refused(), transaction(conn):
+        accounts.reset_mfa(conn, accounts.OPERATOR, username, _now())
+    click.echo(f"MFA of {username} is off; its recovery codes are deleted and its sessions ended")
+
+
 # --- operations --------------------------------------------------------------------
 
 

@@ -28,6 +28,9 @@ class User(msgspec.Struct, frozen=True):
     trial_ends_at: str | None
     created_at: str
     last_active_at: str | None
+    # set while the account waits to be purged (self-service deletion); a login before then
+    # cancels it
+    delete_after: str | None = None
 
 
 _COLUMNS = ", ".join(User.__struct_fields__)
@@ -199,11 +202,49 @@ def mfa_enable(conn: sqlite3.Connection, user_id: str, sealed_secret: str, step:
 
 
 def mfa_disable(conn: sqlite3.Connection, user_id: str) -> None:
+    """MFA off; its recovery codes go with it."""
     conn.execute(
         "UPDATE users SET mfa_enabled = 0, mfa_secret = NULL, mfa_pending = NULL,"
         " mfa_last_step = 0 WHERE id = ?",
         (user_id,),
     )
+    conn.execute("DELETE FROM recovery_codes WHERE user_id = ?", (user_id,))
+
+
+def recovery_set(
+    conn: sqlite3.Connection, user_id: str, code_hashes: Collection[bytes], now: str
+) -> None:
+    """Replace the user's recovery codes (the old ones stop working)."""
+    conn.execute("DELETE FROM recovery_codes WHERE user_id = ?", (user_id,))
+    conn.executemany(
+        "INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES (?, ?, ?)",
+        [(user_id, h, now) for h in code_hashes],
+    )
+
+
+def recovery_unused(conn: sqlite3.Connection, user_id: str) -> list[bytes]:
+    rows = conn.execute(
+        "SELECT code_hash FROM recovery_codes WHERE user_id = ? AND used_at IS NULL",
+        (user_id,),
+    ).fetchall()
+    return [bytes(r[0]) for r in rows]
+
+
+def recovery_use(conn: sqlite3.Connection, user_id: str, code_hash: bytes, now: str) -> bool:
+    """Spend a code; False if it was already spent (each code is good once)."""
+    cur = conn.execute(
+        "UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND code_hash = ?"
+        " AND used_at IS NULL",
+        (now, user_id, code_hash),
+    )
+    return cur.rowcount == 1
+
+
+def recovery_remaining(conn: sqlite3.Connection, user_id: str) -> int:
+    row = conn.execute(
+        "SELECT COUNT(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NULL", (user_id,)
+    ).fetchone()
+    return int(row[0])
 
 
 def mfa_use_step(conn: sqlite3.Connection, user_id: str, step: int) -> bool:

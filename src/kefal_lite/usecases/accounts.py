@@ -11,7 +11,7 @@ import sqlite3
 from typing import Any, Literal
 
 from kefal_lite.errors import NotFound
-from kefal_lite.store import audit, users
+from kefal_lite.store import audit, sessions, users
 from kefal_lite.store.users import User
 from kefal_lite.usecases.actor import Actor
 
@@ -68,4 +68,15 @@ def set_disabled(conn: sqlite3.Connection, actor: Actor, username: str, disabled
     user = find(conn, username)
     users.set_disabled(conn, user.id, disabled)
     _record(conn, actor, now, "user_disabled" if disabled else "user_enabled", user)
+    return user
+
+
+def reset_mfa(conn: sqlite3.Connection, actor: Actor, username: str, now: str) -> User:
+    """For a person who lost their authenticator and their recovery codes: MFA off, the
+    codes gone, every session ended (whoever holds one may be who took the device)."""
+    user = find(conn, username)
+    users.mfa_disable(conn, user.id)
+    sessions.revoke_all(conn, user.id, now)
+    users.revoke_sessions(conn, user.id)
+    _record(conn, actor, now, "mfa_reset", user, was_enabled=bool(user.mfa_enabled))
     return user
