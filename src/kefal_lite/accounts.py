@@ -35,6 +35,8 @@ from kefal_lite.usecases import agents as agent_cases
 from kefal_lite.usecases.actor import Actor
 
 RESET_TTL = timedelta(minutes=30)
+# A deleted account is disabled at once and purged after this, unless its owner logs in.
+DELETION_GRACE = timedelta(days=30)
 OTP_REQUIRED = "otp required"
 TOO_MANY = "too many failed attempts; try again later"
 BAD_CREDENTIALS = "invalid username or password"
@@ -159,18 +161,25 @@ class Accounts:
         *,
         failed: str = "login_failed",
         recovery: bool = False,
+        restore: bool = False,
     ) -> tuple[User, int | None]:
         """The user if username, password (and OTP when MFA is on) are right, and, when a
         recovery code stood in for the OTP (`recovery`: logins only), how many are left.
 
-        Unknown user and wrong password take the same time and give the same 401.
+        Unknown user and wrong password take the same time and give the same 401. With
+        `restore` (logins), an account its owner deleted less than 30 days ago counts as
+        enabled: the login cancels the deletion.
         """
         remaining: int | None = None
         key = f"{client_key(client)}|{username.casefold()}"
         async with self.credential_failures.attempt(key, TOO_MANY) as slot:
             user = await self._db.read(users.by_username, username)
             ok = await self._verify_password(user.password_hash if user else None, password)
-            if user is None or not ok or user.disabled:
+            restorable = (
+                restore and user is not None and user.delete_after is not None
+                and user.delete_after > self._now()
+            )  # fmt: skip
+            if user is None or not ok or (user.disabled and not restorable):
                 reason = "unknown user" if user is None else "disabled" if ok else "wrong password"
                 entry = self._audit(user.id if user else None, username[:64], failed,
                                     client=client, detail={"reason": reason})  # fmt: skip
@@ -215,7 +224,7 @@ class Accounts:
                     user_agent: str | None = None) -> LoginResult:  # fmt: skip
         """A new session row, and its JWT."""
         user, remaining = await self._check_credentials(username, password, client, otp,
-                                                        recovery=True)  # fmt: skip
+                                                        recovery=True, restore=True)  # fmt: skip
         session_id = str(uuid.uuid4())
         now = self._now()
         expired_before = iso(self._clock.now() - security.SESSION_TTL)
@@ -223,6 +232,7 @@ class Accounts:
         def write(conn: Conn) -> User:
             # The token version as of this transaction: a password change racing the login
             # must not leave a session row under the old version looking live.
+            account_cases.cancel_deletion(conn, user, now, client)
             current = users.get(conn, user.id)
             assert current is not None
             sessions.create(conn, session_id=session_id, user_id=user.id,
@@ -246,6 +256,36 @@ class Accounts:
         entry = self._audit(user.id, user.username, "password_changed")
         await self._db.write(audit.audited, entry, users.set_password, user.id, new_hash)
         self.sessions_ended(user.id)
+
+    async def delete_account(self, user: User, password: str, otp: str | None) -> str:
+        """Disable the account now (every session ends) and purge it after 30 days unless
+        its owner logs in before; returns when the purge is due."""
+        async with self.session_failures.attempt(user.id, TOO_MANY) as slot:
+            if not await self._verify_password(user.password_hash, password):
+                raise Unauthorized("the password is wrong")
+            if user.mfa_enabled and not (otp and await self._use_otp(user, otp)):
+                raise BadRequest("the code does not match" if otp else OTP_REQUIRED)
+            slot.succeeded()
+        # Deleting the rows would not stop the provider from charging the card.
+        status = await self.billing.status(user)
+        if self.billing.name != "noop" and status["state"] in ("active", "past_due"):
+            raise Conflict("the subscription is still running: cancel it under Billing first,"
+                           " then delete the account")  # fmt: skip
+        now = self._clock.now()
+        purge_after = iso(now + DELETION_GRACE)
+        await self._db.write(account_cases.request_deletion, Actor(user.id, user.username),
+                             iso(now), purge_after)  # fmt: skip
+        self.sessions_ended(user.id)
+        return purge_after
+
+    async def purge_due(self) -> int:
+        """Purge the accounts whose deletion is due, one transaction each (a big tenant's
+        history must not hold the writer for all of them). Returns how many went."""
+        now = self._now()
+        purged = 0
+        for user_id in await self._db.read(users.due_for_purge, now):
+            purged += bool(await self._db.write(account_cases.purge, user_id, now))
+        return purged
 
     async def update_email(self, user: User, email: str, password: str) -> User:
         async with self.session_failures.attempt(user.id, TOO_MANY) as slot:

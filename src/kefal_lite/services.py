@@ -110,6 +110,7 @@ async def build(
         on_incident=runner.kick,
         on_silent=lambda h: bus.publish(h.user_id, {"type": "host.silent", "host_id": h.id}),
         refresh_rules=community.refresh,
+        purge_accounts=accounts.purge_due,
     )
     db.on_batch = _observe_batch
     return Services(

@@ -66,6 +66,16 @@ class PasswordOtpBody(msgspec.Struct):
     otp: Otp
 
 
+class DeleteAccountBody(msgspec.Struct):
+    password: AnyPassword
+    otp: Otp | None = None  # required when MFA is on
+
+
+class AccountDeleted(msgspec.Struct, frozen=True):
+    status: str  # "disabled"
+    purge_after: str  # logging in before this cancels the deletion
+
+
 class SessionInfo(msgspec.Struct, frozen=True):
     id: str
     created_at: str
@@ -193,6 +203,16 @@ async def me(user: CurrentUser, svc: Svc) -> dict[str, Any]:
     return profile(user) | {"plan": billing["plan"], "trial_ends_at": billing["trial_ends_at"]}
 
 
+@delete("/api/v1/auth/me", status_code=HTTP_200_OK, dependencies=USER)
+async def delete_me(
+    data: JSONBody[DeleteAccountBody], user: CurrentUser, svc: Svc
+) -> AccountDeleted:
+    """Disables the account at once (every session ends) and purges it, with the data only
+    it owns, 30 days later, unless its owner logs in before (which cancels the deletion)."""
+    purge_after = await svc.accounts.delete_account(user, data.password, data.otp)
+    return AccountDeleted("disabled", purge_after)
+
+
 @post("/api/v1/auth/update-email", status_code=HTTP_200_OK, dependencies=USER)
 async def update_email(
     data: JSONBody[UpdateEmailBody], user: CurrentUser, svc: Svc
@@ -263,6 +283,7 @@ handlers = [
     list_sessions,
     revoke_session,
     me,
+    delete_me,
     update_email,
     change_password,
     forgot_password,

@@ -80,3 +80,32 @@ def reset_mfa(conn: sqlite3.Connection, actor: Actor, username: str, now: str) -
     users.revoke_sessions(conn, user.id)
     _record(conn, actor, now, "mfa_reset", user, was_enabled=bool(user.mfa_enabled))
     return user
+
+
+def request_deletion(conn: sqlite3.Connection, actor: Actor, now: str, purge_after: str) -> None:
+    """The person deletes their own account: disabled at once, every session ended, purged
+    after `purge_after` unless they log in before (which cancels it)."""
+    users.request_deletion(conn, actor.user_id, purge_after)
+    sessions.revoke_all(conn, actor.user_id, now)
+    audit.record(conn, actor.entry(now, "account_deletion_requested", purge_after=purge_after))
+
+
+def cancel_deletion(conn: sqlite3.Connection, user: User, now: str, client: str | None) -> bool:
+    """A login before the purge: the account is enabled again and stays."""
+    if not users.cancel_deletion(conn, user.id):
+        return False
+    audit.record(conn, audit.Entry(now, user.id, user.username, "account_deletion_cancelled",
+                                   None, client, None))  # fmt: skip
+    return True
+
+
+def purge(conn: sqlite3.Connection, user_id: str, now: str) -> bool:
+    """Delete an account whose deletion is due, and the data only it owns; its audit rows
+    stay (the actor's name is in each). False if it is no longer due (logged back in)."""
+    user = users.get(conn, user_id)
+    if user is None or not user.disabled or not user.delete_after or user.delete_after > now:
+        return False
+    removed = users.purge(conn, user_id)
+    audit.record(conn, audit.Entry(now, user_id, "retention", "account_purged", user.username,
+                                   None, {k: v for k, v in removed.items() if v}))  # fmt: skip
+    return True
