@@ -49,7 +49,7 @@ def test_deletion_disables_at_once_and_a_login_within_30_days_cancels_it(
     a, b = login(client, "alice"), login(client, "alice")
     agent = enroll(client, "alice")
     r = _delete(client, a, password="not the password")
-    assert r.status_code == 401 and r.json() == {"detail": "the password is wrong"}
+    assert r.status_code == 400 and r.json() == {"detail": "the password is wrong"}
     assert _me(client, a) == 200 and _me(client, b) == 200
 
     r = _delete(client, a, password=PASSWORD)

@@ -149,7 +149,7 @@ def test_regenerating_recovery_codes_takes_password_and_otp(
     clock.advance(seconds=30)
     url = "/api/v1/auth/mfa/recovery-codes"
     r = client.post(url, headers=headers, json={"password": "wrong password!", "otp": "123456"})
-    assert r.status_code == 401
+    assert r.status_code == 400 and r.json() == {"detail": "the password is wrong"}
     r = client.post(url, headers=headers, json={"password": PASSWORD, "otp": "000000"})
     assert r.status_code == 400 and r.json() == {"detail": "the code does not match"}
     r = client.post(url, headers=headers, json={"password": PASSWORD, "otp": _code(secret, clock)})

@@ -40,6 +40,7 @@ DELETION_GRACE = timedelta(days=30)
 OTP_REQUIRED = "otp required"
 TOO_MANY = "too many failed attempts; try again later"
 BAD_CREDENTIALS = "invalid username or password"
+WRONG_PASSWORD = "the password is wrong"
 
 
 Username = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
@@ -262,7 +263,7 @@ class Accounts:
         its owner logs in before; returns when the purge is due."""
         async with self.session_failures.attempt(user.id, TOO_MANY) as slot:
             if not await self._verify_password(user.password_hash, password):
-                raise Unauthorized("the password is wrong")
+                raise BadRequest(WRONG_PASSWORD)  # 400, as above
             if user.mfa_enabled and not (otp and await self._use_otp(user, otp)):
                 raise BadRequest("the code does not match" if otp else OTP_REQUIRED)
             slot.succeeded()
@@ -391,8 +392,9 @@ class Accounts:
         if not user.mfa_enabled:
             raise Conflict("MFA is not enabled")
         async with self.session_failures.attempt(user.id, TOO_MANY) as slot:
+            # 400, not 401: the session is fine (a 401 would log the dashboard out)
             if not await self._verify_password(user.password_hash, password):
-                raise Unauthorized("the password is wrong")
+                raise BadRequest(WRONG_PASSWORD)
             if not await self._use_otp(user, otp):
                 raise BadRequest("the code does not match")
             slot.succeeded()
