@@ -22,6 +22,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from litestar.testing import TestClient
+from playwright.sync_api import expect
 
 from kefal_lite.app import create_app
 from kefal_lite.clock import FrozenClock, iso
@@ -29,6 +30,11 @@ from kefal_lite.config import Settings, load
 from tests.builders import T0, as_json, snap
 
 PASSWORD = "correct horse battery"
+
+# Playwright's 5 s default for expect() is a wall-clock race on a shared 2-core machine running
+# the suite beside other jobs (the dashboard test once lost it waiting for a revoked agent's row);
+# 20 s only costs time when a page is really wrong.
+expect.set_options(timeout=20_000)
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
