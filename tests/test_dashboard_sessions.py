@@ -159,3 +159,31 @@ def test_recovery_codes_shown_once_used_at_login_and_renewed(browser: Browser, s
     # the login's first answer, "otp required", is a 401 the browser logs
     assert errors == [] and all("401" in e for e in errors2), (errors, errors2)
     ctx.close()
+
+
+def test_delete_account_from_settings_and_come_back(browser: Browser, site: str) -> None:
+    url = site
+    ctx, page, errors = _browser_login(browser, url)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
+    page.goto(url + "/#/settings")
+    danger = page.get_by_role("form", name="Delete account")
+    danger.get_by_label("Your password").fill("not the password")
+    danger.get_by_role("button", name="Delete my account").click()
+    expect(page.locator("#toast")).to_contain_text("the password is wrong")
+    expect(page.get_by_role("heading", name="Settings")).to_be_visible()  # still logged in
+    danger.get_by_label("Your password").fill(PASSWORD)
+    danger.scroll_into_view_if_needed()
+    shoot(page, "delete-account")
+    token = _token(page)
+    danger.get_by_role("button", name="Delete my account").click()
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    expect(page.locator("#toast")).to_contain_text("unless you log in before")
+    assert len(dialogs) == 2 and "Delete your account?" in dialogs[0]
+    assert _me(url, token) == 401
+    ctx.close()
+    # logging in within 30 days brings the account back
+    ctx, page, errors2 = _browser_login(browser, url)
+    # the wrong password's 400 is the only thing the browser logged
+    assert all("400" in e for e in errors) and errors2 == [], (errors, errors2)
+    ctx.close()
