@@ -57,6 +57,8 @@ def test_deletion_disables_at_once_and_a_login_within_30_days_cancels_it(
     assert r.json() == {"status": "disabled", "purge_after": iso(clock.now() + timedelta(days=30))}
     assert _me(client, a) == 401 and _me(client, b) == 401  # every session, at once
     assert send(client, agent).status_code == 401  # its agents are refused too
+    listing = CliRunner().invoke(main, ["--data-dir", str(settings.data_path), "user", "list"])
+    assert f"disabled deleted (purged after {r.json()['purge_after']})" in listing.output
 
     clock.advance(days=29, hours=23)
     _prune(client)  # not due yet

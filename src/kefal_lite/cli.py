@@ -333,6 +333,7 @@ def user_list(ctx: click.Context) -> None:
         for u in accounts:
             flags = " disabled" if u.disabled else ""
             flags += " mfa" if u.mfa_enabled else ""
+            flags += f" deleted (purged after {u.delete_after})" if u.delete_after else ""
             click.echo(f"{u.username:<24} {u.role:<6} {u.email or '-':<32} {u.created_at}{flags}")
 
 
