@@ -235,7 +235,8 @@ class Accounts:
             # must not leave a session row under the old version looking live.
             account_cases.cancel_deletion(conn, user, now, client)
             current = users.get(conn, user.id)
-            assert current is not None
+            if current is None or current.disabled:  # purged or disabled since the check
+                raise Unauthorized(BAD_CREDENTIALS)
             sessions.create(conn, session_id=session_id, user_id=user.id,
                             token_version=current.token_version, now=now, client=client,
                             user_agent=user_agent)  # fmt: skip

@@ -3,7 +3,10 @@ accounts: add one, set its password, its role, disable or enable it. One functio
 used by both: the rule and the audit row are the same whichever door was used.
 
 The audit row: an admin's action is in the admin's trail (`admin_*`); the operator has no
-account, so theirs goes into the trail of the account changed (`cli_*`, actor "cli")."""
+account, so theirs goes into the trail of the account changed (`cli_*`, actor "cli").
+
+Below those, the life of a self-deleted account: requested by its owner, cancelled by
+their next login, purged by the maintenance timer (actor "retention")."""
 
 from __future__ import annotations
 
