@@ -18,7 +18,8 @@ from tests.tools import require
 
 # POSTs that act on the resource in their path and read no body at all.
 BODILESS = {
-    "/auth/logout", "/api/v1/auth/mfa/setup", "/api/v1/agents/{agent_id}/rotate-token",
+    "/auth/logout", "/api/v1/auth/logout", "/auth/logout-all", "/api/v1/auth/logout-all",
+    "/api/v1/auth/mfa/setup", "/api/v1/agents/{agent_id}/rotate-token",
     "/api/v1/incidents/{incident_id}/acknowledge", "/api/v1/incidents/{incident_id}/remediate",
     "/api/v1/incidents/{incident_id}/remediation/accept",
     "/api/v1/incidents/{incident_id}/remediation/reject",

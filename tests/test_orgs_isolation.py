@@ -133,7 +133,7 @@ def test_event_streams_carry_only_their_orgs_events(
 
     def subscribe(user_id: str) -> Any:
         async def go() -> Any:
-            return svc.events.subscribe(user_id, user_id, 0)
+            return svc.events.subscribe(user_id, 0, "a-session", user_id)
 
         return in_app(c, go)
 
@@ -148,4 +148,4 @@ def test_event_streams_carry_only_their_orgs_events(
     # a ticket is bound to the session's organization too
     assert c.post("/api/v1/events/ticket", headers=bob).status_code == 200
     ticket = c.post("/api/v1/events/ticket", headers=bob).json()["ticket"]
-    assert svc.events.redeem(ticket)[1] == bob_id
+    assert svc.events.redeem(ticket)[3] == bob_id

@@ -208,12 +208,13 @@ def create_app(
         exclude=["^/schema"],
     )
 
-    def issue_session(user: User, org_id: str) -> str:
-        # `org`: the organization the session acts in (POST /orgs/{id}/switch makes another)
+    def issue_session(user: User, session_id: str, org_id: str) -> str:
+        # `sid`: the session's row (sessions.py); `org`: the organization it acts in
+        # (POST /orgs/{id}/switch gives the same session in another organization)
         return jwt_auth.create_token(
             identifier=user.id,
             token_expiration=SESSION_TTL,
-            token_extras={"tv": user.token_version, "org": org_id},
+            token_extras={"tv": user.token_version, "sid": session_id, "org": org_id},
         )
 
     @asynccontextmanager

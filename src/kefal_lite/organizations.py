@@ -28,7 +28,7 @@ TOUCH_EVERY = timedelta(minutes=1)
 
 class Organizations:
     def __init__(self, settings: Settings, db: Database, clock: Clock,
-                 issue_session: Callable[[User, str], str],
+                 issue_session: Callable[[User, str, str], str],
                  on_mail_queued: Callable[[], None]) -> None:  # fmt: skip
         self._settings = settings
         self._db = db
@@ -76,11 +76,12 @@ class Organizations:
             return access.role
         return await self._db.read(orgs.role_of, org_id, user_id) or "viewer"
 
-    async def switch(self, user: User, org_id: str) -> str:
-        """A session token bound to another organization of the user's."""
+    async def switch(self, user: User, session_id: str, org_id: str) -> str:
+        """A token for the same session (same row: revoking it ends both), bound to another
+        organization of the user's."""
         if await self._db.read(orgs.role_of, org_id, user.id) is None:
             raise NotFound("no such organization")
-        return self._issue_session(user, org_id)
+        return self._issue_session(user, session_id, org_id)
 
     # --- invitations -----------------------------------------------------------------
 

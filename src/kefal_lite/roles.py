@@ -29,6 +29,7 @@ class Access(msgspec.Struct, frozen=True):
     role: str
     key_id: str | None = None
     key_name: str | None = None
+    session_id: str | None = None  # the session's row (sessions.py); None for an API key
 
 
 def weaker(a: str, b: str) -> str:

@@ -36,6 +36,12 @@ ORG = V1 + "/orgs/{org_id:str}"
 RULES: dict[tuple[str, str], str] = {
     # the account
     ("POST", "/auth/logout"): ACCOUNT,
+    ("POST", "/auth/logout-all"): ACCOUNT,
+    ("GET", V1 + "/auth/sessions"): ACCOUNT,
+    ("DELETE", V1 + "/auth/sessions/{sid:str}"): ACCOUNT,
+    ("DELETE", V1 + "/auth/me"): ACCOUNT,
+    ("GET", V1 + "/auth/mfa/recovery-codes"): ACCOUNT,
+    ("POST", V1 + "/auth/mfa/recovery-codes"): ACCOUNT,
     ("GET", V1 + "/auth/me"): ACCOUNT,
     ("POST", V1 + "/auth/update-email"): ACCOUNT,
     ("POST", V1 + "/auth/change-password"): ACCOUNT,
@@ -125,19 +131,20 @@ def rule_of(handler: BaseRouteHandler, method: str) -> str | None:
 async def session_principal(
     token: Token, connection: ASGIConnection[Any, Any, Any, Any]
 ) -> tuple[User, Access] | None:
-    """The token's user and its organization, if the account still exists, is enabled, is
-    still a member, and the token's version is current: logout, password change and reset
-    bump the version and end every session. A token from before organizations names none:
-    it is the personal organization's (its id is the user's)."""
+    """The token's user and its organization, if its session (`sid`) is live, the account
+    enabled, the token's version current (sessions.py), and the user still a member of the
+    organization the token is bound to (`org`; none: the personal one, whose id is the
+    user's)."""
     svc: Services = connection.app.state.kefal
+    sid = token.extras.get("sid")
+    user = await svc.sessions.user(token.sub, sid, token.extras.get("tv"))
+    if user is None:
+        return None
     org_id = str(token.extras.get("org") or token.sub)
-    found = await svc.db.read(orgs.session_principal, token.sub, org_id)
-    if found is None:
+    role = await svc.db.read(orgs.role_of, org_id, user.id)
+    if role is None:
         return None
-    user, role = found
-    if user.disabled or token.extras.get("tv") != user.token_version:
-        return None
-    return user, Access(org_id, role)
+    return user, Access(org_id, role, session_id=str(sid))
 
 
 class Authentication(JWTAuthenticationMiddleware):

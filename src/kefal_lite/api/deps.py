@@ -46,6 +46,17 @@ def admin_user(request: Request[User, Any, Any]) -> User:
     return request.user
 
 
+def session_id(request: Request[Any, Access, Any]) -> str:
+    """The session the request's JWT belongs to (the gate refused tokens without one; the
+    guard refuses API keys on the routes that ask)."""
+    return str(request.auth.session_id)
+
+
+def user_agent(request: Request[Any, Any, Any]) -> str | None:
+    agent = request.headers.get("user-agent")
+    return agent[:256] if agent else None
+
+
 def client_address(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -57,6 +68,11 @@ ADMIN = {"user": Provide(admin_user, sync_to_thread=False)}
 def actor(user: User, org: Access) -> Actor:
     return Actor(org_id=org.org_id, user_id=user.id, username=user.username,
                  key_name=org.key_name)  # fmt: skip
+
+
+def account_actor(user: User) -> Actor:
+    """The person acting on their own account (sessions, MFA): in no organization."""
+    return Actor(org_id="", user_id=user.id, username=user.username)
 
 
 def audit_entry(

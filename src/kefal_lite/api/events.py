@@ -16,7 +16,7 @@ from litestar.status_codes import HTTP_200_OK
 from kefal_lite.api.deps import USER, CurrentUser, Org, Svc
 from kefal_lite.api.docs import documented
 from kefal_lite.errors import Unauthorized
-from kefal_lite.store import users
+from kefal_lite.store import sessions, users
 
 KEEPALIVE_SECONDS = 15.0
 
@@ -27,8 +27,10 @@ class Ticket(msgspec.Struct, frozen=True):
 
 @post("/api/v1/events/ticket", status_code=HTTP_200_OK, dependencies=USER)
 async def ticket(user: CurrentUser, org: Org, svc: Svc) -> Ticket:
-    """A single-use ticket, valid 60 s, for opening the event stream."""
-    return Ticket(svc.events.ticket(user.id, org.org_id, user.token_version))
+    """A single-use ticket, valid 60 s, for opening the event stream of the session's
+    organization."""
+    return Ticket(svc.events.ticket(user.id, user.token_version, org.session_id or "",
+                                    org.org_id))  # fmt: skip
 
 
 # One `data:` line of JSON per event, e.g. {"type": "incident.opened", "incident_id", "host_id"}.
@@ -39,17 +41,18 @@ async def stream(
 ) -> ServerSentEvent:
     """`incident.opened|updated|resolved` and `host.silent|recovered` for the ticket's tenant.
 
-    The stream ends when the session it was opened from ends (logout, password change or
-    reset, role change, disable); at most 5 per user, the 6th is 429."""
+    The stream ends when the session it was opened from ends (logout, revoked, logout-all,
+    password change or reset, role change, disable); at most 5 per user, the 6th is 429."""
     redeemed = svc.events.redeem(ticket)
     if redeemed is None:
         raise Unauthorized("invalid, used or expired event ticket; ask for a new one")
-    user_id, org_id, token_version = redeemed
+    user_id, token_version, sid, org_id = redeemed
     # The session may have ended in the seconds since the ticket was issued.
     current = await svc.db.read(users.session_versions, [user_id])
-    if current.get(user_id) != token_version:
+    live = await svc.db.read(sessions.live_ids, [sid])
+    if current.get(user_id) != token_version or sid not in live:
         raise Unauthorized("invalid, used or expired event ticket; ask for a new one")
-    sub = svc.events.subscribe(user_id, org_id, token_version)
+    sub = svc.events.subscribe(user_id, token_version, sid, org_id)
 
     async def messages() -> AsyncIterator[ServerSentEventMessage]:
         try:

@@ -211,8 +211,9 @@ async def accept_invitation(
 
 
 @post("/api/v1/orgs/{org_id:str}/switch", status_code=HTTP_200_OK, dependencies=USER)
-async def switch(org_id: FromPath[str], user: CurrentUser, svc: Svc) -> SwitchedSession:
-    token = await svc.orgs.switch(user, org_id)
+async def switch(org_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc) -> SwitchedSession:
+    """The same session (one row in /auth/sessions), acting in another organization."""
+    token = await svc.orgs.switch(user, org.session_id or "", org_id)
     return SwitchedSession(token, "bearer", SESSION_SECONDS, org_id)
 
 
