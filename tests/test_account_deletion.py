@@ -129,8 +129,9 @@ def _tenant(client: TestClient[Any], name: str, clock: FrozenClock) -> dict[str,
 
 
 def _rows_of(settings: Settings, user_id: str) -> dict[str, int]:
-    """Rows tied to the user in every table that has a user_id (or contributed_by) column,
-    and in those tied to its hosts, agents or incidents: whatever a later migration adds."""
+    """Rows tied to the user in every table that has a user_id, org_id (the personal
+    organization's id is the user's) or contributed_by column, and in those tied to its
+    hosts, agents or incidents: whatever a later migration adds."""
     conn = sqlite3.connect(settings.db_path)
     try:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
@@ -140,16 +141,18 @@ def _rows_of(settings: Settings, user_id: str) -> dict[str, int]:
             where = []
             if "user_id" in columns:
                 where.append("user_id = :u")
+            if "org_id" in columns:
+                where.append("org_id = :u")
             if "contributed_by" in columns:
                 where.append("contributed_by = :u")
-            if table == "users":
+            if table in ("users", "orgs"):
                 where.append("id = :u")
             if "host_id" in columns:
-                where.append("host_id IN (SELECT id FROM hosts WHERE user_id = :u)")
+                where.append("host_id IN (SELECT id FROM hosts WHERE org_id = :u)")
             if "agent_id" in columns and table != "daily_active_agents":
-                where.append("agent_id IN (SELECT id FROM agents WHERE user_id = :u)")
+                where.append("agent_id IN (SELECT id FROM agents WHERE org_id = :u)")
             if "incident_id" in columns:
-                where.append("incident_id IN (SELECT id FROM incidents WHERE user_id = :u)")
+                where.append("incident_id IN (SELECT id FROM incidents WHERE org_id = :u)")
             if where:
                 sql = f"SELECT COUNT(*) FROM {table} WHERE " + " OR ".join(where)
                 found[table] = conn.execute(sql, {"u": user_id}).fetchone()[0]

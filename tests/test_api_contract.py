@@ -231,6 +231,10 @@ def exercise(client: TestClient[Any], clock: Any) -> Calls:
     setup = call("POST", "/api/v1/auth/mfa/setup", me)
     otp = pyotp.TOTP(setup["secret"])
     call("POST", "/api/v1/auth/mfa/enable", me, json={"otp": otp.at(clock.now())})
+    call("GET", "/api/v1/auth/mfa/recovery-codes", me)
+    clock.advance(seconds=30)
+    call("POST", "/api/v1/auth/mfa/recovery-codes", me,
+         json={"password": PASSWORD, "otp": otp.at(clock.now())})
     clock.advance(seconds=30)  # a code is used once
     call("POST", "/api/v1/auth/mfa/disable", me, json={"otp": otp.at(clock.now())})
     call("POST", "/api/v1/auth/forgot-password", json={"email": "root@example.org"})
@@ -339,6 +343,15 @@ def exercise(client: TestClient[Any], clock: Any) -> Calls:
     call("POST", "/api/v1/auth/change-password", me,
          json={"current_password": PASSWORD, "new_password": "another passphrase"})
     call("POST", "/auth/logout", login(client, "admin", "another passphrase"))
+    again = "another passphrase"
+    call("GET", "/api/v1/auth/sessions", login(client, "admin", again))
+    other = call("GET", "/api/v1/auth/sessions", login(client, "admin", again))["items"]
+    call("DELETE", "/api/v1/auth/sessions/{sid}", login(client, "admin", again),
+         {"sid": next(s["id"] for s in other if s["current"])})
+    call("POST", "/api/v1/auth/logout", login(client, "admin", again))
+    call("POST", "/auth/logout-all", login(client, "admin", again))
+    call("POST", "/api/v1/auth/logout-all", login(client, "admin", again))
+    call("DELETE", "/api/v1/auth/me", login(client, "alice"), json={"password": PASSWORD})
     return call
 
 
