@@ -65,8 +65,16 @@ def test_members_roles_and_the_last_owner(open_client: TestClient[Any], alice: H
     assert r.status_code == 200
     # alice's session now acts as a viewer: the guard reads the role on every request
     assert c.patch(f"/api/v1/orgs/{org_id}", json={"name": "x"}, headers=owner).status_code == 403
-    # anyone may leave; afterwards the organization is unknown to them (404, not 403)
+    # anyone may leave; afterwards the organization is unknown to them (404, not 403), and
+    # their live event stream of it ends at once
+    bus = c.app.state.kefal.events
+
+    async def subscribe() -> Any:
+        return bus.subscribe(alice_id, 0, "a-session", org_id)
+
+    stream = c.blocking_portal.call(subscribe)
     assert c.delete(f"/api/v1/orgs/{org_id}/members/{alice_id}", headers=owner).status_code == 204
+    assert stream.dropped
     assert c.get(f"/api/v1/orgs/{org_id}", headers=login(c, "alice")).status_code == 404
     assert c.get("/api/v1/hosts", headers=owner).status_code == 401  # that session's org is gone
     actions = [a for (a,) in query(c.app.state.settings,

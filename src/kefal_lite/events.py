@@ -105,6 +105,12 @@ class EventBus:
         for sub in list(self._subs.get(user_id, ())):
             sub.close()
 
+    def end_membership(self, user_id: str, org_id: str) -> None:
+        """The user left the organization (or was removed): their streams of it end now."""
+        for sub in list(self._by_org.get(org_id, ())):
+            if sub.user_id == user_id:
+                sub.close()
+
     def end_session(self, user_id: str, session_id: str) -> None:
         """One session of the user ended: end the streams opened from it now."""
         for sub in list(self._subs.get(user_id, ())):

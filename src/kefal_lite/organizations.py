@@ -29,12 +29,16 @@ TOUCH_EVERY = timedelta(minutes=1)
 class Organizations:
     def __init__(self, settings: Settings, db: Database, clock: Clock,
                  issue_session: Callable[[User, str, str], str],
-                 on_mail_queued: Callable[[], None]) -> None:  # fmt: skip
+                 on_mail_queued: Callable[[], None],
+                 membership_ended: Callable[[str, str], None] = lambda u, o: None,
+                 ) -> None:  # fmt: skip
         self._settings = settings
         self._db = db
         self._clock = clock
         self._issue_session = issue_session
         self._on_mail_queued = on_mail_queued
+        # Told (user id, org id) when a membership ends, so its live event streams end too.
+        self._membership_ended = membership_ended
 
     def _now(self) -> str:
         return iso(self._clock.now())
@@ -69,6 +73,7 @@ class Organizations:
 
     async def remove(self, actor: Actor, org_id: str, user_id: str) -> None:
         await self._db.write(org_cases.remove_member, actor, org_id, user_id, self._now())
+        self._membership_ended(user_id, org_id)
 
     async def role_in(self, access: Access, user_id: str, org_id: str) -> str:
         """The caller's role in `org_id` (the guard has checked they are a member)."""

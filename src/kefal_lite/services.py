@@ -133,7 +133,7 @@ async def build(
         events=bus,
         notifier=notifier,
         enrollment=EnrollmentTokens(db, clock, accounts),
-        orgs=Organizations(settings, db, clock, issue_session, mailer.kick),
+        orgs=Organizations(settings, db, clock, issue_session, mailer.kick, bus.end_membership),
         sessions=SessionGate(db, clock, bus.end_session, bus.end_sessions),
     )
 
