@@ -41,7 +41,7 @@ def seed(data_dir: Path, hosts: int, username: str = "bench") -> list[dict[str, 
                             now="2026-01-01T00:00:00.000Z")  # fmt: skip
         for i in range(hosts):
             token, agent_id = security.new_token("kfa_"), str(uuid.uuid4())
-            agents.create(db, user_id=user.id, agent_id=agent_id, name=f"a{i}",
+            agents.create(db, org_id=user.id, agent_id=agent_id, name=f"a{i}",
                           token_hash=security.token_hash(token), now="2026-01-01T00:00:00.000Z")  # fmt: skip
             out.append({"agent_id": agent_id, "token": token})
     db.close()

@@ -92,7 +92,7 @@ async def run(args: argparse.Namespace) -> None:
                 token, agent_id = security.new_token("kfa_"), str(uuid.uuid4())
                 agents.create(
                     db,
-                    user_id=user.id,
+                    org_id=user.id,  # the personal organization
                     agent_id=agent_id,
                     name=f"a{i}",
                     token_hash=security.token_hash(token),

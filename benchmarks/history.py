@@ -150,7 +150,10 @@ def seed(conn: sqlite3.Connection, user_id: str, host_id: str, agent_id: str) ->
     if conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone() is None:
         conn.execute("INSERT INTO users (id, username, password_hash, role, created_at)"
                      " VALUES (?, ?, 'x', 'user', 'x')", (user_id, user_id))  # fmt: skip
-    conn.execute("INSERT INTO agents (id, user_id, name, token_hash, created_at)"
+    if conn.execute("SELECT 1 FROM orgs WHERE id = ?", (user_id,)).fetchone() is None:
+        conn.execute("INSERT INTO orgs (id, name, personal, created_at) VALUES (?, ?, 1, 'x')",
+                     (user_id, user_id))  # fmt: skip
+    conn.execute("INSERT INTO agents (id, org_id, name, token_hash, created_at)"
                  " VALUES (?, ?, 'a', randomblob(32), 'x')", (agent_id, user_id))  # fmt: skip
 
 
@@ -165,17 +168,17 @@ def write_day(conn: sqlite3.Connection, user_id: str, host: int, rnd: random.Ran
     conn.execute("BEGIN")
     for i, snap in enumerate(day_of_snapshots(host, rnd)):
         body, at, sid = wire.encode(snap), iso(snap.timestamp + timedelta(seconds=2)), f"{host}-{i}"
-        hosts.add_snapshot(conn, snapshot_id=sid, user_id=user_id, host_id=host_id,
+        hosts.add_snapshot(conn, snapshot_id=sid, org_id=user_id, host_id=host_id,
                            received_at=at, taken_at=iso(snap.timestamp), body=body)  # fmt: skip
         if with_history:
             fp = diff.fingerprint(snap)
             if previous is not None and last_fp is not None and not diff.same(last_fp, fp):
-                history.add_changes(conn, user_id=user_id, host_id=host_id, snapshot_id=sid,
+                history.add_changes(conn, org_id=user_id, host_id=host_id, snapshot_id=sid,
                                     at=at, changes=diff.diff(previous, snap))  # fmt: skip
             previous, last_fp = snap, fp
         sent.append((sid, body))
     conn.execute(
-        "INSERT INTO hosts (id, user_id, agent_id, hostname, first_seen_at, last_seen_at,"
+        "INSERT INTO hosts (id, org_id, agent_id, hostname, first_seen_at, last_seen_at,"
         " snapshot_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (host_id, user_id, agent_id, f"bench-{host}", iso(DAY0), iso(DAY0), sent[-1][0]),
     )

@@ -348,21 +348,22 @@ def test_any_retained_snapshot_is_reconstructed_byte_exact(
     migrate(conn)
     conn.execute("INSERT INTO users (id, username, password_hash, role, created_at)"
                  " VALUES ('u1', 'alice', 'x', 'admin', 'x')")  # fmt: skip
-    conn.execute("INSERT INTO agents (id, user_id, name, token_hash, created_at)"
+    conn.execute("INSERT INTO orgs (id, name, personal, created_at) VALUES ('u1', 'alice', 1, 'x')")
+    conn.execute("INSERT INTO agents (id, org_id, name, token_hash, created_at)"
                  " VALUES ('a1', 'u1', 'a', x'00', 'x')")  # fmt: skip
 
     def compact_now(now: str) -> None:
-        for user_id, host_id, hour in history.compactable(conn, now[:13] + ":00:00.000Z"):
-            rows = history.rows_between(conn, user_id, host_id, hour + ":", hour + ";")
-            history.store_segment(conn, user_id, host_id, rows, segments.pack(rows))
+        for org_id, host_id, hour in history.compactable(conn, now[:13] + ":00:00.000Z"):
+            rows = history.rows_between(conn, org_id, host_id, hour + ":", hour + ";")
+            history.store_segment(conn, org_id, host_id, rows, segments.pack(rows))
 
     at, sent = T0, []
     for i, gap in enumerate(gaps):
         at += timedelta(seconds=gap)
         body = as_json(jittered(snap(i), seed + i))
-        hosts.add_snapshot(conn, snapshot_id=f"s{i}", user_id="u1", host_id="h1",
+        hosts.add_snapshot(conn, snapshot_id=f"s{i}", org_id="u1", host_id="h1",
                            received_at=iso(at), taken_at=iso(at), body=body)  # fmt: skip
-        conn.execute("INSERT INTO hosts (id, user_id, agent_id, hostname, first_seen_at,"
+        conn.execute("INSERT INTO hosts (id, org_id, agent_id, hostname, first_seen_at,"
                      " last_seen_at, snapshot_id) VALUES ('h1', 'u1', 'a1', 'w', 'x', 'x', ?)"
                      " ON CONFLICT (id) DO UPDATE SET snapshot_id = excluded.snapshot_id",
                      (f"s{i}",))  # fmt: skip
