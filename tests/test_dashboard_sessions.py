@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import PASSWORD, serving
-from tests.test_dashboard import ARGS, shoot
+from tests.helpers.browser import ARGS, shoot
 from tests.tools import require
 
 pytest.importorskip("playwright")
