@@ -16,7 +16,6 @@ from kefal_lite.clock import FrozenClock, iso
 from kefal_lite.config import Settings
 from tests.builders import T0
 from tests.conftest import EXPOSED_PG, PASSWORD, enroll, in_app, login, query, register, send
-from tests.helpers.paypal import event, post_event, subscription
 from tests.helpers.rules import GOOD
 
 
@@ -203,14 +202,23 @@ def test_purge_after_30_days_removes_the_account_and_its_data_only(
     register(c, "alice")
 
 
-def test_a_running_subscription_must_be_cancelled_first(billed: TestClient[Any]) -> None:  # noqa: F811
+def test_a_running_subscription_must_be_cancelled_first(billed: TestClient[Any]) -> None:
     c = billed
     register(c, "alice")
     session = login(c, "alice")
     user_id = c.get("/api/v1/auth/me", headers=session).json()["id"]
-    sub_id = c.post("/api/v1/billing/checkout", headers=session,
-                    json={"plan": "starter"}).json()["subscription_id"]  # fmt: skip
-    post_event(c, event("BILLING.SUBSCRIPTION.ACTIVATED", subscription(sub_id, user_id), "WH-1"))
+    r = c.post("/api/v1/billing/checkout", headers=session, json={"plan": "starter"})
+    assert r.status_code == 200, r.text
+    # what PayPal's activation webhook does (test_billing goes through the webhook itself);
+    # the subscription is the personal organization's, whose id is the user's
+    conn = sqlite3.connect(c.app.state.kefal.settings.db_path)
+    with conn:
+        conn.execute("INSERT INTO subscriptions (org_id, plan, state, provider_id,"
+                     " current_period_end, next_billing_date, updated_at) VALUES (?, 'starter',"
+                     " 'active', ?, '2026-12-02T10:00:00Z', '2026-12-02T10:00:00Z', ?)",
+                     (user_id, r.json()["subscription_id"], "2026-11-02T09:10:00.000Z"))  # fmt: skip
+    conn.close()
+    assert c.get("/api/v1/billing/status", headers=session).json()["state"] == "active"
     r = _delete(c, session, password=PASSWORD)
     assert r.status_code == 409 and "cancel it under Billing first" in r.json()["detail"]
     assert _me(c, session) == 200

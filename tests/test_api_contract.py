@@ -232,10 +232,10 @@ def exercise(client: TestClient[Any], clock: Any) -> Calls:
     otp = pyotp.TOTP(setup["secret"])
     call("POST", "/api/v1/auth/mfa/enable", me, json={"otp": otp.at(clock.now())})
     call("GET", "/api/v1/auth/mfa/recovery-codes", me)
-    clock.advance(seconds=30)
+    clock.advance(seconds=30)  # a code is used once
     call("POST", "/api/v1/auth/mfa/recovery-codes", me,
          json={"password": PASSWORD, "otp": otp.at(clock.now())})
-    clock.advance(seconds=30)  # a code is used once
+    clock.advance(seconds=30)
     call("POST", "/api/v1/auth/mfa/disable", me, json={"otp": otp.at(clock.now())})
     call("POST", "/api/v1/auth/forgot-password", json={"email": "root@example.org"})
     call("POST", "/api/v1/admin/users", me, json={"username": "alice", "password": PASSWORD})
@@ -340,18 +340,17 @@ def exercise(client: TestClient[Any], clock: Any) -> Calls:
     key = call("POST", "/api/v1/api-keys", me, json={"name": "ci", "role": "viewer"})
     call("GET", "/api/v1/api-keys", me)
     call("DELETE", "/api/v1/api-keys/{key_id}", me, {"key_id": key["id"]})
+    elsewhere = login(client, "admin")
+    listed = call("GET", "/api/v1/auth/sessions", elsewhere)["items"]
+    [sid] = [s["id"] for s in listed if s["current"]]
+    call("DELETE", "/api/v1/auth/sessions/{sid}", me, {"sid": sid})
+    call("DELETE", "/api/v1/auth/me", login(client, "alice"), json={"password": PASSWORD})
     call("POST", "/api/v1/auth/change-password", me,
          json={"current_password": PASSWORD, "new_password": "another passphrase"})
     call("POST", "/auth/logout", login(client, "admin", "another passphrase"))
-    again = "another passphrase"
-    call("GET", "/api/v1/auth/sessions", login(client, "admin", again))
-    other = call("GET", "/api/v1/auth/sessions", login(client, "admin", again))["items"]
-    call("DELETE", "/api/v1/auth/sessions/{sid}", login(client, "admin", again),
-         {"sid": next(s["id"] for s in other if s["current"])})
-    call("POST", "/api/v1/auth/logout", login(client, "admin", again))
-    call("POST", "/auth/logout-all", login(client, "admin", again))
-    call("POST", "/api/v1/auth/logout-all", login(client, "admin", again))
-    call("DELETE", "/api/v1/auth/me", login(client, "alice"), json={"password": PASSWORD})
+    call("POST", "/api/v1/auth/logout", login(client, "admin", "another passphrase"))
+    call("POST", "/auth/logout-all", login(client, "admin", "another passphrase"))
+    call("POST", "/api/v1/auth/logout-all", login(client, "admin", "another passphrase"))
     return call
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,15 +24,35 @@ from tests.conftest import (
     send,
 )
 from tests.helpers.openapi import assert_documented
-from tests.helpers.paypal import (
-    CLIENT_ID,
-    PLAN_IDS,
-    SECRET,
-    FakePayPal,
-    event,
-    post_event,
-    subscription,
-)
+from tests.helpers.paypal import CLIENT_ID, PLAN_IDS, SECRET, FakePayPal
+
+
+def event(event_type: str, resource: dict[str, Any], event_id: str) -> dict[str, Any]:
+    """Shaped like PayPal's documented webhook samples."""
+    return {"id": event_id, "event_version": "1.0", "create_time": "2026-11-02T09:10:00.000Z",
+            "resource_type": "subscription" if event_type.startswith("BILLING") else "sale",
+            "resource_version": "2.0", "event_type": event_type, "summary": "kefal-lite test event",
+            "resource": resource,
+            "links": [{"href": f"https://api.sandbox.paypal.com/v1/notifications/webhooks-events/{event_id}",
+                       "rel": "self", "method": "GET"}]}  # fmt: skip
+
+
+def subscription(sub_id: str, user_id: str, status: str = "ACTIVE") -> dict[str, Any]:
+    return {"id": sub_id, "plan_id": PLAN_IDS["starter"], "custom_id": user_id, "status": status,
+            "start_time": "2026-11-02T09:05:00Z", "quantity": "1",
+            "billing_info": {"outstanding_balance": {"currency_code": "USD", "value": "0.00"},
+                             "next_billing_time": "2026-12-02T10:00:00Z", "failed_payments_count": 0},
+            "subscriber": {"email_address": "customer@example.com", "payer_id": "2J6QB8YJQSJRJ"}}  # fmt: skip
+
+
+def post_event(
+    client: TestClient[Any], body: dict[str, Any], signature: str = "good-signature"
+) -> Any:
+    return client.post("/api/v1/billing/webhook", content=json.dumps(body), headers={
+        "Content-Type": "application/json", "PAYPAL-AUTH-ALGO": "SHA256withRSA",
+        "PAYPAL-CERT-URL": "https://api.sandbox.paypal.com/v1/notifications/certs/CERT-360caa42",
+        "PAYPAL-TRANSMISSION-ID": "69cd13f0-d67a-11e5-baa3-778b53f4ae55",
+        "PAYPAL-TRANSMISSION-SIG": signature, "PAYPAL-TRANSMISSION-TIME": "2026-11-02T09:10:01Z"})  # fmt: skip
 
 
 def _user(client: TestClient[Any]) -> tuple[dict[str, str], str]:

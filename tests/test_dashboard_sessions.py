@@ -67,7 +67,9 @@ def _token(page: Page) -> str:
 
 
 def _me(url: str, token: str) -> int:
-    return httpx.get(f"{url}/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}).status_code
+    return httpx.get(
+        f"{url}/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}
+    ).status_code
 
 
 def test_sessions_page_marks_this_device_and_revokes_another(browser: Browser, site: str) -> None:

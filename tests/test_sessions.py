@@ -103,8 +103,11 @@ def test_ending_every_session_another_way_empties_the_list(client: TestClient[An
     longer live, so they leave the list without being touched."""
     register(client, "alice")
     old = login(client, "alice")
-    r = client.post("/api/v1/auth/change-password", headers=old,
-                    json={"current_password": PASSWORD, "new_password": "another long one"})
+    r = client.post(
+        "/api/v1/auth/change-password",
+        headers=old,
+        json={"current_password": PASSWORD, "new_password": "another long one"},
+    )
     assert r.status_code == 204
     assert _me(client, old) == 401
     new = client.post("/auth/login", json={"username": "alice", "password": "another long one"})
@@ -136,7 +139,9 @@ def test_last_seen_is_written_at_most_once_a_minute(
     assert _sessions(client, headers)[0]["last_seen_at"] == touched
 
 
-def test_a_token_without_a_session_id_is_refused(client: TestClient[Any], settings: Settings) -> None:
+def test_a_token_without_a_session_id_is_refused(
+    client: TestClient[Any], settings: Settings
+) -> None:
     """A token from before sessions had rows (right signature, current version) cannot be
     listed nor revoked alone: it is refused, and its holder logs in again."""
     me = register(client, "alice")

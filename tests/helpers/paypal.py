@@ -8,8 +8,6 @@ import http.server
 import json
 from typing import Any
 
-from litestar.testing import TestClient
-
 CLIENT_ID, SECRET = "client-id-123", "client-secret-456"
 PLAN_IDS = {"starter": "P-STARTER0000000000000000", "professional": "P-PRO000000000000000000000"}
 
@@ -69,31 +67,3 @@ class FakePayPal(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:
         pass
-
-
-def event(event_type: str, resource: dict[str, Any], event_id: str) -> dict[str, Any]:
-    """Shaped like PayPal's documented webhook samples."""
-    return {"id": event_id, "event_version": "1.0", "create_time": "2026-11-02T09:10:00.000Z",
-            "resource_type": "subscription" if event_type.startswith("BILLING") else "sale",
-            "resource_version": "2.0", "event_type": event_type, "summary": "kefal-lite test event",
-            "resource": resource,
-            "links": [{"href": f"https://api.sandbox.paypal.com/v1/notifications/webhooks-events/{event_id}",
-                       "rel": "self", "method": "GET"}]}  # fmt: skip
-
-
-def subscription(sub_id: str, user_id: str, status: str = "ACTIVE") -> dict[str, Any]:
-    return {"id": sub_id, "plan_id": PLAN_IDS["starter"], "custom_id": user_id, "status": status,
-            "start_time": "2026-11-02T09:05:00Z", "quantity": "1",
-            "billing_info": {"outstanding_balance": {"currency_code": "USD", "value": "0.00"},
-                             "next_billing_time": "2026-12-02T10:00:00Z", "failed_payments_count": 0},
-            "subscriber": {"email_address": "customer@example.com", "payer_id": "2J6QB8YJQSJRJ"}}  # fmt: skip
-
-
-def post_event(
-    client: TestClient[Any], body: dict[str, Any], signature: str = "good-signature"
-) -> Any:
-    return client.post("/api/v1/billing/webhook", content=json.dumps(body), headers={
-        "Content-Type": "application/json", "PAYPAL-AUTH-ALGO": "SHA256withRSA",
-        "PAYPAL-CERT-URL": "https://api.sandbox.paypal.com/v1/notifications/certs/CERT-360caa42",
-        "PAYPAL-TRANSMISSION-ID": "69cd13f0-d67a-11e5-baa3-778b53f4ae55",
-        "PAYPAL-TRANSMISSION-SIG": signature, "PAYPAL-TRANSMISSION-TIME": "2026-11-02T09:10:01Z"})  # fmt: skip
