@@ -97,7 +97,7 @@ def test_organization_members_keys_and_switcher(browser: Browser, tmp_path: Path
         expect(alice.get_by_role("cell", name="grafana")).to_be_visible()
         shoot(alice, "organization")
         alice.get_by_role("button", name="Revoke").click()
-        expect(alice.get_by_text("revoked")).to_be_visible()
+        expect(alice.get_by_text("revoked", exact=True)).to_be_visible()
         r = httpx.get(f"{url}/api/v1/hosts", headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 401
         assert errors == []
