@@ -26,10 +26,11 @@ class Job(msgspec.Struct, frozen=True):
 def add(conn: sqlite3.Connection, kind: str, payload: dict[str, Any], now: str) -> int:
     cur = conn.execute(
         "INSERT INTO jobs (kind, payload, status, run_after, created_at, updated_at)"
-        " VALUES (?, ?, 'pending', ?, ?, ?)",
+        " VALUES (?, ?, 'pending', ?, ?, ?)"
+        " RETURNING id",  # not lastrowid: PostgreSQL has no rowid
         (kind, _json.encode(payload).decode(), now, now, now),
     )
-    return int(cur.lastrowid or 0)
+    return int(cur.fetchone()[0])
 
 
 def claim_due(conn: sqlite3.Connection, now: str, limit: int = 20) -> list[Job]:

@@ -33,10 +33,11 @@ def add(
     conn: sqlite3.Connection, *, recipient: str, subject: str, body: str, status: str, now: str
 ) -> int:
     cur = conn.execute(
-        "INSERT INTO outbox (recipient, subject, body, status, created_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO outbox (recipient, subject, body, status, created_at) VALUES (?, ?, ?, ?, ?)"
+        " RETURNING id",  # not lastrowid: PostgreSQL has no rowid
         (recipient, subject, body, status, now),
     )
-    return int(cur.lastrowid or 0)
+    return int(cur.fetchone()[0])
 
 
 def pending(conn: sqlite3.Connection, limit: int = 50) -> list[Mail]:
