@@ -26,14 +26,45 @@ from litestar.testing import TestClient
 from kefal_lite.app import create_app
 from kefal_lite.clock import FrozenClock, iso
 from kefal_lite.config import Settings, load
+from tests import pgtest
 from tests.builders import T0, as_json, snap
 
 PASSWORD = "correct horse battery"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db", choices=("sqlite", "postgres"), default=None,
+        help="store for the tests (default sqlite; postgres: KEFAL_TEST_DATABASE_URL or"
+        f" {pgtest.DEFAULT_URL})",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--db") == "postgres":
+        os.environ.setdefault(pgtest.ENV, pgtest.DEFAULT_URL)
+    pgtest.begin_session()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    pgtest.end_session()
+
+
+@pytest.fixture(autouse=True)
+def _pg_environ(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL, `kefal-lite` subprocesses a test starts find the same schema as
+    make_settings(tmp_path / "data") through KEFAL_DATABASE_URL, as an operator's would."""
+    if pgtest.enabled():
+        data_dir = request.getfixturevalue("tmp_path") / "data"
+        monkeypatch.setenv("KEFAL_DATABASE_URL", pgtest.url_for(data_dir))
+
+
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     # Tests send a few snapshots a minute apart: learning by count only, as replays do.
     overrides.setdefault("detection_learning_minutes", 0)
+    if pgtest.enabled() and "database_url" not in overrides:
+        # One fresh schema per data dir: a test's two servers on one data dir share it.
+        overrides["database_url"] = pgtest.url_for(data_dir)
     return load({"data_dir": str(data_dir), **overrides}, environ={})
 
 
@@ -56,6 +87,8 @@ def client(settings: Settings, clock: FrozenClock) -> Iterator[TestClient[Any]]:
 
 def query(settings: Settings, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     """Read the server's SQLite file directly (a second connection, as WAL allows)."""
+    if settings.database_url:
+        return pgtest.query(settings.database_url, sql, *params)
     conn = sqlite3.connect(settings.db_path)
     try:
         return [tuple(row) for row in conn.execute(sql, params).fetchall()]

@@ -259,14 +259,12 @@ class PgConnection:
 
 
 def connect(url: str, *, readonly: bool = False) -> PgConnection:
-    options = {"default_transaction_read_only": "on"} if readonly else {}
     try:
-        raw = psycopg.connect(
-            url,
-            autocommit=True,
-            row_factory=_row_factory,
-            options=" ".join(f"-c {k}={v}" for k, v in options.items()) or None,
-        )
+        raw = psycopg.connect(url, autocommit=True, row_factory=_row_factory)
+        if readonly:
+            # SET, not an `options` argument: that would replace the URL's own options
+            # (a search_path, for one).
+            raw.execute("SET default_transaction_read_only = on")
     except psycopg.Error as exc:
         raise _sqlite_error(exc) from exc
     raw.adapters.register_dumper(bool, _BoolAsInt)
