@@ -63,6 +63,6 @@ def mark_sent(conn: sqlite3.Connection, mail_id: int, now: str) -> None:
 def mark_failed(conn: sqlite3.Connection, mail_id: int, error: str, give_up: bool) -> None:
     conn.execute(
         "UPDATE outbox SET attempts = attempts + 1, last_error = ?,"
-        " status = CASE WHEN ? THEN 'failed' ELSE status END WHERE id = ?",
+        " status = CASE WHEN ? = 1 THEN 'failed' ELSE status END WHERE id = ?",
         (error[:500], int(give_up), mail_id),
     )
