@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,3 +100,57 @@ def test_concurrent_migrate_runs_apply_each_migration_once(tmp_path: Path) -> No
         assert len(names) == len(set(names))
     finally:
         conn.close()
+
+
+def test_migrate_to_postgres_copies_every_row_and_the_server_reads_them(
+    tmp_path: Path, clock: Any
+) -> None:
+    """A SQLite store with a user, an agent, snapshots, an open incident, jobs and audit
+    rows, copied with `kefal-lite migrate-to-postgres`: every table's count matches, a
+    server on the PostgreSQL copy lists the same incident, and a new job id follows the
+    copied ones. A second copy into the now filled database is refused."""
+    from litestar.testing import TestClient
+
+    from kefal_lite.app import create_app
+    from tests.conftest import EXPOSED_PG, login, make_settings, query, send, setup
+
+    base = _server_url()
+    if base is None:
+        pytest.skip("no PostgreSQL server answers at the test URL")
+    lite = make_settings(tmp_path / "lite", database_url="")
+    with TestClient(create_app(lite, clock=clock)) as c:
+        session, agent = setup(c, clock)
+        assert send(c, agent, 0, add_ports=EXPOSED_PG).json()["incidents_opened"] == 1
+        before = c.get("/api/v1/incidents", headers=session).json()["items"]
+    prior = os.environ.get(pgtest.ENV)
+    os.environ[pgtest.ENV] = base
+    try:
+        url = pgtest.url_for(tmp_path / "copy")
+    finally:
+        if prior is None:
+            del os.environ[pgtest.ENV]
+    cmd = [sys.executable, "-m", "kefal_lite", "migrate-to-postgres", str(lite.db_path), url]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    tables = {line.split()[0]: line.split() for line in run.stdout.splitlines()[:-1]}
+    assert tables["incidents"][2] == tables["incidents"][4] == "1"
+    assert all(cols[-1] == "ok" for cols in tables.values()), run.stdout
+    assert int(tables["snapshots"][2]) >= 1 and int(tables["audit"][2]) >= 1
+
+    on_pg = make_settings(tmp_path / "pgdata", database_url=url)
+    for table, cols in tables.items():
+        assert query(on_pg, f'SELECT COUNT(*) FROM "{table}"')[0][0] == int(cols[2]), table
+    max_job = query(on_pg, "SELECT COALESCE(MAX(id), 0) FROM jobs")[0][0]
+    with TestClient(create_app(on_pg, clock=clock)) as c:
+        from kefal_lite.clock import iso
+        from kefal_lite.store import jobs
+
+        headers = login(c, "alice")
+        after = c.get("/api/v1/incidents", headers=headers).json()["items"]
+        assert [i["id"] for i in after] == [i["id"] for i in before]
+        new_id = c.blocking_portal.call(
+            c.app.state.kefal.db.write, jobs.add, "noop", {}, iso(clock.now())
+        )
+        assert new_id > max_job
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "already has rows" in again.stderr

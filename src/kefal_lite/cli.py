@@ -448,6 +448,41 @@ def migrate(ctx: click.Context) -> None:
     click.echo(f"schema is at version {len(MIGRATIONS)}")
 
 
+@main.command("migrate-to-postgres")
+@click.argument("sqlite_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("database_url")
+def migrate_to_postgres(sqlite_file: Path, database_url: str) -> None:
+    """Copy the SQLite database SQLITE_FILE (a running server's is fine: the copy is one
+    consistent read) into the empty PostgreSQL database DATABASE_URL, and compare the
+    row count of every table. Then set database_url and restart the server."""
+    try:
+        from kefal_lite.store import pg, pgcopy
+    except ImportError:
+        raise click.ClickException(
+            "PostgreSQL support is not installed: pip install 'kefal-lite[postgres]'"
+        ) from None
+    if not pg.is_postgres_url(database_url):
+        raise click.ClickException("DATABASE_URL must start with postgresql://")
+    source = sqlite3.connect(f"file:{sqlite_file}?mode=ro", uri=True, isolation_level=None)
+    try:
+        target = pg.connect(database_url)
+        try:
+            counts = pgcopy.copy(source, target)
+        except pgcopy.CopyRefused as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            target.close()
+    finally:
+        source.close()
+    width = max(len(t) for t, _, _ in counts)
+    for table, src, dst in counts:
+        mark = "ok" if src == dst else "MISMATCH"
+        click.echo(f"{table:<{width}}  sqlite {src:>9}  postgresql {dst:>9}  {mark}")
+    if any(src != dst for _, src, dst in counts):
+        raise click.ClickException("row counts differ: do not switch to this database")
+    click.echo(f"copied {sum(src for _, src, _ in counts)} rows in {len(counts)} tables")
+
+
 @main.command("outbox")
 @click.option("--limit", default=10, show_default=True)
 @click.pass_context
