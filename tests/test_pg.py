@@ -26,6 +26,23 @@ def _server_url() -> str | None:
     return url
 
 
+def _fresh_url(tmp_path: Path, name: str) -> str:
+    """A new empty schema on the test server (skips when none answers)."""
+    base = _server_url()
+    if base is None:
+        pytest.skip("no PostgreSQL server answers at the test URL")
+    prior = os.environ.get(pgtest.ENV)
+    os.environ[pgtest.ENV] = base
+    try:
+        admin_conn = pg.connect(base)
+        admin_conn.execute("CREATE EXTENSION IF NOT EXISTS citext SCHEMA public")
+        admin_conn.close()
+        return pgtest.url_for(tmp_path / name)
+    finally:
+        if prior is None:
+            del os.environ[pgtest.ENV]
+
+
 def test_placeholders_become_psycopg_ones_outside_literals_only() -> None:
     assert pg.translate("SELECT a FROM t WHERE b = ? AND c = '?' AND d = ?") == (
         "SELECT a FROM t WHERE b = %s AND c = '?' AND d = %s"
@@ -67,19 +84,7 @@ def test_concurrent_migrate_runs_apply_each_migration_once(tmp_path: Path) -> No
     """Four `kefal-lite migrate` at once on an empty schema: all succeed, the schema is at
     the last version, and the tables exist once (a second CREATE TABLE would have failed
     one of the runs)."""
-    base = _server_url()
-    if base is None:
-        pytest.skip("no PostgreSQL server answers at the test URL")
-    prior = os.environ.get(pgtest.ENV)
-    os.environ[pgtest.ENV] = base
-    try:
-        url = pgtest.url_for(tmp_path / "concurrent")
-        admin_conn = pg.connect(base)
-        admin_conn.execute("CREATE EXTENSION IF NOT EXISTS citext SCHEMA public")
-        admin_conn.close()
-    finally:
-        if prior is None:
-            del os.environ[pgtest.ENV]
+    url = _fresh_url(tmp_path, "concurrent")
     env = {**os.environ, "KEFAL_DATA_DIR": str(tmp_path / "data"), "KEFAL_DATABASE_URL": url}
     procs = [
         subprocess.Popen([sys.executable, "-m", "kefal_lite", "migrate"], env=env,
@@ -114,21 +119,12 @@ def test_migrate_to_postgres_copies_every_row_and_the_server_reads_them(
     from kefal_lite.app import create_app
     from tests.conftest import EXPOSED_PG, login, make_settings, query, send, setup
 
-    base = _server_url()
-    if base is None:
-        pytest.skip("no PostgreSQL server answers at the test URL")
+    url = _fresh_url(tmp_path, "copy")
     lite = make_settings(tmp_path / "lite", database_url="")
     with TestClient(create_app(lite, clock=clock)) as c:
         session, agent = setup(c, clock)
         assert send(c, agent, 0, add_ports=EXPOSED_PG).json()["incidents_opened"] == 1
         before = c.get("/api/v1/incidents", headers=session).json()["items"]
-    prior = os.environ.get(pgtest.ENV)
-    os.environ[pgtest.ENV] = base
-    try:
-        url = pgtest.url_for(tmp_path / "copy")
-    finally:
-        if prior is None:
-            del os.environ[pgtest.ENV]
     cmd = [sys.executable, "-m", "kefal_lite", "migrate-to-postgres", str(lite.db_path), url]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
@@ -154,3 +150,51 @@ def test_migrate_to_postgres_copies_every_row_and_the_server_reads_them(
         assert new_id > max_job
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert again.returncode != 0 and "already has rows" in again.stderr
+
+
+def test_two_servers_claim_disjoint_jobs(tmp_path: Path) -> None:
+    """Two connections claiming due jobs at once (two servers' writers): the second skips
+    the rows the first holds instead of waiting for them or claiming them again."""
+    from kefal_lite.store import jobs
+
+    url = _fresh_url(tmp_path, "jobs")
+    a, b = pg.connect(url), pg.connect(url)
+    try:
+        pg.migrate(a)
+        now = "2026-11-24T08:00:00Z"
+        a.execute("BEGIN")
+        for i in range(4):
+            jobs.add(a, "noop", {"i": i}, now)  # type: ignore[arg-type]
+        a.execute("COMMIT")
+        b.execute("SET lock_timeout = '3s'")  # without SKIP LOCKED: an error, not a hang
+        a.execute("BEGIN")
+        first = jobs.claim_due(a, now, limit=2)  # type: ignore[arg-type]
+        b.execute("BEGIN")
+        second = jobs.claim_due(b, now, limit=10)  # type: ignore[arg-type]
+        b.execute("COMMIT")
+        a.execute("COMMIT")
+        assert len(first) == 2 and len(second) == 2
+        assert {j.id for j in first}.isdisjoint({j.id for j in second})
+    finally:
+        a.close()
+        b.close()
+
+
+async def test_one_leader_per_role_until_it_goes(tmp_path: Path) -> None:
+    """Two servers on one database: the first to ask leads the silent-agent timer, the
+    other does not; a role nobody holds goes to whoever asks; when the leader closes, the
+    other takes over at its next tick."""
+    url = _fresh_url(tmp_path, "leader")
+    one, two = pg.PgDatabase(url, readers=1), pg.PgDatabase(url, readers=1)
+    await one.start()
+    await two.start()
+    try:
+        assert await one.leader("silent") is True
+        assert await one.leader("silent") is True  # asked again each tick
+        assert await two.leader("silent") is False
+        assert await two.leader("retention") is True
+        assert await one.leader("retention") is False
+        await one.close()
+        assert await two.leader("silent") is True
+    finally:
+        await two.close()

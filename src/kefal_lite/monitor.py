@@ -86,6 +86,8 @@ class Monitor:
     async def check_silent(self) -> int:
         """Open each agent-silence rule's incident on every host past that rule's own
         threshold; return how many hosts went silent."""
+        if not await self._db.leader("silent"):  # several servers on PostgreSQL: one runs it
+            return 0
         rules = self._rules.catalog.silent_rules
         now = self._clock.now()
         due: dict[str, tuple[Host, list[Invariant]]] = {}
@@ -135,6 +137,8 @@ class Monitor:
         """Fold finished hours of snapshot history into segments, apply the retention tiers
         (returns how many snapshots went), and prune the bookkeeping that would otherwise
         only grow: finished jobs, old flap-limit notices."""
+        if not await self._db.leader("retention"):
+            return 0
         now = self._clock.now()
         cutoff = iso(now - timedelta(days=self._settings.retention_snapshots_days))
         await self._db.write(jobs.prune_finished, cutoff)

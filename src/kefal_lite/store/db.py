@@ -85,6 +85,13 @@ def open_sync(path: Path, *, synchronous: str = "NORMAL") -> Conn:
     return conn
 
 
+def skip_locked(conn: Conn) -> str:
+    """` FOR UPDATE SKIP LOCKED` on PostgreSQL, where several servers claim rows (jobs)
+    concurrently; nothing on SQLite, whose single writer already makes a claim exclusive
+    and which has no row locks. The one dialect difference the entity SQL asks for."""
+    return " FOR UPDATE SKIP LOCKED" if getattr(conn, "dialect", "sqlite") == "postgresql" else ""
+
+
 def for_settings(settings: Settings) -> Database:
     """The configured store: PostgreSQL when database_url is set, else the SQLite file."""
     if settings.database_url:
@@ -258,6 +265,11 @@ class Database:
                     fut.set_result(value)
                 else:
                     fut.set_exception(value)
+
+    async def leader(self, role: str) -> bool:
+        """Whether this process runs the cluster-wide timer `role` (silent agents,
+        retention). One process owns a SQLite file, so always; PgDatabase elects one."""
+        return True
 
     def _run_batch(
         self, calls: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]

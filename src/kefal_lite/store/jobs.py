@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from kefal_lite.store.db import skip_locked
 from kefal_lite.store.rows import struct
 
 _json = msgspec.json.Encoder()
@@ -34,10 +35,11 @@ def add(conn: sqlite3.Connection, kind: str, payload: dict[str, Any], now: str) 
 
 
 def claim_due(conn: sqlite3.Connection, now: str, limit: int = 20) -> list[Job]:
-    """Mark due pending jobs running and return them (one writer: no double claims)."""
+    """Mark due pending jobs running and return them. On SQLite one writer makes claims
+    exclusive; on PostgreSQL the rows are locked and another server's claim skips them."""
     rows = conn.execute(
         "SELECT id, kind, payload, attempts FROM jobs WHERE status = 'pending' AND run_after <= ?"
-        " ORDER BY run_after, id LIMIT ?",
+        f" ORDER BY run_after, id LIMIT ?{skip_locked(conn)}",
         (now, limit),
     ).fetchall()
     for row in rows:

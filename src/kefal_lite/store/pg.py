@@ -27,9 +27,14 @@ drift. The translation is small because the DDL sticks to portable types.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
+import logging
 import re
 import sqlite3
+import threading
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -43,8 +48,12 @@ from psycopg.rows import RowMaker
 from kefal_lite.store import migrations
 from kefal_lite.store.db import BATCH_MAX, Conn, Database
 
-# pg_advisory_lock key for migrations: "kefal" as a number, the same in every process.
-MIGRATE_LOCK = 0x6B6566616C
+log = logging.getLogger(__name__)
+
+# Advisory lock keys: (a number per purpose, the schema's hash). Advisory locks are per
+# database; the schema half keeps two deployments (or two test schemas) in one database
+# from electing or migrating for each other.
+MIGRATE_LOCK = 0x6B656661  # "kefa"
 VERSION_TABLE = "kefal_schema_version"
 
 
@@ -231,6 +240,8 @@ class PgConnection:
     """The sqlite3.Connection surface the store uses, over one psycopg connection in
     autocommit mode (BEGIN/COMMIT are ours, as with isolation_level=None)."""
 
+    dialect = "postgresql"  # store/db.py's skip_locked asks
+
     def __init__(self, raw: psycopg.Connection[Row]) -> None:
         self.raw = raw
 
@@ -277,7 +288,7 @@ def migrate(conn: PgConnection) -> int:
     so several processes starting at once migrate once (the others wait, then see the
     version and apply nothing)."""
     total = len(migrations.MIGRATIONS)
-    conn.execute("SELECT pg_advisory_lock(?)", (MIGRATE_LOCK,))
+    conn.execute("SELECT pg_advisory_lock(?, hashtext(current_schema()))", (MIGRATE_LOCK,))
     try:
         conn.execute(f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version BIGINT NOT NULL)")
         conn.execute("CREATE EXTENSION IF NOT EXISTS citext")
@@ -307,7 +318,7 @@ def migrate(conn: PgConnection) -> int:
                 raise
             conn.execute("COMMIT")
     finally:
-        conn.execute("SELECT pg_advisory_unlock(?)", (MIGRATE_LOCK,))
+        conn.execute("SELECT pg_advisory_unlock(?, hashtext(current_schema()))", (MIGRATE_LOCK,))
     return total
 
 
@@ -347,7 +358,52 @@ class PgDatabase(Database):
         self.url = url
 
     def _prepare(self) -> None:
-        pass
+        self._leader_conn: PgConnection | None = None
+        self._led: set[str] = set()
+        self._lead_lock = threading.Lock()  # ticks may ask at once, from reader threads
+
+    async def leader(self, role: str) -> bool:
+        """Elected by a session advisory lock per role on a connection of its own: the
+        first process to ask holds it for as long as it lives; when it dies, its
+        connection closes, the lock goes with it, and the next process to ask takes over.
+        Asked before each tick, so a lost connection is noticed within one period."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._rexec, self._try_lead, role)
+
+    def _try_lead(self, role: str) -> bool:
+        with self._lead_lock:
+            return self._try_lead_locked(role)
+
+    def _try_lead_locked(self, role: str) -> bool:
+        key = zlib.crc32(f"kefal-lite leader {role}".encode()) - 2**31  # an int4
+        try:
+            if self._leader_conn is None:
+                self._leader_conn = connect(self.url)
+                self._led.clear()
+            if role in self._led:
+                self._leader_conn.execute("SELECT 1")  # still connected, so still holding it
+                return True
+            row = self._leader_conn.execute(
+                "SELECT pg_try_advisory_lock(?, hashtext(current_schema()))", (key,)
+            ).fetchone()
+        except sqlite3.Error:
+            log.warning("leader election for %s failed; retrying at the next tick", role)
+            if self._leader_conn is not None:
+                with contextlib.suppress(Exception):
+                    self._leader_conn.close()
+            self._leader_conn = None
+            self._led.clear()
+            return False
+        if row is not None and row[0]:
+            self._led.add(role)
+            return True
+        return False
+
+    async def close(self) -> None:
+        await super().close()
+        if self._leader_conn is not None:
+            self._leader_conn.close()  # releases the leader locks: another process takes over
+            self._leader_conn = None
 
     def _open_reader(self) -> Conn:
         return cast(Conn, connect(self.url, readonly=True))
