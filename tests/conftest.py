@@ -51,20 +51,26 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _pg_environ(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """On PostgreSQL, `kefal-lite` subprocesses a test starts find the same schema as
-    make_settings(tmp_path / "data") through KEFAL_DATABASE_URL, as an operator's would."""
-    if pgtest.enabled():
-        data_dir = request.getfixturevalue("tmp_path") / "data"
-        monkeypatch.setenv("KEFAL_DATABASE_URL", pgtest.url_for(data_dir))
+def _pg_schema(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """On PostgreSQL, each test gets a fresh schema: make_settings points there, and so
+    does KEFAL_DATABASE_URL for the `kefal-lite` commands and servers a test starts."""
+    if not pgtest.enabled():
+        yield
+        return
+    url = pgtest.url_for(request.node.nodeid)
+    monkeypatch.setenv("KEFAL_DATABASE_URL", url)
+    pgtest.current, pgtest.data_dirs = url, {}
+    try:
+        yield
+    finally:
+        pgtest.current = ""
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     # Tests send a few snapshots a minute apart: learning by count only, as replays do.
     overrides.setdefault("detection_learning_minutes", 0)
-    if pgtest.enabled() and "database_url" not in overrides:
-        # One fresh schema per data dir: a test's two servers on one data dir share it.
-        overrides["database_url"] = pgtest.url_for(data_dir)
+    if pgtest.current and "database_url" not in overrides:
+        overrides["database_url"] = pgtest.url_for_data_dir(data_dir)
     return load({"data_dir": str(data_dir), **overrides}, environ={})
 
 

@@ -1,7 +1,7 @@
 """The PostgreSQL switch for the tests: KEFAL_TEST_DATABASE_URL (or `pytest --db postgres`)
 runs every test that builds its settings with conftest.make_settings on PostgreSQL.
 
-Each data dir gets its own schema (CREATE SCHEMA + search_path in the URL): a few
+Each test gets its own schema (CREATE SCHEMA + search_path in the URL): a few
 milliseconds, where a database per test would copy a template for each. The schemas of a
 run are dropped when it ends, and any left by an interrupted run when the next starts.
 """
@@ -29,19 +29,33 @@ def _admin() -> Any:
     return psycopg.connect(os.environ[ENV], autocommit=True)
 
 
-def _drop_test_schemas() -> None:
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _drop_test_schemas(only_ours: bool) -> None:
+    """This run's schemas, and those of runs that are gone (never a concurrent run's)."""
     with _admin() as conn:
         rows = conn.execute(
             "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (PREFIX + "%",)
         ).fetchall()
         for (name,) in rows:
-            conn.execute(f'DROP SCHEMA "{name}" CASCADE')  # type: ignore[arg-type]
+            pid = name[len(PREFIX):].split("_", 1)[0]
+            mine = pid == str(os.getpid())
+            if mine or (not only_ours and pid.isdigit() and not _alive(int(pid))):
+                conn.execute(f'DROP SCHEMA "{name}" CASCADE')  # type: ignore[arg-type]
 
 
 def begin_session() -> None:
     if not enabled():
         return
-    _drop_test_schemas()
+    _drop_test_schemas(only_ours=False)
     with _admin() as conn:
         # In public, once: every test schema finds it through its search_path.
         conn.execute("CREATE EXTENSION IF NOT EXISTS citext SCHEMA public")
@@ -49,11 +63,29 @@ def begin_session() -> None:
 
 def end_session() -> None:
     if enabled() and not os.environ.get("KEFAL_TEST_KEEP_SCHEMAS"):
-        _drop_test_schemas()
+        _drop_test_schemas(only_ours=True)
 
 
-def url_for(data_dir: Path) -> str:
-    name = PREFIX + hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
+# The running test's URL (conftest's autouse fixture sets it, and KEFAL_DATABASE_URL for
+# the commands and servers the test starts). The first data dir a test builds settings for
+# uses it; another data dir is another server with a store of its own (export from one,
+# import into the other), so it gets a schema of its own.
+current = ""
+data_dirs: dict[Path, str] = {}
+
+
+def url_for_data_dir(data_dir: Path) -> str:
+    if not data_dirs:
+        data_dirs[data_dir] = current
+    if data_dir not in data_dirs:
+        data_dirs[data_dir] = url_for(f"{current} {data_dir}")
+    return data_dirs[data_dir]
+
+
+def url_for(key: str | Path) -> str:
+    """A URL whose search_path is a schema of its own for `key` (created if missing)."""
+    # the run's pid first: concurrent runs never share (or drop) each other's schemas
+    name = f"{PREFIX}{os.getpid()}_{hashlib.sha256(str(key).encode()).hexdigest()[:16]}"
     with _admin() as conn:
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{name}"')  # type: ignore[arg-type]
     base = os.environ[ENV]
