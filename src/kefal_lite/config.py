@@ -13,6 +13,7 @@ import re
 import secrets
 import tomllib
 import typing
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -277,6 +278,12 @@ def redacted(settings: Settings) -> dict[str, Any]:
     for name in FIELDS:
         value = getattr(settings, name)
         out[name] = "***" if name in SECRET_FIELDS and value else value
+    if settings.database_url:
+        # the URL may carry the database password: keep where it points, mask the password
+        parts = urllib.parse.urlsplit(settings.database_url)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+            out["database_url"] = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
     out["data_dir"] = str(settings.data_path)
     return out
 
