@@ -102,6 +102,19 @@ def query(settings: Settings, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         conn.close()
 
 
+def execute_many(settings: Settings, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """Write rows straight into the server's store, beside it (one transaction)."""
+    if settings.database_url:
+        pgtest.execute_many(settings.database_url, sql, rows)
+        return
+    conn = sqlite3.connect(settings.db_path)
+    try:
+        with conn:
+            conn.executemany(sql, rows)
+    finally:
+        conn.close()
+
+
 def register(client: TestClient[Any], username: str, password: str = PASSWORD, **extra: Any) -> Any:
     r = client.post("/auth/register", json={"username": username, "password": password, **extra})
     assert r.status_code == 201, r.text

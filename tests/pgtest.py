@@ -101,3 +101,15 @@ def query(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in conn.execute(sql, params).fetchall()]
     finally:
         conn.close()
+
+
+def execute_many(url: str, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    from kefal_lite.store import pg
+
+    conn = pg.connect(url)
+    try:
+        conn.execute("BEGIN")
+        conn.executemany(sql, rows)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
