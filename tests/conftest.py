@@ -27,8 +27,8 @@ from playwright.sync_api import expect
 from kefal_lite.app import create_app
 from kefal_lite.clock import FrozenClock, iso
 from kefal_lite.config import Settings, load
-from tests import pgtest
 from tests.builders import T0, as_json, snap
+from tests.helpers import pgtest
 from tests.helpers.paypal import CLIENT_ID, PLAN_IDS, SECRET, FakePayPal
 from tests.helpers.webhooks import Receiver
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests import pgtest
+from tests.helpers import pgtest
 
 pg = pytest.importorskip("kefal_lite.store.pg")
 
