@@ -198,3 +198,13 @@ async def test_one_leader_per_role_until_it_goes(tmp_path: Path) -> None:
         assert await two.leader("silent") is True
     finally:
         await two.close()
+
+
+def test_database_url_is_checked_and_its_password_never_dumped() -> None:
+    from kefal_lite import config
+
+    with pytest.raises(config.ConfigError, match="KEFAL_DATABASE_URL=mysql://db/kefal"):
+        config.load({}, environ={"KEFAL_DATABASE_URL": "mysql://db/kefal"})
+    settings = config.load({}, environ={"KEFAL_DATABASE_URL": "postgresql://kefal:s3cret@db:5432/kefal"})
+    assert config.redacted(settings)["database_url"] == "postgresql://kefal:***@db:5432/kefal"
+    assert config.redacted(config.load({}, environ={}))["database_url"] == ""

@@ -47,7 +47,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
 
     # "postgresql://user@host/db" selects the PostgreSQL store (the `postgres` extra);
     # empty: the SQLite file kefal.db in the data dir.
-    database_url: str = ""
+    database_url: Annotated[str, msgspec.Meta(pattern=r"^$|^postgres(ql)?://")] = ""
     database_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     database_readers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
     # Writes waiting for the writer; beyond this, ingest answers 503 + Retry-After.
