@@ -110,6 +110,13 @@ def query(settings: Settings, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         conn.close()
 
 
+def store_bytes(settings: Settings) -> bytes:
+    """The whole store as bytes: the SQLite file, or every PostgreSQL row as text."""
+    if settings.database_url:
+        return pgtest.dump(settings.database_url)
+    return settings.db_path.read_bytes()
+
+
 def execute_many(settings: Settings, sql: str, rows: list[tuple[Any, ...]]) -> None:
     """Write rows straight into the server's store, beside it (one transaction)."""
     if settings.database_url:

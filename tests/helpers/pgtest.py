@@ -113,3 +113,22 @@ def execute_many(url: str, sql: str, rows: list[tuple[Any, ...]]) -> None:
         conn.execute("COMMIT")
     finally:
         conn.close()
+
+
+def dump(url: str) -> bytes:
+    """Every row of every table of the schema, as text: what a file's bytes are to SQLite
+    (to check that a secret is stored nowhere)."""
+    from kefal_lite.store import pg
+
+    conn = pg.connect(url)
+    try:
+        tables = [r[0] for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = current_schema() ORDER BY table_name"
+        ).fetchall()]  # fmt: skip
+        out = [
+            str(row[0]) for t in tables for row in conn.execute(f'SELECT r::text FROM "{t}" r')
+        ]
+        return "\n".join(out).encode()
+    finally:
+        conn.close()
