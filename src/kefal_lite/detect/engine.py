@@ -110,6 +110,23 @@ class Ctx:
             )
         return out
 
+    def novelty(self, fields: Iterable[str]) -> list[str]:
+        """The gate tokens of the novelty fields with values ready to alert, computing every
+        field's unknown values on the way (the state update needs them all anyway)."""
+        f, baselines, known, out = self.f, self.state.baselines, self._unknown, []
+        cache: dict[str, set[str]] = f.__dict__.setdefault("_present", {})
+        for field in fields:
+            unknown = known.get(field)
+            if unknown is None:
+                values = cache.get(field)
+                if values is None:
+                    values = cache[field] = novelty.EXTRACTORS[field](f)
+                unknown = known[field] = values.difference(baselines.get(field, ()))
+            # Nothing unknown, or still learning: nothing can be ready (see `ready`).
+            if unknown and not self.learning and self.ready(field):
+                out.append(_NOVEL + field)
+        return out
+
     def novel(self, field: str) -> set[str]:
         """Values of `field` in neither baseline generation."""
         unknown = self.unknown(field)
@@ -569,6 +586,7 @@ def evaluate(
 _PREFIX = "\x00prefix:"  # a token no name or command-line fragment can be
 
 
+_NOVEL = "\x00novel:"  # a novelty field with values ready to alert
 _CONN = "\x00conn:"  # the owner of an outbound connection
 _CONN_UNKNOWN = "\x00conn?"  # an outbound connection whose owner the agent did not name
 
@@ -596,6 +614,10 @@ def _gate(leaf: Any, prepared: Any, prefixes: dict[str, None]) -> list[set[Any]]
         prefixes.update(dict.fromkeys((*kid_pre, *parent_pre)))
         return [set(parents) | {_PREFIX + x for x in parent_pre},
                 set(kids) | {_PREFIX + x for x in kid_pre}]  # fmt: skip
+    if isinstance(leaf, p.NovelValue):
+        # Novelty fires only on values that persisted: `_tokens` names the fields that have
+        # some, so the (many) novelty rules of a quiet host are skipped without a call.
+        return [{_NOVEL + leaf.params.field}]
     needles = behaviour.GATES.get(type(leaf))
     return [set(needles)] if needles is not None else None
 
@@ -621,6 +643,7 @@ def _tokens(ctx: Ctx, catalog: Catalog) -> set[Any]:
         for x in catalog.prefixes_of(name):
             known[x] = True
             out.add(_PREFIX + x)
+    out.update(ctx.novelty(catalog.novel_fields))
     for conn in f.outbound:
         if not conn.process:
             out.add(_CONN_UNKNOWN)
