@@ -226,8 +226,14 @@ def _cmdline_contains(prep: tuple[str, ...], c: Ctx) -> list[Hit]:
     return hits
 
 
-def _exe_deleted(prep: None, c: Ctx) -> list[Hit]:
-    if " (deleted)\n" not in c.f.exe_blob:
+def _prep_deleted(leaf: Any) -> Verdicts[str | None]:
+    # Each distinct binary judged once per catalog: the exe set is built for other rules
+    # anyway, and two set operations beat joining every path into a blob to search.
+    return Verdicts(lambda exe: bool(exe) and (exe or "").endswith(" (deleted)"))
+
+
+def _exe_deleted(prep: Verdicts[str | None], c: Ctx) -> list[Hit]:
+    if not prep.flagged(c.f.exe_set):
         return []
     return [
         (f"process:{name}", f"{label(proc)} runs deleted binary {proc.exe}",
@@ -237,8 +243,13 @@ def _exe_deleted(prep: None, c: Ctx) -> list[Hit]:
     ]  # fmt: skip
 
 
-def _kthread_masquerade(prep: None, c: Ctx) -> list[Hit]:
-    if "\n[" not in c.f.names_blob:
+def _prep_kthread(leaf: Any) -> Verdicts[str]:
+    # Each distinct name judged once per catalog: two set operations a snapshot.
+    return Verdicts(lambda name: name.startswith("[") and name.endswith("]"))
+
+
+def _kthread_masquerade(prep: Verdicts[str], c: Ctx) -> list[Hit]:
+    if not prep.flagged(c.f.name_set):
         return []
     return [
         (f"process:{name}", f"{label(proc)} looks like a kernel thread but runs {proc.exe}",
@@ -436,8 +447,8 @@ _LEAVES: dict[type, tuple[Callable[[Any], Any], Callable[[Any, Ctx], list[Hit]]]
         lambda pr: tuple(dict.fromkeys(x.lower() for x in pr.params.patterns)),
         _cmdline_contains,
     ),
-    p.ProcessExeDeleted: (_none, _exe_deleted),
-    p.ProcessMasqueradesKernelThread: (_none, _kthread_masquerade),
+    p.ProcessExeDeleted: (_prep_deleted, _exe_deleted),
+    p.ProcessMasqueradesKernelThread: (_prep_kthread, _kthread_masquerade),
     p.PortExposed: (lambda pr: frozenset(pr.params.ports), _port_exposed),
     p.PortListening: (lambda pr: frozenset(pr.params.ports), _port_listening),
     p.PortOwnerNotIn: (
