@@ -39,6 +39,9 @@ __all__ = ["Catalog", "Detection", "evaluate", "is_loopback", "norm_name", "stil
 
 # (subject, human description, evidence, severity override or None)
 Hit = tuple[str, str, dict[str, Any], str | None]
+Check = Callable[[Any, "Ctx"], list[Hit]]
+Gate = tuple[frozenset[Any], ...]  # sets that must each meet the snapshot's tokens
+Leaf = tuple[Check, Any, Gate | None]  # (check, prepared, the leaf's own gate)
 DAY = 86_400.0
 
 
@@ -499,8 +502,10 @@ class Catalog:
         self.invariants = tuple(invariants)
         self.detection = detection
         self.by_id = {inv.id: inv for inv in self.invariants}
-        self.on_ingest: list[tuple[Invariant, list[tuple[Callable[[Any, Ctx], list[Hit]], Any]],
-                                   bool, tuple[frozenset[Any], ...] | None]] = []  # fmt: skip
+        # (rule, its check and prepared leaf, or None and its leaves as (check, prepared,
+        # leaf gate) when it has several, whether hits are sentences, the rule's gate)
+        self.on_ingest: list[tuple[Invariant, Check | None, Any, tuple[Leaf, ...] | None,
+                                   bool, Gate | None]] = []  # fmt: skip
         prefixes: dict[str, None] = {}
         watched: dict[str, None] = {}
         fields: dict[str, None] = {}
@@ -508,7 +513,7 @@ class Catalog:
         for inv in self.invariants:
             if isinstance(inv.predicate, p.AgentSilent):
                 continue  # a timer checks it, not ingest
-            calls = []
+            calls: list[Leaf] = []
             sentence = False  # novelty hits are whole sentences, others follow the rule's title
             gates: list[list[set[Any]] | None] = []
             for leaf in p.leaves(inv.predicate):
@@ -521,11 +526,21 @@ class Catalog:
                     fields[leaf.params.field] = None
                     prepared = (*prepared, inv.severity)
                     sentence = True
-                calls.append((check, prepared))
                 if isinstance(leaf, p.ProcessDisappeared):
                     watched.update(dict.fromkeys(norm_name(n) for n in leaf.params.names))
-                gates.append(_gate(leaf, prepared, prefixes))
-            self.on_ingest.append((inv, calls, sentence, _rule_gate(gates)))
+                gate = _gate(leaf, prepared, prefixes)
+                gates.append(gate)
+                # A leaf of an any_of is skipped when its own gate is closed: every group of a
+                # command-line conjunction must show (the rule's gate holds only one per leaf).
+                groups = prepared if isinstance(leaf, p.ProcessCmdlineAll) else gate
+                calls.append((check, prepared, None if groups is None
+                              else tuple(frozenset(x) for x in groups)))  # fmt: skip
+            if len(calls) == 1:
+                self.on_ingest.append((inv, calls[0][0], calls[0][1], None, sentence,
+                                       _rule_gate(gates)))  # fmt: skip
+            else:
+                self.on_ingest.append((inv, None, None, tuple(calls), sentence,
+                                       _rule_gate(gates)))  # fmt: skip
         self.prefixes = tuple((x, "\n" + x) for x in prefixes)
         self.no_prefix = dict.fromkeys(prefixes, False)
         self._prefix_of: dict[str, tuple[str, ...]] = {}
@@ -566,7 +581,7 @@ def evaluate(
     # change when or whether a builtin fires, so each keeps its own incident.
     shared: list[Finding] = []
     tokens: set[Any] | None = None
-    for inv, calls, sentence, gate in catalog.on_ingest:
+    for inv, fn, prepared, leaves, sentence, gate in catalog.on_ingest:
         if gate is not None:
             # The shared pre-filter: a rule whose names, fragments, ports or connection
             # owners this snapshot does not show cannot match, and is skipped without a call.
@@ -575,11 +590,21 @@ def evaluate(
             if gate[0].isdisjoint(tokens) or (len(gate) > 1 and gate[1].isdisjoint(tokens)):
                 continue
         ctx.invariant_id = inv.id
-        if len(calls) == 1:
-            fn, leaf = calls[0]
-            hits = fn(leaf, ctx)
+        if fn is not None:
+            hits = fn(prepared, ctx)
         else:
-            hits = [hit for fn, leaf in calls for hit in fn(leaf, ctx)]
+            hits = []
+            for check, prep, needs in leaves:  # type: ignore[union-attr]
+                if needs is not None:
+                    if tokens is None:
+                        tokens = _tokens(ctx, catalog)
+                    for x in needs:
+                        if x.isdisjoint(tokens):
+                            break
+                    else:
+                        hits += check(prep, ctx)
+                else:
+                    hits += check(prep, ctx)
             if len(hits) > 1:
                 hits = _dedupe(hits)
         if hits and inv.id in catalog.routine_ok:

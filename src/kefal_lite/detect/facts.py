@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import compress
@@ -312,6 +313,7 @@ class Scanner:
 
 
 _NONE: frozenset[str] = frozenset()
+_EMPTY: frozenset[Any] = frozenset()
 
 
 class Verdicts(Generic[T]):
@@ -327,7 +329,9 @@ class Verdicts(Generic[T]):
         self.known: set[T] = set()
         self.bad: set[T] = set()
 
-    def flagged(self, values: frozenset[T]) -> set[T]:
+    def flagged(self, values: frozenset[T]) -> AbstractSet[T]:
+        if self.known.issuperset(values):  # the usual case: no set built
+            return self.bad.intersection(values) if self.bad else _EMPTY
         new = values.difference(self.known)
         if new:
             if len(self.known) + len(new) > self.MAX:
