@@ -80,7 +80,7 @@ class Ctx:
         self.learning = state.seen < detection.learning_snapshots or (
             first is not None and now < first + detection.learning_minutes * 60
         )
-        self._unknown: dict[str, set[str]] = {}
+        self._unknown: dict[str, novelty.Values] = {}
         self._ready: dict[str, set[str]] = {}
         self.pending: dict[str, dict[str, int]] = {}
 
@@ -104,7 +104,7 @@ class Ctx:
                                       for i in self._frag_at]  # fmt: skip
         return out
 
-    def unknown(self, field: str) -> set[str]:
+    def unknown(self, field: str) -> novelty.Values:
         """Values of `field` not in the current baseline generation (computed once)."""
         out = self._unknown.get(field)
         if out is None:
@@ -113,24 +113,24 @@ class Ctx:
             )
         return out
 
-    def novelty(self, fields: Iterable[str]) -> list[str]:
+    def novelty_gates(self, fields: Iterable[str]) -> list[str]:
         """The gate tokens of the novelty fields with values ready to alert, computing every
         field's unknown values on the way (the state update needs them all anyway)."""
         f, baselines, known, out = self.f, self.state.baselines, self._unknown, []
-        cache: dict[str, set[str]] = f.__dict__.setdefault("_present", {})
+        cache: dict[str, novelty.Values] = f.__dict__.setdefault("_present", {})
         for field in fields:
             unknown = known.get(field)
             if unknown is None:
                 values = cache.get(field)
                 if values is None:
-                    values = cache[field] = novelty.EXTRACTORS[field](f)
+                    values = novelty.present(f, field)
                 unknown = known[field] = values.difference(baselines.get(field, ()))
             # Nothing unknown, or still learning: nothing can be ready (see `ready`).
             if unknown and not self.learning and self.ready(field):
                 out.append(_NOVEL + field)
         return out
 
-    def novel(self, field: str) -> set[str]:
+    def novel(self, field: str) -> novelty.Values:
         """Values of `field` in neither baseline generation."""
         unknown = self.unknown(field)
         previous = self.state.previous.get(field)
@@ -679,7 +679,7 @@ def _tokens(ctx: Ctx, catalog: Catalog) -> set[Any]:
         for x in catalog.prefixes_of(name):
             known[x] = True
             out.add(_PREFIX + x)
-    out.update(ctx.novelty(catalog.novel_fields))
+    out.update(ctx.novelty_gates(catalog.novel_fields))
     for conn in f.outbound:
         if not conn.process:
             out.add(_CONN_UNKNOWN)
