@@ -267,12 +267,30 @@ class Scanner:
     def __init__(self, needles: Iterable[str]) -> None:
         self.needles = tuple(sorted({n.lower() for n in needles if n}))
         self._seen: dict[str, frozenset[str]] = {}
+        # A fragment that contains another ("ncat -e" holds "ncat") cannot be in a text that
+        # lacks the shorter one: those (about one in five) are searched only when all the
+        # fragments they contain were found; the rest are searched outright.
+        inner = {n: tuple(m for m in self.needles if m != n and m in n) for n in self.needles}
+        self._outright = tuple(n for n in self.needles if not inner[n])
+        self._contained = tuple(sorted(((n, inner[n]) for n in self.needles if inner[n]),
+                                       key=lambda x: len(x[0])))  # fmt: skip
+
+    def _search(self, text: str) -> list[str]:
+        """The fragments in `text` (lowercase)."""
+        found = [n for n in self._outright if n in text]
+        if self._contained:
+            have = set(found)
+            for n, inner in self._contained:  # shorter first: what they contain is decided
+                if have.issuperset(inner) and n in text:
+                    have.add(n)
+                    found.append(n)
+        return found
 
     def of(self, cmdline: str) -> frozenset[str]:
         hit = self._seen.get(cmdline)
         if hit is None:
             low = cmdline.lower()
-            hit = frozenset([n for n in self.needles if n in low])
+            hit = frozenset(self._search(low))
             if len(self._seen) >= self.MAX:
                 self._seen.clear()  # rare; cheaper than an LRU's bookkeeping on every call
             self._seen[cmdline] = hit
@@ -300,7 +318,7 @@ class Scanner:
             fresh = list(dict.fromkeys([procs[i].cmdline or "" for i in new]))
             lows = [cmd.lower() for cmd in fresh]
             joined = "\n".join(lows)
-            present = [n for n in self.needles if n in joined]
+            present = self._search(joined)
             if len(seen) + len(fresh) > self.MAX:
                 seen.clear()  # rare; cheaper than an LRU's bookkeeping on every call
             for cmd, low in zip(fresh, lows, strict=True):
