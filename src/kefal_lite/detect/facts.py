@@ -9,11 +9,12 @@ process list only on a hit.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from functools import lru_cache
-from itertools import compress
+from itertools import accumulate, compress
 from typing import Any, Generic, TypeVar
 
 from kefal_lite.snapshot import Connection, ListeningPort, Process, Snapshot
@@ -321,8 +322,7 @@ class Scanner:
             present = self._search(joined)
             if len(seen) + len(fresh) > self.MAX:
                 seen.clear()  # rare; cheaper than an LRU's bookkeeping on every call
-            for cmd, low in zip(fresh, lows, strict=True):
-                hit = frozenset([n for n in present if n in low]) if present else _NONE
+            for cmd, hit in zip(fresh, _attribute(present, lows, joined), strict=True):
                 seen[cmd] = hit
                 out.update(hit)
             if present:
@@ -332,6 +332,26 @@ class Scanner:
 
 _NONE: frozenset[str] = frozenset()
 _EMPTY: frozenset[Any] = frozenset()
+
+
+def _attribute(present: list[str], lows: list[str], joined: str) -> list[frozenset[str]]:
+    """Which of the `present` fragments each line holds (`joined` is the lines joined by
+    newlines). Each fragment's occurrences are found in the joined text and mapped to their
+    line, skipping to the next line after a hit, instead of asking every line for every
+    fragment: most lines hold none."""
+    if not present:
+        return [_NONE] * len(lows)
+    if any("\n" in n for n in present):  # could span two lines in `joined`: ask each line
+        return [frozenset([n for n in present if n in low]) for low in lows]
+    ends = list(accumulate([len(low) + 1 for low in lows]))  # one past each line's newline
+    found: dict[int, list[str]] = {}
+    for n in present:
+        i = joined.find(n)
+        while i != -1:
+            line = bisect_right(ends, i)
+            found.setdefault(line, []).append(n)
+            i = joined.find(n, ends[line])
+    return [frozenset(found[x]) if x in found else _NONE for x in range(len(lows))]
 
 
 class Verdicts(Generic[T]):
