@@ -16,7 +16,7 @@ from tests.builders import snap
 
 NEEDLES = ["nc ", "ncat ", "ncat -e", "nc -e /bin/sh", "python", "python -c", "-c ",
            "socket", "/dev/tcp/", "bash -i >& /dev/tcp/", "sh", "a\nb", "stratum+",
-           "stratum+tcp", "rm -rf", "rm -rf /", "|sh", "| sh"]  # fmt: skip
+           "stratum+tcp", "rm -rf", "rm -rf /", "|sh", "| sh", "|", "x"]  # fmt: skip
 WORDS = ["nc", "ncat", "-e", "/bin/sh", "python", "-c", "import", "socket", "bash", "-i",
          ">&", "/dev/tcp/1.2.3.4/4444", "stratum+tcp://pool:3333", "rm", "-rf", "/", "|sh",
          "|", "sh", "a", "b", "NC", "Python3", "x" * 40]  # fmt: skip
