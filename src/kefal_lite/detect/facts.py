@@ -279,7 +279,9 @@ class Scanner:
     def _search(self, text: str) -> list[str]:
         """The fragments in `text` (lowercase)."""
         found = [n for n in self._outright if n in text]
-        if self._contained:
+        # Each contained fragment holds an outright one (the shortest it contains): none
+        # found, none of them can be there (the usual answer for a benign new line).
+        if found and self._contained:
             have = set(found)
             for n, inner in self._contained:  # shorter first: what they contain is decided
                 if have.issuperset(inner) and n in text:
