@@ -59,7 +59,12 @@ _TENANT_FKS = ("agents", "hosts", "channels", "subscriptions", "suppressions",
 
 def _organizations(conn: sqlite3.Connection) -> None:
     """Organizations own what users owned: a personal organization per user, with the
-    user's id and the user as owner, so tenant columns are renamed, not rewritten."""
+    user's id and the user as owner, so tenant columns are renamed, not rewritten. Run on
+    SQLite and (by store/pg.py, with a PgConnection) on PostgreSQL: the DDL goes through
+    its translation there, and the foreign keys are altered the way each one can."""
+    sqlite = isinstance(conn, sqlite3.Connection)
+    if not sqlite:
+        from kefal_lite.store.pg import ddl  # only with the postgres extra installed
     for statement in _statements(
         """
         CREATE TABLE orgs (
@@ -114,9 +119,15 @@ def _organizations(conn: sqlite3.Connection) -> None:
         UPDATE invariants SET org_id = contributed_by
         """
     ):
-        conn.execute(statement)
+        conn.execute(statement if sqlite else ddl(statement))
     for table in _TENANT_TABLES:
         conn.execute(f"ALTER TABLE {table} RENAME COLUMN user_id TO org_id")
+    if not sqlite:  # PostgreSQL names a column's foreign key <table>_<column>_fkey
+        for table in _TENANT_FKS:
+            conn.execute(f"ALTER TABLE {table} DROP CONSTRAINT {table}_user_id_fkey")
+            conn.execute(f"ALTER TABLE {table} ADD CONSTRAINT {table}_org_id_fkey"
+                         " FOREIGN KEY (org_id) REFERENCES orgs(id)")  # fmt: skip
+        return
     # SQLite cannot ALTER a foreign key; its documented way for a change that leaves the
     # stored rows valid (every org_id is an orgs.id now) is to edit the schema text.
     (version,) = conn.execute("PRAGMA schema_version").fetchone()
