@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
+from kefal_lite import snapshot as wire
 from kefal_lite.clock import FrozenClock, iso
 from kefal_lite.history import diff, segments
 from kefal_lite.snapshot import Snapshot
@@ -265,7 +266,13 @@ def test_retention_tiers(client: TestClient[Any], clock: FrozenClock) -> None:
 # --- migration of the existing history, in place ---
 
 
-def test_migration_folds_existing_history_byte_exact(tmp_path: Path) -> None:
+async def test_migration_folds_existing_history_byte_exact(tmp_path: Path) -> None:
+    """A database from before history (schema 9) starts without folding anything (that
+    took minutes at startup for a large history); its rows read the same as they did, and
+    the background compactor then folds them into hourly segments that read the same."""
+    from kefal_lite.history import service
+    from kefal_lite.store.db import Database
+
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
     for step in MIGRATIONS[:9]:
@@ -279,7 +286,7 @@ def test_migration_folds_existing_history_byte_exact(tmp_path: Path) -> None:
                  " VALUES ('a1', 'u1', 'a', x'00', 'now')")  # fmt: skip
     bodies = []
     for i in range(130):
-        body = as_json(jittered(snap(i), i))
+        body = as_json(jittered(snap(i, logged_in_users=["alice"] if i % 7 == 0 else []), i))
         at = iso(T0 + timedelta(minutes=i))
         stored = body if i < 5 else zlib.compress(body, 1)  # rows from before compression too
         conn.execute(
@@ -288,19 +295,40 @@ def test_migration_folds_existing_history_byte_exact(tmp_path: Path) -> None:
         bodies.append((at, body))
     conn.execute("INSERT INTO hosts (id, user_id, agent_id, hostname, first_seen_at, last_seen_at,"
                  " snapshot_id) VALUES ('h1', 'u1', 'a1', 'web', 'x', 'x', 's129')")  # fmt: skip
-    assert migrate(conn) == len(MIGRATIONS)
-    conn.row_factory = sqlite3.Row
-    assert conn.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0] == 1
-    assert [tuple(r) for r in conn.execute("SELECT entries FROM snapshot_segments")] == [
-        (60,),
-        (60,),
-        (9,),
-    ]
-    for at, body in bodies:
-        got = history.snapshot_at(conn, "u1", "h1", at)
-        assert got is not None and got.body == body and got.received_at == at
-    assert history.snapshot_at(conn, "other-user", "h1", bodies[-1][0]) is None
     conn.close()
+
+    db = Database(path)
+    await db.start()  # migrates to the current schema
+
+    async def reads() -> tuple[list[tuple[str, str, bytes]], list[list[diff.Change]]]:
+        snaps = []
+        for at, _ in bodies:
+            got = await db.read(history.snapshot_at, "u1", "h1", at)
+            assert got is not None
+            snaps.append((got.snapshot_id, got.received_at, got.body))
+        # what /diff answers: the snapshots in force at two times, compared
+        diffs = [diff.diff(wire.DECODER.decode(snaps[a][2]), wire.DECODER.decode(snaps[b][2]))
+                 for a, b in ((1, 7), (6, 7), (7, 8), (70, 126))]  # fmt: skip
+        return snaps, diffs
+
+    try:
+        counted = "SELECT COUNT(*) FROM snapshots"
+        assert (await db.read(lambda c: c.execute(counted).fetchone()[0])) == 130
+        unfolded = await reads()
+        assert [(sid, at, body) for sid, at, body in unfolded[0]] == [
+            (f"s{i}", at, body) for i, (at, body) in enumerate(bodies)
+        ]
+        assert [kinds(d) for d in unfolded[1][:3]] == [[("login", "added", "alice")],
+                                                       [("login", "added", "alice")],
+                                                       [("login", "removed", "alice")]]  # fmt: skip
+        assert await service.compact(db, T0 + timedelta(hours=3)) == 129
+        assert (await db.read(lambda c: c.execute(counted).fetchone()[0])) == 1
+        entries = "SELECT entries FROM snapshot_segments ORDER BY first_at"
+        assert await db.read(lambda c: [r[0] for r in c.execute(entries)]) == [60, 60, 9]
+        assert await reads() == unfolded
+        assert await db.read(history.snapshot_at, "other-user", "h1", bodies[-1][0]) is None
+    finally:
+        await db.close()
 
 
 def test_retention_days_keeps_working_under_its_former_name(tmp_path: Path) -> None:
