@@ -12,7 +12,6 @@ import contextlib
 import logging
 
 from kefal_lite import lateral
-from kefal_lite.api.graph import GRAPHS
 from kefal_lite.clock import iso
 from kefal_lite.services import Services
 from kefal_lite.store import channels, incidents, stats
@@ -65,10 +64,9 @@ def _apply(conn: Conn, user_id: str, found: list[lateral.EstateFinding],
 
 async def run_for_user(svc: Services, user_id: str) -> dict[str, Changes]:
     """One evaluation of the pack over the tenant's estate; host id -> what changed."""
-    _, entries, _ = await GRAPHS.load(svc, user_id, fragments=False)
+    facts = await svc.graphs.facts(user_id)
     groups = await svc.db.read(estate_store.groups, user_id)
     critical = await svc.db.read(estate_store.critical_hosts, user_id, lateral.PREFIX)
-    facts = [e.facts for e in entries]
     found = await asyncio.to_thread(
         lateral.evaluate, lateral.Estate(facts, groups, frozenset(critical))
     )

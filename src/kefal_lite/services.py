@@ -18,6 +18,7 @@ from kefal_lite.community import Community
 from kefal_lite.config import Settings
 from kefal_lite.enrollment import EnrollmentTokens
 from kefal_lite.events import EventBus
+from kefal_lite.graphs import Graphs
 from kefal_lite.ingest import Ingestor
 from kefal_lite.jobs import JobRunner
 from kefal_lite.mail import Mailer
@@ -49,6 +50,7 @@ class Services:
     events: EventBus
     notifier: Notifier
     enrollment: EnrollmentTokens
+    graphs: Graphs
 
 
 def llm_provider(settings: Settings) -> LlmProvider | None:
@@ -126,6 +128,7 @@ async def build(
         events=bus,
         notifier=notifier,
         enrollment=EnrollmentTokens(db, clock, accounts),
+        graphs=Graphs(db),
     )
 
 

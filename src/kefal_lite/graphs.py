@@ -1,0 +1,212 @@
+"""The graph, estate and attack-path inputs of each tenant, kept between requests.
+
+Owned by Services (built in the app's lifespan), so api/graph.py holds no state: a
+second app in the same process (tests, a CLI beside a server) has caches of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import msgspec
+
+from kefal_lite import estate, graph
+from kefal_lite.detect.model import SEVERITY_RANK
+from kefal_lite.errors import NotFound
+from kefal_lite.paths import HostFacts
+from kefal_lite.store import estate as estate_store
+from kefal_lite.store import hosts, incidents
+from kefal_lite.store.db import Database
+from kefal_lite.store.hosts import Host
+
+T = TypeVar("T")
+_encoder = msgspec.json.Encoder()
+
+
+def views(rows: list[Host]) -> list[graph.HostView]:
+    out = []
+    for h in rows:
+        snap = None
+        if h.latest:
+            try:
+                snap = graph.DECODER.decode(h.latest)
+            except msgspec.DecodeError:  # stored as ingested, so it decoded once already
+                snap = None
+        status = "silent" if h.silent else "online"
+        out.append(graph.HostView(h.id, h.hostname, h.os, h.kernel, status, h.last_seen_at, snap))
+    return out
+
+
+def _facts_snapshot(h: Host) -> graph.FactsSnapshot | None:
+    try:
+        return graph.FACTS_DECODER.decode(h.latest) if h.latest else None
+    except msgspec.DecodeError:  # stored as ingested, so it decoded once already
+        return None
+
+
+class _GcPause:
+    """The cyclic GC paused while any build runs: a 1,000-host graph allocates 60,000
+    dicts, and the collections they trigger doubled its build time. Counted, because the
+    switch is process-wide and builds overlap on worker threads: the last one to finish
+    turns it back on, and only if it was on before the first began."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._was_enabled = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._running == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._running += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._running -= 1
+            if self._running == 0 and self._was_enabled:
+                gc.enable()
+
+
+class _Entry(msgspec.Struct):
+    facts_key: tuple[Any, ...]
+    facts: HostFacts
+    key: tuple[Any, ...] = ()
+    fragment: graph.Fragment | None = None
+
+
+def _worst(found: list[graph.OpenIncident]) -> str | None:
+    worst = None
+    for inc in found:
+        if worst is None or SEVERITY_RANK[inc.severity] > SEVERITY_RANK[worst]:
+            worst = inc.severity
+    return worst
+
+
+class Graphs:
+    """Each host's facts (for paths and the estate view) and encoded fragment (for the
+    per-host view), reused while its snapshot, status, name and open incidents are
+    unchanged: a refresh decodes and draws only the hosts that reported since, and the
+    estate view never builds a fragment. Keys are host ids (unique across tenants), and
+    every read that feeds it is filtered on the caller's user id. The last estate
+    document per tenant is kept too, served again while no input changed."""
+
+    def __init__(self, db: Database, max_hosts: int = 50_000, max_tenants: int = 1_000) -> None:
+        self._db = db
+        self._entries: dict[str, _Entry] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._max = max_hosts
+        self._docs: dict[str, tuple[tuple[Any, ...], bytes]] = {}
+        self._max_tenants = max_tenants
+        self._gc = _GcPause()
+
+    async def off_loop(self, build: Callable[[], T]) -> T:
+        """Run `build` on a worker thread with the cyclic GC paused."""
+
+        def run() -> T:
+            with self._gc:
+                return build()
+
+        return await asyncio.to_thread(run)
+
+    async def load(
+        self, user_id: str, fragments: bool
+    ) -> tuple[list[Host], list[_Entry], dict[str, list[graph.OpenIncident]]]:
+        """The caller's hosts with their cache entries up to date (fragments too, if asked).
+        One load per tenant at a time: the first request after a start waits for the
+        warm-up already decoding the estate instead of decoding it a second time."""
+        lock = self._locks.get(user_id)
+        if lock is None:
+            if len(self._locks) > self._max:
+                self._locks.clear()
+            lock = self._locks[user_id] = asyncio.Lock()
+        async with lock:
+            return await self._load(user_id, fragments)
+
+    async def facts(self, user_id: str) -> list[HostFacts]:
+        _, entries, _ = await self.load(user_id, fragments=False)
+        return [e.facts for e in entries]
+
+    async def _load(
+        self, user_id: str, fragments: bool
+    ) -> tuple[list[Host], list[_Entry], dict[str, list[graph.OpenIncident]]]:
+        rows = await self._db.read(hosts.list_meta_for_user, user_id)
+        marks: dict[str, list[graph.OpenIncident]] = {}
+        for found in await self._db.read(incidents.open_summary, user_id):
+            marks.setdefault(found[0], []).append(graph.OpenIncident(*found))
+        stale: list[tuple[Host, tuple[Any, ...], tuple[Any, ...]]] = []
+        for h in rows:
+            overlay = tuple(sorted((i.subject, i.severity) for i in marks.get(h.id, [])))
+            key = (h.snapshot_id, h.silent, h.hostname, h.os, h.kernel, h.last_seen_at, overlay)
+            facts_key = (h.snapshot_id, h.hostname)
+            entry = self._entries.get(h.id)
+            # an entry built for paths or the estate view has no fragment yet
+            has_fragment = entry is not None and entry.key == key and entry.fragment is not None
+            if entry is None or entry.facts_key != facts_key or (fragments and not has_fragment):
+                stale.append((h, facts_key, key))
+        wanted = [h.snapshot_id for h, _, _ in stale if h.snapshot_id]
+        bodies = await self._db.read(hosts.snapshot_bodies, user_id, wanted)
+        fresh_rows = [
+            msgspec.structs.replace(h, latest=bodies.get(h.snapshot_id or "")) for h, _, _ in stale
+        ]
+
+        def build() -> list[_Entry]:
+            if not fragments:
+                return [_Entry(fk, graph.facts(h.id, h.hostname, _facts_snapshot(h)), key)
+                        for h, (_, fk, key) in zip(fresh_rows, stale, strict=True)]  # fmt: skip
+            out = []
+            for view, (_, facts_key, key) in zip(views(fresh_rows), stale, strict=True):
+                frag = graph.fragment(view, marks.get(view.host_id, []))
+                facts = graph.facts(view.host_id, view.hostname, view.snapshot)
+                out.append(_Entry(facts_key, facts, key, frag))
+            return out
+
+        fresh = await self.off_loop(build) if stale else []
+        if len(self._entries) + len(fresh) > self._max:
+            self._entries.clear()
+        for (h, _, _), entry in zip(stale, fresh, strict=True):
+            self._entries[h.id] = entry
+        return rows, [self._entries[h.id] for h in rows], marks
+
+    async def document(self, user_id: str, host_id: str | None) -> bytes:
+        """The full view (every host's services, ports and identities), or one host's
+        neighbourhood: Cytoscape elements, encoded."""
+        rows, entries, _ = await self.load(user_id, fragments=True)
+        if host_id is not None and not any(h.id == host_id for h in rows):
+            raise NotFound("no such host")
+        frags = [(h.id, e.fragment) for h, e in zip(rows, entries, strict=True) if e.fragment]
+        return await self.off_loop(lambda: graph.assemble(frags, host_id))
+
+    async def estate_hosts(self, user_id: str) -> list[estate.EstateHost]:
+        rows, entries, marks = await self.load(user_id, fragments=False)
+        groups = await self._db.read(estate_store.groups, user_id)
+        return [
+            estate.EstateHost(e.facts, h.os, "silent" if h.silent else "online", h.last_seen_at,
+                              groups.get(h.id), len(marks.get(h.id, ())),
+                              _worst(marks.get(h.id, [])))
+            for h, e in zip(rows, entries, strict=True)
+        ]  # fmt: skip
+
+    async def estate_document(self, user_id: str) -> bytes:
+        """The estate view, encoded; the same bytes again while no input changed: a
+        dashboard refreshing an estate where nothing reported costs one comparison."""
+        found = await self.estate_hosts(user_id)
+        key = tuple(
+            # facts first: the same object while the host's snapshot is unchanged, and a
+            # tuple compares its items by identity before equality
+            (h.facts, h.os, h.status, h.last_seen_at, h.group, h.open_incidents, h.max_severity)
+            for h in found
+        )
+        cached = self._docs.get(user_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        document = await self.off_loop(lambda: _encoder.encode(estate.build(found)))
+        if len(self._docs) >= self._max_tenants:
+            self._docs.clear()
+        self._docs[user_id] = (key, document)
+        return document
