@@ -74,6 +74,8 @@ def test_a_host_group_moves_it_into_its_compound_node(
     assert prod["kind"] == "group" and prod["hosts"] == 1
     [net] = _data(g["nodes"], type="group", label="10.0.0.0/24")
     assert net["hosts"] == 6
+    # the host page reads it back (and edits it: tests/test_host_group_dashboard.py)
+    assert open_client.get(f"/api/v1/hosts/{ids['db']}", headers=alice).json()["group"] == "prod"
 
     def audit_rows() -> list[tuple[Any, ...]]:
         return query(open_client.app.state.kefal.settings, "SELECT user_id, action, target"
@@ -92,6 +94,7 @@ def test_a_host_group_moves_it_into_its_compound_node(
     assert len(audit_rows()) == 1
     r = open_client.patch(f"/api/v1/hosts/{ids['db']}", json={"group": None}, headers=alice)
     assert r.json()["group"] is None
+    assert open_client.get(f"/api/v1/hosts/{ids['db']}", headers=alice).json()["group"] is None
     g = open_client.get("/api/v1/graph", headers=alice).json()
     assert _data(g["nodes"], type="host", hostname="db")[0]["parent"] == net["id"]
 

@@ -17,6 +17,7 @@ from kefal_lite.detect import engine
 from kefal_lite.detect import state as host_state
 from kefal_lite.errors import NotFound
 from kefal_lite.services import Services
+from kefal_lite.store import estate as estate_store
 from kefal_lite.store import hosts, incidents, suppressions
 from kefal_lite.store.incidents import Incident
 from kefal_lite.store.users import User
@@ -162,6 +163,8 @@ async def get_host(host_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[
         "agent_id": host.agent_id,
         "status": "silent" if host.silent else "online",
         "last_seen_at": host.last_seen_at,
+        # a person's group (prod, dev, ...); null: the estate view groups the host by subnet
+        "group": await svc.db.read(estate_store.group, user.id, host_id),
         # novelty is learned, not alerted, until then (by server time; and a snapshot count)
         "learning_until": iso(datetime.fromtimestamp(until, UTC)) if until is not None else None,
         "learning": still,

@@ -14,6 +14,13 @@ def groups(conn: sqlite3.Connection, user_id: str) -> dict[str, str]:
     return {r[0]: r[1] for r in rows}
 
 
+def group(conn: sqlite3.Connection, user_id: str, host_id: str) -> str | None:
+    row = conn.execute(
+        "SELECT host_group FROM hosts WHERE user_id = ? AND id = ?", (user_id, host_id)
+    ).fetchone()
+    return row[0] if row else None
+
+
 def set_group(conn: sqlite3.Connection, user_id: str, host_id: str, group: str | None) -> bool:
     """False when the user has no such host (nothing changed)."""
     cur = conn.execute(
