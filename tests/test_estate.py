@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar.testing import TestClient
 
 from kefal_lite import estate
@@ -129,3 +130,48 @@ def test_subnets() -> None:
     assert estate.subnet(("not-an-ip", "::")) is None
     assert estate.group_of(_host(1))[1] == "no address"
     assert K3  # the estate shares its keys with test_paths
+
+
+def test_the_estate_after_a_start_reads_the_facts_ingest_kept(
+    open_client: TestClient[Any], alice: dict[str, str], clock: FrozenClock
+) -> None:
+    """Each snapshot's estate facts are written with it; a fresh cache (a restart) builds
+    the estate from them, the same document as from the snapshot bodies, and only the
+    owner's facts are read."""
+    from kefal_lite import graph
+    from kefal_lite.graphs import Graphs
+    from kefal_lite.store import estate as estate_store
+    from tests.conftest import in_app
+
+    ids = build_estate(open_client, "alice", clock, alice)
+    svc = open_client.app.state.kefal
+    settings = svc.settings
+    kept = query(settings, "SELECT f.host_id FROM host_facts f JOIN hosts h"
+                           " ON h.id = f.host_id AND h.snapshot_id = f.snapshot_id")  # fmt: skip
+    assert sorted(r[0] for r in kept) == sorted(ids.values())
+    alice_id = query(settings, "SELECT user_id FROM hosts WHERE id = ?", ids["db"])[0][0]
+
+    def fresh_estate(user_id: str) -> bytes:
+        return bytes(in_app(open_client, Graphs(svc.db).estate_document, user_id))
+
+    from_facts = fresh_estate(alice_id)
+    assert from_facts == in_app(open_client, svc.graphs.estate_document, alice_id)
+    # the stored facts are what a fresh cache reads: an address only they hold shows up
+    blob = query(settings, "SELECT facts FROM host_facts WHERE host_id = ?", ids["db"])[0][0]
+    marked = graph.FACTS_FROM_BLOB.decode(blob)
+    marked = msgspec.structs.replace(marked, ips=(*marked.ips, "192.0.2.77"))
+
+    def put(conn: Any) -> None:
+        snapshot_id = conn.execute("SELECT snapshot_id FROM hosts WHERE id = ?",
+                                   (ids["db"],)).fetchone()[0]  # fmt: skip
+        estate_store.put_facts(conn, alice_id, ids["db"], snapshot_id,
+                               graph.FACTS_BLOB.encode(marked))  # fmt: skip
+
+    in_app(open_client, svc.db.write, put)
+    assert b"192.0.2.77" in fresh_estate(alice_id)
+    # another tenant's row under the same host id changes nothing of alice's
+    assert not in_app(open_client, svc.db.read, estate_store.facts, "someone-else", [ids["db"]])
+    # without stored facts (a database from before them) the bodies give the same document
+    in_app(open_client, svc.db.write, lambda c: c.execute("DELETE FROM host_facts"))
+    assert fresh_estate(alice_id) == from_facts
+    assert fresh_estate("someone-else") == b'{"nodes":[],"edges":[]}'

@@ -21,6 +21,7 @@ from kefal_lite.detect import state as host_state
 from kefal_lite.detect.engine import evaluate, still_violated
 from kefal_lite.detect.model import Finding, Invariant
 from kefal_lite.detect.triage import split
+from kefal_lite.graph import FACTS_BLOB, facts
 from kefal_lite.history import diff
 from kefal_lite.history.service import changes_on_ingest
 from kefal_lite.ids import new_id
@@ -135,6 +136,8 @@ class Ingestor:
                 suppressed=quiet.hits,
                 held=quiet.held,
                 changes=changed,
+                # from the snapshot decoded here, so the estate view never decodes it again
+                facts=FACTS_BLOB.encode(facts(memo.host_id, snap.hostname, snap)),
             )
             changes = await self._db.write(commit_snapshot, write)
             memo.state = new_state

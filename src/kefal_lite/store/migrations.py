@@ -358,6 +358,22 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
     # 14: the history already stored, folded into segments: now by the background compactor
     _history_folds_in_background,
+    # 15, 16: kept for the sessions and teams branches, which own these numbers; whichever
+    # merges first replaces its placeholder (no database outside a branch ran them)
+    "",
+    "",
+    # 17: what the estate view and attack paths read of each host's latest snapshot
+    # (paths.HostFacts, msgpack), written with the snapshot: the first estate request after
+    # a start reads these instead of decompressing and decoding every latest snapshot
+    """
+    CREATE TABLE host_facts (
+        host_id     TEXT PRIMARY KEY,
+        user_id     TEXT NOT NULL,
+        snapshot_id TEXT NOT NULL,
+        facts       BLOB NOT NULL
+    );
+    CREATE INDEX host_facts_by_user ON host_facts(user_id);
+    """,
 )
 
 
