@@ -17,7 +17,7 @@ from litestar.testing import TestClient
 from kefal_lite import snapshot as wire
 from kefal_lite.clock import FrozenClock, iso
 from kefal_lite.history import diff, segments
-from kefal_lite.snapshot import Snapshot
+from kefal_lite.snapshot import LocalUser, Snapshot
 from kefal_lite.store import history
 from kefal_lite.store.migrations import MIGRATIONS, _statements, migrate
 from tests.builders import BASE_PROCESSES, BASE_USERS, T0, as_json, proc, snap
@@ -134,6 +134,50 @@ def send(client: TestClient[Any], agent: dict[str, str], s: Snapshot) -> bytes:
 
 def in_app(client: TestClient[Any], fn: Any, *args: Any) -> Any:
     return client.blocking_portal.call(fn, *args)
+
+
+def test_each_change_record_is_the_diff_of_consecutive_snapshots(
+    client: TestClient[Any], clock: FrozenClock
+) -> None:
+    """Ingest keeps the items of a host's last changed snapshot instead of reading the
+    previous one back: the records must still be exactly the diff of each snapshot with
+    the one before it, through no-change snapshots in between (CPU, pids, group order),
+    a process renamed only, keys, a reboot and a rename back."""
+    clock.set(T0)
+    register(client, "alice")
+    session, agent = login(client, "alice"), enroll(client, "alice")
+    replace = msgspec.structs.replace
+    s0 = snap(0, agent_id=agent["agent_id"])
+    renamed = [replace(p, name="nginx-main") if p.name == "nginx" else p for p in s0.processes]
+    key = {"user": "root", "fingerprint": "SHA256:k", "comment": None}
+    users = [dict(u) for u in BASE_USERS]
+    users[2] = {**users[2], "groups": ["sudo", "alice"]}  # the same groups, another order
+    seq = [s0, jittered(s0, 1)]
+    seq += [replace(jittered(s0, 2), processes=renamed), replace(jittered(s0, 3), processes=renamed)]
+    seq += [snap(4, agent_id=agent["agent_id"], processes=[msgspec.to_builtins(p) for p in renamed],
+                 ssh_authorized_keys=[key])]  # fmt: skip
+    seq += [replace(seq[-1], users=msgspec.convert(users, list[LocalUser]))]
+    seq += [replace(seq[-1], uptime_seconds=30), replace(jittered(seq[-1], 7), uptime_seconds=90)]
+    seq += [replace(seq[-1], processes=list(s0.processes), uptime_seconds=150)]
+    sent = []
+    for i, s in enumerate(seq):
+        clock.set(T0 + timedelta(minutes=i))
+        send(client, agent, s)
+        sent.append(iso(clock.now()))
+    [host_id] = [r[0] for r in query(client.app.state.settings, "SELECT id FROM hosts")]
+    page = client.get(f"/api/v1/hosts/{host_id}/changes", headers=session,
+                      params={"since": iso(T0), "until": iso(clock.now())}).json()  # fmt: skip
+    got = {at: [] for at in sent}  # type: dict[str, list[tuple[Any, ...]]]
+    for c in page["items"]:
+        got[c["at"]].append((c["kind"], c["change"], c["subject"], c["before"], c["after"]))
+    want = {sent[0]: []}  # type: dict[str, list[tuple[Any, ...]]]
+    for i in range(1, len(seq)):
+        want[sent[i]] = [(c.kind, c.change, c.subject, c.before, c.after)
+                         for c in diff.diff(seq[i - 1], seq[i])]  # fmt: skip
+    assert got == want
+    assert [len(v) for v in want.values()] == [0, 0, 1, 0, 2, 0, 1, 0, 1]
+    assert want[sent[2]] == [("process", "modified", "www-data: /usr/sbin/nginx nginx: worker"
+                              " process", "nginx", "nginx-main")]  # fmt: skip
 
 
 def test_changes_snapshots_and_diff_over_http(client: TestClient[Any], clock: FrozenClock) -> None:

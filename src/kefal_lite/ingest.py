@@ -46,7 +46,7 @@ class _Host:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # the previous snapshot, for change records: its id and a few KB of item hashes
     last_snapshot: str | None = None
-    fingerprint: diff.Fingerprint | None = None
+    previous: diff.Resident | None = None
 
 
 @dataclass(frozen=True)
@@ -112,8 +112,8 @@ class Ingestor:
                 (iid, still_violated(catalog, inv, subject, snap, memo.state, now))
                 for iid, (inv, subject) in memo.awaiting.items()
             ]
-            changed, fingerprint = await changes_on_ingest(
-                self._db, ident.user_id, memo.last_snapshot, memo.fingerprint, snap
+            changed, previous = await changes_on_ingest(
+                self._db, ident.user_id, memo.last_snapshot, memo.previous, snap
             )
             snapshot_id = new_id()
             write = SnapshotWrite(
@@ -141,7 +141,7 @@ class Ingestor:
             )
             changes = await self._db.write(commit_snapshot, write)
             memo.state = new_state
-            memo.last_snapshot, memo.fingerprint = snapshot_id, fingerprint
+            memo.last_snapshot, memo.previous = snapshot_id, previous
             for iid, _ in verdicts:
                 memo.awaiting.pop(iid, None)
         return Accepted(snapshot_id, memo.host_id, changes)

@@ -17,19 +17,31 @@ async def changes_on_ingest(
     db: Database,
     user_id: str,
     previous_id: str | None,
-    previous: diff.Fingerprint | None,
+    previous: diff.Resident | None,
     snap: wire.Snapshot,
-) -> tuple[list[diff.Change], diff.Fingerprint]:
-    """What `snap` changes against the host's previous snapshot, and its fingerprint (what
-    the host keeps for the next one). Only a changed fingerprint, or none resident (the
-    first snapshot since a restart), costs reading the previous snapshot back."""
+) -> tuple[list[diff.Change], diff.Resident]:
+    """What `snap` changes against the host's previous snapshot, and what the host keeps
+    for the next one. An unchanged fingerprint costs nothing more; a changed one builds
+    this snapshot's items and compares them with the resident ones. Only the first change
+    since a restart reads the previous snapshot back."""
     current = diff.fingerprint(snap)
-    if previous_id is None or (previous is not None and diff.same(previous, current)):
-        return [], current
-    raw = await db.read(history.latest_body, user_id, previous_id)
-    if raw is None:
-        return [], current
-    return diff.diff(wire.DECODER.decode(raw), snap), current
+    if previous_id is None:
+        return [], diff.Resident(current)
+    if previous is not None and diff.same(previous.fingerprint, current):
+        # equal fingerprints, equal items: the resident ones stand for this snapshot too
+        return [], diff.Resident(current, previous.items)
+    if previous is not None and previous.items is not None:
+        before, before_uptime = previous.items, previous.fingerprint.uptime
+    else:
+        raw = await db.read(history.latest_body, user_id, previous_id)
+        if raw is None:
+            return [], diff.Resident(current)
+        old = wire.DECODER.decode(raw)
+        before, before_uptime = diff.items(old), old.uptime_seconds
+    after = diff.items(snap)
+    return diff.changes(before, before_uptime, after, snap.uptime_seconds), diff.Resident(
+        current, after
+    )
 
 
 def _first_of_each(
