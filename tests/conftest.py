@@ -22,13 +22,21 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from litestar.testing import TestClient
+from playwright.sync_api import expect
 
 from kefal_lite.app import create_app
 from kefal_lite.clock import FrozenClock, iso
 from kefal_lite.config import Settings, load
 from tests.builders import T0, as_json, snap
+from tests.helpers.paypal import CLIENT_ID, PLAN_IDS, SECRET, FakePayPal
+from tests.helpers.webhooks import Receiver
 
 PASSWORD = "correct horse battery"
+
+# Playwright's 5 s default for expect() is a wall-clock race on a shared 2-core machine running
+# the suite beside other jobs (the dashboard test once lost it waiting for a revoked agent's row);
+# 20 s only costs time when a page is really wrong.
+expect.set_options(timeout=20_000)
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
@@ -259,6 +267,17 @@ def settle(client: TestClient[Any], timeout: float = 10) -> None:
         time.sleep(0.02)
 
 
+def wait_remediation(client: TestClient[Any], session: dict[str, str], incident_id: str,
+                     status: str = "proposed") -> dict[str, Any]:  # fmt: skip
+    deadline = time.monotonic() + 15
+    while True:
+        inc: dict[str, Any] = client.get(f"/api/v1/incidents/{incident_id}", headers=session).json()
+        if inc["remediation"]["status"] == status:
+            return inc
+        assert time.monotonic() < deadline, inc["remediation"]
+        time.sleep(0.05)
+
+
 class LogLines(logging.Handler):
     """Warnings one logger emits, whatever the app's logging config does to propagation."""
 
@@ -279,3 +298,35 @@ def log_lines(name: str) -> Iterator[LogLines]:
         yield handler
     finally:
         logger.removeHandler(handler)
+
+
+# --- billing against a fake PayPal ---------------------------------------------------
+
+
+@pytest.fixture
+def paypal() -> Iterator[tuple[str, type[FakePayPal]]]:
+    handler = type("Handler", (FakePayPal,), {"calls": [], "subscriptions": {}})
+    with http_server(handler) as where:
+        yield f"http://{where}", handler
+
+
+@pytest.fixture
+def billed(tmp_path: Path, clock: FrozenClock, paypal: tuple[str, type[FakePayPal]],
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient[Any]]:  # fmt: skip
+    url, _ = paypal
+    monkeypatch.setenv("PAYPAL_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("PAYPAL_CLIENT_SECRET", SECRET)
+    monkeypatch.setenv("PAYPAL_WEBHOOK_ID", "WH-ID-1")
+    settings = make_settings(tmp_path / "d", billing_provider="paypal", billing_paypal_base_url=url,
+                             billing_plan_starter=PLAN_IDS["starter"],
+                             billing_plan_professional=PLAN_IDS["professional"])  # fmt: skip
+    clock.set(T0 + timedelta(seconds=5))
+    with TestClient(create_app(settings, clock=clock)) as client:
+        yield client
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, type[Receiver]]]:
+    handler = type("Handler", (Receiver,), {"received": [], "attempts": [], "fail_first": 0})
+    with http_server(handler) as where:
+        yield where, handler

@@ -14,7 +14,7 @@ from litestar.testing import TestClient
 from kefal_lite.clock import FrozenClock
 from tests.builders import T0
 from tests.conftest import EXPOSED_PG, PASSWORD, enroll, in_app, login, register, send
-from tests.test_community import GOOD
+from tests.helpers.rules import GOOD
 
 
 def _daily(c: TestClient[Any], admin: dict[str, str], days: int = 4) -> dict[str, dict[str, int]]:

@@ -3,14 +3,17 @@ page served from vendored files under the dashboard's Content-Security-Policy.""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
 
-from tests.builders import as_json, snap
+from kefal_lite.clock import FrozenClock, iso
+from tests.builders import T0, as_json, snap
 from tests.conftest import PASSWORD, enroll, login, register, serving
+from tests.helpers.openapi import resolve_ref, schema_mismatch
 from tests.tools import require
 
 # POSTs that act on the resource in their path and read no body at all.
@@ -109,7 +112,7 @@ def test_api_docs_page_works_offline_under_the_csp(tmp_path: Path) -> None:
     pytest.importorskip("playwright")
     from playwright.sync_api import Route, sync_playwright
 
-    from tests.test_dashboard import ARGS
+    from tests.helpers.browser import ARGS
 
     chromium = require("chromium")
     outside: list[str] = []
@@ -139,3 +142,209 @@ def test_api_docs_page_works_offline_under_the_csp(tmp_path: Path) -> None:
     assert outside == []
     assert not [v for v in violations if "Content Security Policy" in v], violations
     assert PASSWORD  # the shared fixtures' password: the page needs no login
+
+
+# --- every route's response is a documented Struct, and real answers match it ------------
+
+# Routes whose 2xx body is not a JSON object with named properties, and why.
+NOT_AN_OBJECT = {
+    "GET /api/v1/events": "an SSE stream (text/event-stream)",
+}
+# api/graph.py belongs to the graph-cache work (another branch): its three routes get their
+# response Structs there. Listed here so the test names them instead of skipping silently.
+GRAPH_PENDING = {"GET /api/v1/graph", "GET /api/v1/topology", "PATCH /api/v1/hosts/{host_id}"}
+
+
+def _routes(client: TestClient[Any]) -> set[str]:
+    """Every documented METHOD /path of the app itself (not of the OpenAPI document)."""
+    out = set()
+    for route in client.app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            if not handler.resolve_include_in_schema():
+                continue
+            for method in handler.http_methods:
+                if method not in ("OPTIONS", "HEAD"):
+                    out.add(f"{method} {route.path_format}")
+    return out
+
+
+def test_every_route_documents_a_response_with_named_properties(client: TestClient[Any]) -> None:
+    doc = client.get("/schema/openapi.json").json()
+    routes = _routes(client)
+    assert len(routes) > 55
+    documented = {f"{m.upper()} {p}" for p, ops in doc["paths"].items() for m in ops}
+    assert routes == documented
+    for where in sorted(routes - set(NOT_AN_OBJECT) - GRAPH_PENDING):
+        method, path = where.split(" ")
+        responses = doc["paths"][path][method.lower()]["responses"]
+        [(code, ok)] = [(c, r) for c, r in responses.items() if c.startswith("2")]
+        if code == "204":
+            assert "content" not in ok, where
+            continue
+        json_body = ok["content"].get("application/json")
+        assert json_body, f"{where}: no JSON body documented"
+        schema = resolve_ref(doc, json_body["schema"])
+        # a union (GET /api/v1/invariants?status=...) is one object per alternative
+        for alternative in [resolve_ref(doc, s) for s in schema.get("oneOf", [schema])]:
+            assert alternative.get("type") == "object" and alternative.get("properties"), (
+                f"{where} answers {code} with a body of no named properties: give the "
+                f"handler a response Struct ({schema})"
+            )
+
+
+class Calls:
+    """A client that records, per route template, every real 2xx answer's body."""
+
+    def __init__(self, client: TestClient[Any]) -> None:
+        self.client = client
+        self.seen: dict[str, list[tuple[int, Any]]] = {}
+
+    def __call__(self, method: str, template: str, headers: dict[str, str] | None = None,
+                 path: dict[str, str] | None = None, **kwargs: Any) -> Any:  # fmt: skip
+        url = template.format(**(path or {}))
+        r = self.client.request(method, url, headers=headers, **kwargs)
+        assert r.status_code < 300, f"{method} {url}: {r.status_code} {r.text}"
+        body = r.json() if r.status_code != 204 and "json" in r.headers["content-type"] else None
+        self.seen.setdefault(f"{method} {template}", []).append((r.status_code, body))
+        return body
+
+
+def exercise(client: TestClient[Any], clock: Any) -> Calls:
+    """One real call (at least) of each route, as a tenant and an admin would make them."""
+    import pyotp
+
+    from tests.conftest import EXPOSED_PG, send
+    from tests.helpers.rules import GOOD
+
+    call = Calls(client)
+    call("GET", "/api/v1/health")
+    call("GET", "/auth/status")
+    call("POST", "/auth/register", json={"username": "admin", "password": PASSWORD,
+                                         "email": "admin@example.org"})  # fmt: skip
+    token = call("POST", "/auth/login", json={"username": "admin", "password": PASSWORD})
+    me = {"Authorization": f"Bearer {token['access_token']}"}
+    call("GET", "/api/v1/auth/me", me)
+    call("POST", "/api/v1/auth/update-email", me,
+         json={"email": "root@example.org", "password": PASSWORD})
+    setup = call("POST", "/api/v1/auth/mfa/setup", me)
+    otp = pyotp.TOTP(setup["secret"])
+    call("POST", "/api/v1/auth/mfa/enable", me, json={"otp": otp.at(clock.now())})
+    clock.advance(seconds=30)  # a code is used once
+    call("POST", "/api/v1/auth/mfa/disable", me, json={"otp": otp.at(clock.now())})
+    call("POST", "/api/v1/auth/forgot-password", json={"email": "root@example.org"})
+    call("POST", "/api/v1/admin/users", me, json={"username": "alice", "password": PASSWORD})
+    users = call("GET", "/api/v1/admin/users", me)
+    alice_id = next(u["id"] for u in users["items"] if u["username"] == "alice")
+    agent = call("POST", "/api/v1/enroll", json={"username": "admin", "password": PASSWORD})
+    other = call("POST", "/api/v1/enroll", json={"username": "admin", "password": PASSWORD,
+                                                 "name": "spare"})  # fmt: skip
+    call("GET", "/api/v1/agents", me)
+    call("POST", "/api/v1/agents/{agent_id}/rotate-token", me, {"agent_id": other["agent_id"]})
+    call("DELETE", "/api/v1/agents/{agent_id}", me, {"agent_id": other["agent_id"]})
+    made = call("POST", "/api/v1/enrollment-tokens", me, json={"name": "fleet"})
+    call("GET", "/api/v1/enrollment-tokens", me)
+    call("DELETE", "/api/v1/enrollment-tokens/{token_id}", me, {"token_id": made["id"]})
+
+    def ingest(i: int, **fields: Any) -> None:
+        r = send(client, agent, i, **fields)
+        assert r.status_code == 200, r.text
+        call.seen.setdefault("POST /api/v1/ingest", []).append((200, r.json()))
+        clock.advance(minutes=1)
+
+    clock.set(T0 + timedelta(seconds=5))  # the builders' snapshots are times from T0
+    for i in range(3):  # the learning snapshots
+        ingest(i)
+    new_port = [{"port": 8081, "process": "sshd", "address": "0.0.0.0"}]
+    for i in (3, 4):  # a novelty alerts once it persists
+        ingest(i, add_ports=EXPOSED_PG + new_port)
+    items = call("GET", "/api/v1/incidents", me)["items"]
+    assert len(items) >= 2, items
+    by_rule = {i["invariant_id"]: i["id"] for i in items}
+    host = {"host_id": items[0]["host_id"]}
+    pg = {"incident_id": by_rule["database_exposed"]}
+    port = {"incident_id": by_rule["new_listening_port"]}
+    call("GET", "/api/v1/incidents/{incident_id}", me, pg)
+    call("POST", "/api/v1/incidents/{incident_id}/acknowledge", me, pg)
+    call("POST", "/api/v1/incidents/{incident_id}/remediate", me, pg)
+    from tests.conftest import settle
+
+    settle(client)
+    call("POST", "/api/v1/incidents/{incident_id}/remediation/reject", me, pg)
+    call("POST", "/api/v1/incidents/{incident_id}/remediate", me, pg)
+    settle(client)
+    call("POST", "/api/v1/incidents/{incident_id}/remediation/accept", me, pg)
+    call("POST", "/api/v1/incidents/{incident_id}/remediation/applied", me, pg)
+    call("POST", "/api/v1/incidents/{incident_id}/baseline", me, port)
+    call("POST", "/api/v1/incidents/{incident_id}/resolve", me, pg, json={"reason": "fixed"})
+    ingest(5, add_ports=EXPOSED_PG)
+    again = call("GET", "/api/v1/incidents", me, params={"status": "active"})["items"]
+    call("POST", "/api/v1/incidents/bulk", me,
+         json={"ids": [again[0]["id"], "nope"], "action": "acknowledge"})
+    call("POST", "/api/v1/incidents/{incident_id}/dismiss", me, {"incident_id": again[0]["id"]},
+         json={"reason": "lab"})
+    call("GET", "/api/v1/hosts", me)
+    call("GET", "/api/v1/hosts/{host_id}", me, host)
+    call("GET", "/api/v1/hosts/{host_id}/changes", me, host)
+    call("GET", "/api/v1/hosts/{host_id}/snapshots", me, host)
+    call("GET", "/api/v1/hosts/{host_id}/diff", me, host, params={"from": iso(T0 + timedelta(minutes=1))})
+    sup = call("POST", "/api/v1/suppressions", me,
+               json={"invariant_id": "database_exposed", "reason": "lab"})
+    call("GET", "/api/v1/suppressions", me)
+    call("DELETE", "/api/v1/suppressions/{suppression_id}", me, {"suppression_id": sup["id"]})
+    call("GET", "/api/v1/graph/paths", me, params={"from": items[0]["host_id"]})
+    call("GET", "/api/v1/mcp-servers", me)
+    call("GET", "/api/v1/invariants", me)
+    rule = call("POST", "/api/v1/invariants/contribute", me, json=GOOD)
+    call("GET", "/api/v1/invariants", me, params={"status": "pending"})
+    call("POST", "/api/v1/invariants/{invariant_id}/verify", me, {"invariant_id": rule["id"]})
+    call("POST", "/api/v1/invariants/{invariant_id}/retire", me, {"invariant_id": rule["id"]})
+    call("GET", "/api/v1/admin/dashboard", me, params={"days": 2})
+    call("GET", "/api/v1/admin/users/{user_id}", me, {"user_id": alice_id})
+    call("GET", "/api/v1/admin/users/{user_id}", me, {"user_id": users["items"][0]["id"]})
+    call("GET", "/api/v1/audit", me)
+    call("GET", "/api/v1/admin/audit", me)
+    call("POST", "/api/v1/events/ticket", me)
+    channel = call("POST", "/api/v1/notifications/channels", me,
+                   json={"name": "hook", "url": "webhook://127.0.0.1:9/kefal"})
+    call("GET", "/api/v1/notifications/channels", me)
+    call("POST", "/api/v1/notifications/channels/{channel_id}/test", me,
+         {"channel_id": channel["id"]})
+    call("DELETE", "/api/v1/notifications/channels/{channel_id}", me,
+         {"channel_id": channel["id"]})
+    call("GET", "/api/v1/billing/plans", me)
+    call("GET", "/api/v1/billing/status", me)
+    call("POST", "/api/v1/auth/change-password", me,
+         json={"current_password": PASSWORD, "new_password": "another passphrase"})
+    call("POST", "/auth/logout", login(client, "admin", "another passphrase"))
+    return call
+
+
+# Routes the walk above cannot reach on a self-hosted server, and where they are covered.
+NOT_CALLED = {
+    "POST /api/v1/auth/reset-password": "needs the mailed token: test_reset checks it",
+    # the noop provider refuses these (409, 400); test_billing checks them against a fake
+    # PayPal with tests.helpers.openapi.assert_documented
+    "POST /api/v1/billing/checkout": "test_cancel_keeps_access_until_period_end",
+    "POST /api/v1/billing/cancel": "test_cancel_keeps_access_until_period_end",
+    "POST /api/v1/billing/webhook": "test_cancel_keeps_access_until_period_end",
+}
+
+
+def test_real_answers_match_their_documented_schema(
+    client: TestClient[Any], clock: FrozenClock
+) -> None:
+    doc = client.get("/schema/openapi.json").json()
+    calls = exercise(client, clock)
+    routes = _routes(client)
+    assert set(calls.seen) <= routes, set(calls.seen) - routes
+    missed = routes - set(calls.seen) - set(NOT_CALLED) - set(NOT_AN_OBJECT) - GRAPH_PENDING
+    assert not missed, f"no real call of {sorted(missed)}: add one to exercise()"
+    for where, answers in sorted(calls.seen.items()):
+        method, path = where.split(" ")
+        for status, body in answers:
+            response = doc["paths"][path][method.lower()]["responses"][str(status)]
+            if status == 204 or body is None:
+                assert "content" not in response or where in NOT_AN_OBJECT, where
+                continue
+            why = schema_mismatch(doc, response["content"]["application/json"]["schema"], body, where)
+            assert why is None, why

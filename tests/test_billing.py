@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import http.server
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,95 +17,14 @@ from tests.conftest import (
     PASSWORD,
     enroll,
     free_port,
-    http_server,
     login,
     make_settings,
     query,
     register,
     send,
 )
-
-CLIENT_ID, SECRET = "client-id-123", "client-secret-456"
-PLAN_IDS = {"starter": "P-STARTER0000000000000000", "professional": "P-PRO000000000000000000000"}
-
-
-class FakePayPal(http.server.BaseHTTPRequestHandler):
-    calls: list[tuple[str, str]]
-    subscriptions: dict[str, dict[str, Any]]
-
-    def _json(self, status: int, body: Any = None) -> None:
-        data = json.dumps(body).encode() if body is not None else b""
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self) -> None:  # noqa: N802
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        cls = type(self)
-        cls.calls.append(("POST", self.path))
-        if self.path == "/v1/oauth2/token":
-            expected = "Basic " + base64.b64encode(f"{CLIENT_ID}:{SECRET}".encode()).decode()
-            if (
-                self.headers.get("Authorization") != expected
-                or b"grant_type=client_credentials" not in raw
-            ):
-                return self._json(401, {"error": "invalid_client"})
-            return self._json(200, {"scope": "https://uri.paypal.com/services/subscriptions",
-                                    "access_token": "A21AAtoken", "token_type": "Bearer",
-                                    "app_id": "APP-80W284485P519543T", "expires_in": 32400})  # fmt: skip
-        if self.headers.get("Authorization") != "Bearer A21AAtoken":
-            return self._json(401, {"name": "AUTHENTICATION_FAILURE"})
-        body = json.loads(raw) if raw else {}
-        if self.path == "/v1/billing/subscriptions":
-            sub_id = f"I-{len(cls.subscriptions) + 1:012d}"
-            cls.subscriptions[sub_id] = {
-                "plan_id": body["plan_id"],
-                "custom_id": body["custom_id"],
-                "status": "APPROVAL_PENDING",
-            }
-            return self._json(201, {"id": sub_id, "status": "APPROVAL_PENDING", "create_time": "2026-11-02T09:00:05Z",
-                                    "links": [{"href": f"https://www.sandbox.paypal.com/webapps/billing/subscriptions?ba_token=BA-{sub_id}",
-                                               "rel": "approve", "method": "GET"},
-                                              {"href": f"https://api-m.sandbox.paypal.com/v1/billing/subscriptions/{sub_id}",
-                                               "rel": "self", "method": "GET"}]})  # fmt: skip
-        if self.path.endswith("/cancel"):
-            sub_id = self.path.split("/")[-2]
-            cls.subscriptions[sub_id]["status"] = "CANCELLED"
-            return self._json(204)
-        if self.path == "/v1/notifications/verify-webhook-signature":
-            ok = (
-                body.get("transmission_sig") == "good-signature"
-                and body.get("webhook_id") == "WH-ID-1"
-            )
-            return self._json(200, {"verification_status": "SUCCESS" if ok else "FAILURE"})
-        return self._json(404, {"name": "RESOURCE_NOT_FOUND"})
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def paypal() -> Iterator[tuple[str, type[FakePayPal]]]:
-    handler = type("Handler", (FakePayPal,), {"calls": [], "subscriptions": {}})
-    with http_server(handler) as where:
-        yield f"http://{where}", handler
-
-
-@pytest.fixture
-def billed(tmp_path: Path, clock: FrozenClock, paypal: tuple[str, type[FakePayPal]],
-           monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient[Any]]:  # fmt: skip
-    url, _ = paypal
-    monkeypatch.setenv("PAYPAL_CLIENT_ID", CLIENT_ID)
-    monkeypatch.setenv("PAYPAL_CLIENT_SECRET", SECRET)
-    monkeypatch.setenv("PAYPAL_WEBHOOK_ID", "WH-ID-1")
-    settings = make_settings(tmp_path / "d", billing_provider="paypal", billing_paypal_base_url=url,
-                             billing_plan_starter=PLAN_IDS["starter"],
-                             billing_plan_professional=PLAN_IDS["professional"])  # fmt: skip
-    clock.set(T0 + timedelta(seconds=5))
-    with TestClient(create_app(settings, clock=clock)) as client:
-        yield client
+from tests.helpers.openapi import assert_documented
+from tests.helpers.paypal import CLIENT_ID, PLAN_IDS, SECRET, FakePayPal
 
 
 def event(event_type: str, resource: dict[str, Any], event_id: str) -> dict[str, Any]:
@@ -245,13 +161,16 @@ def test_cancel_keeps_access_until_period_end(billed: TestClient[Any], paypal: t
                                               clock: FrozenClock) -> None:  # fmt: skip
     c, (_, server) = billed, paypal
     session, user_id = _user(c)
-    sub_id = c.post("/api/v1/billing/checkout", headers=session, json={"plan": "starter"}).json()[
-        "subscription_id"
-    ]
-    post_event(c, event("BILLING.SUBSCRIPTION.ACTIVATED", subscription(sub_id, user_id), "WH-1"))
+    r = c.post("/api/v1/billing/checkout", headers=session, json={"plan": "starter"})
+    assert_documented(c, "POST", "/api/v1/billing/checkout", r)
+    sub_id = r.json()["subscription_id"]
+    r = post_event(c, event("BILLING.SUBSCRIPTION.ACTIVATED", subscription(sub_id, user_id), "WH-1"))
+    assert_documented(c, "POST", "/api/v1/billing/webhook", r)
     agent = enroll(c, "alice")
     r = c.post("/api/v1/billing/cancel", headers=session)
     assert r.status_code == 200
+    assert_documented(c, "POST", "/api/v1/billing/cancel", r)
+    assert_documented(c, "GET", "/api/v1/billing/status", c.get("/api/v1/billing/status", headers=session))
     status = r.json()
     assert status["state"] == "cancelled" and status["cancel_at_period_end"] is True
     assert status["current_period_end"] == "2026-12-02T10:00:00Z"
@@ -307,7 +226,7 @@ def test_noop_never_blocks(client: TestClient[Any], clock: FrozenClock) -> None:
 
 
 def test_verification_is_a_professional_feature(billed: TestClient[Any]) -> None:
-    from tests.test_community import GOOD
+    from tests.helpers.rules import GOOD
 
     c = billed
     admin, _ = _user(c)

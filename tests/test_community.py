@@ -17,17 +17,10 @@ from kefal_lite.clock import FrozenClock
 from kefal_lite.detect import packs
 from tests.builders import T0, as_json, snap
 from tests.conftest import PASSWORD, enroll, login, make_settings, query, register, send
+from tests.helpers.rules import GOOD
 
 IN_FORCE = 32 + len(packs.active())  # the builtins and the default packs
 
-GOOD = {
-    "name": "Busybox netcat listener",
-    "invariant_type": "structural",
-    "predicate": {"kind": "port_owner_in", "params": {"processes": ["busybox", "socat"]}},
-    "severity": "high",
-    "metadata": {"description": "busybox or socat owns a listening socket.",
-                 "pitch": "A bind shell on an IoT box often looks exactly like this."},
-}  # fmt: skip
 NOISY = {**GOOD, "name": "Anything with sshd",
          "predicate": {"kind": "process_name_in", "params": {"names": ["sshd"]}}}  # fmt: skip
 # macOS's /private/tmp is /tmp under another name; the engine compares canonical paths,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.server
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +14,11 @@ import pytest
 
 from tests.builders import as_json, snap
 from tests.conftest import PASSWORD, http_server, serving
+from tests.helpers.browser import ARGS, EVIL, enroll, ingest, shoot
 from tests.tools import require
 
 pytest.importorskip("playwright")  # installed by the dev extra; skipping here would hide nothing
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
-
-SHOTS = Path(__file__).parent.parent / "artifacts" / "screenshots"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-EVIL = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+from playwright.sync_api import Browser, expect, sync_playwright  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -35,35 +30,6 @@ def browser() -> Iterator[Browser]:
             yield b
         finally:
             b.close()
-
-
-def shoot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    for label, size in (("laptop", (1280, 800)), ("phone", (390, 844))):
-        page.set_viewport_size({"width": size[0], "height": size[1]})
-        page.wait_for_timeout(150)
-        page.screenshot(path=str(SHOTS / f"{name}-{label}.png"), full_page=False)
-    page.set_viewport_size({"width": 1280, "height": 800})
-
-
-def ingest(url: str, agent: dict[str, str], i: int, **fields: Any) -> None:
-    now = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=i)
-    body = as_json(
-        snap(0, agent_id=agent["agent_id"], timestamp=now.strftime("%Y-%m-%dT%H:%M:%SZ"), **fields)
-    )
-    r = httpx.post(
-        f"{url}/api/v1/ingest", content=body, headers={"Authorization": f"Bearer {agent['token']}"}
-    )
-    assert r.status_code == 200, r.text
-
-
-def enroll(url: str, username: str, name: str) -> dict[str, str]:
-    r = httpx.post(
-        f"{url}/api/v1/enroll", json={"username": username, "password": PASSWORD, "name": name}
-    )
-    assert r.status_code == 200, r.text
-    data: dict[str, str] = r.json()
-    return data
 
 
 def test_dashboard_end_to_end(browser: Browser, tmp_path: Path) -> None:

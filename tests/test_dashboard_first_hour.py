@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import PASSWORD, serving
-from tests.test_dashboard import ARGS, EVIL, enroll, ingest, shoot
+from tests.helpers.browser import ARGS, EVIL, enroll, ingest, shoot
 from tests.tools import require
 
 pytest.importorskip("playwright")

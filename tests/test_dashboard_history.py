@@ -14,7 +14,7 @@ import pytest
 
 from tests.builders import proc
 from tests.conftest import PASSWORD, serving
-from tests.test_dashboard import ARGS, EVIL, enroll, ingest, shoot
+from tests.helpers.browser import ARGS, EVIL, enroll, ingest, shoot
 from tests.tools import require
 
 pytest.importorskip("playwright")

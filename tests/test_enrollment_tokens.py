@@ -15,7 +15,6 @@ from litestar.testing import TestClient
 from kefal_lite.clock import FrozenClock
 from tests.builders import T0
 from tests.conftest import live_app, login, make_settings, query, register, send
-from tests.test_billing import billed, paypal  # noqa: F401 - fixtures
 
 
 def new_token(client: TestClient[Any], session: dict[str, str], **body: Any) -> dict[str, Any]:

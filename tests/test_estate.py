@@ -12,8 +12,7 @@ from kefal_lite import estate
 from kefal_lite.clock import FrozenClock
 from kefal_lite.paths import HostFacts
 from tests.conftest import query
-from tests.test_graph import cytoscape_load
-from tests.test_paths import K1, K2, K3, build_estate
+from tests.helpers.estate import K1, K2, K3, build_estate, cytoscape_load
 
 
 def _data(elements: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:

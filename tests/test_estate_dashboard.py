@@ -13,7 +13,7 @@ import pytest
 from benchmarks.estate_page import PASSWORD, ingest, seed, session_token, settle_times
 
 from tests.conftest import serving
-from tests.test_dashboard import ARGS, SHOTS
+from tests.helpers.browser import ARGS, SHOTS
 from tests.tools import require
 
 pytest.importorskip("playwright")

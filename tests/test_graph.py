@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,7 @@ from kefal_lite.app import create_app
 from kefal_lite.clock import FrozenClock
 from tests.builders import BASE_PROCESSES, T0, proc
 from tests.conftest import enroll, login, make_settings, register, send
-from tests.tools import require
+from tests.helpers.estate import cytoscape_load
 
 JS = Path(__file__).parent / "js"
 
@@ -154,19 +152,6 @@ def test_ids_are_stable_across_calls_and_restarts(tmp_path: Path, clock: FrozenC
         again = c.get("/api/v1/graph?view=full", headers=session).json()
     ids = lambda g: sorted(e["data"]["id"] for e in g["nodes"] + g["edges"])  # noqa: E731
     assert ids(again) == ids(first) and ids(first)
-
-
-def cytoscape_load(elements: dict[str, Any]) -> dict[str, Any]:
-    node = require("node")
-    if not (JS / "node_modules" / "cytoscape").exists():
-        subprocess.run(
-            [require("npm"), "ci", "--no-audit", "--no-fund"], cwd=JS, check=True, capture_output=True
-        )
-    done = subprocess.run([node, str(JS / "cytoscape_check.mjs")], input=json.dumps(elements),
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
 
 
 def test_graph_loads_in_cytoscape(client: TestClient[Any], clock: FrozenClock) -> None:

@@ -10,10 +10,8 @@ from litestar.testing import TestClient
 from kefal_lite import lateral, lateral_run
 from kefal_lite.clock import FrozenClock
 from kefal_lite.paths import HostFacts
-from tests.conftest import enroll
-from tests.test_ingest import in_app, send
-from tests.test_paths import K1, build_estate, key
-from tests.test_remediation import wait_remediation
+from tests.conftest import enroll, in_app, send, wait_remediation
+from tests.helpers.estate import K1, build_estate, key
 
 
 def rule_ids(found: list[lateral.EstateFinding]) -> list[tuple[str, str, str]]:

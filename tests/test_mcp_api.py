@@ -13,8 +13,7 @@ from kefal_lite import graph
 from kefal_lite.clock import FrozenClock
 from kefal_lite.snapshot import McpServer
 from tests.builders import T0, proc
-from tests.conftest import enroll, login, register
-from tests.test_ingest import send
+from tests.conftest import enroll, login, register, send
 
 CFG = "/home/alice/.config/Claude/claude_desktop_config.json"
 

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.server
 import json
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -26,7 +23,6 @@ from tests.conftest import (
     PASSWORD,
     Inbox,
     enroll,
-    http_server,
     in_app,
     login,
     make_settings,
@@ -37,43 +33,7 @@ from tests.conftest import (
     settle,
     wait_for,
 )
-
-
-class Receiver(http.server.BaseHTTPRequestHandler):
-    fail_first = 0
-    received: list[dict[str, Any]]
-    attempts: list[int]
-
-    def do_POST(self) -> None:  # noqa: N802
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        cls = type(self)
-        cls.attempts.append(1)
-        if len(cls.attempts) <= cls.fail_first:
-            self.send_response(500)
-            self.end_headers()
-            return
-        cls.received.append(
-            {"body": body, "headers": dict(self.headers.items()), "path": self.path}
-        )
-        self.send_response(204)
-        self.end_headers()
-
-    def do_GET(self) -> None:  # noqa: N802 - heartbeats
-        type(self).received.append(
-            {"body": b"", "headers": dict(self.headers.items()), "path": self.path}
-        )
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[str, type[Receiver]]]:
-    handler = type("Handler", (Receiver,), {"received": [], "attempts": [], "fail_first": 0})
-    with http_server(handler) as where:
-        yield where, handler
+from tests.helpers.webhooks import Receiver
 
 
 def _setup(client: TestClient[Any], clock: FrozenClock) -> tuple[dict[str, str], dict[str, str]]:

@@ -19,16 +19,15 @@ from tests.builders import T0
 from tests.conftest import (
     EXPOSED_PG,
     enroll,
-    http_server,
     login,
     make_settings,
     register,
     send,
     settle,
     wait_for,
+    wait_remediation,
 )
-from tests.test_notify import Receiver
-from tests.test_remediation import wait_remediation
+from tests.helpers.webhooks import Receiver
 
 PUBLIC = "https://kefal.example.org/"
 
@@ -36,13 +35,6 @@ PUBLIC = "https://kefal.example.org/"
 def _client(tmp_path: Path, clock: FrozenClock, **settings: Any) -> Iterator[TestClient[Any]]:
     with TestClient(create_app(make_settings(tmp_path / "d", **settings), clock=clock)) as c:
         yield c
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[str, type[Receiver]]]:
-    handler = type("Handler", (Receiver,), {"received": [], "attempts": [], "fail_first": 0})
-    with http_server(handler) as where:
-        yield where, handler
 
 
 @pytest.fixture

@@ -16,21 +16,14 @@ from kefal_lite.detect.model import SEVERITY_RANK, Finding
 from kefal_lite.detect.state import HostState
 from kefal_lite.snapshot import Snapshot
 from tests.builders import BASE_USERS, proc, snap
-from tests.test_engine import _for, learned, persisting
-
-CATALOG = Catalog((*BUILTINS, *packs.active()))
-
-
-def run(snapshots: list[Snapshot]) -> list[Finding]:
-    state, findings = HostState(), []
-    for s in snapshots:
-        findings, state = evaluate(s, state, CATALOG, s.timestamp + timedelta(seconds=2))
-    return findings
-
-
-def conn(process: str, pid: int, address: str, port: int) -> dict[str, Any]:
-    return {"remote_address": address, "remote_port": port, "local_port": 51000,
-            "process": process, "pid": pid, "state": "ESTABLISHED"}  # fmt: skip
+from tests.helpers.engine import (
+    PACKS_CATALOG,
+    findings_of,
+    learned,
+    outbound,
+    persisting,
+    run_packs,
+)
 
 
 def one(*procs: dict[str, Any], **fields: Any) -> Callable[[], list[Snapshot]]:
@@ -49,17 +42,17 @@ USERS_SHELL = [*BASE_USERS, {"name": "backup", "uid": 34, "groups": ["backup"],
 Case = tuple[list[Callable[[], list[Snapshot]]], str, str, list[Callable[[], list[Snapshot]]]]
 CASES: dict[str, Case] = {
     "interpreter_outbound_connection": (
-        [one(proc("nc", "www-data", pid=901), connections=[conn("nc", 901, "203.0.113.7", 443)]),
+        [one(proc("nc", "www-data", pid=901), connections=[outbound("nc", 901, "203.0.113.7", 443)]),
          # renamed: the process is a python, whatever the script calls itself
          one(proc("python3.12", "www-data", pid=902, cmdline="python3 /tmp/x"),
-             connections=[conn("python3.12", 902, "203.0.113.7", 4444)]),
+             connections=[outbound("python3.12", 902, "203.0.113.7", 4444)]),
          # bash -i via exec redirects holds the socket itself
          one(proc("bash", "www-data", pid=903, cmdline="bash"),
-             connections=[conn("bash", 903, "198.51.100.2", 8080)])],
+             connections=[outbound("bash", 903, "198.51.100.2", 8080)])],
         "process:*", "high",
-        [one(proc("python3", "alice", pid=904), connections=[conn("python3", 904, "10.0.0.5", 5432)]),
-         one(proc("bash", "alice", pid=905), connections=[conn("bash", 905, "127.0.0.1", 4444)]),
-         one(proc("curl", "alice", pid=906), connections=[conn("curl", 906, "203.0.113.7", 4444)])],
+        [one(proc("python3", "alice", pid=904), connections=[outbound("python3", 904, "10.0.0.5", 5432)]),
+         one(proc("bash", "alice", pid=905), connections=[outbound("bash", 905, "127.0.0.1", 4444)]),
+         one(proc("curl", "alice", pid=906), connections=[outbound("curl", 906, "203.0.113.7", 4444)])],
     ),
     "service_spawned_shell": (
         [one(proc("sh", "www-data", pid=910, ppid=NGINX, cmdline="sh -c id")),
@@ -88,13 +81,13 @@ CASES: dict[str, Case] = {
         # renamed, fed from a config file: nothing in the name or the command line
         [lambda: [snap(i, add_processes=[proc("kswapd1", "www-data", pid=940, cpu=390.0,
                                               exe="/usr/bin/kswapd1", cmdline="kswapd1 -c cfg.json")],
-                       connections=[conn("kswapd1", 940, "198.51.100.8", 14444)]) for i in range(2)],
+                       connections=[outbound("kswapd1", 940, "198.51.100.8", 14444)]) for i in range(2)],
          one(proc("sysupdate", "www-data", pid=941, cmdline="./sysupdate -o stratum+ssl://p.example:443"))],
         "process:*", "critical",
         [lambda: [snap(i, add_processes=[proc("ffmpeg", "alice", pid=942, cpu=390.0)],
-                       connections=[conn("ffmpeg", 942, "198.51.100.8", 443)]) for i in range(2)],
+                       connections=[outbound("ffmpeg", 942, "198.51.100.8", 443)]) for i in range(2)],
          lambda: [snap(0, add_processes=[proc("miner", "alice", pid=943, cpu=390.0)],
-                       connections=[conn("miner", 943, "198.51.100.8", 14444)])]],  # one snapshot
+                       connections=[outbound("miner", 943, "198.51.100.8", 14444)])]],  # one snapshot
     ),
     "reverse_shell_variant": (
         [one(proc("sh", "www-data", pid=950,
@@ -161,15 +154,15 @@ CASES: dict[str, Case] = {
     "local_daemon_outbound": (
         # a second systemd-logind from another directory, phoning home on a web port
         [one(proc("systemd-logind", "root", pid=1101, exe="/usr/libexec/systemd-logind"),
-             connections=[conn("systemd-logind", 1101, "203.0.113.7", 8443)]),
+             connections=[outbound("systemd-logind", 1101, "203.0.113.7", 8443)]),
          one(proc("cron", "root", pid=1102, exe="/usr/sbin/cron"),
-             connections=[conn("cron", 1102, "198.51.100.4", 443)])],
+             connections=[outbound("cron", 1102, "198.51.100.4", 443)])],
         "process:*", "high",
         # resolved and timesyncd talk to the network for a living; sshd's sessions are inbound
         [one(proc("systemd-resolve", "systemd-resolve", pid=1103),
-             connections=[conn("systemd-resolve", 1103, "1.1.1.1", 53)]),
+             connections=[outbound("systemd-resolve", 1103, "1.1.1.1", 53)]),
          one(proc("systemd-logind", "root", pid=1104),
-             connections=[conn("systemd-logind", 1104, "127.0.0.1", 8443)])],
+             connections=[outbound("systemd-logind", 1104, "127.0.0.1", 8443)])],
     ),
     "service_account_discovery": (
         [one(proc("sh", "www-data", pid=1111, ppid=31000, cmdline="sh -c id;uname -a;cat /etc/passwd")),
@@ -223,7 +216,7 @@ def test_every_pack_rule_has_a_case_and_an_attack_id() -> None:
 def test_pack_rule_fires_on_every_variant(rule: str) -> None:
     variants, subject, severity, _ = CASES[rule]
     for n, variant in enumerate(variants):
-        hits = _for(rule, run(variant()))
+        hits = findings_of(rule, run_packs(variant()))
         assert hits, (rule, n)
         assert hits[0].severity == severity or SEVERITY_RANK[hits[0].severity] > SEVERITY_RANK[
             severity], (rule, n, hits[0].severity)  # fmt: skip
@@ -234,13 +227,13 @@ def test_pack_rule_fires_on_every_variant(rule: str) -> None:
 @pytest.mark.parametrize("rule", sorted(CASES))
 def test_pack_rule_stays_quiet_on_near_misses(rule: str) -> None:
     for n, near in enumerate(CASES[rule][3]):
-        hits = [f for f in _for(rule, run(near())) if f.severity != "low"]
+        hits = [f for f in findings_of(rule, run_packs(near())) if f.severity != "low"]
         assert hits == [], (rule, n, hits)
 
 
 def test_mkfifo_reverse_shell_is_one_incident_with_every_rule() -> None:
     nc = proc("nc", "www-data", pid=1001, ppid=NGINX, cmdline="nc 10.0.0.9 4444")
-    findings = run([snap(0, add_processes=[nc], connections=[conn("nc", 1001, "10.0.0.9", 4444)])])
+    findings = run_packs([snap(0, add_processes=[nc], connections=[outbound("nc", 1001, "10.0.0.9", 4444)])])
     [hit] = [f for f in findings if f.subject == "process:nc"]
     assert hit.severity == "high"
     rules = {r["invariant_id"] for r in hit.evidence["rules"]}
@@ -253,14 +246,14 @@ def test_guarded_processes_extend_the_defence_list() -> None:
     state = HostState()
     for s in (snap(0, add_processes=[proc("acme-edr", pid=800)]), snap(1)):
         findings, state = evaluate(s, state, catalog, s.timestamp)
-    assert [f.subject for f in _for("defence_daemon_stopped", findings)] == ["process:acme-edr"]
+    assert [f.subject for f in findings_of("defence_daemon_stopped", findings)] == ["process:acme-edr"]
 
 
 def test_benign_corpus_stays_quiet_with_the_pack() -> None:
     for name, snapshots in corpus.load().items():
         state = HostState()
         for s in snapshots:
-            findings, state = evaluate(s, state, CATALOG, s.timestamp + timedelta(seconds=3))
+            findings, state = evaluate(s, state, PACKS_CATALOG, s.timestamp + timedelta(seconds=3))
             loud = [f for f in findings if SEVERITY_RANK[f.severity] >= SEVERITY_RANK["medium"]]
             assert loud == [], (name, loud)
 

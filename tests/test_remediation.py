@@ -31,8 +31,9 @@ from tests.conftest import (
     query,
     register,
     send,
+    wait_remediation,
 )
-from tests.test_engine import CASES, SKEW, _for
+from tests.helpers.engine import CASES, SKEW, findings_of
 
 CATALOG = Catalog(BUILTINS)
 
@@ -48,7 +49,7 @@ def test_every_builtin_renders_three_actions_with_commands(invariant_id: str) ->
         skew = SKEW.get(invariant_id, (timedelta(seconds=2),))[0]
         for s in violating:
             findings, state = evaluate(s, state, CATALOG, s.timestamp + skew)
-        [finding] = _for(invariant_id, findings)
+        [finding] = findings_of(invariant_id, findings)
         evidence, subject = finding.evidence, finding.subject
     for os in ("linux", "darwin", "windows"):
         actions = render(BY_ID[invariant_id], subject, evidence, os)
@@ -124,17 +125,6 @@ def llm_server() -> Iterator[tuple[str, type[FakeLlm]]]:
     handler = type("Handler", (FakeLlm,), {"requests": [], "mode": "good"})
     with http_server(handler) as where:
         yield f"http://{where}/v1", handler
-
-
-def wait_remediation(client: TestClient[Any], session: dict[str, str], incident_id: str,
-                     status: str = "proposed") -> dict[str, Any]:  # fmt: skip
-    deadline = time.monotonic() + 15
-    while True:
-        inc: dict[str, Any] = client.get(f"/api/v1/incidents/{incident_id}", headers=session).json()
-        if inc["remediation"]["status"] == status:
-            return inc
-        assert time.monotonic() < deadline, inc["remediation"]
-        time.sleep(0.05)
 
 
 def _start(

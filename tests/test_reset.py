@@ -12,6 +12,7 @@ from kefal_lite.app import create_app
 from kefal_lite.clock import FrozenClock
 from kefal_lite.config import Settings
 from tests.conftest import Inbox, free_port, login, make_settings, query, register
+from tests.helpers.openapi import assert_documented
 
 
 def _token_from(body: str) -> str:
@@ -46,6 +47,7 @@ def test_reset_without_smtp_keeps_the_mail_in_the_outbox(
         "/api/v1/auth/reset-password", json={"token": token, "new_password": "new secret pw"}
     )
     assert r.status_code == 200
+    assert_documented(client, "POST", "/api/v1/auth/reset-password", r)
     assert client.get("/api/v1/auth/me", headers=old_session).status_code == 401
     login(client, "alice", "new secret pw")
     r = client.post(

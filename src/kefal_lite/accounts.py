@@ -124,7 +124,7 @@ class Accounts:
         return await self._db.write(
             audit.audited,
             self._audit(user_id, username, "user_registered", client=client),
-            users.register,
+            account_cases.register,
             signup_open=self._settings.auth_signup,
             user_id=user_id,
             username=username,
@@ -225,7 +225,7 @@ class Accounts:
                 raise Unauthorized("the password is wrong")
             slot.succeeded()
         entry = self._audit(user.id, user.username, "email_changed")
-        await self._db.write(audit.audited, entry, users.set_email, user.id, email)
+        await self._db.write(audit.audited, entry, account_cases.set_email, user.id, email)
         updated = await self._db.read(users.get, user.id)
         assert updated is not None
         return updated
@@ -349,7 +349,10 @@ class Accounts:
         token = security.new_token(security.AGENT_TOKEN_PREFIX)
         entry = self._audit(user.id, user.username, "agent_token_rotated", target=agent_id)
         digest = security.token_hash(token)
-        if not await self._db.write(audit.audited, entry, agents.rotate, user.id, agent_id, digest):
+        rotated = await self._db.write(
+            audit.audited, entry, agent_cases.rotate_token, user.id, agent_id, digest
+        )
+        if not rotated:
             raise NotFound("no such agent")
         self._agent_tokens.invalidate_agent(agent_id)
         return Enrollment(token=token, agent_id=agent_id)

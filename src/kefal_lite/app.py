@@ -43,7 +43,6 @@ from kefal_lite.api import metrics as metrics_api
 from kefal_lite.api import triage as triage_api
 from kefal_lite.api.deps import services
 from kefal_lite.api.docs import LocalSwagger
-from kefal_lite.api.validation import loc_from_path
 from kefal_lite.clock import Clock
 from kefal_lite.config import Settings, server_secret
 from kefal_lite.errors import (
@@ -58,6 +57,7 @@ from kefal_lite.errors import (
     TooManyRequests,
     Unauthorized,
     ValidationFailed,
+    loc_from_path,
     validation_item,
 )
 from kefal_lite.messages import humanize

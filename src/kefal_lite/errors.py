@@ -7,7 +7,12 @@ is `{"detail": "<one sentence a person can act on>"}`.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+import msgspec
+
+from kefal_lite.messages import humanize
 
 
 class ApiError(Exception):
@@ -89,3 +94,35 @@ class InvalidTransition(Conflict):
 
 class NotAllowed(Forbidden):
     """A rule of the product refuses it for this account (a plan's limit, say)."""
+
+
+# Decoding errors become the validation list here, not in api/: ingest (a use case) and
+# the handlers decode with the same words.
+_SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_FIELD = re.compile(r"field `([^`]+)`")
+
+
+def loc_from_path(source: str, path: str, message: str = "") -> list[str | int]:
+    """`$.processes[0].pid` (msgspec) or `processes[0].pid` (Litestar) -> a loc list."""
+    loc: list[str | int] = [source]
+    path = path.removeprefix("$")
+    if path == "data":  # Litestar's name for the whole body
+        path = ""
+    if path and not path.startswith((".", "[")):
+        path = "." + path
+    for name, index in _SEGMENT.findall(path):
+        loc.append(int(index) if index else name)
+    # "Object missing required field `x`" points at the object; name the field itself.
+    field = _FIELD.search(message)
+    if field:
+        loc.append(field.group(1))
+    return loc
+
+
+def items_from_msgspec(exc: msgspec.DecodeError, source: str = "body") -> list[dict[str, Any]]:
+    text = str(exc)
+    message, _, path = text.partition(" - at `")
+    if isinstance(exc, msgspec.ValidationError):
+        loc = loc_from_path(source, path.rstrip("`"), message)
+        return [validation_item(loc, humanize(message))]
+    return [validation_item([source], f"invalid JSON: {message}")]

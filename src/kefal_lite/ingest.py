@@ -44,7 +44,7 @@ class _Host:
     # remediations marked applied, checked against the next snapshot: id -> (invariant, subject)
     awaiting: dict[str, tuple[str, str]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # the previous snapshot, for change records: its id and a few KB of item hashes
+    # the previous snapshot, for change records: its id, item hashes and last changed items
     last_snapshot: str | None = None
     previous: diff.Resident | None = None
 

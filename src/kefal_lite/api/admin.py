@@ -12,13 +12,15 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from kefal_lite import csvsafe
 from kefal_lite.accounts import Email, Password, Username
-from kefal_lite.api.auth import profile
-from kefal_lite.api.deps import ADMIN, USER, CurrentUser, Limit, Offset, Svc, page
+from kefal_lite.api.auth import Profile, profile
+from kefal_lite.api.billing import BillingStatus, billing_status
+from kefal_lite.api.deps import ADMIN, USER, CurrentUser, Limit, Offset, Svc
 from kefal_lite.api.docs import documented
-from kefal_lite.api.incidents import incident_json
+from kefal_lite.api.incidents import IncidentView, incident_view
 from kefal_lite.clock import iso, parse_iso
 from kefal_lite.errors import NotFound, ValidationFailed, validation_item
 from kefal_lite.store import agents, audit, incidents, stats, users
+from kefal_lite.store.agents import Agent
 
 Days = Annotated[int, QueryParameter(ge=1, le=366)]
 Since = Annotated[str | None, QueryParameter(max_length=40, description="ISO 8601, inclusive")]
@@ -31,8 +33,62 @@ class NewAccount(msgspec.Struct, forbid_unknown_fields=True):
     role: Literal["admin", "user"] = "user"
 
 
+class OpenBySeverity(msgspec.Struct, frozen=True):
+    critical: int
+    high: int
+    medium: int
+    low: int
+
+
+class Totals(msgspec.Struct, frozen=True):
+    users: int
+    agents: int  # active ones
+    hosts_online: int
+    hosts_silent: int
+    snapshots: int
+    open_incidents: OpenBySeverity  # open or acknowledged
+
+
+class Day(msgspec.Struct, frozen=True):
+    date: str
+    new_users: int
+    active_agents: int
+    snapshots: int
+    incidents: int
+
+
+class Dashboard(msgspec.Struct, frozen=True):
+    totals: Totals
+    daily: list[Day]  # oldest first, one per day, zeros included
+
+
+class UserSummary(msgspec.Struct, frozen=True):
+    id: str
+    username: str
+    email: str | None
+    role: str
+    plan: str
+    billing_state: str
+    agents: int  # active ones
+    last_active_at: str | None
+    created_at: str
+    disabled: bool
+
+
+class UserPage(msgspec.Struct, frozen=True):
+    items: list[UserSummary]
+    total: int
+
+
+class UserDetail(msgspec.Struct, frozen=True):
+    user: Profile
+    agents: list[Agent]
+    recent_incidents: list[IncidentView]  # the 20 newest, any status
+    billing: BillingStatus
+
+
 @get("/api/v1/admin/dashboard", dependencies=ADMIN)
-async def dashboard(user: CurrentUser, svc: Svc, days: Days = 30) -> dict[str, Any]:
+async def dashboard(user: CurrentUser, svc: Svc, days: Days = 30) -> Dashboard:
     """Totals now, and per-day counters kept as ingests commit (never a history scan)."""
     today = svc.clock.now().date()
     first = today - timedelta(days=days - 1)
@@ -43,18 +99,16 @@ async def dashboard(user: CurrentUser, svc: Svc, days: Days = 30) -> dict[str, A
         day = (first + timedelta(days=n)).isoformat()
         values = series.get(day, {})
         daily.append({"date": day, **{m: values.get(m, 0) for m in stats.METRICS}})
-    return {"totals": totals, "daily": daily}
+    return msgspec.convert({"totals": totals, "daily": daily}, Dashboard)
 
 
-async def _summary(svc: Svc, summary: users.UserSummary) -> dict[str, Any]:
+async def _summary(svc: Svc, summary: users.UserSummary) -> UserSummary:
     u = summary.user
     billing = await svc.billing.status(u)
-    return {
-        "id": u.id, "username": u.username, "email": u.email, "role": u.role,
-        "plan": billing["plan"], "billing_state": billing["state"], "agents": summary.agents,
-        "last_active_at": u.last_active_at, "created_at": u.created_at,
-        "disabled": bool(u.disabled),
-    }  # fmt: skip
+    return UserSummary(
+        u.id, u.username, u.email, u.role, billing["plan"], billing["state"], summary.agents,
+        u.last_active_at, u.created_at, bool(u.disabled),
+    )  # fmt: skip
 
 
 @get("/api/v1/admin/users", dependencies=ADMIN)
@@ -64,14 +118,14 @@ async def list_users(
     q: Annotated[str | None, QueryParameter(max_length=100)] = None,
     limit: Limit = 50,
     offset: Offset = 0,
-) -> dict[str, Any]:
+) -> UserPage:
     """Every account; `q` searches username and email."""
     found, total = await svc.db.read(users.search, q, limit=limit, offset=offset)
-    return page([await _summary(svc, s) for s in found], total)
+    return UserPage([await _summary(svc, s) for s in found], total)
 
 
 @get("/api/v1/admin/users/{user_id:str}", dependencies=ADMIN)
-async def get_user(user_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[str, Any]:
+async def get_user(user_id: FromPath[str], user: CurrentUser, svc: Svc) -> UserDetail:
     target = await svc.db.read(users.get, user_id)
     if target is None:
         raise NotFound("no such user")
@@ -80,16 +134,14 @@ async def get_user(user_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[
         incidents.list_for_user, user_id, status=None, severity=None, host_id=None, limit=20,
         offset=0,
     )  # fmt: skip
-    return {
-        "user": profile(target),
-        "agents": [msgspec.to_builtins(a) for a in their_agents],
-        "recent_incidents": [incident_json(svc, i) for i in recent],
-        "billing": await svc.billing.status(target),
-    }
+    return UserDetail(
+        profile(target), their_agents, [incident_view(svc, i) for i in recent],
+        billing_status(await svc.billing.status(target)),
+    )  # fmt: skip
 
 
 @post("/api/v1/admin/users", status_code=HTTP_201_CREATED, dependencies=ADMIN)
-async def create_user(data: JSONBody[NewAccount], user: CurrentUser, svc: Svc) -> dict[str, Any]:
+async def create_user(data: JSONBody[NewAccount], user: CurrentUser, svc: Svc) -> Profile:
     created = await svc.accounts.create_user(
         user, data.username, data.password, role=data.role, email=data.email
     )
@@ -119,7 +171,7 @@ async def _audit(svc: Svc, user_id: str | None, action: str | None, since: str |
         limit=limit, offset=offset,
     )  # fmt: skip
     if fmt == "json":
-        return page([msgspec.to_builtins(r) for r in rows], total)
+        return AuditPage(rows, total)
     body = csvsafe.write(
         ["at", "user_id", "actor", "action", "target", "client", "detail"],
         (

@@ -10,10 +10,11 @@ from litestar import Request, delete, get, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
-from kefal_lite.api.deps import USER, CurrentUser, Limit, Offset, Svc, client_address, page
+from kefal_lite.api.deps import USER, CurrentUser, Limit, Offset, Svc, client_address
 from kefal_lite.errors import ValidationFailed, validation_item
 from kefal_lite.security import MAX_PASSWORD
 from kefal_lite.store import agents
+from kefal_lite.store.agents import Agent
 
 
 class EnrollBody(msgspec.Struct):
@@ -26,10 +27,20 @@ class EnrollBody(msgspec.Struct):
     hostname: Annotated[str, msgspec.Meta(max_length=253)] | None = None
 
 
+class AgentCredentials(msgspec.Struct, frozen=True):
+    token: str  # shown once: the agent sends it as `Authorization: Bearer <token>`
+    agent_id: str
+
+
+class AgentPage(msgspec.Struct, frozen=True):
+    items: list[Agent]
+    total: int
+
+
 @post("/api/v1/enroll", status_code=HTTP_200_OK, exclude_from_auth=True)
 async def enroll(
     data: JSONBody[EnrollBody], request: Request[Any, Any, Any], svc: Svc
-) -> dict[str, str]:
+) -> AgentCredentials:
     """The token is shown once: only its hash is kept. With MFA on, `otp` is required and
     a missing or wrong one is the login's 401 `{"detail":"otp required"}`."""
     name = data.name or (data.hostname[:128] if data.hostname else None)
@@ -46,15 +57,15 @@ async def enroll(
         done = await svc.accounts.enroll(
             data.username, data.password, name, client_address(request), data.otp
         )
-    return {"token": done.token, "agent_id": done.agent_id}
+    return AgentCredentials(done.token, done.agent_id)
 
 
 @get("/api/v1/agents", dependencies=USER)
 async def list_agents(
     user: CurrentUser, svc: Svc, limit: Limit = 50, offset: Offset = 0
-) -> dict[str, Any]:
+) -> AgentPage:
     items, total = await svc.db.read(agents.list_for_user, user.id, limit=limit, offset=offset)
-    return page([msgspec.to_builtins(a) for a in items], total)
+    return AgentPage(items, total)
 
 
 @delete("/api/v1/agents/{agent_id:str}", status_code=HTTP_204_NO_CONTENT, dependencies=USER)
@@ -63,9 +74,9 @@ async def revoke_agent(agent_id: FromPath[str], user: CurrentUser, svc: Svc) -> 
 
 
 @post("/api/v1/agents/{agent_id:str}/rotate-token", status_code=HTTP_200_OK, dependencies=USER)
-async def rotate_token(agent_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[str, str]:
+async def rotate_token(agent_id: FromPath[str], user: CurrentUser, svc: Svc) -> AgentCredentials:
     done = await svc.accounts.rotate_agent(user, agent_id)
-    return {"token": done.token, "agent_id": done.agent_id}
+    return AgentCredentials(done.token, done.agent_id)
 
 
 handlers = [enroll, list_agents, revoke_agent, rotate_token]

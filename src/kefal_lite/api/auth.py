@@ -54,17 +54,43 @@ class OtpBody(msgspec.Struct):
 _login_decoder = msgspec.json.Decoder(LoginBody)
 
 
-def profile(user: User) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "username": user.username,
-        "email": user.email,
-        "role": user.role,
-        "plan": user.plan,
-        "trial_ends_at": user.trial_ends_at,
-        "created_at": user.created_at,
-        "mfa_enabled": bool(user.mfa_enabled),
-    }
+class Profile(msgspec.Struct, frozen=True):
+    """An account as its owner (and an admin) sees it: never the hashes or MFA seeds."""
+
+    id: str
+    username: str
+    email: str | None
+    role: str
+    plan: str
+    trial_ends_at: str | None
+    created_at: str
+    mfa_enabled: bool
+
+
+def profile(user: User) -> Profile:
+    return Profile(
+        user.id, user.username, user.email, user.role, user.plan, user.trial_ends_at,
+        user.created_at, bool(user.mfa_enabled),
+    )  # fmt: skip
+
+
+class AuthStatus(msgspec.Struct, frozen=True):
+    first_run: bool  # no account yet: the login page offers to create the admin
+    signup: bool
+    version: str
+
+
+class Done(msgspec.Struct, frozen=True):
+    status: str  # "ok"
+
+
+class MfaSetup(msgspec.Struct, frozen=True):
+    secret: str
+    otpauth_uri: str
+
+
+class MfaState(msgspec.Struct, frozen=True):
+    mfa_enabled: bool
 
 
 class Session(msgspec.Struct, frozen=True):
@@ -92,19 +118,14 @@ async def login(request: Request[Any, Any, Any], svc: Svc) -> Session:
 
 
 @get("/auth/status", exclude_from_auth=True)
-async def auth_status(svc: Svc) -> dict[str, Any]:
+async def auth_status(svc: Svc) -> AuthStatus:
     """What the login page needs to know: first run (create the admin) and open signup."""
-    return {
-        "first_run": await svc.db.read(users.count) == 0,
-        "signup": svc.settings.auth_signup,
-        "version": __version__,
-    }
+    first_run = await svc.db.read(users.count) == 0
+    return AuthStatus(first_run, svc.settings.auth_signup, __version__)
 
 
 @post("/auth/register", status_code=HTTP_201_CREATED, exclude_from_auth=True)
-async def register(
-    data: JSONBody[NewUser], request: Request[Any, Any, Any], svc: Svc
-) -> dict[str, Any]:
+async def register(data: JSONBody[NewUser], request: Request[Any, Any, Any], svc: Svc) -> Profile:
     """Open while the server has no users (that one becomes admin) or when signup is on."""
     client = client_address(request)
     return profile(await svc.accounts.register(data.username, data.password, data.email, client))
@@ -116,16 +137,16 @@ async def logout(user: CurrentUser, svc: Svc) -> None:
 
 
 @get("/api/v1/auth/me", dependencies=USER)
-async def me(user: CurrentUser, svc: Svc) -> dict[str, Any]:
+async def me(user: CurrentUser, svc: Svc) -> Profile:
     """With the plan and trial end as the billing provider sees them."""
     billing = await svc.billing.status(user)
-    return profile(user) | {"plan": billing["plan"], "trial_ends_at": billing["trial_ends_at"]}
+    return msgspec.structs.replace(
+        profile(user), plan=billing["plan"], trial_ends_at=billing["trial_ends_at"]
+    )
 
 
 @post("/api/v1/auth/update-email", status_code=HTTP_200_OK, dependencies=USER)
-async def update_email(
-    data: JSONBody[UpdateEmailBody], user: CurrentUser, svc: Svc
-) -> dict[str, Any]:
+async def update_email(data: JSONBody[UpdateEmailBody], user: CurrentUser, svc: Svc) -> Profile:
     return profile(await svc.accounts.update_email(user, data.email, data.password))
 
 
@@ -138,34 +159,34 @@ async def change_password(data: JSONBody[ChangePasswordBody], user: CurrentUser,
 @post("/api/v1/auth/forgot-password", status_code=HTTP_200_OK, exclude_from_auth=True)
 async def forgot_password(
     data: JSONBody[ForgotBody], request: Request[Any, Any, Any], svc: Svc
-) -> dict[str, str]:
+) -> Done:
     """Always the same answer, whether or not the address belongs to someone."""
     await svc.accounts.forgot_password(data.email, client_address(request))
-    return {"status": "ok"}
+    return Done("ok")
 
 
 @post("/api/v1/auth/reset-password", status_code=HTTP_200_OK, exclude_from_auth=True)
-async def reset_password(data: JSONBody[ResetBody], svc: Svc) -> dict[str, str]:
+async def reset_password(data: JSONBody[ResetBody], svc: Svc) -> Done:
     await svc.accounts.reset_password(data.token, data.new_password)
-    return {"status": "ok"}
+    return Done("ok")
 
 
 @post("/api/v1/auth/mfa/setup", status_code=HTTP_200_OK, dependencies=USER)
-async def mfa_setup(user: CurrentUser, svc: Svc) -> dict[str, str]:
+async def mfa_setup(user: CurrentUser, svc: Svc) -> MfaSetup:
     setup = await svc.accounts.mfa_setup(user)
-    return {"secret": setup.secret, "otpauth_uri": setup.otpauth_uri}
+    return MfaSetup(setup.secret, setup.otpauth_uri)
 
 
 @post("/api/v1/auth/mfa/enable", status_code=HTTP_200_OK, dependencies=USER)
-async def mfa_enable(data: JSONBody[OtpBody], user: CurrentUser, svc: Svc) -> dict[str, Any]:
+async def mfa_enable(data: JSONBody[OtpBody], user: CurrentUser, svc: Svc) -> MfaState:
     await svc.accounts.mfa_enable(user, data.otp)
-    return {"mfa_enabled": True}
+    return MfaState(True)
 
 
 @post("/api/v1/auth/mfa/disable", status_code=HTTP_200_OK, dependencies=USER)
-async def mfa_disable(data: JSONBody[OtpBody], user: CurrentUser, svc: Svc) -> dict[str, Any]:
+async def mfa_disable(data: JSONBody[OtpBody], user: CurrentUser, svc: Svc) -> MfaState:
     await svc.accounts.mfa_disable(user, data.otp)
-    return {"mfa_enabled": False}
+    return MfaState(False)
 
 
 handlers = [

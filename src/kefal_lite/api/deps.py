@@ -56,7 +56,3 @@ def audit_entry(
 ) -> audit.Entry:
     """The audit row of an action a signed-in user takes (recorded in the action's transaction)."""
     return actor(user).entry(iso(svc.clock.now()), action, target, **detail)
-
-
-def page(items: list[Any], total: int) -> dict[str, Any]:
-    return {"items": items, "total": total}

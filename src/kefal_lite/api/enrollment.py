@@ -10,7 +10,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from kefal_lite import agent_dist, tls
-from kefal_lite.api.deps import USER, CurrentUser, Limit, Offset, Svc, page
+from kefal_lite.api.deps import USER, CurrentUser, Limit, Offset, Svc
 from kefal_lite.errors import NotFound
 from kefal_lite.store.enrollment import EnrollmentToken
 
@@ -22,18 +22,39 @@ class NewTokenBody(msgspec.Struct, forbid_unknown_fields=True):
     max_uses: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 1  # 0: unlimited
 
 
-def _shown(record: EnrollmentToken) -> dict[str, Any]:
+class EnrollmentTokenInfo(msgspec.Struct, frozen=True):
+    """An enrollment token as listed: never the token itself (only its hash is kept)."""
+
+    id: str
+    name: str | None
+    created_at: str
+    expires_at: str
+    max_uses: int  # 0: unlimited
+    uses: int
+    uses_left: int | None  # None: unlimited
+    last_used_at: str | None
+    revoked_at: str | None
+
+
+class NewEnrollmentToken(EnrollmentTokenInfo, frozen=True):
+    token: str  # in this answer only
+    server_url: str
+    pin: str | None  # the server certificate's pin when the URL is https
+    install_command: str  # the line to paste on a host
+
+
+class EnrollmentTokenPage(msgspec.Struct, frozen=True):
+    items: list[EnrollmentTokenInfo]
+    total: int
+
+
+def _fields(record: EnrollmentToken) -> dict[str, Any]:
     return {
-        "id": record.id,
-        "name": record.name,
-        "created_at": record.created_at,
-        "expires_at": record.expires_at,
-        "max_uses": record.max_uses,
-        "uses": record.uses,
-        "uses_left": record.uses_left,
-        "last_used_at": record.last_used_at,
+        "id": record.id, "name": record.name, "created_at": record.created_at,
+        "expires_at": record.expires_at, "max_uses": record.max_uses, "uses": record.uses,
+        "uses_left": record.uses_left, "last_used_at": record.last_used_at,
         "revoked_at": record.revoked_at,
-    }
+    }  # fmt: skip
 
 
 def server_url(request: Request[Any, Any, Any], svc: Svc) -> str:
@@ -47,26 +68,24 @@ def server_url(request: Request[Any, Any, Any], svc: Svc) -> str:
 @post("/api/v1/enrollment-tokens", status_code=HTTP_201_CREATED, dependencies=USER)
 async def create_token(
     data: JSONBody[NewTokenBody], request: Request[Any, Any, Any], user: CurrentUser, svc: Svc
-) -> dict[str, Any]:
+) -> NewEnrollmentToken:
     """The token is in this answer only (stored as a hash), with the line to paste on a host."""
     made = await svc.enrollment.create(user, data.name, data.expires_in_hours, data.max_uses)
     url = server_url(request, svc)
     pin = tls.served_pin(svc.settings) if url.startswith("https://") else None
-    return {
-        **_shown(made.record),
-        "token": made.token,
-        "server_url": url,
-        "pin": pin.cert if pin else None,
-        "install_command": agent_dist.install_command(url, made.token, pin),
-    }
+    return NewEnrollmentToken(
+        **_fields(made.record), token=made.token, server_url=url,
+        pin=pin.cert if pin else None,
+        install_command=agent_dist.install_command(url, made.token, pin),
+    )  # fmt: skip
 
 
 @get("/api/v1/enrollment-tokens", dependencies=USER)
 async def list_tokens(
     user: CurrentUser, svc: Svc, limit: Limit = 50, offset: Offset = 0
-) -> dict[str, Any]:
+) -> EnrollmentTokenPage:
     items, total = await svc.enrollment.list(user, limit=limit, offset=offset)
-    return page([_shown(t) for t in items], total)
+    return EnrollmentTokenPage([EnrollmentTokenInfo(**_fields(t)) for t in items], total)
 
 
 @delete(

@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import msgspec
 from litestar import get, post
 from litestar.params import QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
@@ -20,10 +21,14 @@ from kefal_lite.store import users
 KEEPALIVE_SECONDS = 15.0
 
 
+class Ticket(msgspec.Struct, frozen=True):
+    ticket: str  # GET /api/v1/events?ticket=...
+
+
 @post("/api/v1/events/ticket", status_code=HTTP_200_OK, dependencies=USER)
-async def ticket(user: CurrentUser, svc: Svc) -> dict[str, str]:
+async def ticket(user: CurrentUser, svc: Svc) -> Ticket:
     """A single-use ticket, valid 60 s, for opening the event stream."""
-    return {"ticket": svc.events.ticket(user.id, user.token_version)}
+    return Ticket(svc.events.ticket(user.id, user.token_version))
 
 
 # One `data:` line of JSON per event, e.g. {"type": "incident.opened", "incident_id", "host_id"}.

@@ -12,6 +12,7 @@ from litestar.params import FromPath, QueryParameter
 
 from kefal_lite import snapshot as wire
 from kefal_lite.api.deps import USER, CurrentUser, Offset, Svc
+from kefal_lite.api.docs import documented
 from kefal_lite.clock import iso, parse_iso
 from kefal_lite.errors import NotFound, ValidationFailed, validation_item
 from kefal_lite.history import diff
@@ -100,7 +101,9 @@ async def _at(svc: Svc, user_id: str, host_id: str, at: datetime | None, name: s
     return snap
 
 
-@get("/api/v1/hosts/{host_id:str}/snapshots", dependencies=USER, media_type="application/json")
+# The bytes as stored, not re-encoded: the schema is the wire Snapshot's.
+@get("/api/v1/hosts/{host_id:str}/snapshots", dependencies=USER, media_type="application/json",
+     operation_class=documented(response={"application/json": wire.Snapshot}))  # fmt: skip
 async def snapshot_at(
     host_id: FromPath[str], user: CurrentUser, svc: Svc, at: Time = None
 ) -> Response[bytes]:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import delete, get, post
@@ -12,16 +11,14 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from kefal_lite import triage
-from kefal_lite.api.deps import USER, CurrentUser, Svc, actor, audit_entry, page
-from kefal_lite.api.incidents import _one
+from kefal_lite.api.deps import USER, CurrentUser, Svc, actor
+from kefal_lite.api.incidents import IncidentDetail, _one
 from kefal_lite.clock import iso
-from kefal_lite.detect import state as host_state
 from kefal_lite.detect.triage import MAX_GLOB
-from kefal_lite.errors import NotFound, ValidationFailed, validation_item
-from kefal_lite.ids import new_id
-from kefal_lite.store import audit, hosts, incidents, suppressions
+from kefal_lite.store import suppressions
 from kefal_lite.store.suppressions import Suppression
 from kefal_lite.usecases import incidents as incident_cases
+from kefal_lite.usecases.incidents import BulkResult
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Reason = Annotated[str, msgspec.Meta(max_length=1000)]
@@ -47,80 +44,78 @@ class ResolveBody(msgspec.Struct, forbid_unknown_fields=True):
     reason: Reason | None = None
 
 
-def suppression_json(s: Suppression, now: str) -> dict[str, Any]:
-    out: dict[str, Any] = msgspec.to_builtins(s)
-    del out["user_id"]
-    out["active"] = s.expires_at is None or s.expires_at > now
-    return out
+class SuppressionView(msgspec.Struct, frozen=True):
+    id: str
+    invariant_id: str | None
+    host_id: str | None
+    subject_glob: str | None
+    reason: str
+    expires_at: str | None
+    created_by: str
+    created_at: str
+    hits: int  # findings it kept from opening an incident
+    last_hit_at: str | None
+    active: bool  # false once expires_at has passed: it matches nothing
 
 
-def _invalid(field: str, msg: str) -> ValidationFailed:
-    return ValidationFailed([validation_item(["body", field], msg)])
+class SuppressionPage(msgspec.Struct, frozen=True):
+    items: list[SuppressionView]
+    total: int
+
+
+class BulkResults(msgspec.Struct, frozen=True):
+    results: list[BulkResult]  # one per distinct id, in order
+    ok: int
+
+
+def suppression_view(s: Suppression, now: str) -> SuppressionView:
+    return SuppressionView(
+        s.id, s.invariant_id, s.host_id, s.subject_glob, s.reason, s.expires_at, s.created_by,
+        s.created_at, s.hits, s.last_hit_at, s.expires_at is None or s.expires_at > now,
+    )  # fmt: skip
 
 
 @get("/api/v1/suppressions", dependencies=USER)
-async def list_suppressions(user: CurrentUser, svc: Svc) -> dict[str, Any]:
+async def list_suppressions(user: CurrentUser, svc: Svc) -> SuppressionPage:
     """Oldest first; `active` is false once `expires_at` has passed (it matches nothing)."""
     items = await svc.db.read(suppressions.list_for_user, user.id)
     now = iso(svc.clock.now())
-    return page([suppression_json(s, now) for s in items], len(items))
+    return SuppressionPage([suppression_view(s, now) for s in items], len(items))
 
 
 @post("/api/v1/suppressions", status_code=HTTP_201_CREATED, dependencies=USER)
 async def create_suppression(
     data: JSONBody[NewSuppression], user: CurrentUser, svc: Svc
-) -> dict[str, Any]:
-    if data.invariant_id is None and data.host_id is None and data.subject_glob is None:
-        raise _invalid("invariant_id", "give at least one of invariant_id, host_id, subject_glob")
-    if not data.reason.strip():
-        raise _invalid("reason", "say why these findings are fine")
-    if data.subject_glob is not None and data.invariant_id is None and data.host_id is None \
-            and not data.subject_glob.strip("*"):  # fmt: skip
-        raise _invalid("subject_glob", "this would silence every finding on every host")
-    now = svc.clock.now()
-    if data.expires_at is not None and iso(data.expires_at) <= iso(now):
-        raise _invalid("expires_at", "is in the past")
-    if data.invariant_id is not None and svc.rules.invariant(data.invariant_id) is None:
-        raise NotFound("no such invariant")
-    s = Suppression(
-        id=new_id(),
-        user_id=user.id,
-        invariant_id=data.invariant_id,
-        host_id=data.host_id,
-        subject_glob=data.subject_glob,
-        reason=data.reason.strip(),
-        expires_at=iso(data.expires_at) if data.expires_at else None,
-        created_by=user.username,
-        created_at=iso(now),
-    )
-    await svc.db.write(triage.create_suppression, actor(user), s, data.incident_id)
-    svc.ingestor.suppressions.invalidate(user.id)
-    return suppression_json(s, iso(now))
+) -> SuppressionView:
+    s = await triage.suppress(
+        svc, actor(user), invariant_id=data.invariant_id, host_id=data.host_id,
+        subject_glob=data.subject_glob, reason=data.reason, expires_at=data.expires_at,
+        incident_id=data.incident_id,
+    )  # fmt: skip
+    return suppression_view(s, iso(svc.clock.now()))
 
 
 @delete("/api/v1/suppressions/{suppression_id:str}", status_code=HTTP_204_NO_CONTENT,
         dependencies=USER)  # fmt: skip
 async def delete_suppression(suppression_id: FromPath[str], user: CurrentUser, svc: Svc) -> None:
-    entry = audit_entry(svc, user, "suppression_deleted", suppression_id)
-    await svc.db.write(audit.audited, entry, suppressions.delete, user.id, suppression_id)
-    svc.ingestor.suppressions.invalidate(user.id)
+    await triage.unsuppress(svc, actor(user), suppression_id)
 
 
 @post("/api/v1/incidents/bulk", status_code=HTTP_200_OK, dependencies=USER)
-async def bulk(data: JSONBody[BulkBody], user: CurrentUser, svc: Svc) -> dict[str, Any]:
+async def bulk(data: JSONBody[BulkBody], user: CurrentUser, svc: Svc) -> BulkResults:
     """One result per distinct id: `ok`, `not_found` (another tenant's too) or `conflict`."""
     results = await svc.db.write(
         incident_cases.bulk, actor(user), data.ids, data.action, data.reason,
         iso(svc.clock.now()),
     )  # fmt: skip
-    return {"results": results, "ok": sum(r["result"] == "ok" for r in results)}
+    return BulkResults(results, sum(r.result == "ok" for r in results))
 
 
 @post("/api/v1/incidents/{incident_id:str}/resolve", status_code=HTTP_200_OK, dependencies=USER)
 async def resolve(
     incident_id: FromPath[str], user: CurrentUser, svc: Svc,
     data: JSONBody[ResolveBody | None] = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> IncidentDetail:  # fmt: skip
     """A person says it is over: `resolved_by: "manual"`."""
     reason = data.reason if data else None
     await svc.db.write(
@@ -130,23 +125,10 @@ async def resolve(
 
 
 @post("/api/v1/incidents/{incident_id:str}/baseline", status_code=HTTP_200_OK, dependencies=USER)
-async def baseline(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> dict[str, Any]:
+async def baseline(incident_id: FromPath[str], user: CurrentUser, svc: Svc) -> IncidentDetail:
     """A novelty is normal here: the value joins the host's baseline (it will not fire
     again) and the incident resolves with `resolved_by: "baseline"`."""
-    inc = await svc.db.read(incidents.get, user.id, incident_id)
-    if inc is None:
-        raise NotFound("no such incident")
-    field, value = incident_cases.baseline_value(inc, svc.rules.invariant(inc.invariant_id))
-    host = await svc.db.read(hosts.get, user.id, inc.host_id)
-    if host is None:
-        raise NotFound("no such incident")
-    commit = functools.partial(
-        incident_cases.commit_baseline, actor=actor(user), now=iso(svc.clock.now()),
-        incident_id=incident_id, host_id=inc.host_id, field=field, value=value,
-    )  # fmt: skip
-    await svc.ingestor.change_state(
-        user.id, host.agent_id, lambda s: host_state.with_baseline(s, field, value), commit
-    )
+    await incident_cases.accept_baseline(svc, actor(user), incident_id)
     return await _one(svc, user.id, incident_id)
 
 

@@ -6,7 +6,6 @@ import sqlite3
 
 import msgspec
 
-from kefal_lite.errors import Conflict
 from kefal_lite.store.rows import struct
 
 
@@ -89,13 +88,9 @@ def revoke(conn: sqlite3.Connection, user_id: str, agent_id: str, now: str) -> b
 
 
 def rotate(conn: sqlite3.Connection, user_id: str, agent_id: str, token_hash: bytes) -> bool:
-    agent = get(conn, user_id, agent_id)
-    if agent is None:
-        return False
-    if agent.status != "active":
-        raise Conflict("the agent is revoked; enroll a new one instead of rotating its token")
-    conn.execute(
+    """The agent's new token; False when the tenant has no such agent."""
+    cur = conn.execute(
         "UPDATE agents SET token_hash = ? WHERE user_id = ? AND id = ?",
         (token_hash, user_id, agent_id),
     )
-    return True
+    return cur.rowcount == 1

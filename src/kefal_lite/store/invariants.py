@@ -7,7 +7,6 @@ from typing import Any
 
 import msgspec
 
-from kefal_lite.errors import Conflict
 from kefal_lite.store.rows import struct
 
 _json = msgspec.json.Encoder()
@@ -50,9 +49,6 @@ def _row(row: sqlite3.Row) -> StoredInvariant:
 def add(conn: sqlite3.Connection, *, invariant_id: str, name: str, invariant_type: str,
         predicate: Any, severity: str, metadata: Any, source: str, user_id: str, now: str,
         status: str = "pending", report: Any = None) -> None:  # fmt: skip
-    clash = conn.execute("SELECT 1 FROM invariants WHERE name = ?", (name,)).fetchone()
-    if clash:
-        raise Conflict(f"an invariant named {name!r} already exists")
     conn.execute(
         "INSERT INTO invariants (id, name, invariant_type, predicate, severity, metadata, source,"
         " status, contributed_by, report, created_at, verified_at)"

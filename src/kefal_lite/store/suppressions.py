@@ -6,7 +6,6 @@ import sqlite3
 
 import msgspec
 
-from kefal_lite.errors import NotFound
 from kefal_lite.store.rows import struct
 
 
@@ -53,12 +52,12 @@ def count_for_user(conn: sqlite3.Connection, user_id: str) -> int:
     return int(row.fetchone()[0])
 
 
-def delete(conn: sqlite3.Connection, user_id: str, suppression_id: str) -> None:
+def delete(conn: sqlite3.Connection, user_id: str, suppression_id: str) -> bool:
+    """False when the tenant has no such suppression."""
     cur = conn.execute(
         "DELETE FROM suppressions WHERE id = ? AND user_id = ?", (suppression_id, user_id)
     )
-    if cur.rowcount != 1:
-        raise NotFound("no such suppression")
+    return cur.rowcount == 1
 
 
 def record_hits(conn: sqlite3.Connection, *, user_id: str, host_id: str, hits: dict[str, int],

@@ -7,9 +7,17 @@ from collections.abc import Collection
 
 import msgspec
 
-from kefal_lite.errors import Conflict, Forbidden
 from kefal_lite.store import stats
 from kefal_lite.store.rows import struct
+
+
+class Taken(Exception):
+    """The username or email is already another account's (the table's unique keys say
+    so, with their own case rules); the use case decides what that means."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"{field} taken")
+        self.field = field
 
 
 class User(msgspec.Struct, frozen=True):
@@ -81,45 +89,11 @@ def create(
             (user_id, username, email, password_hash, role, plan, trial_ends_at, now),
         )
     except sqlite3.IntegrityError as exc:
-        what = "email" if "email" in str(exc) else "username"
-        raise Conflict(f"that {what} is already taken") from None
+        raise Taken("email" if "email" in str(exc) else "username") from None
     stats.bump(conn, now[:10], "new_users")
     user = get(conn, user_id)
     assert user is not None
     return user
-
-
-def register(
-    conn: sqlite3.Connection,
-    *,
-    signup_open: bool,
-    user_id: str,
-    username: str,
-    password_hash: str,
-    now: str,
-    email: str | None = None,
-    plan: str = "self-hosted",
-    trial_ends_at: str | None = None,
-) -> User:
-    """Self-registration: the first user becomes admin; later ones only if signup is open.
-
-    Decided inside the write transaction, so two racing first registrations cannot
-    both become admin.
-    """
-    first = count(conn) == 0
-    if not first and not signup_open:
-        raise Forbidden("registration is closed on this server; ask an admin for an account")
-    return create(
-        conn,
-        user_id=user_id,
-        username=username,
-        password_hash=password_hash,
-        role="admin" if first else "user",
-        now=now,
-        email=email,
-        plan=plan,
-        trial_ends_at=trial_ends_at,
-    )
 
 
 def set_password(conn: sqlite3.Connection, user_id: str, password_hash: str) -> None:
@@ -142,7 +116,7 @@ def set_email(conn: sqlite3.Connection, user_id: str, email: str) -> None:
     try:
         conn.execute("UPDATE users SET email = ? WHERE id = ?", (email, user_id))
     except sqlite3.IntegrityError:
-        raise Conflict("that email is already used by another account") from None
+        raise Taken("email") from None
 
 
 def set_role(conn: sqlite3.Connection, user_id: str, role: str) -> None:

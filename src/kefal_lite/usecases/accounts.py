@@ -10,9 +10,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Literal
 
-from kefal_lite.errors import NotFound
+from kefal_lite.errors import Conflict, Forbidden, NotFound
 from kefal_lite.store import audit, users
-from kefal_lite.store.users import User
+from kefal_lite.store.users import Taken, User
 from kefal_lite.usecases.actor import Actor
 
 Role = Literal["admin", "user"]
@@ -36,13 +36,41 @@ def find(conn: sqlite3.Connection, username: str) -> User:
     return user
 
 
+def _create(conn: sqlite3.Connection, **fields: Any) -> User:
+    try:
+        return users.create(conn, **fields)
+    except Taken as exc:
+        raise Conflict(f"that {exc.field} is already taken") from None
+
+
 def add_user(conn: sqlite3.Connection, actor: Actor, *, user_id: str, username: str,
              password_hash: str, role: Role, email: str | None, now: str) -> User:  # fmt: skip
     """The password is hashed by the caller (off the writer: argon2 is slow on purpose)."""
-    user = users.create(conn, user_id=user_id, username=username, password_hash=password_hash,
-                        role=role, email=email, now=now)  # fmt: skip
+    user = _create(conn, user_id=user_id, username=username, password_hash=password_hash,
+                   role=role, email=email, now=now)  # fmt: skip
     _record(conn, actor, now, "user_created", user, role=role)
     return user
+
+
+def register(conn: sqlite3.Connection, *, signup_open: bool, user_id: str, username: str,
+             password_hash: str, now: str, email: str | None = None) -> User:  # fmt: skip
+    """Self-registration: the first user becomes admin; later ones only if signup is open.
+
+    Decided inside the write transaction, so two racing first registrations cannot
+    both become admin."""
+    first = users.count(conn) == 0
+    if not first and not signup_open:
+        raise Forbidden("registration is closed on this server; ask an admin for an account")
+    return _create(conn, user_id=user_id, username=username, password_hash=password_hash,
+                   role="admin" if first else "user", now=now, email=email)  # fmt: skip
+
+
+def set_email(conn: sqlite3.Connection, user_id: str, email: str) -> None:
+    """The account's own change (its audit row is the caller's, in this transaction)."""
+    try:
+        users.set_email(conn, user_id, email)
+    except Taken:
+        raise Conflict("that email is already used by another account") from None
 
 
 def set_password(conn: sqlite3.Connection, actor: Actor, username: str, password_hash: str,

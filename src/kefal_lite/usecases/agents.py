@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from kefal_lite.errors import NotAllowed
+from kefal_lite.errors import Conflict, NotAllowed
 from kefal_lite.store import agents, audit
 from kefal_lite.store.agents import Agent
 from kefal_lite.usecases.actor import Actor
@@ -23,3 +23,15 @@ def add_agent(conn: sqlite3.Connection, actor: Actor, /, *, agent_id: str, name:
                           now=now)  # fmt: skip
     audit.record(conn, actor.entry(now, "agent_enrolled", agent_id, **detail))
     return agent
+
+
+def rotate_token(conn: sqlite3.Connection, user_id: str, agent_id: str,
+                 token_hash: bytes) -> bool:  # fmt: skip
+    """A new token for an active agent; False when the tenant has no such agent. A revoked
+    one stays revoked: rotating would bring it back."""
+    agent = agents.get(conn, user_id, agent_id)
+    if agent is None:
+        return False
+    if agent.status != "active":
+        raise Conflict("the agent is revoked; enroll a new one instead of rotating its token")
+    return agents.rotate(conn, user_id, agent_id, token_hash)

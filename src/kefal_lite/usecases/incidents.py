@@ -5,9 +5,14 @@ record the audit row, all in one transaction."""
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import msgspec
+
+from kefal_lite.clock import iso
+from kefal_lite.detect import state as host_state
 from kefal_lite.detect.model import Invariant
 from kefal_lite.detect.triage import novelty_value
 from kefal_lite.errors import Conflict, InvalidTransition, NotFound
@@ -15,6 +20,9 @@ from kefal_lite.store import audit, hosts, incidents
 from kefal_lite.store.incidents import Incident, State
 from kefal_lite.usecases import incident_states as states
 from kefal_lite.usecases.actor import Actor
+
+if TYPE_CHECKING:  # the server's parts; services.py imports this module's neighbours
+    from kefal_lite.services import Services
 
 MAX_BULK = 500
 BulkAction = Literal["acknowledge", "dismiss", "resolve"]
@@ -72,7 +80,7 @@ def resolve(conn: sqlite3.Connection, actor: Actor, incident_id: str, now: str,
 
 def request_remediation(conn: sqlite3.Connection, actor: Actor, incident_id: str,
                         now: str) -> None:  # fmt: skip
-    """Mode 2: (re)generate on demand; the caller kicks the job runner after the commit."""
+    """Mode 2: (re)generate on demand (remediate() wakes the job runner after the commit)."""
     st = _state(conn, actor, incident_id)
     states.check("remediate", st.status, st.remediation_status)
     incidents.queue_remediation(conn, actor.user_id, incident_id, actor.trail, now)
@@ -81,8 +89,8 @@ def request_remediation(conn: sqlite3.Connection, actor: Actor, incident_id: str
 
 def move_remediation(conn: sqlite3.Connection, actor: Actor, incident_id: str,
                      action: RemediationMove, now: str) -> State:  # fmt: skip
-    """accept / reject / applied. Returns the state it moved from: after `applied` the
-    caller tells ingest to verify the key on the host's next snapshot."""
+    """accept / reject / applied. Returns the state it moved from (move() then has ingest
+    verify the key on the host's next snapshot after `applied`)."""
     st = _state(conn, actor, incident_id)
     move = states.check(action, st.status, st.remediation_status)
     assert move.to_remediation is not None
@@ -92,11 +100,20 @@ def move_remediation(conn: sqlite3.Connection, actor: Actor, incident_id: str,
     return st
 
 
+Refused = Literal["not_found", "conflict"]
+
+
+class BulkResult(msgspec.Struct, frozen=True):
+    id: str
+    result: Literal["ok"] | Refused
+    detail: str | msgspec.UnsetType = msgspec.UNSET  # why, when it is not ok
+
+
 def bulk(conn: sqlite3.Connection, actor: Actor, ids: list[str], action: BulkAction,
-         reason: str | None, now: str) -> list[dict[str, str]]:  # fmt: skip
+         reason: str | None, now: str) -> list[BulkResult]:  # fmt: skip
     """One result per distinct id, in order: ok, not_found (also another tenant's) or
     conflict. Each change is its own audit row; a refused one changes nothing."""
-    results: list[dict[str, str]] = []
+    results: list[BulkResult] = []
     for incident_id in dict.fromkeys(ids):
         try:
             if action == "acknowledge":
@@ -107,11 +124,11 @@ def bulk(conn: sqlite3.Connection, actor: Actor, ids: list[str], action: BulkAct
                 _resolve(conn, actor, incident_id, now,
                          detail={"reason": reason} if reason else None)  # fmt: skip
         except (NotFound, Conflict) as exc:
-            kind = "not_found" if isinstance(exc, NotFound) else "conflict"
-            results.append({"id": incident_id, "result": kind, "detail": exc.detail})
+            refused: Refused = "not_found" if isinstance(exc, NotFound) else "conflict"
+            results.append(BulkResult(incident_id, refused, exc.detail))
             continue
         audit.record(conn, actor.entry(now, f"incident_{_PAST[action]}", incident_id, bulk=True))
-        results.append({"id": incident_id, "result": "ok"})
+        results.append(BulkResult(incident_id, "ok"))
     return results
 
 
@@ -155,3 +172,38 @@ def actions(inc: Incident, inv: Invariant | None) -> list[states.Action]:
     """What the dashboard offers for this incident."""
     novelty = inv is not None and novelty_value(inv, inc.subject, inc.evidence) is not None
     return states.actions(inc.stored_status, inc.remediation_status, novelty=novelty)
+
+
+# --- the same actions with the running server's parts -------------------------------
+# What must follow the commit (wake the job runner, tell ingest what to verify, rewrite a
+# host's resident state) happens here, not in the handler, so any caller gets it.
+
+
+async def remediate(svc: Services, actor: Actor, incident_id: str) -> None:
+    await svc.db.write(request_remediation, actor, incident_id, iso(svc.clock.now()))
+    svc.jobs.kick()  # the job was queued in that transaction: generate it now, not at the poll
+
+
+async def move(svc: Services, actor: Actor, incident_id: str, action: RemediationMove) -> None:
+    was = await svc.db.write(move_remediation, actor, incident_id, action, iso(svc.clock.now()))
+    if action == "applied":
+        svc.ingestor.expect_verification(was.host_id, incident_id, was.invariant_id, was.subject)
+
+
+async def accept_baseline(svc: Services, actor: Actor, incident_id: str) -> None:
+    """A novelty is normal here: the value joins the host's baseline, under the host's lock
+    (no snapshot evaluates against the old state meanwhile), and the incident resolves."""
+    inc = await svc.db.read(incidents.get, actor.user_id, incident_id)
+    if inc is None:
+        raise NotFound("no such incident")
+    field, value = baseline_value(inc, svc.rules.invariant(inc.invariant_id))
+    host = await svc.db.read(hosts.get, actor.user_id, inc.host_id)
+    if host is None:
+        raise NotFound("no such incident")
+    commit = functools.partial(
+        commit_baseline, actor=actor, now=iso(svc.clock.now()), incident_id=incident_id,
+        host_id=inc.host_id, field=field, value=value,
+    )  # fmt: skip
+    await svc.ingestor.change_state(
+        actor.user_id, host.agent_id, lambda s: host_state.with_baseline(s, field, value), commit
+    )

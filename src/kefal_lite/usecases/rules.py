@@ -29,6 +29,8 @@ def admit(rule: Contribution) -> None:
 def _add(conn: sqlite3.Connection, rule: Contribution, *, invariant_id: str, owner_id: str,
          source: Literal["community", "pack"], now: str, status: str = "pending",
          report: Report | None = None) -> None:  # fmt: skip
+    if invariants.name_taken(conn, rule.name):
+        raise Conflict(f"an invariant named {rule.name!r} already exists")
     invariants.add(
         conn, invariant_id=invariant_id, name=rule.name, invariant_type=rule.invariant_type,
         predicate=msgspec.to_builtins(rule.predicate), severity=rule.severity,
