@@ -416,6 +416,41 @@ async def ingest_rate(src: Path, seconds: float, agents_n: int = 64) -> tuple[fl
     return n / seconds, spent / n * 1e6
 
 
+def ingest_parts(n: int = 2_000) -> dict[str, Any]:
+    """What ingest does for history, per snapshot, in process (thread CPU time) on the load
+    generator's bodies: the fingerprint always, and on a change building the new items
+    and comparing them with those the host keeps (diff.Resident); decoding for scale."""
+    from benchmarks.ingest_load import make_bodies, with_now
+    from kefal_lite.graph import FACTS_BLOB, facts
+
+    bodies = [with_now(b) for b in make_bodies("agent-x", 10, random.Random(7))]
+    clock = time.thread_time
+    spent = {"decode": 0.0, "fingerprint": 0.0, "change": 0.0, "estate_facts": 0.0}
+    changed = 0
+    resident: diff.Resident | None = None
+    for i in range(1, n + 1):
+        t0 = clock()
+        snap = wire.decode(bodies[i % 10])
+        t1 = clock()
+        current = diff.fingerprint(snap)
+        t2 = clock()
+        if resident is None or resident.items is None:
+            resident = diff.Resident(current, diff.items(snap))
+        elif not diff.same(resident.fingerprint, current):
+            after = diff.items(snap)
+            diff.changes(resident.items, resident.fingerprint.uptime, after, snap.uptime_seconds)
+            resident, changed = diff.Resident(current, after), changed + 1
+        t3 = clock()
+        FACTS_BLOB.encode(facts("h", snap.hostname, snap))
+        t4 = clock()
+        for key, a, b in (("decode", t0, t1), ("fingerprint", t1, t2), ("change", t2, t3),
+                          ("estate_facts", t3, t4)):  # fmt: skip
+            spent[key] += b - a
+    return {"snapshots": n, "changed": changed,
+            "us_per_snapshot": {k: round(v / n * 1e6, 1) for k, v in spent.items()},
+            "us_per_change": round(spent["change"] / max(changed, 1) * 1e6, 1)}  # fmt: skip
+
+
 async def throughput(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     def export(ref: str, name: str) -> Path:
         (work / name).mkdir()
@@ -457,7 +492,7 @@ async def run(args: argparse.Namespace) -> None:
         env = {**os.environ, "KEFAL_DATA_DIR": str(args.history_dir),
                "PYTHONPATH": str(ROOT / "src")}  # fmt: skip
         cli(env, "user", "add", "bench", "--password-stdin", stdin=PASSWORD + "\n")
-        report: dict[str, Any] = {}
+        report: dict[str, Any] = {"ingest_parts": ingest_parts()}
         if not args.ingest_only:
             report["storage"] = storage(args, work)
             report["codecs"] = codecs(args.hosts)
