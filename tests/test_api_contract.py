@@ -18,7 +18,8 @@ from tests.tools import require
 
 # POSTs that act on the resource in their path and read no body at all.
 BODILESS = {
-    "/auth/logout", "/api/v1/auth/mfa/setup", "/api/v1/agents/{agent_id}/rotate-token",
+    "/auth/logout", "/api/v1/auth/logout", "/auth/logout-all", "/api/v1/auth/logout-all",
+    "/api/v1/auth/mfa/setup", "/api/v1/agents/{agent_id}/rotate-token",
     "/api/v1/incidents/{incident_id}/acknowledge", "/api/v1/incidents/{incident_id}/remediate",
     "/api/v1/incidents/{incident_id}/remediation/accept",
     "/api/v1/incidents/{incident_id}/remediation/reject",
@@ -229,7 +230,11 @@ def exercise(client: TestClient[Any], clock: Any) -> Calls:
     setup = call("POST", "/api/v1/auth/mfa/setup", me)
     otp = pyotp.TOTP(setup["secret"])
     call("POST", "/api/v1/auth/mfa/enable", me, json={"otp": otp.at(clock.now())})
+    call("GET", "/api/v1/auth/mfa/recovery-codes", me)
     clock.advance(seconds=30)  # a code is used once
+    call("POST", "/api/v1/auth/mfa/recovery-codes", me,
+         json={"password": PASSWORD, "otp": otp.at(clock.now())})
+    clock.advance(seconds=30)
     call("POST", "/api/v1/auth/mfa/disable", me, json={"otp": otp.at(clock.now())})
     call("POST", "/api/v1/auth/forgot-password", json={"email": "root@example.org"})
     call("POST", "/api/v1/admin/users", me, json={"username": "alice", "password": PASSWORD})
@@ -313,9 +318,17 @@ def exercise(client: TestClient[Any], clock: Any) -> Calls:
          {"channel_id": channel["id"]})
     call("GET", "/api/v1/billing/plans", me)
     call("GET", "/api/v1/billing/status", me)
+    elsewhere = login(client, "admin")
+    listed = call("GET", "/api/v1/auth/sessions", elsewhere)["items"]
+    [sid] = [s["id"] for s in listed if s["current"]]
+    call("DELETE", "/api/v1/auth/sessions/{sid}", me, {"sid": sid})
+    call("DELETE", "/api/v1/auth/me", login(client, "alice"), json={"password": PASSWORD})
     call("POST", "/api/v1/auth/change-password", me,
          json={"current_password": PASSWORD, "new_password": "another passphrase"})
     call("POST", "/auth/logout", login(client, "admin", "another passphrase"))
+    call("POST", "/api/v1/auth/logout", login(client, "admin", "another passphrase"))
+    call("POST", "/auth/logout-all", login(client, "admin", "another passphrase"))
+    call("POST", "/api/v1/auth/logout-all", login(client, "admin", "another passphrase"))
     return call
 
 

@@ -148,12 +148,15 @@ def test_me_requires_a_valid_session(client: TestClient[Any], settings: Settings
     )
 
 
-def test_logout_ends_every_session(client: TestClient[Any]) -> None:
+def test_logout_ends_this_session_and_logout_all_every_one(client: TestClient[Any]) -> None:
     register(client, "alice")
-    a, b = login(client, "alice"), login(client, "alice")
+    a, b, c = login(client, "alice"), login(client, "alice"), login(client, "alice")
     assert client.post("/auth/logout", headers=a).status_code == 204
     assert client.get("/api/v1/auth/me", headers=a).status_code == 401
+    assert client.get("/api/v1/auth/me", headers=b).status_code == 200
+    assert client.post("/api/v1/auth/logout-all", headers=b).status_code == 204
     assert client.get("/api/v1/auth/me", headers=b).status_code == 401
+    assert client.get("/api/v1/auth/me", headers=c).status_code == 401
     assert client.get("/api/v1/auth/me", headers=login(client, "alice")).status_code == 200
 
 

@@ -84,13 +84,39 @@ def test_event_stream_ends_within_seconds_of_logout_everywhere(tmp_path: Path) -
         watcher, other = _login(url), _login(url)
         stream = _open(url, watcher)
         unused_ticket = _ticket(url, watcher)
-        assert httpx.post(f"{url}/auth/logout", headers=other).status_code == 204
+        assert httpx.post(f"{url}/auth/logout-all", headers=other).status_code == 204
         logged_out = time.monotonic()
         assert stream.ended.wait(3), "the stream outlived the logout"
         assert stream.ended_at - logged_out < 3
         # a ticket issued before the logout opens nothing after it
         r = httpx.get(f"{url}/api/v1/events", params={"ticket": unused_ticket})
         assert r.status_code == 401 and "detail" in r.json()
+
+
+def test_ending_one_session_ends_its_streams_only(tmp_path: Path) -> None:
+    """A stream belongs to the session it was opened from: revoking that session from
+    another device, or logging it out, ends its stream at once; other sessions' go on."""
+    with _server(tmp_path) as (url, _):
+        phone, laptop, tablet = _login(url), _login(url), _login(url)
+        phone_stream, laptop_stream, tablet_stream = _open(url, phone), _open(url, laptop), \
+            _open(url, tablet)
+        unused_ticket = _ticket(url, phone)
+        sessions = httpx.get(f"{url}/api/v1/auth/sessions", headers=laptop).json()["items"]
+        [current] = [s["id"] for s in sessions if s["current"]]
+        [phone_id] = [s["id"] for s in httpx.get(f"{url}/api/v1/auth/sessions",
+                                                 headers=phone).json()["items"] if s["current"]]
+        assert current != phone_id
+        r = httpx.delete(f"{url}/api/v1/auth/sessions/{phone_id}", headers=laptop)
+        assert r.status_code == 204
+        revoked = time.monotonic()
+        assert phone_stream.ended.wait(3), "the stream outlived its session's revocation"
+        assert phone_stream.ended_at - revoked < 1
+        r = httpx.get(f"{url}/api/v1/events", params={"ticket": unused_ticket})
+        assert r.status_code == 401
+        assert httpx.post(f"{url}/api/v1/auth/logout", headers=tablet).status_code == 204
+        assert tablet_stream.ended.wait(3), "the stream outlived its session's logout"
+        assert not laptop_stream.ended.wait(events.CHECK_SECONDS + 1)  # the watcher leaves it
+        assert httpx.get(f"{url}/api/v1/auth/me", headers=laptop).status_code == 200
 
 
 def test_event_stream_ends_within_seconds_of_disable_from_the_cli(tmp_path: Path) -> None:

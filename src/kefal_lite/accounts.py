@@ -27,7 +27,7 @@ from kefal_lite.errors import (
     Unauthorized,
 )
 from kefal_lite.ratelimit import WindowLimiter, client_key
-from kefal_lite.store import agents, audit, users
+from kefal_lite.store import agents, audit, sessions, users
 from kefal_lite.store.db import Conn, Database
 from kefal_lite.store.users import User
 from kefal_lite.usecases import accounts as account_cases
@@ -35,9 +35,12 @@ from kefal_lite.usecases import agents as agent_cases
 from kefal_lite.usecases.actor import Actor
 
 RESET_TTL = timedelta(minutes=30)
+# A deleted account is disabled at once and purged after this, unless its owner logs in.
+DELETION_GRACE = timedelta(days=30)
 OTP_REQUIRED = "otp required"
 TOO_MANY = "too many failed attempts; try again later"
 BAD_CREDENTIALS = "invalid username or password"
+WRONG_PASSWORD = "the password is wrong"
 
 
 Username = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
@@ -65,6 +68,12 @@ class Enrollment(msgspec.Struct):
     agent_id: str
 
 
+class LoginResult(msgspec.Struct, frozen=True):
+    token: str
+    # set when a recovery code stood in for the OTP: how many unused codes are left
+    recovery_codes_remaining: int | None = None
+
+
 class Accounts:
     def __init__(
         self,
@@ -73,7 +82,7 @@ class Accounts:
         clock: Clock,
         box: security.SecretBox,
         agent_tokens: AgentTokenCache,
-        issue_session: Callable[[User], str],
+        issue_session: Callable[[User, str], str],
         on_mail_queued: Callable[[], None],
         billing: BillingProvider,
         sessions_ended: Callable[[str], None],
@@ -152,16 +161,26 @@ class Accounts:
         otp: str | None = None,
         *,
         failed: str = "login_failed",
-    ) -> User:
-        """The user if username, password (and OTP when MFA is on) are right.
+        recovery: bool = False,
+        restore: bool = False,
+    ) -> tuple[User, int | None]:
+        """The user if username, password (and OTP when MFA is on) are right, and, when a
+        recovery code stood in for the OTP (`recovery`: logins only), how many are left.
 
-        Unknown user and wrong password take the same time and give the same 401.
+        Unknown user and wrong password take the same time and give the same 401. With
+        `restore` (logins), an account its owner deleted less than 30 days ago counts as
+        enabled: the login cancels the deletion.
         """
+        remaining: int | None = None
         key = f"{client_key(client)}|{username.casefold()}"
         async with self.credential_failures.attempt(key, TOO_MANY) as slot:
             user = await self._db.read(users.by_username, username)
             ok = await self._verify_password(user.password_hash if user else None, password)
-            if user is None or not ok or user.disabled:
+            restorable = (
+                restore and user is not None and user.delete_after is not None
+                and user.delete_after > self._now()
+            )  # fmt: skip
+            if user is None or not ok or (user.disabled and not restorable):
                 reason = "unknown user" if user is None else "disabled" if ok else "wrong password"
                 entry = self._audit(user.id if user else None, username[:64], failed,
                                     client=client, detail={"reason": reason})  # fmt: skip
@@ -173,7 +192,11 @@ class Accounts:
                 # The code is a credential of the account, not of the client: keyed by
                 # client alone, every new address (an IPv6 host has 2^64) got 5 more guesses.
                 async with self.session_failures.attempt(user.id, TOO_MANY) as code_slot:
-                    if not await self._use_otp(user, otp):
+                    ok = await self._use_otp(user, otp)
+                    if not ok and recovery:
+                        remaining = await self._use_recovery_code(user, otp, client)
+                        ok = remaining is not None
+                    if not ok:
                         entry = self._audit(user.id, user.username, failed, client=client,
                                             detail={"reason": "otp"})  # fmt: skip
                         await self._db.write(audit.record, entry)
@@ -183,7 +206,7 @@ class Accounts:
         if security.needs_rehash(user.password_hash):
             new_hash = await security.hash_password_async(password)
             await self._db.write(users.rehash, user.id, user.password_hash, new_hash)
-        return user
+        return user, remaining
 
     async def _verify_password(self, password_hash: str | None, password: str) -> bool:
         # Counted so tests can see how many argon2 verifications an attack really got.
@@ -198,16 +221,33 @@ class Accounts:
         # A code is good once: a step at or before the last used one is a replay.
         return step is not None and await self._db.write(users.mfa_use_step, user.id, step)
 
-    async def login(self, username: str, password: str, otp: str | None, client: str) -> str:
-        user = await self._check_credentials(username, password, client, otp)
-        entry = self._audit(user.id, user.username, "login", client=client)
-        await self._db.write(audit.audited, entry, users.touch, user.id, self._now())
-        return self._issue_session(user)
+    async def login(self, username: str, password: str, otp: str | None, client: str,
+                    user_agent: str | None = None) -> LoginResult:  # fmt: skip
+        """A new session row, and its JWT."""
+        user, remaining = await self._check_credentials(username, password, client, otp,
+                                                        recovery=True, restore=True)  # fmt: skip
+        session_id = str(uuid.uuid4())
+        now = self._now()
+        expired_before = iso(self._clock.now() - security.SESSION_TTL)
 
-    async def logout(self, user: User) -> None:
-        entry = self._audit(user.id, user.username, "logout")
-        await self._db.write(audit.audited, entry, users.revoke_sessions, user.id)
-        self.sessions_ended(user.id)
+        def write(conn: Conn) -> User:
+            # The token version as of this transaction: a password change racing the login
+            # must not leave a session row under the old version looking live.
+            account_cases.cancel_deletion(conn, user, now, client)
+            current = users.get(conn, user.id)
+            if current is None or current.disabled:  # purged or disabled since the check
+                raise Unauthorized(BAD_CREDENTIALS)
+            sessions.create(conn, session_id=session_id, user_id=user.id,
+                            token_version=current.token_version, now=now, client=client,
+                            user_agent=user_agent)  # fmt: skip
+            sessions.prune(conn, user.id, expired_before)
+            users.touch(conn, user.id, now)
+            audit.record(conn, self._audit(user.id, user.username, "login", target=session_id,
+                                           client=client))  # fmt: skip
+            return current
+
+        current = await self._db.write(write)
+        return LoginResult(self._issue_session(current, session_id), remaining)
 
     async def change_password(self, user: User, current: str, new: str) -> None:
         async with self.session_failures.attempt(user.id, TOO_MANY) as slot:
@@ -218,6 +258,36 @@ class Accounts:
         entry = self._audit(user.id, user.username, "password_changed")
         await self._db.write(audit.audited, entry, users.set_password, user.id, new_hash)
         self.sessions_ended(user.id)
+
+    async def delete_account(self, user: User, password: str, otp: str | None) -> str:
+        """Disable the account now (every session ends) and purge it after 30 days unless
+        its owner logs in before; returns when the purge is due."""
+        async with self.session_failures.attempt(user.id, TOO_MANY) as slot:
+            if not await self._verify_password(user.password_hash, password):
+                raise BadRequest(WRONG_PASSWORD)  # 400, as above
+            if user.mfa_enabled and not (otp and await self._use_otp(user, otp)):
+                raise BadRequest("the code does not match" if otp else OTP_REQUIRED)
+            slot.succeeded()
+        # Deleting the rows would not stop the provider from charging the card.
+        status = await self.billing.status(user)
+        if self.billing.name != "noop" and status["state"] in ("active", "past_due"):
+            raise Conflict("the subscription is still running: cancel it under Billing first,"
+                           " then delete the account")  # fmt: skip
+        now = self._clock.now()
+        purge_after = iso(now + DELETION_GRACE)
+        await self._db.write(account_cases.request_deletion, Actor(user.id, user.username),
+                             iso(now), purge_after)  # fmt: skip
+        self.sessions_ended(user.id)
+        return purge_after
+
+    async def purge_due(self) -> int:
+        """Purge the accounts whose deletion is due, one transaction each (a big tenant's
+        history must not hold the writer for all of them). Returns how many went."""
+        now = self._now()
+        purged = 0
+        for user_id in await self._db.read(users.due_for_purge, now):
+            purged += bool(await self._db.write(account_cases.purge, user_id, now))
+        return purged
 
     async def update_email(self, user: User, email: str, password: str) -> User:
         async with self.session_failures.attempt(user.id, TOO_MANY) as slot:
@@ -295,7 +365,8 @@ class Accounts:
         await self._db.write(users.mfa_set_pending, user.id, self._box.seal(secret, user.id))
         return MfaSetup(secret=secret, otpauth_uri=security.totp_uri(secret, user.username))
 
-    async def mfa_enable(self, user: User, otp: str) -> None:
+    async def mfa_enable(self, user: User, otp: str) -> list[str]:
+        """MFA on; returns the 10 recovery codes, shown this once (stored hashed)."""
         if user.mfa_enabled:
             raise Conflict("MFA is already enabled")
         if not user.mfa_pending:
@@ -304,10 +375,61 @@ class Accounts:
         step = security.totp_match(secret, otp, self._clock.now().timestamp())
         if step is None:
             raise BadRequest("the code does not match; check the device's clock and try again")
-        entry = self._audit(user.id, user.username, "mfa_enabled")
-        await self._db.write(
-            audit.audited, entry, users.mfa_enable, user.id, user.mfa_pending, step
-        )
+        codes = [security.new_recovery_code() for _ in range(security.RECOVERY_CODES)]
+        pending = user.mfa_pending
+        now = self._now()
+
+        def write(conn: Conn) -> None:
+            users.mfa_enable(conn, user.id, pending, step)
+            users.recovery_set(conn, user.id, _code_hashes(codes), now)
+            audit.record(conn, self._audit(user.id, user.username, "mfa_enabled",
+                                           detail={"recovery_codes": len(codes)}))  # fmt: skip
+
+        await self._db.write(write)
+        return codes
+
+    async def regenerate_recovery_codes(self, user: User, password: str, otp: str) -> list[str]:
+        """New codes for old (the old ones stop working), behind password and OTP."""
+        if not user.mfa_enabled:
+            raise Conflict("MFA is not enabled")
+        async with self.session_failures.attempt(user.id, TOO_MANY) as slot:
+            # 400, not 401: the session is fine (a 401 would log the dashboard out)
+            if not await self._verify_password(user.password_hash, password):
+                raise BadRequest(WRONG_PASSWORD)
+            if not await self._use_otp(user, otp):
+                raise BadRequest("the code does not match")
+            slot.succeeded()
+        codes = [security.new_recovery_code() for _ in range(security.RECOVERY_CODES)]
+        now = self._now()
+        entry = self._audit(user.id, user.username, "mfa_recovery_codes_regenerated",
+                            detail={"recovery_codes": len(codes)})  # fmt: skip
+        await self._db.write(audit.audited, entry, users.recovery_set, user.id,
+                             _code_hashes(codes), now)  # fmt: skip
+        return codes
+
+    async def recovery_codes_remaining(self, user: User) -> int:
+        return await self._db.read(users.recovery_remaining, user.id)
+
+    async def _use_recovery_code(self, user: User, code: str, client: str) -> int | None:
+        """Spend one of the user's recovery codes; how many are left, or None if `code` is
+        none of the unused ones. Every stored hash is compared, each in constant time."""
+        digest = security.recovery_code_hash(code)
+        if digest is None:
+            return None
+        now = self._now()
+
+        def write(conn: Conn) -> int | None:
+            match = False
+            for stored in users.recovery_unused(conn, user.id):
+                match |= security.constant_time_equal(stored, digest)
+            if not match or not users.recovery_use(conn, user.id, digest, now):
+                return None
+            left = users.recovery_remaining(conn, user.id)
+            audit.record(conn, self._audit(user.id, user.username, "mfa_recovery_code_used",
+                                           client=client, detail={"remaining": left}))  # fmt: skip
+            return left
+
+        return await self._db.write(write)
 
     async def mfa_disable(self, user: User, otp: str) -> None:
         if not user.mfa_enabled:
@@ -326,8 +448,8 @@ class Accounts:
     ) -> Enrollment:
         # An agent token is a credential of the account: with MFA on, minting one takes the
         # second factor too, exactly as a login does (same 401s, same limit).
-        user = await self._check_credentials(username, password, client, otp,
-                                             failed="enroll_failed")  # fmt: skip
+        user, _ = await self._check_credentials(username, password, client, otp,
+                                                failed="enroll_failed")  # fmt: skip
         limit = await self.billing.agent_limit(user)
         token = security.new_token(security.AGENT_TOKEN_PREFIX)
         agent_id = str(uuid.uuid4())
@@ -356,3 +478,8 @@ class Accounts:
             raise NotFound("no such agent")
         self._agent_tokens.invalidate_agent(agent_id)
         return Enrollment(token=token, agent_id=agent_id)
+
+
+def _code_hashes(codes: list[str]) -> list[bytes]:
+    hashes = [security.recovery_code_hash(c) for c in codes]
+    return [h for h in hashes if h is not None]

@@ -63,7 +63,6 @@ from kefal_lite.errors import (
 from kefal_lite.messages import humanize
 from kefal_lite.security import SESSION_TTL, session_key
 from kefal_lite.services import Services, build, start, stop
-from kefal_lite.store import users
 from kefal_lite.store.db import Database, DatabaseBusy
 from kefal_lite.store.lock import ServerLock
 from kefal_lite.store.users import User
@@ -152,13 +151,11 @@ def _crash(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 async def _session_user(
     token: Token, connection: ASGIConnection[Any, Any, Any, Any]
 ) -> User | None:
-    """The token's user, if the account still exists, is enabled, and the token's version
-    is current: logout, password change and reset bump the version and end every session."""
+    """The token's user, if its session (`sid`) is live, the account enabled, and the
+    token's version current: logout ends the session; logout-all, password change and reset
+    bump the version and end every session."""
     svc: Services = connection.app.state.kefal
-    user = await svc.db.read(users.get, token.sub)
-    if user is None or user.disabled or token.extras.get("tv") != user.token_version:
-        return None
-    return user
+    return await svc.sessions.user(token.sub, token.extras.get("sid"), token.extras.get("tv"))
 
 
 # HTTP request counts and latency by route (the route's path template, not raw paths).
@@ -218,11 +215,11 @@ def create_app(
         exclude=["^/schema"],
     )
 
-    def issue_session(user: User) -> str:
+    def issue_session(user: User, session_id: str) -> str:
         return jwt_auth.create_token(
             identifier=user.id,
             token_expiration=SESSION_TTL,
-            token_extras={"tv": user.token_version},
+            token_extras={"tv": user.token_version, "sid": session_id},
         )
 
     @asynccontextmanager

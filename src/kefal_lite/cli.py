@@ -333,6 +333,7 @@ def user_list(ctx: click.Context) -> None:
         for u in accounts:
             flags = " disabled" if u.disabled else ""
             flags += " mfa" if u.mfa_enabled else ""
+            flags += f" deleted (purged after {u.delete_after})" if u.delete_after else ""
             click.echo(f"{u.username:<24} {u.role:<6} {u.email or '-':<32} {u.created_at}{flags}")
 
 
@@ -375,6 +376,17 @@ def user_disable(ctx: click.Context, username: str, enable: bool) -> None:
     with _db(_settings(ctx)) as conn, _refused(), transaction(conn):
         accounts.set_disabled(conn, accounts.OPERATOR, username, not enable, _now())
     click.echo(f"{username} {'enabled' if enable else 'disabled'}")
+
+
+@user_group.command("reset-mfa")
+@click.argument("username")
+@click.pass_context
+def user_reset_mfa(ctx: click.Context, username: str) -> None:
+    """Turn MFA off for someone who lost their device and recovery codes: their recovery
+    codes are deleted and every session of theirs ends."""
+    with _db(_settings(ctx)) as conn, _refused(), transaction(conn):
+        accounts.reset_mfa(conn, accounts.OPERATOR, username, _now())
+    click.echo(f"MFA of {username} is off; its recovery codes are deleted and its sessions ended")
 
 
 # --- operations --------------------------------------------------------------------

@@ -43,7 +43,10 @@ class Monitor:
         on_incident: Callable[[], None] = lambda: None,
         on_silent: Callable[[Host], None] = lambda host: None,
         refresh_rules: Callable[[], Awaitable[object]] | None = None,
+        purge_accounts: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
+        # Deletes the accounts whose self-service deletion is due (accounts.purge_due).
+        self._purge_accounts = purge_accounts
         self._refresh_rules = refresh_rules
         self._on_incident = on_incident
         self._on_silent = on_silent
@@ -134,8 +137,12 @@ class Monitor:
     async def prune(self) -> int:
         """Fold finished hours of snapshot history into segments, apply the retention tiers
         (returns how many snapshots went), and prune the bookkeeping that would otherwise
-        only grow: finished jobs, old flap-limit notices."""
+        only grow: finished jobs, old flap-limit notices. Purges the accounts whose deletion
+        is due."""
         now = self._clock.now()
+        if self._purge_accounts is not None and await self._purge_accounts():
+            if self._refresh_rules is not None:
+                await self._refresh_rules()  # their contributed rules went with them
         cutoff = iso(now - timedelta(days=self._settings.retention_snapshots_days))
         await self._db.write(jobs.prune_finished, cutoff)
         await self._db.write(channels.prune_notices, iso(now - timedelta(days=1)))

@@ -130,3 +130,25 @@ def totp_match(secret: str, otp: str, at: float, window: int = 1) -> int | None:
         if constant_time_equal(totp.generate_otp(candidate), code):
             found = candidate
     return found
+
+
+# --- MFA recovery codes ------------------------------------------------------------
+
+RECOVERY_CODES = 10
+_BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
+def new_recovery_code() -> str:
+    """16 base32 characters (80 random bits) as XXXX-XXXX-XXXX-XXXX: stored as SHA-256,
+    which suffices for that much entropy, as for tokens (no argon2 on the login path)."""
+    raw = "".join(secrets.choice(_BASE32) for _ in range(16))
+    return "-".join(raw[i : i + 4] for i in range(0, 16, 4))
+
+
+def recovery_code_hash(code: str) -> bytes | None:
+    """The stored form of a code as a person types it (any case, dashes or spaces or
+    none); None if it cannot be a recovery code at all."""
+    text = code.upper().replace("-", "").replace(" ", "")
+    if len(text) != 16 or any(c not in _BASE32 for c in text):
+        return None
+    return token_hash(text)

@@ -28,7 +28,8 @@ from kefal_lite.remediate.llm import LlmProvider
 from kefal_lite.remediate.service import Remediator
 from kefal_lite.rules import Rules, detection_settings
 from kefal_lite.security import SecretBox
-from kefal_lite.store import users
+from kefal_lite.sessions import SessionGate
+from kefal_lite.store import sessions, users
 from kefal_lite.store.db import Database
 from kefal_lite.store.users import User
 
@@ -51,6 +52,7 @@ class Services:
     notifier: Notifier
     enrollment: EnrollmentTokens
     graphs: Graphs
+    sessions: SessionGate
 
 
 def llm_provider(settings: Settings) -> LlmProvider | None:
@@ -74,7 +76,7 @@ async def build(
     clock: Clock,
     db: Database,
     secret: str,
-    issue_session: Callable[[User], str],
+    issue_session: Callable[[User, str], str],
 ) -> Services:
     """Wire the parts over a started database."""
     tokens = AgentTokenCache(db)
@@ -110,6 +112,7 @@ async def build(
         on_incident=runner.kick,
         on_silent=lambda h: bus.publish(h.user_id, {"type": "host.silent", "host_id": h.id}),
         refresh_rules=community.refresh,
+        purge_accounts=accounts.purge_due,
     )
     db.on_batch = _observe_batch
     return Services(
@@ -129,12 +132,16 @@ async def build(
         notifier=notifier,
         enrollment=EnrollmentTokens(db, clock, accounts),
         graphs=Graphs(db),
+        sessions=SessionGate(db, clock, bus.end_session, bus.end_sessions),
     )
 
 
 async def start(svc: Services) -> None:
     svc.mailer.start()
-    svc.events.start(lambda ids: svc.db.read(users.session_versions, ids))
+    svc.events.start(
+        lambda ids: svc.db.read(users.session_versions, ids),
+        lambda ids: svc.db.read(sessions.live_ids, ids),
+    )
     svc.monitor.start()
     await svc.jobs.start()
 

@@ -5,13 +5,21 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, get, post
-from litestar.params import JSONBody
+from litestar import Request, delete, get, post
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from kefal_lite import __version__, security
 from kefal_lite.accounts import AnyPassword, Email, NewUser, Password
-from kefal_lite.api.deps import USER, CurrentUser, Svc, client_address
+from kefal_lite.api.deps import (
+    USER,
+    CurrentUser,
+    Svc,
+    actor,
+    client_address,
+    session_id,
+    user_agent,
+)
 from kefal_lite.api.docs import body_of
 from kefal_lite.api.validation import convert, decode_json
 from kefal_lite.store import users
@@ -20,12 +28,14 @@ from kefal_lite.store.users import User
 SESSION_SECONDS = int(security.SESSION_TTL.total_seconds())
 
 Otp = Annotated[str, msgspec.Meta(max_length=16)]
+# At login, a recovery code (XXXX-XXXX-XXXX-XXXX) may stand in for the authenticator's code.
+OtpOrRecoveryCode = Annotated[str, msgspec.Meta(max_length=32)]
 
 
 class LoginBody(msgspec.Struct):
     username: Annotated[str, msgspec.Meta(max_length=256)]
     password: AnyPassword
-    otp: Otp | None = None
+    otp: OtpOrRecoveryCode | None = None
 
 
 class UpdateEmailBody(msgspec.Struct):
@@ -49,6 +59,48 @@ class ResetBody(msgspec.Struct):
 
 class OtpBody(msgspec.Struct):
     otp: Otp
+
+
+class PasswordOtpBody(msgspec.Struct):
+    password: AnyPassword
+    otp: Otp
+
+
+class DeleteAccountBody(msgspec.Struct):
+    password: AnyPassword
+    otp: Otp | None = None  # required when MFA is on
+
+
+class AccountDeleted(msgspec.Struct, frozen=True):
+    status: str  # "disabled"
+    purge_after: str  # logging in before this cancels the deletion
+
+
+class SessionInfo(msgspec.Struct, frozen=True):
+    id: str
+    created_at: str
+    last_seen_at: str  # updated at most once a minute
+    client: str | None  # the address the login came from
+    user_agent: str | None
+    current: bool  # the session making this request ("this device")
+
+
+class SessionList(msgspec.Struct, frozen=True):
+    items: list[SessionInfo]
+    total: int
+
+
+class MfaEnabled(msgspec.Struct, frozen=True):
+    mfa_enabled: bool
+    recovery_codes: list[str]  # shown this once; each logs in once in place of an OTP
+
+
+class RecoveryCodes(msgspec.Struct, frozen=True):
+    recovery_codes: list[str]
+
+
+class RecoveryStatus(msgspec.Struct, frozen=True):
+    remaining: int
 
 
 _login_decoder = msgspec.json.Decoder(LoginBody)
@@ -93,10 +145,12 @@ class MfaState(msgspec.Struct, frozen=True):
     mfa_enabled: bool
 
 
-class Session(msgspec.Struct, frozen=True):
+class Session(msgspec.Struct, frozen=True, omit_defaults=True):
     access_token: str  # send as `Authorization: Bearer <access_token>`
     token_type: str
     expires_in: int  # seconds
+    # only when a recovery code was used in place of the OTP: how many unused ones are left
+    recovery_codes_remaining: int | None = None
 
 
 _LOGIN_BODY = body_of(LoginBody, "JSON or form-encoded credentials; `otp` when MFA is on.",
@@ -111,10 +165,10 @@ async def login(request: Request[Any, Any, Any], svc: Svc) -> Session:
         body = convert(dict(form.items()), LoginBody)
     else:
         body = decode_json(await request.body(), LoginBody, _login_decoder)
-    token = await svc.accounts.login(
-        body.username, body.password, body.otp, client_address(request)
+    result = await svc.accounts.login(
+        body.username, body.password, body.otp, client_address(request), user_agent(request)
     )
-    return Session(token, "bearer", SESSION_SECONDS)
+    return Session(result.token, "bearer", SESSION_SECONDS, result.recovery_codes_remaining)
 
 
 @get("/auth/status", exclude_from_auth=True)
@@ -131,9 +185,36 @@ async def register(data: JSONBody[NewUser], request: Request[Any, Any, Any], svc
     return profile(await svc.accounts.register(data.username, data.password, data.email, client))
 
 
-@post("/auth/logout", status_code=HTTP_204_NO_CONTENT, dependencies=USER)
-async def logout(user: CurrentUser, svc: Svc) -> None:
-    await svc.accounts.logout(user)
+@post(["/auth/logout", "/api/v1/auth/logout"], status_code=HTTP_204_NO_CONTENT, dependencies=USER)
+async def logout(request: Request[Any, Any, Any], user: CurrentUser, svc: Svc) -> None:
+    """Ends the session making the request; the user's other sessions go on."""
+    await svc.sessions.end(actor(user), session_id(request), action="logout")
+
+
+@post(["/auth/logout-all", "/api/v1/auth/logout-all"], status_code=HTTP_204_NO_CONTENT,
+      dependencies=USER)  # fmt: skip
+async def logout_all(user: CurrentUser, svc: Svc) -> None:
+    """Ends every session of the user, this one included."""
+    await svc.sessions.end_all(actor(user))
+
+
+@get("/api/v1/auth/sessions", dependencies=USER)
+async def list_sessions(
+    request: Request[Any, Any, Any], user: CurrentUser, svc: Svc
+) -> SessionList:
+    """The user's live sessions, most recently used first."""
+    current = session_id(request)
+    items = [
+        SessionInfo(s.id, s.created_at, s.last_seen_at, s.client, s.user_agent, s.id == current)
+        for s in await svc.sessions.of_user(user)
+    ]
+    return SessionList(items, len(items))
+
+
+@delete("/api/v1/auth/sessions/{sid:str}", status_code=HTTP_204_NO_CONTENT, dependencies=USER)
+async def revoke_session(sid: FromPath[str], user: CurrentUser, svc: Svc) -> None:
+    """Ends one of the user's sessions at once; another person's id is 404."""
+    await svc.sessions.end(actor(user), sid)
 
 
 @get("/api/v1/auth/me", dependencies=USER)
@@ -143,6 +224,16 @@ async def me(user: CurrentUser, svc: Svc) -> Profile:
     return msgspec.structs.replace(
         profile(user), plan=billing["plan"], trial_ends_at=billing["trial_ends_at"]
     )
+
+
+@delete("/api/v1/auth/me", status_code=HTTP_200_OK, dependencies=USER)
+async def delete_me(
+    data: JSONBody[DeleteAccountBody], user: CurrentUser, svc: Svc
+) -> AccountDeleted:
+    """Disables the account at once (every session ends) and purges it, with the data only
+    it owns, 30 days later, unless its owner logs in before (which cancels the deletion)."""
+    purge_after = await svc.accounts.delete_account(user, data.password, data.otp)
+    return AccountDeleted("disabled", purge_after)
 
 
 @post("/api/v1/auth/update-email", status_code=HTTP_200_OK, dependencies=USER)
@@ -178,9 +269,24 @@ async def mfa_setup(user: CurrentUser, svc: Svc) -> MfaSetup:
 
 
 @post("/api/v1/auth/mfa/enable", status_code=HTTP_200_OK, dependencies=USER)
-async def mfa_enable(data: JSONBody[OtpBody], user: CurrentUser, svc: Svc) -> MfaState:
-    await svc.accounts.mfa_enable(user, data.otp)
-    return MfaState(True)
+async def mfa_enable(data: JSONBody[OtpBody], user: CurrentUser, svc: Svc) -> MfaEnabled:
+    """With the 10 recovery codes, shown this once."""
+    return MfaEnabled(True, await svc.accounts.mfa_enable(user, data.otp))
+
+
+@get("/api/v1/auth/mfa/recovery-codes", dependencies=USER)
+async def recovery_status(user: CurrentUser, svc: Svc) -> RecoveryStatus:
+    """How many unused recovery codes the user has (the codes are never shown again)."""
+    return RecoveryStatus(await svc.accounts.recovery_codes_remaining(user))
+
+
+@post("/api/v1/auth/mfa/recovery-codes", status_code=HTTP_200_OK, dependencies=USER)
+async def regenerate_recovery_codes(
+    data: JSONBody[PasswordOtpBody], user: CurrentUser, svc: Svc
+) -> RecoveryCodes:
+    """10 new recovery codes, shown this once; the old ones stop working."""
+    codes = await svc.accounts.regenerate_recovery_codes(user, data.password, data.otp)
+    return RecoveryCodes(codes)
 
 
 @post("/api/v1/auth/mfa/disable", status_code=HTTP_200_OK, dependencies=USER)
@@ -194,7 +300,11 @@ handlers = [
     login,
     register,
     logout,
+    logout_all,
+    list_sessions,
+    revoke_session,
     me,
+    delete_me,
     update_email,
     change_password,
     forgot_password,
@@ -202,4 +312,6 @@ handlers = [
     mfa_setup,
     mfa_enable,
     mfa_disable,
+    recovery_status,
+    regenerate_recovery_codes,
 ]

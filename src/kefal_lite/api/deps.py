@@ -39,6 +39,16 @@ def admin_user(request: Request[User, Any, Any]) -> User:
     return request.user
 
 
+def session_id(request: Request[Any, Any, Any]) -> str:
+    """The session the request's JWT belongs to (the gate refused tokens without one)."""
+    return str(request.auth.extras["sid"])
+
+
+def user_agent(request: Request[Any, Any, Any]) -> str | None:
+    agent = request.headers.get("user-agent")
+    return agent[:256] if agent else None
+
+
 def client_address(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
 

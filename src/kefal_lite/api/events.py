@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
-from litestar import get, post
+from litestar import Request, get, post
 from litestar.params import QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_200_OK
 
-from kefal_lite.api.deps import USER, CurrentUser, Svc
+from kefal_lite.api.deps import USER, CurrentUser, Svc, session_id
 from kefal_lite.api.docs import documented
 from kefal_lite.errors import Unauthorized
-from kefal_lite.store import users
+from kefal_lite.store import sessions, users
 
 KEEPALIVE_SECONDS = 15.0
 
@@ -26,9 +26,9 @@ class Ticket(msgspec.Struct, frozen=True):
 
 
 @post("/api/v1/events/ticket", status_code=HTTP_200_OK, dependencies=USER)
-async def ticket(user: CurrentUser, svc: Svc) -> Ticket:
+async def ticket(request: Request[Any, Any, Any], user: CurrentUser, svc: Svc) -> Ticket:
     """A single-use ticket, valid 60 s, for opening the event stream."""
-    return Ticket(svc.events.ticket(user.id, user.token_version))
+    return Ticket(svc.events.ticket(user.id, user.token_version, session_id(request)))
 
 
 # One `data:` line of JSON per event, e.g. {"type": "incident.opened", "incident_id", "host_id"}.
@@ -39,17 +39,18 @@ async def stream(
 ) -> ServerSentEvent:
     """`incident.opened|updated|resolved` and `host.silent|recovered` for the ticket's tenant.
 
-    The stream ends when the session it was opened from ends (logout, password change or
-    reset, role change, disable); at most 5 per user, the 6th is 429."""
+    The stream ends when the session it was opened from ends (logout, revoked, logout-all,
+    password change or reset, role change, disable); at most 5 per user, the 6th is 429."""
     redeemed = svc.events.redeem(ticket)
     if redeemed is None:
         raise Unauthorized("invalid, used or expired event ticket; ask for a new one")
-    user_id, token_version = redeemed
+    user_id, token_version, sid = redeemed
     # The session may have ended in the seconds since the ticket was issued.
     current = await svc.db.read(users.session_versions, [user_id])
-    if current.get(user_id) != token_version:
+    live = await svc.db.read(sessions.live_ids, [sid])
+    if current.get(user_id) != token_version or sid not in live:
         raise Unauthorized("invalid, used or expired event ticket; ask for a new one")
-    sub = svc.events.subscribe(user_id, token_version)
+    sub = svc.events.subscribe(user_id, token_version, sid)
 
     async def messages() -> AsyncIterator[ServerSentEventMessage]:
         try:

@@ -358,9 +358,35 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
     # 14: the history already stored, folded into segments: now by the background compactor
     _history_folds_in_background,
-    # 15, 16: kept for the sessions and teams branches, which own these numbers; whichever
-    # merges first replaces its placeholder (no database outside a branch ran them)
-    "",
+    # 15: a row per login (the JWT carries its id, so one session can end alone; the token
+    # version it was issued under, so the existing "end every session" bumps end it too),
+    # MFA recovery codes (SHA-256 of 80 random bits, single use), and self-service account
+    # deletion (disabled now, purged once delete_after passes unless the person logs back in)
+    """
+    CREATE TABLE sessions (
+        id            TEXT PRIMARY KEY,
+        user_id       TEXT NOT NULL REFERENCES users(id),
+        token_version INTEGER NOT NULL,
+        created_at    TEXT NOT NULL,
+        last_seen_at  TEXT NOT NULL,
+        client        TEXT,
+        user_agent    TEXT,
+        revoked_at    TEXT
+    );
+    CREATE INDEX sessions_by_user ON sessions(user_id, created_at);
+    CREATE INDEX sessions_by_created ON sessions(created_at);
+    CREATE TABLE recovery_codes (
+        user_id    TEXT NOT NULL REFERENCES users(id),
+        code_hash  BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        used_at    TEXT,
+        PRIMARY KEY (user_id, code_hash)
+    );
+    ALTER TABLE users ADD COLUMN delete_after TEXT;
+    CREATE INDEX users_by_delete_after ON users(delete_after) WHERE delete_after IS NOT NULL;
+    """,
+    # 16: kept for the teams branch, which owns this number; it replaces this placeholder
+    # at merge (no database outside a branch ran it)
     "",
     # 17: what the estate view and attack paths read of each host's latest snapshot
     # (paths.HostFacts, msgpack), written with the snapshot: the first estate request after

@@ -36,6 +36,9 @@ class User(msgspec.Struct, frozen=True):
     trial_ends_at: str | None
     created_at: str
     last_active_at: str | None
+    # set while the account waits to be purged (self-service deletion); a login before then
+    # cancels it
+    delete_after: str | None = None
 
 
 _COLUMNS = ", ".join(User.__struct_fields__)
@@ -127,10 +130,80 @@ def set_role(conn: sqlite3.Connection, user_id: str, role: str) -> None:
 
 
 def set_disabled(conn: sqlite3.Connection, user_id: str, disabled: bool) -> None:
+    """An admin's or the operator's word: it also cancels a pending self-deletion (enabled:
+    the account stays; disabled: it stays disabled, and a login no longer re-enables it)."""
     conn.execute(
-        "UPDATE users SET disabled = ?, token_version = token_version + 1 WHERE id = ?",
+        "UPDATE users SET disabled = ?, delete_after = NULL, token_version = token_version + 1"
+        " WHERE id = ?",
         (int(disabled), user_id),
     )
+
+
+# --- self-service deletion ---------------------------------------------------------
+
+
+def request_deletion(conn: sqlite3.Connection, user_id: str, delete_after: str) -> None:
+    """Disabled now (every session ends), purged once `delete_after` has passed."""
+    conn.execute(
+        "UPDATE users SET disabled = 1, delete_after = ?, token_version = token_version + 1"
+        " WHERE id = ?",
+        (delete_after, user_id),
+    )
+
+
+def cancel_deletion(conn: sqlite3.Connection, user_id: str) -> bool:
+    cur = conn.execute(
+        "UPDATE users SET disabled = 0, delete_after = NULL WHERE id = ?"
+        " AND delete_after IS NOT NULL",
+        (user_id,),
+    )
+    return cur.rowcount == 1
+
+
+def due_for_purge(conn: sqlite3.Connection, now: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT id FROM users WHERE disabled = 1 AND delete_after IS NOT NULL"
+        " AND delete_after <= ? ORDER BY delete_after",
+        (now,),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+# What a purge removes, children before parents (foreign keys are on). Everything here is
+# one person's alone today (the tenant is the user); the audit trail stays.
+_BY_HOST = "host_id IN (SELECT id FROM hosts WHERE user_id = ?)"
+_PURGE = (
+    "DELETE FROM incident_events WHERE incident_id IN (SELECT id FROM incidents"
+    " WHERE user_id = ?)",
+    "DELETE FROM incidents WHERE user_id = ?",
+    "DELETE FROM changes WHERE user_id = ?",
+    "DELETE FROM snapshot_segments WHERE user_id = ?",
+    "DELETE FROM snapshots WHERE user_id = ?",
+    f"DELETE FROM silent_timers WHERE {_BY_HOST}",
+    f"DELETE FROM host_notices WHERE {_BY_HOST}",
+    "DELETE FROM hosts WHERE user_id = ?",
+    "DELETE FROM agents WHERE user_id = ?",
+    "DELETE FROM enrollment_tokens WHERE user_id = ?",
+    "DELETE FROM suppressions WHERE user_id = ?",
+    "DELETE FROM channels WHERE user_id = ?",
+    # their contributed rules: the tenant's, like the rest (other tenants' incidents raised
+    # by one keep its name and author)
+    "DELETE FROM invariants WHERE contributed_by = ?",
+    "DELETE FROM subscriptions WHERE user_id = ?",
+    "DELETE FROM password_resets WHERE user_id = ?",
+    "DELETE FROM sessions WHERE user_id = ?",
+    "DELETE FROM recovery_codes WHERE user_id = ?",
+    "DELETE FROM users WHERE id = ?",
+)
+
+
+def purge(conn: sqlite3.Connection, user_id: str) -> dict[str, int]:
+    """Delete the user and what only they own; rows removed per table."""
+    removed: dict[str, int] = {}
+    for statement in _PURGE:
+        table = statement.split()[2]
+        removed[table] = removed.get(table, 0) + conn.execute(statement, (user_id,)).rowcount
+    return removed
 
 
 def revoke_sessions(conn: sqlite3.Connection, user_id: str) -> None:
@@ -173,11 +246,49 @@ def mfa_enable(conn: sqlite3.Connection, user_id: str, sealed_secret: str, step:
 
 
 def mfa_disable(conn: sqlite3.Connection, user_id: str) -> None:
+    """MFA off; its recovery codes go with it."""
     conn.execute(
         "UPDATE users SET mfa_enabled = 0, mfa_secret = NULL, mfa_pending = NULL,"
         " mfa_last_step = 0 WHERE id = ?",
         (user_id,),
     )
+    conn.execute("DELETE FROM recovery_codes WHERE user_id = ?", (user_id,))
+
+
+def recovery_set(
+    conn: sqlite3.Connection, user_id: str, code_hashes: Collection[bytes], now: str
+) -> None:
+    """Replace the user's recovery codes (the old ones stop working)."""
+    conn.execute("DELETE FROM recovery_codes WHERE user_id = ?", (user_id,))
+    conn.executemany(
+        "INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES (?, ?, ?)",
+        [(user_id, h, now) for h in code_hashes],
+    )
+
+
+def recovery_unused(conn: sqlite3.Connection, user_id: str) -> list[bytes]:
+    rows = conn.execute(
+        "SELECT code_hash FROM recovery_codes WHERE user_id = ? AND used_at IS NULL",
+        (user_id,),
+    ).fetchall()
+    return [bytes(r[0]) for r in rows]
+
+
+def recovery_use(conn: sqlite3.Connection, user_id: str, code_hash: bytes, now: str) -> bool:
+    """Spend a code; False if it was already spent (each code is good once)."""
+    cur = conn.execute(
+        "UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND code_hash = ?"
+        " AND used_at IS NULL",
+        (now, user_id, code_hash),
+    )
+    return cur.rowcount == 1
+
+
+def recovery_remaining(conn: sqlite3.Connection, user_id: str) -> int:
+    row = conn.execute(
+        "SELECT COUNT(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NULL", (user_id,)
+    ).fetchone()
+    return int(row[0])
 
 
 def mfa_use_step(conn: sqlite3.Connection, user_id: str, step: int) -> bool:

@@ -3,7 +3,10 @@ accounts: add one, set its password, its role, disable or enable it. One functio
 used by both: the rule and the audit row are the same whichever door was used.
 
 The audit row: an admin's action is in the admin's trail (`admin_*`); the operator has no
-account, so theirs goes into the trail of the account changed (`cli_*`, actor "cli")."""
+account, so theirs goes into the trail of the account changed (`cli_*`, actor "cli").
+
+Below those, the life of a self-deleted account: requested by its owner, cancelled by
+their next login, purged by the maintenance timer (actor "retention")."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import sqlite3
 from typing import Any, Literal
 
 from kefal_lite.errors import Conflict, Forbidden, NotFound
-from kefal_lite.store import audit, users
+from kefal_lite.store import audit, sessions, users
 from kefal_lite.store.users import Taken, User
 from kefal_lite.usecases.actor import Actor
 
@@ -97,3 +100,43 @@ def set_disabled(conn: sqlite3.Connection, actor: Actor, username: str, disabled
     users.set_disabled(conn, user.id, disabled)
     _record(conn, actor, now, "user_disabled" if disabled else "user_enabled", user)
     return user
+
+
+def reset_mfa(conn: sqlite3.Connection, actor: Actor, username: str, now: str) -> User:
+    """For a person who lost their authenticator and their recovery codes: MFA off, the
+    codes gone, every session ended (whoever holds one may be who took the device)."""
+    user = find(conn, username)
+    users.mfa_disable(conn, user.id)
+    sessions.revoke_all(conn, user.id, now)
+    users.revoke_sessions(conn, user.id)
+    _record(conn, actor, now, "mfa_reset", user, was_enabled=bool(user.mfa_enabled))
+    return user
+
+
+def request_deletion(conn: sqlite3.Connection, actor: Actor, now: str, purge_after: str) -> None:
+    """The person deletes their own account: disabled at once, every session ended, purged
+    after `purge_after` unless they log in before (which cancels it)."""
+    users.request_deletion(conn, actor.user_id, purge_after)
+    sessions.revoke_all(conn, actor.user_id, now)
+    audit.record(conn, actor.entry(now, "account_deletion_requested", purge_after=purge_after))
+
+
+def cancel_deletion(conn: sqlite3.Connection, user: User, now: str, client: str | None) -> bool:
+    """A login before the purge: the account is enabled again and stays."""
+    if not users.cancel_deletion(conn, user.id):
+        return False
+    audit.record(conn, audit.Entry(now, user.id, user.username, "account_deletion_cancelled",
+                                   None, client, None))  # fmt: skip
+    return True
+
+
+def purge(conn: sqlite3.Connection, user_id: str, now: str) -> bool:
+    """Delete an account whose deletion is due, and the data only it owns; its audit rows
+    stay (the actor's name is in each). False if it is no longer due (logged back in)."""
+    user = users.get(conn, user_id)
+    if user is None or not user.disabled or not user.delete_after or user.delete_after > now:
+        return False
+    removed = users.purge(conn, user_id)
+    audit.record(conn, audit.Entry(now, user_id, "retention", "account_purged", user.username,
+                                   None, {k: v for k, v in removed.items() if v}))  # fmt: skip
+    return True

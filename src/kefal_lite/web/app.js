@@ -12,6 +12,7 @@ import { invariantsPage } from "./pages/invariants.js";
 import { agentsPage } from "./pages/agents.js";
 import { adminPage } from "./pages/admin.js";
 import { settingsPage } from "./pages/settings.js";
+import { sessionsPage } from "./pages/sessions.js";
 
 const root = document.getElementById("app");
 const state = { me: null, refresh: null, timer: null };
@@ -66,6 +67,7 @@ async function render() {
       case "agents": page = agentsPage; break;
       case "admin": page = state.me.role === "admin" ? (c, m) => adminPage(c, m, parts[1] && decodeURIComponent(parts[1])) : null; break;
       case "settings": page = settingsPage; break;
+      case "sessions": page = sessionsPage; break;
       default: page = null;
     }
     if (!page) { clear(main, h("h1", {}, "Not found"), h("p", {}, "There is no such page.")); return; }
@@ -109,11 +111,10 @@ async function onLogin(token) {
 window.addEventListener("hashchange", render);
 window.addEventListener("kefal:logout", () => { state.me = null; toast("Your session ended; log in again.", true); go("#/login"); });
 window.addEventListener("kefal:me", async () => { state.me = await api("/api/v1/auth/me"); });
-// A plain "Log out" (this browser only). The server has no per-session logout, only
-// POST /auth/logout, which ends every session of the user ("Log out everywhere"). So this
-// one forgets the token here and closes the event stream; the token itself stays valid
-// until it expires (24 h) for anyone holding a copy, which "Log out everywhere" prevents.
-window.addEventListener("kefal:signout", () => {
+// A plain "Log out" (this browser only): the server ends this session (a copy of the token
+// is dead too), the other sessions go on; then the token is forgotten and the stream closed.
+window.addEventListener("kefal:signout", async () => {
+  try { await api("/auth/logout", { method: "POST", raw: true }); } catch { /* offline: forget it anyway */ }
   session.token = null;
   state.me = null;
   if (events) { events.close(); events = null; }

@@ -52,8 +52,8 @@ export async function authPage(path, params, onLogin) {
     return box;
   }
 
-  const otp = h("input", { inputmode: "numeric", autocomplete: "one-time-code", pattern: "[0-9 ]*", name: "otp" });
-  const otpField = field("Authenticator code", otp);
+  const otp = h("input", { autocomplete: "one-time-code", name: "otp", maxlength: 32 });
+  const otpField = field("Authenticator code", otp, "Lost your device? Type one of your recovery codes instead.");
   otpField.hidden = true;
   box.append(h("form", { id: "login", onsubmit: async (e) => {
     e.preventDefault();
@@ -63,6 +63,9 @@ export async function authPage(path, params, onLogin) {
       if (!otpField.hidden) body.otp = otp.value;
       const r = await api("/auth/login", { method: "POST", body });
       onLogin(r.access_token);
+      if (r.recovery_codes_remaining !== undefined) {
+        toast(`Recovery code used: ${r.recovery_codes_remaining} left. Make new ones in Settings.`, r.recovery_codes_remaining < 3);
+      }
     } catch (err) {
       if (err instanceof ApiError && err.status === 401 && err.detail === "otp required") {
         if (!otpField.hidden) error.textContent = "That code did not work; try the next one.";

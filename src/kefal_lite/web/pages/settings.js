@@ -1,5 +1,17 @@
 import { api, session } from "../api.js";
-import { h, clear, card, field, toast, kv, table, ago, badge, when } from "../ui.js";
+import { h, clear, card, field, toast, kv, table, ago, badge, when, copyButton } from "../ui.js";
+
+// Recovery codes are shown once, right after they are made: copy them or download them.
+function recoveryCodes(codes) {
+  const text = codes.join("\n");
+  const file = URL.createObjectURL(new Blob([`kefal-lite recovery codes\n\n${text}\n`], { type: "text/plain" }));
+  return h("div", { class: "recovery-codes" },
+    h("p", {}, h("strong", {}, "Save these recovery codes now: they are not shown again. "),
+      "Each one logs you in once in place of a code from your app, if you lose it."),
+    h("ol", { class: "codes", "aria-label": "Recovery codes" }, codes.map((c) => h("li", {}, h("code", {}, c)))),
+    h("div", { class: "actions" }, copyButton(text, "Copy codes"),
+      h("a", { href: file, download: "kefal-lite-recovery-codes.txt", class: "button secondary" }, "Download")));
+}
 
 export async function settingsPage(ctx, main) {
   const me = await api("/api/v1/auth/me");
@@ -8,14 +20,27 @@ export async function settingsPage(ctx, main) {
   const current = h("input", { type: "password", required: true, autocomplete: "current-password" });
   const next = h("input", { type: "password", required: true, minlength: 10, autocomplete: "new-password" });
   const mfaBox = h("div");
-  const renderMfa = (enabled) => {
-    const otp = h("input", { inputmode: "numeric", autocomplete: "one-time-code", required: true, "aria-label": "Code" });
+  const renderMfa = async (enabled, codes = null) => {
+    const otp = h("input", { inputmode: "numeric", autocomplete: "one-time-code", required: true, "aria-label": "Code", placeholder: "code from your app", size: 16 });
     if (enabled) {
-      clear(mfaBox, h("p", {}, "Two-factor authentication is on."), h("form", { class: "inline", onsubmit: async (e) => {
-        e.preventDefault();
-        try { await api("/api/v1/auth/mfa/disable", { method: "POST", body: { otp: otp.value } }); toast("MFA disabled"); renderMfa(false); }
-        catch (err) { toast(err.message, true); }
-      } }, otp, h("button", { type: "submit", class: "secondary" }, "Turn off")));
+      const { remaining } = await api("/api/v1/auth/mfa/recovery-codes");
+      const regenPw = h("input", { type: "password", required: true, autocomplete: "current-password", "aria-label": "Your password", placeholder: "your password" });
+      const regenOtp = h("input", { inputmode: "numeric", autocomplete: "one-time-code", required: true, "aria-label": "Code from your app", placeholder: "code from your app", size: 16 });
+      clear(mfaBox, h("p", {}, "Two-factor authentication is on."),
+        codes ? recoveryCodes(codes) : null,
+        h("p", { class: remaining < 3 ? "error" : "muted" }, `${remaining} of 10 recovery codes left.`),
+        h("form", { class: "inline", "aria-label": "New recovery codes", onsubmit: async (e) => {
+          e.preventDefault();
+          try {
+            const r = await api("/api/v1/auth/mfa/recovery-codes", { method: "POST", body: { password: regenPw.value, otp: regenOtp.value } });
+            toast("New recovery codes: the old ones no longer work"); renderMfa(true, r.recovery_codes);
+          } catch (err) { toast(err.message, true); }
+        } }, regenPw, regenOtp, h("button", { type: "submit", class: "secondary" }, "New recovery codes")),
+        h("form", { class: "inline", "aria-label": "Turn off MFA", onsubmit: async (e) => {
+          e.preventDefault();
+          try { await api("/api/v1/auth/mfa/disable", { method: "POST", body: { otp: otp.value } }); toast("MFA disabled"); renderMfa(false); }
+          catch (err) { toast(err.message, true); }
+        } }, otp, h("button", { type: "submit", class: "secondary" }, "Turn off")));
     } else {
       clear(mfaBox, h("p", {}, "Add a second factor with any TOTP app (Aegis, Google Authenticator, 1Password…)."),
         h("button", { type: "button", onclick: async () => {
@@ -25,14 +50,18 @@ export async function settingsPage(ctx, main) {
               kv({ secret: s.secret, uri: s.otpauth_uri }),
               h("form", { class: "inline", onsubmit: async (e) => {
                 e.preventDefault();
-                try { await api("/api/v1/auth/mfa/enable", { method: "POST", body: { otp: otp.value } }); toast("MFA enabled"); renderMfa(true); }
-                catch (err) { toast(err.message, true); }
+                try {
+                  const r = await api("/api/v1/auth/mfa/enable", { method: "POST", body: { otp: otp.value } });
+                  toast("MFA enabled"); renderMfa(true, r.recovery_codes);
+                } catch (err) { toast(err.message, true); }
               } }, otp, h("button", { type: "submit" }, "Enable")));
           } catch (err) { toast(err.message, true); }
         } }, "Set up MFA"));
     }
   };
-  renderMfa(me.mfa_enabled);
+  await renderMfa(me.mfa_enabled);
+  const deletePw = h("input", { type: "password", required: true, autocomplete: "current-password" });
+  const deleteOtp = h("input", { inputmode: "numeric", autocomplete: "one-time-code", required: true });
   const channelsBox = h("div");
   const loadChannels = async () => {
     const list = (await api("/api/v1/notifications/channels")).items;
@@ -120,11 +149,25 @@ export async function settingsPage(ctx, main) {
     } }, chName, chUrl, chSev, h("button", { type: "submit" }, "Add channel")), secretBox),
     card("Suppressions", h("p", { class: "muted" }, "Findings these match open no incident; each is counted on its host."), suppressionsBox),
     billingCard,
-    card("Sessions", h("p", {}, "Log out of this browser, or of every browser where you are logged in."),
+    card("Sessions", h("p", {}, "Log out of this browser, or of every browser where you are logged in. ",
+      h("a", { href: "#/sessions" }, "See every session")),
       h("div", { class: "actions" },
         h("button", { type: "button", class: "secondary", onclick: () => window.dispatchEvent(new Event("kefal:signout")) }, "Log out"),
         h("button", { type: "button", class: "danger", onclick: async () => {
-          await api("/auth/logout", { method: "POST", raw: true });
+          await api("/auth/logout-all", { method: "POST", raw: true });
           session.token = null; ctx.go("#/login");
-        } }, "Log out everywhere"))));
+        } }, "Log out everywhere"))),
+    card("Delete account", h("p", {}, "Your account is disabled at once and deleted after 30 days with its agents, hosts, ",
+      "history and incidents. Logging in before then cancels the deletion."),
+    h("form", { "aria-label": "Delete account", onsubmit: async (e) => {
+      e.preventDefault();
+      if (!window.confirm("Delete your account? Every session ends now; in 30 days it and its data are gone.")) return;
+      try {
+        const body = { password: deletePw.value };
+        if (me.mfa_enabled) body.otp = deleteOtp.value;
+        const r = await api("/api/v1/auth/me", { method: "DELETE", body });
+        session.token = null; toast(`Account disabled; deleted on ${r.purge_after.slice(0, 10)} unless you log in before.`); ctx.go("#/login");
+      } catch (err) { toast(err.message, true); }
+    } }, field("Your password", deletePw), me.mfa_enabled ? field("Code from your app", deleteOtp) : null,
+    h("button", { type: "submit", class: "danger" }, "Delete my account"))));
 }
