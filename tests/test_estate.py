@@ -145,8 +145,8 @@ def test_the_estate_after_a_start_reads_the_facts_ingest_kept(
     ids = build_estate(open_client, "alice", clock, alice)
     svc = open_client.app.state.kefal
     settings = svc.settings
-    kept = query(settings, "SELECT f.host_id FROM host_facts f JOIN hosts h"
-                           " ON h.id = f.host_id AND h.snapshot_id = f.snapshot_id")  # fmt: skip
+    kept = query(settings, "SELECT id FROM hosts WHERE facts IS NOT NULL"
+                           " AND facts_of = snapshot_id")  # fmt: skip
     assert sorted(r[0] for r in kept) == sorted(ids.values())
     alice_id = query(settings, "SELECT user_id FROM hosts WHERE id = ?", ids["db"])[0][0]
 
@@ -156,21 +156,23 @@ def test_the_estate_after_a_start_reads_the_facts_ingest_kept(
     from_facts = fresh_estate(alice_id)
     assert from_facts == in_app(open_client, svc.graphs.estate_document, alice_id)
     # the stored facts are what a fresh cache reads: an address only they hold shows up
-    blob = query(settings, "SELECT facts FROM host_facts WHERE host_id = ?", ids["db"])[0][0]
+    blob = query(settings, "SELECT facts FROM hosts WHERE id = ?", ids["db"])[0][0]
     marked = graph.FACTS_FROM_BLOB.decode(blob)
     marked = msgspec.structs.replace(marked, ips=(*marked.ips, "192.0.2.77"))
 
-    def put(conn: Any) -> None:
-        snapshot_id = conn.execute("SELECT snapshot_id FROM hosts WHERE id = ?",
-                                   (ids["db"],)).fetchone()[0]  # fmt: skip
-        estate_store.put_facts(conn, alice_id, ids["db"], snapshot_id,
-                               graph.FACTS_BLOB.encode(marked))  # fmt: skip
+    def put(conn: Any, facts_of: str = "snapshot_id") -> None:
+        conn.execute(f"UPDATE hosts SET facts = ?, facts_of = {facts_of} WHERE id = ?",
+                     (graph.FACTS_BLOB.encode(marked), ids["db"]))  # fmt: skip
 
     in_app(open_client, svc.db.write, put)
     assert b"192.0.2.77" in fresh_estate(alice_id)
+    # facts of another snapshot than the latest (a release without them ingested since)
+    # are not trusted: the body is read instead
+    in_app(open_client, svc.db.write, put, "'an older snapshot'")
+    assert fresh_estate(alice_id) == from_facts
     # another tenant's row under the same host id changes nothing of alice's
     assert not in_app(open_client, svc.db.read, estate_store.facts, "someone-else", [ids["db"]])
     # without stored facts (a database from before them) the bodies give the same document
-    in_app(open_client, svc.db.write, lambda c: c.execute("DELETE FROM host_facts"))
+    in_app(open_client, svc.db.write, lambda c: c.execute("UPDATE hosts SET facts = NULL"))
     assert fresh_estate(alice_id) == from_facts
     assert fresh_estate("someone-else") == b'{"nodes":[],"edges":[]}'

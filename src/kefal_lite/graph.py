@@ -69,7 +69,7 @@ class GraphSnapshot(FactsSnapshot, frozen=True):
 
 DECODER = msgspec.json.Decoder(GraphSnapshot)
 FACTS_DECODER = msgspec.json.Decoder(FactsSnapshot)
-# HostFacts at rest (host_facts.facts): a few hundred bytes a host, ~2 us to decode
+# HostFacts at rest (hosts.facts): a few hundred bytes a host, ~2 us to decode
 FACTS_BLOB = msgspec.msgpack.Encoder()
 FACTS_FROM_BLOB = msgspec.msgpack.Decoder(HostFacts)
 

@@ -29,27 +29,17 @@ def set_group(conn: sqlite3.Connection, user_id: str, host_id: str, group: str |
     return cur.rowcount > 0
 
 
-def put_facts(conn: sqlite3.Connection, user_id: str, host_id: str, snapshot_id: str,
-              facts: bytes) -> None:  # fmt: skip
-    """The estate facts of the host's latest snapshot (written with it)."""
-    conn.execute(
-        "INSERT INTO host_facts (host_id, user_id, snapshot_id, facts) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (host_id) DO UPDATE SET snapshot_id = excluded.snapshot_id,"
-        " facts = excluded.facts WHERE host_facts.user_id = excluded.user_id",
-        (host_id, user_id, snapshot_id, facts),
-    )
-
-
 def facts(
     conn: sqlite3.Connection, user_id: str, host_ids: list[str]
 ) -> dict[str, tuple[str, bytes]]:
-    """host id -> (snapshot id, facts) of those of the user's hosts that have them."""
+    """host id -> (the snapshot they were taken from, facts) of those of the user's hosts
+    that have them (ingest writes them with the host row: store/hosts.py record)."""
     out: dict[str, tuple[str, bytes]] = {}
     for start in range(0, len(host_ids), 500):  # stay under SQLite's variable limit
         chunk = host_ids[start : start + 500]
         rows = conn.execute(
-            "SELECT host_id, snapshot_id, facts FROM host_facts WHERE user_id = ?"
-            f" AND host_id IN ({','.join('?' * len(chunk))})",
+            "SELECT id, facts_of, facts FROM hosts WHERE user_id = ? AND facts IS NOT NULL"
+            f" AND id IN ({','.join('?' * len(chunk))})",
             [user_id, *chunk],
         ).fetchall()
         out.update({r[0]: (r[1], r[2]) for r in rows})

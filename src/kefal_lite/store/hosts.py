@@ -92,18 +92,21 @@ def record(
     now: str,
     snapshot_id: str,
     state: bytes,
+    facts: bytes | None = None,
 ) -> None:
-    """Make this snapshot the host's latest (creating the host on its first snapshot)."""
+    """Make this snapshot the host's latest (creating the host on its first snapshot), with
+    its estate facts (graph.FACTS_BLOB) when given."""
     conn.execute(
         "INSERT INTO hosts (id, user_id, agent_id, hostname, os, kernel, agent_version,"
-        " first_seen_at, last_seen_at, snapshot_id, state, silent)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
+        " first_seen_at, last_seen_at, snapshot_id, state, silent, facts, facts_of)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
         " ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, os = excluded.os,"
         " kernel = excluded.kernel, agent_version = excluded.agent_version,"
         " last_seen_at = excluded.last_seen_at, snapshot_id = excluded.snapshot_id,"
-        " state = excluded.state, silent = 0",
+        " state = excluded.state, silent = 0, facts = excluded.facts,"
+        " facts_of = excluded.facts_of",
         (host_id, user_id, agent_id, hostname, os, kernel, agent_version, now, now, snapshot_id,
-         state),
+         state, facts, snapshot_id if facts is not None else None),
     )  # fmt: skip
     conn.execute(
         "UPDATE agents SET hostname = ?, agent_version = ?, last_seen_at = ?"

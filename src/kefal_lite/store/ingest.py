@@ -7,7 +7,7 @@ import sqlite3
 import msgspec
 
 from kefal_lite.history.diff import Change
-from kefal_lite.store import channels, estate, history, hosts, incidents, stats, suppressions
+from kefal_lite.store import channels, history, hosts, incidents, stats, suppressions
 from kefal_lite.store.incidents import Changes, NewFinding
 
 
@@ -64,9 +64,8 @@ def commit_snapshot(conn: sqlite3.Connection, w: SnapshotWrite) -> Changes:
         now=w.received_at,
         snapshot_id=w.snapshot_id,
         state=w.state,
+        facts=w.facts,
     )
-    if w.facts is not None:
-        estate.put_facts(conn, w.user_id, w.host_id, w.snapshot_id, w.facts)
     # verdicts before findings: a verified incident resolves "by remediation", not "auto"
     outcomes = [
         (incident_id, incidents.record_verification(conn, incident_id, still, w.snapshot_id,

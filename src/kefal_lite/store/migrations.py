@@ -389,16 +389,14 @@ MIGRATIONS: tuple[Migration, ...] = (
     # at merge (no database outside a branch ran it)
     "",
     # 17: what the estate view and attack paths read of each host's latest snapshot
-    # (paths.HostFacts, msgpack), written with the snapshot: the first estate request after
-    # a start reads these instead of decompressing and decoding every latest snapshot
+    # (paths.HostFacts, msgpack), written into the host row every snapshot rewrites anyway,
+    # with the id of the snapshot they were taken from (a release without them that
+    # ingests meanwhile leaves facts_of behind snapshot_id: they are not trusted then).
+    # The first estate request after a start reads these instead of decompressing and
+    # decoding every latest snapshot.
     """
-    CREATE TABLE host_facts (
-        host_id     TEXT PRIMARY KEY,
-        user_id     TEXT NOT NULL,
-        snapshot_id TEXT NOT NULL,
-        facts       BLOB NOT NULL
-    );
-    CREATE INDEX host_facts_by_user ON host_facts(user_id);
+    ALTER TABLE hosts ADD COLUMN facts BLOB;
+    ALTER TABLE hosts ADD COLUMN facts_of TEXT;
     """,
 )
 
