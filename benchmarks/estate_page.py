@@ -14,6 +14,7 @@ timed from the navigation with performance.now(), the median of `--loads` reload
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import uuid
 from datetime import UTC, datetime
@@ -33,7 +34,14 @@ ROLES = ("web", "app", "db", "ops")
 
 def seed(data_dir: Path, hosts: int, username: str = "bench") -> list[dict[str, str]]:
     """A user and `hosts` agents written straight into a fresh database; their tokens."""
-    db = open_sync(data_dir / "kefal.db")
+    # the store the server will use: PostgreSQL when KEFAL_DATABASE_URL names one
+    url = os.environ.get("KEFAL_DATABASE_URL")
+    if url:
+        from kefal_lite.store import pg
+
+        db = pg.open_sync(url)
+    else:
+        db = open_sync(data_dir / "kefal.db")
     out = []
     with transaction(db):
         user = users.create(db, user_id=str(uuid.uuid4()), username=username,

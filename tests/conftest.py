@@ -28,6 +28,7 @@ from kefal_lite.app import create_app
 from kefal_lite.clock import FrozenClock, iso
 from kefal_lite.config import Settings, load
 from tests.builders import T0, as_json, snap
+from tests.helpers import pgtest
 from tests.helpers.paypal import CLIENT_ID, PLAN_IDS, SECRET, FakePayPal
 from tests.helpers.webhooks import Receiver
 
@@ -39,9 +40,45 @@ PASSWORD = "correct horse battery"
 expect.set_options(timeout=20_000)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db", choices=("sqlite", "postgres"), default=None,
+        help="store for the tests (default sqlite; postgres: KEFAL_TEST_DATABASE_URL or"
+        f" {pgtest.DEFAULT_URL})",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--db") == "postgres":
+        os.environ.setdefault(pgtest.ENV, pgtest.DEFAULT_URL)
+    pgtest.begin_session()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    pgtest.end_session()
+
+
+@pytest.fixture(autouse=True)
+def _pg_schema(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """On PostgreSQL, each test gets a fresh schema: make_settings points there, and so
+    does KEFAL_DATABASE_URL for the `kefal-lite` commands and servers a test starts."""
+    if not pgtest.enabled():
+        yield
+        return
+    url = pgtest.url_for(request.node.nodeid)
+    monkeypatch.setenv("KEFAL_DATABASE_URL", url)
+    pgtest.current, pgtest.data_dirs = url, {}
+    try:
+        yield
+    finally:
+        pgtest.current = ""
+
+
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     # Tests send a few snapshots a minute apart: learning by count only, as replays do.
     overrides.setdefault("detection_learning_minutes", 0)
+    if pgtest.current and "database_url" not in overrides:
+        overrides["database_url"] = pgtest.url_for_data_dir(data_dir)
     return load({"data_dir": str(data_dir), **overrides}, environ={})
 
 
@@ -64,9 +101,31 @@ def client(settings: Settings, clock: FrozenClock) -> Iterator[TestClient[Any]]:
 
 def query(settings: Settings, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     """Read the server's SQLite file directly (a second connection, as WAL allows)."""
+    if settings.database_url:
+        return pgtest.query(settings.database_url, sql, *params)
     conn = sqlite3.connect(settings.db_path)
     try:
         return [tuple(row) for row in conn.execute(sql, params).fetchall()]
+    finally:
+        conn.close()
+
+
+def store_bytes(settings: Settings) -> bytes:
+    """The whole store as bytes: the SQLite file, or every PostgreSQL row as text."""
+    if settings.database_url:
+        return pgtest.dump(settings.database_url)
+    return settings.db_path.read_bytes()
+
+
+def execute_many(settings: Settings, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """Write rows straight into the server's store, beside it (one transaction)."""
+    if settings.database_url:
+        pgtest.execute_many(settings.database_url, sql, rows)
+        return
+    conn = sqlite3.connect(settings.db_path)
+    try:
+        with conn:
+            conn.executemany(sql, rows)
     finally:
         conn.close()
 

@@ -145,7 +145,7 @@ def test_spool_survives_an_outage_in_order(tmp_path: Path) -> None:
     with serving(data, port):
         assert agent.drain() == 3
     assert agent.spool.items() == []
-    rows = query(settings_for(data), "SELECT taken_at FROM snapshots ORDER BY received_at, rowid")
+    rows = query(settings_for(data), "SELECT taken_at FROM snapshots ORDER BY received_at, id")
     assert len(rows) == 3 and len(set(rows)) == 3  # none lost, none twice
     assert [r[0] for r in rows] == [
         t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z" for t in order

@@ -17,7 +17,7 @@ from litestar.testing import TestClient
 from kefal_lite.app import create_app
 from kefal_lite.cli import main
 from kefal_lite.clock import FrozenClock
-from tests.conftest import PASSWORD, enroll, login, make_settings, register
+from tests.conftest import PASSWORD, enroll, login, make_settings, query, register
 
 
 def _run(data_dir: Path, *args: str, stdin: str | None = None) -> Any:
@@ -86,11 +86,11 @@ def test_user_commands(tmp_path: Path, clock: FrozenClock) -> None:
         in _run(d, "user", "passwd", "zed", "--password-stdin", stdin="x" * 12).output
     )
     # the same use cases as the admin API, the operator's rows in each account's own trail
-    with sqlite3.connect(settings.db_path) as conn:
-        rows = conn.execute(
-            "SELECT u.username, a.actor, a.action, a.target, a.detail FROM audit a"
-            " JOIN users u ON u.id = a.user_id WHERE a.actor = 'cli' ORDER BY a.id"
-        ).fetchall()
+    rows = query(
+        settings,
+        "SELECT u.username, a.actor, a.action, a.target, a.detail FROM audit a"
+        " JOIN users u ON u.id = a.user_id WHERE a.actor = 'cli' ORDER BY a.id",
+    )
     assert rows == [
         ("alice", "cli", "cli_user_created", "alice", '{"role":"admin"}'),
         ("bob", "cli", "cli_user_created", "bob", '{"role":"user"}'),

@@ -261,7 +261,8 @@ def test_export_and_import_between_servers(tmp_path: Path, clock: FrozenClock) -
     # tamper with one so that re-verification on the receiving side rejects it
     data["invariants"][1]["predicate"]["params"]["names"] = ["sshd"]
     pack.write_text(json.dumps(data))
-    runner = CliRunner()
+    # the second server's own store (on PostgreSQL, its own schema; on SQLite, its file)
+    runner = CliRunner(env={"KEFAL_DATABASE_URL": make_settings(two).database_url or None})
     assert runner.invoke(main, ["--data-dir", str(two), "user", "add", "ops", "--admin", "--password-stdin"],
                          input=PASSWORD + "\n").exit_code == 0  # fmt: skip
     r = runner.invoke(

@@ -14,7 +14,7 @@ from litestar.testing import TestClient
 
 from kefal_lite.clock import FrozenClock
 from tests.builders import T0
-from tests.conftest import live_app, login, make_settings, query, register, send
+from tests.conftest import live_app, login, make_settings, query, register, send, store_bytes
 
 
 def new_token(client: TestClient[Any], session: dict[str, str], **body: Any) -> dict[str, Any]:
@@ -45,7 +45,7 @@ def test_token_enrolls_once_and_is_stored_hashed(client: TestClient[Any], settin
     # only the hash is kept, nowhere the token itself
     [(stored,)] = query(settings, "SELECT token_hash FROM enrollment_tokens")
     assert stored == hashlib.sha256(token.encode()).digest()
-    assert token.encode() not in Path(settings.db_path).read_bytes()
+    assert token.encode() not in store_bytes(settings)
 
     r = use(client, token, hostname="web-1")
     assert r.status_code == 200, r.text

@@ -8,7 +8,6 @@ import contextlib
 import http.server
 import ipaddress
 import re
-import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -26,7 +25,16 @@ from kefal_lite.config import Settings
 from kefal_lite.notify import UNDELIVERABLE
 from kefal_lite.urlguard import IPAddress, UrlGuard
 from tests.builders import T0
-from tests.conftest import Inbox, free_port, http_server, login, make_settings, query, register
+from tests.conftest import (
+    Inbox,
+    execute_many,
+    free_port,
+    http_server,
+    login,
+    make_settings,
+    query,
+    register,
+)
 
 CHANNELS = "/api/v1/notifications/channels"
 
@@ -380,15 +388,13 @@ def test_a_poisoned_mail_fails_and_the_outbox_moves_on(
     with server(tmp_path, clock, **overrides) as c:
         settings = c.app.state.kefal.settings
         register(c, "alice", email="alice@example.org")
-        db = sqlite3.connect(settings.db_path)
-        with db:
-            db.executemany(
-                "INSERT INTO outbox (recipient, subject, body, status, created_at)"
-                " VALUES (?, ?, 'x', 'pending', '2024-01-01T00:00:00Z')",
-                [("ops@example.org\r\nBcc: thief@evil.example", "poisoned"),
-                 ("ops@example.org", "[kefal] web-01\r\nBcc: thief@evil.example")],
-            )  # fmt: skip
-        db.close()
+        execute_many(
+            settings,
+            "INSERT INTO outbox (recipient, subject, body, status, created_at)"
+            " VALUES (?, ?, 'x', 'pending', '2024-01-01T00:00:00Z')",
+            [("ops@example.org\r\nBcc: thief@evil.example", "poisoned"),
+             ("ops@example.org", "[kefal] web-01\r\nBcc: thief@evil.example")],
+        )  # fmt: skip
         r = c.post("/api/v1/auth/forgot-password", json={"email": "alice@example.org"})
         assert r.status_code == 200
         deadline = time.monotonic() + 10

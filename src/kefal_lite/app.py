@@ -63,7 +63,7 @@ from kefal_lite.errors import (
 from kefal_lite.messages import humanize
 from kefal_lite.security import SESSION_TTL, session_key
 from kefal_lite.services import Services, build, start, stop
-from kefal_lite.store.db import Database, DatabaseBusy
+from kefal_lite.store.db import DatabaseBusy, for_settings
 from kefal_lite.store.lock import ServerLock
 from kefal_lite.store.users import User
 
@@ -228,12 +228,7 @@ def create_app(
         own_lock = not server_lock.held
         if own_lock:
             server_lock.acquire()
-        db = Database(
-            settings.db_path,
-            synchronous=settings.database_synchronous,
-            readers=settings.database_readers,
-            queue_max=settings.database_write_queue_max,
-        )
+        db = for_settings(settings)
         try:
             await db.start()
             svc = await build(settings, clock, db, secret, issue_session)

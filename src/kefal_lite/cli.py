@@ -22,8 +22,9 @@ from kefal_lite.accounts import NewUser
 from kefal_lite.clock import Clock, iso
 from kefal_lite.errors import ApiError
 from kefal_lite.store import outbox, users
-from kefal_lite.store.db import open_sync, transaction
+from kefal_lite.store.db import open_sync, open_sync_for, transaction
 from kefal_lite.store.lock import DataDirLocked, ServerLock
+from kefal_lite.store.migrations import MIGRATIONS
 from kefal_lite.usecases import accounts
 
 
@@ -94,15 +95,24 @@ NO_DATABASE = "no database at {path}: is the server's --data-dir elsewhere?"
 def _db(settings: config.Settings, *, create: bool = False) -> Iterator[sqlite3.Connection]:
     """The migrated database; a command that only reads or changes existing data
     (create=False) never leaves an empty kefal.db behind in a mistyped data dir."""
-    if not create and not settings.db_path.is_file():
-        raise click.ClickException(NO_DATABASE.format(path=settings.db_path))
-    try:
-        conn = open_sync(settings.db_path, synchronous=settings.database_synchronous)
-    except (OSError, sqlite3.Error) as exc:
-        raise click.ClickException(
-            f"cannot open the database {settings.db_path}: {exc}; check --data-dir and"
-            " that this user may write there"
-        ) from None
+    if settings.database_url:
+        try:
+            conn = open_sync_for(settings)
+        except sqlite3.Error as exc:
+            raise click.ClickException(
+                f"cannot open the database at database_url: {exc}; check the URL, that the"
+                " server runs and that this role may create tables there"
+            ) from None
+    else:
+        if not create and not settings.db_path.is_file():
+            raise click.ClickException(NO_DATABASE.format(path=settings.db_path))
+        try:
+            conn = open_sync(settings.db_path, synchronous=settings.database_synchronous)
+        except (OSError, sqlite3.Error) as exc:
+            raise click.ClickException(
+                f"cannot open the database {settings.db_path}: {exc}; check --data-dir and"
+                " that this user may write there"
+            ) from None
     try:
         yield conn
     finally:
@@ -411,6 +421,11 @@ def config_dump(ctx: click.Context) -> None:
 def backup(ctx: click.Context, path: Path) -> None:
     """Copy the database to PATH with SQLite's online backup (consistent while serving)."""
     settings = _settings(ctx)
+    if settings.database_url:
+        raise click.ClickException(
+            "the store is PostgreSQL (database_url): back it up with pg_dump, which is"
+            " consistent while serving"
+        )
     if not settings.db_path.is_file():
         raise click.ClickException(NO_DATABASE.format(path=settings.db_path))
     if not path.parent.is_dir():
@@ -432,6 +447,52 @@ def backup(ctx: click.Context, path: Path) -> None:
         target.close()
         source.close()
     click.echo(f"backed up {settings.db_path} to {path}")
+
+
+@main.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Bring the database schema up to date, then exit. `serve` migrates too; run this
+    before starting several servers on one PostgreSQL database (an advisory lock makes
+    concurrent runs safe: one migrates, the others wait and find nothing to do)."""
+    with _db(_settings(ctx), create=True) as conn:
+        del conn
+    click.echo(f"schema is at version {len(MIGRATIONS)}")
+
+
+@main.command("migrate-to-postgres")
+@click.argument("sqlite_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("database_url")
+def migrate_to_postgres(sqlite_file: Path, database_url: str) -> None:
+    """Copy the SQLite database SQLITE_FILE (a running server's is fine: the copy is one
+    consistent read) into the empty PostgreSQL database DATABASE_URL, and compare the
+    row count of every table. Then set database_url and restart the server."""
+    try:
+        from kefal_lite.store import pg, pgcopy
+    except ImportError:
+        raise click.ClickException(
+            "PostgreSQL support is not installed: pip install 'kefal-lite[postgres]'"
+        ) from None
+    if not pg.is_postgres_url(database_url):
+        raise click.ClickException("DATABASE_URL must start with postgresql://")
+    source = sqlite3.connect(f"file:{sqlite_file}?mode=ro", uri=True, isolation_level=None)
+    try:
+        target = pg.connect(database_url)
+        try:
+            counts = pgcopy.copy(source, target)
+        except pgcopy.CopyRefused as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            target.close()
+    finally:
+        source.close()
+    width = max(len(t) for t, _, _ in counts)
+    for table, src, dst in counts:
+        mark = "ok" if src == dst else "MISMATCH"
+        click.echo(f"{table:<{width}}  sqlite {src:>9}  postgresql {dst:>9}  {mark}")
+    if any(src != dst for _, src, dst in counts):
+        raise click.ClickException("row counts differ: do not switch to this database")
+    click.echo(f"copied {sum(src for _, src, _ in counts)} rows in {len(counts)} tables")
 
 
 @main.command("outbox")

@@ -13,6 +13,7 @@ import re
 import secrets
 import tomllib
 import typing
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -44,6 +45,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     # "generate once into <data_dir>/secret.key (mode 0600) and reuse it".
     secret: str = ""
 
+    # "postgresql://user@host/db" selects the PostgreSQL store (the `postgres` extra);
+    # empty: the SQLite file kefal.db in the data dir.
+    database_url: Annotated[str, msgspec.Meta(pattern=r"^$|^postgres(ql)?://")] = ""
     database_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     database_readers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
     # Writes waiting for the writer; beyond this, ingest answers 503 + Retry-After.
@@ -274,6 +278,12 @@ def redacted(settings: Settings) -> dict[str, Any]:
     for name in FIELDS:
         value = getattr(settings, name)
         out[name] = "***" if name in SECRET_FIELDS and value else value
+    if settings.database_url:
+        # the URL may carry the database password: keep where it points, mask the password
+        parts = urllib.parse.urlsplit(settings.database_url)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+            out["database_url"] = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
     out["data_dir"] = str(settings.data_path)
     return out
 

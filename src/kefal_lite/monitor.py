@@ -89,6 +89,8 @@ class Monitor:
     async def check_silent(self) -> int:
         """Open each agent-silence rule's incident on every host past that rule's own
         threshold; return how many hosts went silent."""
+        if not await self._db.leader("silent"):  # several servers on PostgreSQL: one runs it
+            return 0
         rules = self._rules.catalog.silent_rules
         now = self._clock.now()
         due: dict[str, tuple[Host, list[Invariant]]] = {}
@@ -139,6 +141,8 @@ class Monitor:
         (returns how many snapshots went), and prune the bookkeeping that would otherwise
         only grow: finished jobs, old flap-limit notices. Purges the accounts whose deletion
         is due."""
+        if not await self._db.leader("retention"):  # several servers on PostgreSQL: one runs it
+            return 0
         now = self._clock.now()
         if self._purge_accounts is not None and await self._purge_accounts():
             if self._refresh_rules is not None:

@@ -39,6 +39,9 @@ __all__ = ["Catalog", "Detection", "evaluate", "is_loopback", "norm_name", "stil
 
 # (subject, human description, evidence, severity override or None)
 Hit = tuple[str, str, dict[str, Any], str | None]
+Check = Callable[[Any, "Ctx"], list[Hit]]
+Gate = tuple[frozenset[Any], ...]  # sets that must each meet the snapshot's tokens
+Leaf = tuple[Check, Any, Gate | None]  # (check, prepared, the leaf's own gate)
 DAY = 86_400.0
 
 
@@ -77,7 +80,7 @@ class Ctx:
         self.learning = state.seen < detection.learning_snapshots or (
             first is not None and now < first + detection.learning_minutes * 60
         )
-        self._unknown: dict[str, set[str]] = {}
+        self._unknown: dict[str, novelty.Values] = {}
         self._ready: dict[str, set[str]] = {}
         self.pending: dict[str, dict[str, int]] = {}
 
@@ -101,7 +104,7 @@ class Ctx:
                                       for i in self._frag_at]  # fmt: skip
         return out
 
-    def unknown(self, field: str) -> set[str]:
+    def unknown(self, field: str) -> novelty.Values:
         """Values of `field` not in the current baseline generation (computed once)."""
         out = self._unknown.get(field)
         if out is None:
@@ -110,7 +113,24 @@ class Ctx:
             )
         return out
 
-    def novel(self, field: str) -> set[str]:
+    def novelty_gates(self, fields: Iterable[str]) -> list[str]:
+        """The gate tokens of the novelty fields with values ready to alert, computing every
+        field's unknown values on the way (the state update needs them all anyway)."""
+        f, baselines, known, out = self.f, self.state.baselines, self._unknown, []
+        cache: dict[str, novelty.Values] = f.__dict__.setdefault("_present", {})
+        for field in fields:
+            unknown = known.get(field)
+            if unknown is None:
+                values = cache.get(field)
+                if values is None:
+                    values = novelty.present(f, field)
+                unknown = known[field] = values.difference(baselines.get(field, ()))
+            # Nothing unknown, or still learning: nothing can be ready (see `ready`).
+            if unknown and not self.learning and self.ready(field):
+                out.append(_NOVEL + field)
+        return out
+
+    def novel(self, field: str) -> novelty.Values:
         """Values of `field` in neither baseline generation."""
         unknown = self.unknown(field)
         previous = self.state.previous.get(field)
@@ -209,8 +229,14 @@ def _cmdline_contains(prep: tuple[str, ...], c: Ctx) -> list[Hit]:
     return hits
 
 
-def _exe_deleted(prep: None, c: Ctx) -> list[Hit]:
-    if " (deleted)\n" not in c.f.exe_blob:
+def _prep_deleted(leaf: Any) -> Verdicts[str | None]:
+    # Each distinct binary judged once per catalog: the exe set is built for other rules
+    # anyway, and two set operations beat joining every path into a blob to search.
+    return Verdicts(lambda exe: bool(exe) and (exe or "").endswith(" (deleted)"))
+
+
+def _exe_deleted(prep: Verdicts[str | None], c: Ctx) -> list[Hit]:
+    if not prep.flagged(c.f.exe_set):
         return []
     return [
         (f"process:{name}", f"{label(proc)} runs deleted binary {proc.exe}",
@@ -220,8 +246,13 @@ def _exe_deleted(prep: None, c: Ctx) -> list[Hit]:
     ]  # fmt: skip
 
 
-def _kthread_masquerade(prep: None, c: Ctx) -> list[Hit]:
-    if "\n[" not in c.f.names_blob:
+def _prep_kthread(leaf: Any) -> Verdicts[str]:
+    # Each distinct name judged once per catalog: two set operations a snapshot.
+    return Verdicts(lambda name: name.startswith("[") and name.endswith("]"))
+
+
+def _kthread_masquerade(prep: Verdicts[str], c: Ctx) -> list[Hit]:
+    if not prep.flagged(c.f.name_set):
         return []
     return [
         (f"process:{name}", f"{label(proc)} looks like a kernel thread but runs {proc.exe}",
@@ -419,8 +450,8 @@ _LEAVES: dict[type, tuple[Callable[[Any], Any], Callable[[Any, Ctx], list[Hit]]]
         lambda pr: tuple(dict.fromkeys(x.lower() for x in pr.params.patterns)),
         _cmdline_contains,
     ),
-    p.ProcessExeDeleted: (_none, _exe_deleted),
-    p.ProcessMasqueradesKernelThread: (_none, _kthread_masquerade),
+    p.ProcessExeDeleted: (_prep_deleted, _exe_deleted),
+    p.ProcessMasqueradesKernelThread: (_prep_kthread, _kthread_masquerade),
     p.PortExposed: (lambda pr: frozenset(pr.params.ports), _port_exposed),
     p.PortListening: (lambda pr: frozenset(pr.params.ports), _port_listening),
     p.PortOwnerNotIn: (
@@ -471,8 +502,10 @@ class Catalog:
         self.invariants = tuple(invariants)
         self.detection = detection
         self.by_id = {inv.id: inv for inv in self.invariants}
-        self.on_ingest: list[tuple[Invariant, list[tuple[Callable[[Any, Ctx], list[Hit]], Any]],
-                                   bool, tuple[frozenset[Any], ...] | None]] = []  # fmt: skip
+        # (rule, its check and prepared leaf, or None and its leaves as (check, prepared,
+        # leaf gate) when it has several, whether hits are sentences, the rule's gate)
+        self.on_ingest: list[tuple[Invariant, Check | None, Any, tuple[Leaf, ...] | None,
+                                   bool, Gate | None]] = []  # fmt: skip
         prefixes: dict[str, None] = {}
         watched: dict[str, None] = {}
         fields: dict[str, None] = {}
@@ -480,7 +513,7 @@ class Catalog:
         for inv in self.invariants:
             if isinstance(inv.predicate, p.AgentSilent):
                 continue  # a timer checks it, not ingest
-            calls = []
+            calls: list[Leaf] = []
             sentence = False  # novelty hits are whole sentences, others follow the rule's title
             gates: list[list[set[Any]] | None] = []
             for leaf in p.leaves(inv.predicate):
@@ -493,11 +526,21 @@ class Catalog:
                     fields[leaf.params.field] = None
                     prepared = (*prepared, inv.severity)
                     sentence = True
-                calls.append((check, prepared))
                 if isinstance(leaf, p.ProcessDisappeared):
                     watched.update(dict.fromkeys(norm_name(n) for n in leaf.params.names))
-                gates.append(_gate(leaf, prepared, prefixes))
-            self.on_ingest.append((inv, calls, sentence, _rule_gate(gates)))
+                gate = _gate(leaf, prepared, prefixes)
+                gates.append(gate)
+                # A leaf of an any_of is skipped when its own gate is closed: every group of a
+                # command-line conjunction must show (the rule's gate holds only one per leaf).
+                groups = prepared if isinstance(leaf, p.ProcessCmdlineAll) else gate
+                calls.append((check, prepared, None if groups is None
+                              else tuple(frozenset(x) for x in groups)))  # fmt: skip
+            if len(calls) == 1:
+                self.on_ingest.append((inv, calls[0][0], calls[0][1], None, sentence,
+                                       _rule_gate(gates)))  # fmt: skip
+            else:
+                self.on_ingest.append((inv, None, None, tuple(calls), sentence,
+                                       _rule_gate(gates)))  # fmt: skip
         self.prefixes = tuple((x, "\n" + x) for x in prefixes)
         self.no_prefix = dict.fromkeys(prefixes, False)
         self._prefix_of: dict[str, tuple[str, ...]] = {}
@@ -538,7 +581,7 @@ def evaluate(
     # change when or whether a builtin fires, so each keeps its own incident.
     shared: list[Finding] = []
     tokens: set[Any] | None = None
-    for inv, calls, sentence, gate in catalog.on_ingest:
+    for inv, fn, prepared, leaves, sentence, gate in catalog.on_ingest:
         if gate is not None:
             # The shared pre-filter: a rule whose names, fragments, ports or connection
             # owners this snapshot does not show cannot match, and is skipped without a call.
@@ -547,11 +590,21 @@ def evaluate(
             if gate[0].isdisjoint(tokens) or (len(gate) > 1 and gate[1].isdisjoint(tokens)):
                 continue
         ctx.invariant_id = inv.id
-        if len(calls) == 1:
-            fn, leaf = calls[0]
-            hits = fn(leaf, ctx)
+        if fn is not None:
+            hits = fn(prepared, ctx)
         else:
-            hits = [hit for fn, leaf in calls for hit in fn(leaf, ctx)]
+            hits = []
+            for check, prep, needs in leaves:  # type: ignore[union-attr]
+                if needs is not None:
+                    if tokens is None:
+                        tokens = _tokens(ctx, catalog)
+                    for x in needs:
+                        if x.isdisjoint(tokens):
+                            break
+                    else:
+                        hits += check(prep, ctx)
+                else:
+                    hits += check(prep, ctx)
             if len(hits) > 1:
                 hits = _dedupe(hits)
         if hits and inv.id in catalog.routine_ok:
@@ -569,6 +622,7 @@ def evaluate(
 _PREFIX = "\x00prefix:"  # a token no name or command-line fragment can be
 
 
+_NOVEL = "\x00novel:"  # a novelty field with values ready to alert
 _CONN = "\x00conn:"  # the owner of an outbound connection
 _CONN_UNKNOWN = "\x00conn?"  # an outbound connection whose owner the agent did not name
 
@@ -596,6 +650,10 @@ def _gate(leaf: Any, prepared: Any, prefixes: dict[str, None]) -> list[set[Any]]
         prefixes.update(dict.fromkeys((*kid_pre, *parent_pre)))
         return [set(parents) | {_PREFIX + x for x in parent_pre},
                 set(kids) | {_PREFIX + x for x in kid_pre}]  # fmt: skip
+    if isinstance(leaf, p.NovelValue):
+        # Novelty fires only on values that persisted: `_tokens` names the fields that have
+        # some, so the (many) novelty rules of a quiet host are skipped without a call.
+        return [{_NOVEL + leaf.params.field}]
     needles = behaviour.GATES.get(type(leaf))
     return [set(needles)] if needles is not None else None
 
@@ -621,6 +679,7 @@ def _tokens(ctx: Ctx, catalog: Catalog) -> set[Any]:
         for x in catalog.prefixes_of(name):
             known[x] = True
             out.add(_PREFIX + x)
+    out.update(ctx.novelty_gates(catalog.novel_fields))
     for conn in f.outbound:
         if not conn.process:
             out.add(_CONN_UNKNOWN)

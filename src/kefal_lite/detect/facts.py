@@ -9,10 +9,12 @@ process list only on a hit.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from functools import lru_cache
-from itertools import compress
+from itertools import accumulate, compress
 from typing import Any, Generic, TypeVar
 
 from kefal_lite.snapshot import Connection, ListeningPort, Process, Snapshot
@@ -266,12 +268,32 @@ class Scanner:
     def __init__(self, needles: Iterable[str]) -> None:
         self.needles = tuple(sorted({n.lower() for n in needles if n}))
         self._seen: dict[str, frozenset[str]] = {}
+        # A fragment that contains another ("ncat -e" holds "ncat") cannot be in a text that
+        # lacks the shorter one: those (about one in five) are searched only when all the
+        # fragments they contain were found; the rest are searched outright.
+        inner = {n: tuple(m for m in self.needles if m != n and m in n) for n in self.needles}
+        self._outright = tuple(n for n in self.needles if not inner[n])
+        self._contained = tuple(sorted(((n, inner[n]) for n in self.needles if inner[n]),
+                                       key=lambda x: len(x[0])))  # fmt: skip
+
+    def _search(self, text: str) -> list[str]:
+        """The fragments in `text` (lowercase)."""
+        found = [n for n in self._outright if n in text]
+        # Each contained fragment holds an outright one (the shortest it contains): none
+        # found, none of them can be there (the usual answer for a benign new line).
+        if found and self._contained:
+            have = set(found)
+            for n, inner in self._contained:  # shorter first: what they contain is decided
+                if have.issuperset(inner) and n in text:
+                    have.add(n)
+                    found.append(n)
+        return found
 
     def of(self, cmdline: str) -> frozenset[str]:
         hit = self._seen.get(cmdline)
         if hit is None:
             low = cmdline.lower()
-            hit = frozenset([n for n in self.needles if n in low])
+            hit = frozenset(self._search(low))
             if len(self._seen) >= self.MAX:
                 self._seen.clear()  # rare; cheaper than an LRU's bookkeeping on every call
             self._seen[cmdline] = hit
@@ -299,11 +321,10 @@ class Scanner:
             fresh = list(dict.fromkeys([procs[i].cmdline or "" for i in new]))
             lows = [cmd.lower() for cmd in fresh]
             joined = "\n".join(lows)
-            present = [n for n in self.needles if n in joined]
+            present = self._search(joined)
             if len(seen) + len(fresh) > self.MAX:
                 seen.clear()  # rare; cheaper than an LRU's bookkeeping on every call
-            for cmd, low in zip(fresh, lows, strict=True):
-                hit = frozenset([n for n in present if n in low]) if present else _NONE
+            for cmd, hit in zip(fresh, _attribute(present, lows, joined), strict=True):
                 seen[cmd] = hit
                 out.update(hit)
             if present:
@@ -312,6 +333,27 @@ class Scanner:
 
 
 _NONE: frozenset[str] = frozenset()
+_EMPTY: frozenset[Any] = frozenset()
+
+
+def _attribute(present: list[str], lows: list[str], joined: str) -> list[frozenset[str]]:
+    """Which of the `present` fragments each line holds (`joined` is the lines joined by
+    newlines). Each fragment's occurrences are found in the joined text and mapped to their
+    line, skipping to the next line after a hit, instead of asking every line for every
+    fragment: most lines hold none."""
+    if not present:
+        return [_NONE] * len(lows)
+    if any("\n" in n for n in present):  # could span two lines in `joined`: ask each line
+        return [frozenset([n for n in present if n in low]) for low in lows]
+    ends = list(accumulate([len(low) + 1 for low in lows]))  # one past each line's newline
+    found: dict[int, list[str]] = {}
+    for n in present:
+        i = joined.find(n)
+        while i != -1:
+            line = bisect_right(ends, i)
+            found.setdefault(line, []).append(n)
+            i = joined.find(n, ends[line])
+    return [frozenset(found[x]) if x in found else _NONE for x in range(len(lows))]
 
 
 class Verdicts(Generic[T]):
@@ -327,7 +369,9 @@ class Verdicts(Generic[T]):
         self.known: set[T] = set()
         self.bad: set[T] = set()
 
-    def flagged(self, values: frozenset[T]) -> set[T]:
+    def flagged(self, values: frozenset[T]) -> AbstractSet[T]:
+        if self.known.issuperset(values):  # the usual case: no set built
+            return self.bad.intersection(values) if self.bad else _EMPTY
         new = values.difference(self.known)
         if new:
             if len(self.known) + len(new) > self.MAX:

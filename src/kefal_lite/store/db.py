@@ -26,10 +26,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from kefal_lite.datadir import prepare_database
 from kefal_lite.store.migrations import migrate
+
+if TYPE_CHECKING:
+    from kefal_lite.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +85,40 @@ def open_sync(path: Path, *, synchronous: str = "NORMAL") -> Conn:
     return conn
 
 
+def skip_locked(conn: Conn) -> str:
+    """` FOR UPDATE SKIP LOCKED` on PostgreSQL, where several servers claim rows (jobs)
+    concurrently; nothing on SQLite, whose single writer already makes a claim exclusive
+    and which has no row locks. The one dialect difference the entity SQL asks for."""
+    return " FOR UPDATE SKIP LOCKED" if getattr(conn, "dialect", "sqlite") == "postgresql" else ""
+
+
+def for_settings(settings: Settings) -> Database:
+    """The configured store: PostgreSQL when database_url is set, else the SQLite file."""
+    if settings.database_url:
+        from kefal_lite.store.pg import PgDatabase  # psycopg is the optional extra
+
+        return PgDatabase(
+            settings.database_url,
+            readers=settings.database_readers,
+            queue_max=settings.database_write_queue_max,
+        )
+    return Database(
+        settings.db_path,
+        synchronous=settings.database_synchronous,
+        readers=settings.database_readers,
+        queue_max=settings.database_write_queue_max,
+    )
+
+
+def open_sync_for(settings: Settings) -> Conn:
+    """A migrated connection for the CLI on the configured store."""
+    if settings.database_url:
+        from kefal_lite.store.pg import open_sync as open_pg
+
+        return open_pg(settings.database_url)
+    return open_sync(settings.db_path, synchronous=settings.database_synchronous)
+
+
 @dataclass
 class WriterStats:
     batches: int = 0
@@ -120,17 +157,24 @@ class Database:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        prepare_database(self.path)
+        self._prepare()
         self._wexec = ThreadPoolExecutor(1, thread_name_prefix="kefal-writer")
         self._rexec = ThreadPoolExecutor(self._reader_count, thread_name_prefix="kefal-reader")
         self._wconn = await loop.run_in_executor(self._wexec, self._open_writer)
         self._readers = asyncio.Queue()
         for _ in range(self._reader_count):
-            rconn = connect(self.path, synchronous=self._synchronous, readonly=True)
+            rconn = self._open_reader()
             self._reader_conns.append(rconn)
             self._readers.put_nowait(rconn)
         self._queue = asyncio.Queue(maxsize=self._queue_max)
         self._task = asyncio.create_task(self._writer_loop(), name="kefal-writer")
+
+    # The backend's own steps; store/pg.py's PgDatabase overrides these four.
+    def _prepare(self) -> None:
+        prepare_database(self.path)
+
+    def _open_reader(self) -> Conn:
+        return connect(self.path, synchronous=self._synchronous, readonly=True)
 
     def _open_writer(self) -> Conn:
         conn = connect(self.path, synchronous=self._synchronous)
@@ -221,6 +265,11 @@ class Database:
                     fut.set_result(value)
                 else:
                     fut.set_exception(value)
+
+    async def leader(self, role: str) -> bool:
+        """Whether this process runs the cluster-wide timer `role` (silent agents,
+        retention). One process owns a SQLite file, so always; PgDatabase elects one."""
+        return True
 
     def _run_batch(
         self, calls: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]

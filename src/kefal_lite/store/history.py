@@ -199,7 +199,7 @@ def prune(conn: sqlite3.Connection, before: str, limit: int = 5_000) -> int:
     latest) and change records. Returns how many snapshots went."""
     gone = conn.execute(
         "SELECT COALESCE(SUM(entries), 0) FROM (SELECT entries FROM snapshot_segments"
-        " WHERE last_at < ? ORDER BY last_at LIMIT ?)",
+        " WHERE last_at < ? ORDER BY last_at LIMIT ?) AS oldest",  # an alias: PostgreSQL needs one
         (before, limit),
     ).fetchone()[0]
     conn.execute(

@@ -252,7 +252,7 @@ def list_page(
     total = conn.execute("SELECT COUNT(*) FROM hosts h" + clause, params).fetchone()[0]
     rows = conn.execute(
         "SELECT h.id AS host_id, h.hostname, h.agent_id, h.os, h.kernel, h.agent_version,"
-        " CASE WHEN h.silent THEN 'silent' ELSE 'online' END AS status, h.first_seen_at,"
+        " CASE WHEN h.silent = 1 THEN 'silent' ELSE 'online' END AS status, h.first_seen_at,"
         " h.last_seen_at, (SELECT COUNT(*) FROM incidents i WHERE i.user_id = h.user_id"
         " AND i.host_id = h.id AND i.status IN ('open', 'acknowledged')) AS open_incidents"
         " FROM hosts h" + clause + " ORDER BY h.hostname, h.id LIMIT ? OFFSET ?",

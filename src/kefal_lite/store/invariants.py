@@ -121,8 +121,8 @@ def name_taken(conn: sqlite3.Connection, name: str) -> bool:
 def active_key(conn: sqlite3.Connection) -> str:
     """Changes whenever the set of active invariants changes, by this process or another
     (`kefal-lite invariants import` beside a running server): ids are never reused."""
-    row = conn.execute(
-        "SELECT COUNT(*), COALESCE(group_concat(id, ','), '')"
-        " FROM (SELECT id FROM invariants WHERE status = 'active' ORDER BY id)"
-    ).fetchone()
-    return f"{row[0]}:{row[1]}"
+    # Joined here, not with group_concat: SQLite's and PostgreSQL's (string_agg) differ.
+    ids = [r[0] for r in conn.execute(
+        "SELECT id FROM invariants WHERE status = 'active' ORDER BY id"
+    ).fetchall()]  # fmt: skip
+    return f"{len(ids)}:{','.join(ids)}"

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from kefal_lite.store.db import skip_locked
 from kefal_lite.store.rows import struct
 
 _json = msgspec.json.Encoder()
@@ -26,17 +27,19 @@ class Job(msgspec.Struct, frozen=True):
 def add(conn: sqlite3.Connection, kind: str, payload: dict[str, Any], now: str) -> int:
     cur = conn.execute(
         "INSERT INTO jobs (kind, payload, status, run_after, created_at, updated_at)"
-        " VALUES (?, ?, 'pending', ?, ?, ?)",
+        " VALUES (?, ?, 'pending', ?, ?, ?)"
+        " RETURNING id",  # not lastrowid: PostgreSQL has no rowid
         (kind, _json.encode(payload).decode(), now, now, now),
     )
-    return int(cur.lastrowid or 0)
+    return int(cur.fetchone()[0])
 
 
 def claim_due(conn: sqlite3.Connection, now: str, limit: int = 20) -> list[Job]:
-    """Mark due pending jobs running and return them (one writer: no double claims)."""
+    """Mark due pending jobs running and return them. On SQLite one writer makes claims
+    exclusive; on PostgreSQL the rows are locked and another server's claim skips them."""
     rows = conn.execute(
         "SELECT id, kind, payload, attempts FROM jobs WHERE status = 'pending' AND run_after <= ?"
-        " ORDER BY run_after, id LIMIT ?",
+        f" ORDER BY run_after, id LIMIT ?{skip_locked(conn)}",
         (now, limit),
     ).fetchall()
     for row in rows:

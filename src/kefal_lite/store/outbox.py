@@ -33,10 +33,11 @@ def add(
     conn: sqlite3.Connection, *, recipient: str, subject: str, body: str, status: str, now: str
 ) -> int:
     cur = conn.execute(
-        "INSERT INTO outbox (recipient, subject, body, status, created_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO outbox (recipient, subject, body, status, created_at) VALUES (?, ?, ?, ?, ?)"
+        " RETURNING id",  # not lastrowid: PostgreSQL has no rowid
         (recipient, subject, body, status, now),
     )
-    return int(cur.lastrowid or 0)
+    return int(cur.fetchone()[0])
 
 
 def pending(conn: sqlite3.Connection, limit: int = 50) -> list[Mail]:
@@ -62,6 +63,6 @@ def mark_sent(conn: sqlite3.Connection, mail_id: int, now: str) -> None:
 def mark_failed(conn: sqlite3.Connection, mail_id: int, error: str, give_up: bool) -> None:
     conn.execute(
         "UPDATE outbox SET attempts = attempts + 1, last_error = ?,"
-        " status = CASE WHEN ? THEN 'failed' ELSE status END WHERE id = ?",
+        " status = CASE WHEN ? = 1 THEN 'failed' ELSE status END WHERE id = ?",
         (error[:500], int(give_up), mail_id),
     )

@@ -12,7 +12,8 @@ def bump(conn: sqlite3.Connection, day: str, metric: str, n: int = 1) -> None:
     if n:
         conn.execute(
             "INSERT INTO daily_counts (day, metric, value) VALUES (?, ?, ?)"
-            " ON CONFLICT (day, metric) DO UPDATE SET value = value + excluded.value",
+            # qualified: PostgreSQL finds a bare `value` ambiguous beside excluded.value
+            " ON CONFLICT (day, metric) DO UPDATE SET value = daily_counts.value + excluded.value",
             (day, metric, n),
         )
 
