@@ -4,6 +4,7 @@ against today's code, and /changes latency, all in one run.
     python benchmarks/history.py                       # 8 hosts, 10 s ingest rounds
     python benchmarks/history.py --hosts 50 --rounds 3
     python benchmarks/history.py --skip-ingest         # storage and /changes only
+    python benchmarks/history.py --ingest-only --baseline 4ecc576 --rounds 8   # the A/B alone
 
 1. Storage. For each host (the benign corpus, round robin) a day of one-a-minute
    snapshots with realistic churn: CPU on every process every minute (values drawn
@@ -50,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import psutil
 
 from benchmarks.ingest_load import PASSWORD, Conn, free_port, hammer, make_bodies, with_now
 from kefal_lite import snapshot as wire
@@ -373,7 +375,10 @@ async def changes_latency(data_dir: Path) -> dict[str, Any]:
             "p99_ms": round(latencies[-1] * 1000, 1)}  # fmt: skip
 
 
-async def ingest_rate(src: Path, seconds: float, agents_n: int = 64) -> float:
+async def ingest_rate(src: Path, seconds: float, agents_n: int = 64) -> tuple[float, float]:
+    """Snapshots/s over `seconds`, and the server's CPU time per snapshot (all its threads,
+    user + system) in microseconds: on a machine shared with other jobs the rate follows
+    their load, while the CPU a snapshot costs the server barely does."""
     with tempfile.TemporaryDirectory() as data:
         env = {**os.environ, "KEFAL_DATA_DIR": data, "PYTHONPATH": str(src)}
         cli(env, "user", "add", "bench", "--password-stdin", stdin=PASSWORD + "\n")
@@ -403,31 +408,84 @@ async def ingest_rate(src: Path, seconds: float, agents_n: int = 64) -> float:
                          "Content-Type": "application/json"})  # fmt: skip
 
             await hammer(port, 2, agents_n, ingest)  # warm-up (also ends learning)
+            cpu = psutil.Process(server.pid)
+            before = sum(cpu.cpu_times()[:2])
             n, _, codes = await hammer(port, seconds, agents_n, ingest)
+            spent = sum(cpu.cpu_times()[:2]) - before
             assert set(codes) == {200}, codes
         finally:
             server.terminate()
             server.wait(timeout=30)
-    return n / seconds
+    return n / seconds, spent / n * 1e6
+
+
+def ingest_parts(n: int = 2_000) -> dict[str, Any]:
+    """What ingest does for history, per snapshot, in process (thread CPU time) on the load
+    generator's bodies: the fingerprint always, and on a change building the new items
+    and comparing them with those the host keeps (diff.Resident); decoding for scale."""
+    from benchmarks.ingest_load import make_bodies, with_now
+    from kefal_lite.graph import FACTS_BLOB, facts
+
+    bodies = [with_now(b) for b in make_bodies("agent-x", 10, random.Random(7))]
+    clock = time.thread_time
+    spent = {"decode": 0.0, "fingerprint": 0.0, "change": 0.0, "estate_facts": 0.0}
+    changed = 0
+    resident: diff.Resident | None = None
+    for i in range(1, n + 1):
+        t0 = clock()
+        snap = wire.decode(bodies[i % 10])
+        t1 = clock()
+        current = diff.fingerprint(snap)
+        t2 = clock()
+        if resident is None or resident.items is None:
+            resident = diff.Resident(current, diff.items(snap))
+        elif not diff.same(resident.fingerprint, current):
+            after = diff.items(snap)
+            diff.changes(resident.items, resident.fingerprint.uptime, after, snap.uptime_seconds)
+            resident, changed = diff.Resident(current, after), changed + 1
+        t3 = clock()
+        FACTS_BLOB.encode(facts("h", snap.hostname, snap))
+        t4 = clock()
+        for key, a, b in (("decode", t0, t1), ("fingerprint", t1, t2), ("change", t2, t3),
+                          ("estate_facts", t3, t4)):  # fmt: skip
+            spent[key] += b - a
+    return {"snapshots": n, "changed": changed,
+            "us_per_snapshot": {k: round(v / n * 1e6, 1) for k, v in spent.items()},
+            "us_per_change": round(spent["change"] / max(changed, 1) * 1e6, 1)}  # fmt: skip
 
 
 async def throughput(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    baseline = work / "baseline"
-    baseline.mkdir()
-    archive = subprocess.run(["git", "archive", args.baseline, "src"], cwd=ROOT, check=True,
-                             capture_output=True).stdout  # fmt: skip
-    (work / "baseline.tar").write_bytes(archive)
-    with tarfile.open(work / "baseline.tar") as tar:
-        tar.extractall(baseline, filter="data")
+    def export(ref: str, name: str) -> Path:
+        (work / name).mkdir()
+        archive = subprocess.run(["git", "archive", ref, "src"], cwd=ROOT, check=True,
+                                 capture_output=True).stdout  # fmt: skip
+        (work / f"{name}.tar").write_bytes(archive)
+        with tarfile.open(work / f"{name}.tar") as tar:
+            tar.extractall(work / name, filter="data")
+        return work / name / "src"
+
+    # the candidate exported too (a commit), so that editing the tree during a long run
+    # changes neither side
+    trees = {"baseline": export(args.baseline, "baseline"),
+             "history": export(args.candidate, "candidate") if args.candidate else ROOT / "src"}  # fmt: skip
     rates: dict[str, list[float]] = {"baseline": [], "history": []}
-    for _ in range(args.rounds):
-        rates["baseline"].append(await ingest_rate(baseline / "src", args.seconds))
-        rates["history"].append(await ingest_rate(ROOT / "src", args.seconds))
+    cpus: dict[str, list[float]] = {"baseline": [], "history": []}
+    for n in range(args.rounds):
+        # ABBA: alternate which tree goes first, so a drift in the machine's load over
+        # the run (other jobs on its cores) weighs on both alike
+        for name in ("baseline", "history") if n % 2 == 0 else ("history", "baseline"):
+            rate, cpu = await ingest_rate(trees[name], args.seconds)
+            rates[name].append(rate)
+            cpus[name].append(cpu)
     base, mine = statistics.median(rates["baseline"]), statistics.median(rates["history"])
-    return {"baseline_ref": args.baseline, "rounds": {k: [round(v) for v in vs]
+    base_cpu, mine_cpu = statistics.median(cpus["baseline"]), statistics.median(cpus["history"])
+    return {"baseline_ref": args.baseline, "candidate_ref": args.candidate or "working tree",
+            "rounds": {k: [round(v) for v in vs]
                                                       for k, vs in rates.items()},
             "baseline_snapshots_per_s": round(base), "history_snapshots_per_s": round(mine),
-            "ratio": round(mine / base, 3)}  # fmt: skip
+            "ratio": round(mine / base, 3),
+            "server_cpu_us_per_snapshot": {k: [round(v) for v in vs] for k, vs in cpus.items()},
+            "cpu_ratio": round(mine_cpu / base_cpu, 3)}  # fmt: skip
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -437,8 +495,11 @@ async def run(args: argparse.Namespace) -> None:
         env = {**os.environ, "KEFAL_DATA_DIR": str(args.history_dir),
                "PYTHONPATH": str(ROOT / "src")}  # fmt: skip
         cli(env, "user", "add", "bench", "--password-stdin", stdin=PASSWORD + "\n")
-        report: dict[str, Any] = {"storage": storage(args, work), "codecs": codecs(args.hosts)}
-        report["changes_endpoint"] = await changes_latency(args.history_dir)
+        report: dict[str, Any] = {"ingest_parts": ingest_parts()}
+        if not args.ingest_only:
+            report["storage"] = storage(args, work)
+            report["codecs"] = codecs(args.hosts)
+            report["changes_endpoint"] = await changes_latency(args.history_dir)
         if not args.skip_ingest:
             report["ingest"] = await throughput(args, work)
     print(json.dumps(report, indent=2))
@@ -451,6 +512,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--baseline", default="main", help="git ref of today's code")
     parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--candidate", help="git ref of the code to compare (default: this tree)")
+    parser.add_argument("--ingest-only", action="store_true", help="only the A/B ingest rounds")
     asyncio.run(run(parser.parse_args()))
 
 

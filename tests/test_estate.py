@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar.testing import TestClient
 
 from kefal_lite import estate
@@ -73,6 +74,8 @@ def test_a_host_group_moves_it_into_its_compound_node(
     assert prod["kind"] == "group" and prod["hosts"] == 1
     [net] = _data(g["nodes"], type="group", label="10.0.0.0/24")
     assert net["hosts"] == 6
+    # the host page reads it back (and edits it: tests/test_host_group_dashboard.py)
+    assert open_client.get(f"/api/v1/hosts/{ids['db']}", headers=alice).json()["group"] == "prod"
 
     def audit_rows() -> list[tuple[Any, ...]]:
         return query(open_client.app.state.kefal.settings, "SELECT user_id, action, target"
@@ -91,6 +94,7 @@ def test_a_host_group_moves_it_into_its_compound_node(
     assert len(audit_rows()) == 1
     r = open_client.patch(f"/api/v1/hosts/{ids['db']}", json={"group": None}, headers=alice)
     assert r.json()["group"] is None
+    assert open_client.get(f"/api/v1/hosts/{ids['db']}", headers=alice).json()["group"] is None
     g = open_client.get("/api/v1/graph", headers=alice).json()
     assert _data(g["nodes"], type="host", hostname="db")[0]["parent"] == net["id"]
 
@@ -125,3 +129,50 @@ def test_subnets() -> None:
     assert estate.subnet(("not-an-ip", "::")) is None
     assert estate.group_of(_host(1))[1] == "no address"
     assert K3  # the estate shares its keys with test_paths
+
+
+def test_the_estate_after_a_start_reads_the_facts_ingest_kept(
+    open_client: TestClient[Any], alice: dict[str, str], clock: FrozenClock
+) -> None:
+    """Each snapshot's estate facts are written with it; a fresh cache (a restart) builds
+    the estate from them, the same document as from the snapshot bodies, and only the
+    owner's facts are read."""
+    from kefal_lite import graph
+    from kefal_lite.graphs import Graphs
+    from kefal_lite.store import estate as estate_store
+    from tests.conftest import in_app
+
+    ids = build_estate(open_client, "alice", clock, alice)
+    svc = open_client.app.state.kefal
+    settings = svc.settings
+    kept = query(settings, "SELECT id FROM hosts WHERE facts IS NOT NULL"
+                           " AND facts_of = snapshot_id")  # fmt: skip
+    assert sorted(r[0] for r in kept) == sorted(ids.values())
+    alice_id = query(settings, "SELECT user_id FROM hosts WHERE id = ?", ids["db"])[0][0]
+
+    def fresh_estate(user_id: str) -> bytes:
+        return bytes(in_app(open_client, Graphs(svc.db).estate_document, user_id))
+
+    from_facts = fresh_estate(alice_id)
+    assert from_facts == in_app(open_client, svc.graphs.estate_document, alice_id)
+    # the stored facts are what a fresh cache reads: an address only they hold shows up
+    blob = query(settings, "SELECT facts FROM hosts WHERE id = ?", ids["db"])[0][0]
+    marked = graph.FACTS_FROM_BLOB.decode(blob)
+    marked = msgspec.structs.replace(marked, ips=(*marked.ips, "192.0.2.77"))
+
+    def put(conn: Any, facts_of: str = "snapshot_id") -> None:
+        conn.execute(f"UPDATE hosts SET facts = ?, facts_of = {facts_of} WHERE id = ?",
+                     (graph.FACTS_BLOB.encode(marked), ids["db"]))  # fmt: skip
+
+    in_app(open_client, svc.db.write, put)
+    assert b"192.0.2.77" in fresh_estate(alice_id)
+    # facts of another snapshot than the latest (a release without them ingested since)
+    # are not trusted: the body is read instead
+    in_app(open_client, svc.db.write, put, "'an older snapshot'")
+    assert fresh_estate(alice_id) == from_facts
+    # another tenant's row under the same host id changes nothing of alice's
+    assert not in_app(open_client, svc.db.read, estate_store.facts, "someone-else", [ids["db"]])
+    # without stored facts (a database from before them) the bodies give the same document
+    in_app(open_client, svc.db.write, lambda c: c.execute("UPDATE hosts SET facts = NULL"))
+    assert fresh_estate(alice_id) == from_facts
+    assert fresh_estate("someone-else") == b'{"nodes":[],"edges":[]}'

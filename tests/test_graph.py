@@ -195,3 +195,24 @@ def test_cached_fragments_follow_new_snapshots_and_incidents(
     assert host["open_incidents"] == 0 and host["max_severity"] is None
     result = cytoscape_load(after)
     assert result["dangling"] == [] and result["errors"] == []
+
+
+def test_overlapping_graph_builds_turn_the_gc_back_on_only_after_the_last() -> None:
+    """Builds run on worker threads and overlap; the GC switch is process-wide."""
+    import gc
+
+    from kefal_lite.graphs import _GcPause
+
+    assert gc.isenabled()
+    pause = _GcPause()
+    pause.__enter__()  # build A
+    pause.__enter__()  # build B, on another thread
+    pause.__exit__(None, None, None)  # A ends while B still allocates
+    assert not gc.isenabled()
+    pause.__exit__(None, None, None)
+    assert gc.isenabled()
+    gc.disable()  # someone else's pause is left as it was
+    with pause:
+        pass
+    assert not gc.isenabled()
+    gc.enable()

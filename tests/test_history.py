@@ -14,9 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
+from kefal_lite import snapshot as wire
 from kefal_lite.clock import FrozenClock, iso
 from kefal_lite.history import diff, segments
-from kefal_lite.snapshot import Snapshot
+from kefal_lite.snapshot import LocalUser, Snapshot
 from kefal_lite.store import history
 from kefal_lite.store.migrations import MIGRATIONS, _statements, migrate
 from tests.builders import BASE_PROCESSES, BASE_USERS, T0, as_json, proc, snap
@@ -133,6 +134,50 @@ def send(client: TestClient[Any], agent: dict[str, str], s: Snapshot) -> bytes:
 
 def in_app(client: TestClient[Any], fn: Any, *args: Any) -> Any:
     return client.blocking_portal.call(fn, *args)
+
+
+def test_each_change_record_is_the_diff_of_consecutive_snapshots(
+    client: TestClient[Any], clock: FrozenClock
+) -> None:
+    """Ingest keeps the items of a host's last changed snapshot instead of reading the
+    previous one back: the records must still be exactly the diff of each snapshot with
+    the one before it, through no-change snapshots in between (CPU, pids, group order),
+    a process renamed only, keys, a reboot and a rename back."""
+    clock.set(T0)
+    register(client, "alice")
+    session, agent = login(client, "alice"), enroll(client, "alice")
+    replace = msgspec.structs.replace
+    s0 = snap(0, agent_id=agent["agent_id"])
+    renamed = [replace(p, name="nginx-main") if p.name == "nginx" else p for p in s0.processes]
+    key = {"user": "root", "fingerprint": "SHA256:k", "comment": None}
+    users = [dict(u) for u in BASE_USERS]
+    users[2] = {**users[2], "groups": ["sudo", "alice"]}  # the same groups, another order
+    seq = [s0, jittered(s0, 1)]
+    seq += [replace(jittered(s0, 2), processes=renamed), replace(jittered(s0, 3), processes=renamed)]
+    seq += [snap(4, agent_id=agent["agent_id"], processes=[msgspec.to_builtins(p) for p in renamed],
+                 ssh_authorized_keys=[key])]  # fmt: skip
+    seq += [replace(seq[-1], users=msgspec.convert(users, list[LocalUser]))]
+    seq += [replace(seq[-1], uptime_seconds=30), replace(jittered(seq[-1], 7), uptime_seconds=90)]
+    seq += [replace(seq[-1], processes=list(s0.processes), uptime_seconds=150)]
+    sent = []
+    for i, s in enumerate(seq):
+        clock.set(T0 + timedelta(minutes=i))
+        send(client, agent, s)
+        sent.append(iso(clock.now()))
+    [host_id] = [r[0] for r in query(client.app.state.settings, "SELECT id FROM hosts")]
+    page = client.get(f"/api/v1/hosts/{host_id}/changes", headers=session,
+                      params={"since": iso(T0), "until": iso(clock.now())}).json()  # fmt: skip
+    got = {at: [] for at in sent}  # type: dict[str, list[tuple[Any, ...]]]
+    for c in page["items"]:
+        got[c["at"]].append((c["kind"], c["change"], c["subject"], c["before"], c["after"]))
+    want = {sent[0]: []}  # type: dict[str, list[tuple[Any, ...]]]
+    for i in range(1, len(seq)):
+        want[sent[i]] = [(c.kind, c.change, c.subject, c.before, c.after)
+                         for c in diff.diff(seq[i - 1], seq[i])]  # fmt: skip
+    assert got == want
+    assert [len(v) for v in want.values()] == [0, 0, 1, 0, 2, 0, 1, 0, 1]
+    assert want[sent[2]] == [("process", "modified", "www-data: /usr/sbin/nginx nginx: worker"
+                              " process", "nginx", "nginx-main")]  # fmt: skip
 
 
 def test_changes_snapshots_and_diff_over_http(client: TestClient[Any], clock: FrozenClock) -> None:
@@ -265,7 +310,13 @@ def test_retention_tiers(client: TestClient[Any], clock: FrozenClock) -> None:
 # --- migration of the existing history, in place ---
 
 
-def test_migration_folds_existing_history_byte_exact(tmp_path: Path) -> None:
+async def test_migration_folds_existing_history_byte_exact(tmp_path: Path) -> None:
+    """A database from before history (schema 9) starts without folding anything (that
+    took minutes at startup for a large history); its rows read the same as they did, and
+    the background compactor then folds them into hourly segments that read the same."""
+    from kefal_lite.history import service
+    from kefal_lite.store.db import Database
+
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
     for step in MIGRATIONS[:9]:
@@ -279,7 +330,7 @@ def test_migration_folds_existing_history_byte_exact(tmp_path: Path) -> None:
                  " VALUES ('a1', 'u1', 'a', x'00', 'now')")  # fmt: skip
     bodies = []
     for i in range(130):
-        body = as_json(jittered(snap(i), i))
+        body = as_json(jittered(snap(i, logged_in_users=["alice"] if i % 7 == 0 else []), i))
         at = iso(T0 + timedelta(minutes=i))
         stored = body if i < 5 else zlib.compress(body, 1)  # rows from before compression too
         conn.execute(
@@ -288,19 +339,40 @@ def test_migration_folds_existing_history_byte_exact(tmp_path: Path) -> None:
         bodies.append((at, body))
     conn.execute("INSERT INTO hosts (id, user_id, agent_id, hostname, first_seen_at, last_seen_at,"
                  " snapshot_id) VALUES ('h1', 'u1', 'a1', 'web', 'x', 'x', 's129')")  # fmt: skip
-    assert migrate(conn) == len(MIGRATIONS)
-    conn.row_factory = sqlite3.Row
-    assert conn.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0] == 1
-    assert [tuple(r) for r in conn.execute("SELECT entries FROM snapshot_segments")] == [
-        (60,),
-        (60,),
-        (9,),
-    ]
-    for at, body in bodies:
-        got = history.snapshot_at(conn, "u1", "h1", at)
-        assert got is not None and got.body == body and got.received_at == at
-    assert history.snapshot_at(conn, "other-user", "h1", bodies[-1][0]) is None
     conn.close()
+
+    db = Database(path)
+    await db.start()  # migrates to the current schema
+
+    async def reads() -> tuple[list[tuple[str, str, bytes]], list[list[diff.Change]]]:
+        snaps = []
+        for at, _ in bodies:
+            got = await db.read(history.snapshot_at, "u1", "h1", at)
+            assert got is not None
+            snaps.append((got.snapshot_id, got.received_at, got.body))
+        # what /diff answers: the snapshots in force at two times, compared
+        diffs = [diff.diff(wire.DECODER.decode(snaps[a][2]), wire.DECODER.decode(snaps[b][2]))
+                 for a, b in ((1, 7), (6, 7), (7, 8), (70, 126))]  # fmt: skip
+        return snaps, diffs
+
+    try:
+        counted = "SELECT COUNT(*) FROM snapshots"
+        assert (await db.read(lambda c: c.execute(counted).fetchone()[0])) == 130
+        unfolded = await reads()
+        assert [(sid, at, body) for sid, at, body in unfolded[0]] == [
+            (f"s{i}", at, body) for i, (at, body) in enumerate(bodies)
+        ]
+        assert [kinds(d) for d in unfolded[1][:3]] == [[("login", "added", "alice")],
+                                                       [("login", "added", "alice")],
+                                                       [("login", "removed", "alice")]]  # fmt: skip
+        assert await service.compact(db, T0 + timedelta(hours=3)) == 129
+        assert (await db.read(lambda c: c.execute(counted).fetchone()[0])) == 1
+        entries = "SELECT entries FROM snapshot_segments ORDER BY first_at"
+        assert await db.read(lambda c: [r[0] for r in c.execute(entries)]) == [60, 60, 9]
+        assert await reads() == unfolded
+        assert await db.read(history.snapshot_at, "other-user", "h1", bodies[-1][0]) is None
+    finally:
+        await db.close()
 
 
 def test_retention_days_keeps_working_under_its_former_name(tmp_path: Path) -> None:

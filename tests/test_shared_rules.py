@@ -235,6 +235,7 @@ def test_upgrade_from_schema_7_does_not_reopen_a_current_silence(
         " ALTER TABLE incidents DROP COLUMN timer; DROP TABLE changes;"
         " DROP TABLE snapshot_segments; DROP TABLE sessions; DROP TABLE recovery_codes;"
         " DROP INDEX users_by_delete_after; ALTER TABLE users DROP COLUMN delete_after;"
+        " ALTER TABLE hosts DROP COLUMN facts; ALTER TABLE hosts DROP COLUMN facts_of;"
         " PRAGMA user_version = 7;"
     )
     conn.close()

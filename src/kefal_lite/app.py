@@ -231,6 +231,9 @@ def create_app(
             await start(svc)
             estate_timer = lateral_run.Timer(svc)  # the estate pack; warms the graph cache
             estate_timer.start()
+            # serve once the estate is warm (or after a bounded wait): the first graph
+            # request after a start is then as fast as the next ones
+            await estate_timer.warm()
             try:
                 yield
             finally:

@@ -21,6 +21,7 @@ from kefal_lite.detect import state as host_state
 from kefal_lite.detect.engine import evaluate, still_violated
 from kefal_lite.detect.model import Finding, Invariant
 from kefal_lite.detect.triage import split
+from kefal_lite.graph import FACTS_BLOB, facts
 from kefal_lite.history import diff
 from kefal_lite.history.service import changes_on_ingest
 from kefal_lite.ids import new_id
@@ -43,9 +44,9 @@ class _Host:
     # remediations marked applied, checked against the next snapshot: id -> (invariant, subject)
     awaiting: dict[str, tuple[str, str]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # the previous snapshot, for change records: its id and a few KB of item hashes
+    # the previous snapshot, for change records: its id, item hashes and last changed items
     last_snapshot: str | None = None
-    fingerprint: diff.Fingerprint | None = None
+    previous: diff.Resident | None = None
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,8 @@ class Ingestor:
                 (iid, still_violated(catalog, inv, subject, snap, memo.state, now))
                 for iid, (inv, subject) in memo.awaiting.items()
             ]
-            changed, fingerprint = await changes_on_ingest(
-                self._db, ident.org_id, memo.last_snapshot, memo.fingerprint, snap
+            changed, previous = await changes_on_ingest(
+                self._db, ident.org_id, memo.last_snapshot, memo.previous, snap
             )
             snapshot_id = new_id()
             write = SnapshotWrite(
@@ -135,10 +136,12 @@ class Ingestor:
                 suppressed=quiet.hits,
                 held=quiet.held,
                 changes=changed,
+                # from the snapshot decoded here, so the estate view never decodes it again
+                facts=FACTS_BLOB.encode(facts(memo.host_id, snap.hostname, snap)),
             )
             changes = await self._db.write(commit_snapshot, write)
             memo.state = new_state
-            memo.last_snapshot, memo.fingerprint = snapshot_id, fingerprint
+            memo.last_snapshot, memo.previous = snapshot_id, previous
             for iid, _ in verdicts:
                 memo.awaiting.pop(iid, None)
         return Accepted(snapshot_id, memo.host_id, changes)

@@ -18,6 +18,7 @@ from kefal_lite.community import Community
 from kefal_lite.config import Settings
 from kefal_lite.enrollment import EnrollmentTokens
 from kefal_lite.events import EventBus
+from kefal_lite.graphs import Graphs
 from kefal_lite.ingest import Ingestor
 from kefal_lite.jobs import JobRunner
 from kefal_lite.mail import Mailer
@@ -52,6 +53,7 @@ class Services:
     notifier: Notifier
     enrollment: EnrollmentTokens
     orgs: Organizations
+    graphs: Graphs
     sessions: SessionGate
 
 
@@ -134,6 +136,7 @@ async def build(
         notifier=notifier,
         enrollment=EnrollmentTokens(db, clock, accounts),
         orgs=Organizations(settings, db, clock, issue_session, mailer.kick, bus.end_membership),
+        graphs=Graphs(db),
         sessions=SessionGate(db, clock, bus.end_session, bus.end_sessions),
     )
 

@@ -17,6 +17,7 @@ from kefal_lite.detect import engine
 from kefal_lite.detect import state as host_state
 from kefal_lite.errors import NotFound
 from kefal_lite.services import Services
+from kefal_lite.store import estate as estate_store
 from kefal_lite.store import hosts, incidents, suppressions
 from kefal_lite.store.incidents import Event, Incident
 from kefal_lite.usecases import incidents as incident_cases
@@ -85,6 +86,8 @@ class HostDetail(msgspec.Struct, frozen=True):
     agent_id: str
     status: str  # online or silent
     last_seen_at: str
+    # a person's group (prod, dev, ...); null: the estate view groups the host by subnet
+    group: str | None
     # novelty is learned, not alerted, until then (by server time; and a snapshot count)
     learning_until: str | None
     learning: bool
@@ -227,7 +230,7 @@ async def get_host(host_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc
     )
     return HostDetail(
         host.id, host.hostname, host.agent_id, "silent" if host.silent else "online",
-        host.last_seen_at,
+        host.last_seen_at, await svc.db.read(estate_store.group, user.id, host_id),
         iso(datetime.fromtimestamp(until, UTC)) if until is not None else None, still,
         msgspec.json.decode(host.latest) if host.latest else None,
         [incident_view(svc, i) for i in open_incidents],

@@ -92,18 +92,21 @@ def record(
     now: str,
     snapshot_id: str,
     state: bytes,
+    facts: bytes | None = None,
 ) -> None:
-    """Make this snapshot the host's latest (creating the host on its first snapshot)."""
+    """Make this snapshot the host's latest (creating the host on its first snapshot), with
+    its estate facts (graph.FACTS_BLOB) when given."""
     conn.execute(
         "INSERT INTO hosts (id, org_id, agent_id, hostname, os, kernel, agent_version,"
-        " first_seen_at, last_seen_at, snapshot_id, state, silent)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
+        " first_seen_at, last_seen_at, snapshot_id, state, silent, facts, facts_of)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
         " ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, os = excluded.os,"
         " kernel = excluded.kernel, agent_version = excluded.agent_version,"
         " last_seen_at = excluded.last_seen_at, snapshot_id = excluded.snapshot_id,"
-        " state = excluded.state, silent = 0",
+        " state = excluded.state, silent = 0, facts = excluded.facts,"
+        " facts_of = excluded.facts_of",
         (host_id, org_id, agent_id, hostname, os, kernel, agent_version, now, now, snapshot_id,
-         state),
+         state, facts, snapshot_id if facts is not None else None),
     )  # fmt: skip
     conn.execute(
         "UPDATE agents SET hostname = ?, agent_version = ?, last_seen_at = ?"
@@ -180,8 +183,7 @@ def mark_silent(conn: sqlite3.Connection, org_id: str, host_id: str, last_seen_a
 
 
 def list_meta_for_user(conn: sqlite3.Connection, org_id: str) -> list[Host]:
-    """Every host of the organization without snapshot bodies (the graph fetches only what
-    changed)."""
+    """Every host of the user without snapshot bodies (the graph fetches only what changed)."""
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM hosts h WHERE h.org_id = ? ORDER BY h.hostname, h.id",
         (org_id,),
@@ -234,7 +236,7 @@ def list_page(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[HostSummary], int]:
-    """The organization's hosts by hostname, filtered: `status` online|silent, `os` (the OS name,
+    """The user's hosts by hostname, filtered: `status` online|silent, `os` (the OS name,
     case-insensitive, a prefix: "linux", "ubuntu 24"), `q` (a substring of the hostname)."""
     clause = " WHERE h.org_id = ?"
     params: list[object] = [org_id]

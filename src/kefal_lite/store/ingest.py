@@ -34,6 +34,8 @@ class SnapshotWrite(msgspec.Struct, frozen=True):
     held: frozenset[tuple[str, str]] = frozenset()
     # what changed since the host's previous snapshot
     changes: list[Change] = []
+    # what the estate view reads of this snapshot (graph.FACTS_BLOB); None: not kept
+    facts: bytes | None = None
 
 
 def commit_snapshot(conn: sqlite3.Connection, w: SnapshotWrite) -> Changes:
@@ -62,6 +64,7 @@ def commit_snapshot(conn: sqlite3.Connection, w: SnapshotWrite) -> Changes:
         now=w.received_at,
         snapshot_id=w.snapshot_id,
         state=w.state,
+        facts=w.facts,
     )
     # verdicts before findings: a verified incident resolves "by remediation", not "auto"
     outcomes = [

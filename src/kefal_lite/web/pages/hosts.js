@@ -1,5 +1,5 @@
 import { api } from "../api.js";
-import { h, clear, badge, ago, table, card } from "../ui.js";
+import { h, clear, badge, ago, table, card, toast } from "../ui.js";
 import { mcpCard } from "./mcp.js";
 
 export async function hostsPage(ctx, main) {
@@ -31,7 +31,8 @@ export async function hostPage(ctx, main, hostId) {
   const usersBox = h("div");
   const keysBox = h("div");
   const procs = processView();
-  clear(main, h("p", {}, h("a", { href: "#/hosts" }, "← Hosts")), head,
+  const group = groupEditor(hostId);
+  clear(main, h("p", {}, h("a", { href: "#/hosts" }, "← Hosts")), head, group.form,
     card("Open incidents", incidentsBox), card("Listening ports", portsBox), procs.card,
     card("Users", usersBox), card("SSH authorized keys", keysBox), mcpCard(hostId));
   const load = async () => {
@@ -46,6 +47,7 @@ export async function hostPage(ctx, main, hostId) {
       host.learning ? h("p", { class: "muted", "data-learning": "" },
         "Learning what is normal on this host (", host.learning_until ? ["ends ", ago(host.learning_until)] : "until its first snapshots",
         "): new ports, processes and peers are recorded, not alerted.") : null);
+    group.show(host.group);
     clear(incidentsBox, table([
       { title: "Severity", value: (i) => i.severity, render: (i) => badge(i.severity) },
       { title: "Incident", value: (i) => i.title, render: (i) => h("a", { href: `#/incidents?id=${encodeURIComponent(i.id)}` }, i.title) },
@@ -70,6 +72,34 @@ export async function hostPage(ctx, main, hostId) {
   };
   await load();
   ctx.setRefresh(load);
+}
+
+// The host's group (prod, dev, ...): the estate graph draws the host in it, the lateral
+// pack compares keys across groups. Built once: a refresh updates the saved value but not
+// what the person is typing.
+function groupEditor(hostId) {
+  let saved = null;
+  const input = h("input", { name: "group", maxlength: "64", "aria-label": "Group" });
+  const clearButton = h("button", { type: "button", class: "secondary" }, "Clear");
+  const show = (value) => {
+    const typing = document.activeElement === input || input.value !== (saved || "");
+    saved = value || null;
+    if (!typing) input.value = saved || "";
+    input.placeholder = saved ? "" : "none: grouped by subnet";
+    clearButton.classList.toggle("hidden", !saved);
+  };
+  const save = async (value) => {
+    try {
+      const r = await api(`/api/v1/hosts/${encodeURIComponent(hostId)}`, { method: "PATCH", body: { group: value } });
+      input.value = r.group || "";
+      show(r.group);
+      toast(r.group ? `Group set to ${r.group}` : "Grouped by subnet again");
+    } catch (err) { toast(err.message, true); }
+  };
+  clearButton.addEventListener("click", () => save(null));
+  const form = h("form", { class: "inline group-edit host-group", onsubmit: (e) => { e.preventDefault(); save(input.value.trim() || null); } },
+    h("label", { class: "field" }, h("span", {}, "Group"), input), h("button", { type: "submit" }, "Save"), clearButton);
+  return { form, show };
 }
 
 const PAGE = 50;
