@@ -148,10 +148,10 @@ def test_the_estate_after_a_start_reads_the_facts_ingest_kept(
     kept = query(settings, "SELECT id FROM hosts WHERE facts IS NOT NULL"
                            " AND facts_of = snapshot_id")  # fmt: skip
     assert sorted(r[0] for r in kept) == sorted(ids.values())
-    alice_id = query(settings, "SELECT user_id FROM hosts WHERE id = ?", ids["db"])[0][0]
+    alice_id = query(settings, "SELECT org_id FROM hosts WHERE id = ?", ids["db"])[0][0]
 
-    def fresh_estate(user_id: str) -> bytes:
-        return bytes(in_app(open_client, Graphs(svc.db).estate_document, user_id))
+    def fresh_estate(org_id: str) -> bytes:
+        return bytes(in_app(open_client, Graphs(svc.db).estate_document, org_id))
 
     from_facts = fresh_estate(alice_id)
     assert from_facts == in_app(open_client, svc.graphs.estate_document, alice_id)
