@@ -1,0 +1,229 @@
+"""Security review of organizations (issue #17): each test is a hole found in the teams
+branch, written as the behaviour the product should have, so it fails until fixed.
+
+Attackers: a removed or demoted admin, a holder of a revoked API key, the holder of an
+invitation link meant for someone else, a member removed while holding an event ticket.
+Real HTTP through the test client (and a real uvicorn for the event stream)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+from litestar.testing import TestClient
+
+from kefal_lite.clock import FrozenClock
+from tests.conftest import PASSWORD, in_app, live_app, login, make_settings, query, register
+from tests.helpers.orgs import Headers, bearer, invite, join, make_key, new_org
+
+
+def _member_id(c: TestClient[Any], session: Headers, org_id: str, username: str) -> str:
+    members = c.get(f"/api/v1/orgs/{org_id}/members", headers=session).json()["items"]
+    [found] = [m["user_id"] for m in members if m["username"] == username]
+    return str(found)
+
+
+def _role(c: TestClient[Any], session: Headers, org_id: str) -> str | None:
+    """The caller's role in `org_id`, as GET /api/v1/orgs lists it (None: not a member)."""
+    for org in c.get("/api/v1/orgs", headers=session).json()["items"]:
+        if org["id"] == org_id:
+            return str(org["role"])
+    return None
+
+
+# --- invitations -----------------------------------------------------------------------
+
+
+def test_removed_admin_cannot_rejoin_with_an_invitation_they_issued(
+    open_client: TestClient[Any], alice: Headers
+) -> None:
+    """HIGH. An admin about to be removed invites an address they control as admin. The
+    owner removes them; there is no way to list-and-cancel (no DELETE on invitations) and
+    the invitation does not die with its inviter's membership, so after removal they
+    accept it (invitations are not bound to the address either: the same account works)
+    and are back as admin."""
+    c = open_client
+    org_id, owner = new_org(c, alice)
+    mallory = join(c, owner, org_id, "mallory", "admin")
+    token = invite(c, mallory, org_id, "mallory-alt@example.org", "admin")
+    mallory_id = _member_id(c, owner, org_id, "mallory")
+    assert c.delete(f"/api/v1/orgs/{org_id}/members/{mallory_id}", headers=owner).status_code == 204
+
+    again = login(c, "mallory")
+    assert _role(c, again, org_id) is None
+    r = c.post("/api/v1/invitations/accept", json={"token": token}, headers=again)
+    assert r.status_code in (400, 403, 404, 409), r.text
+    assert _role(c, again, org_id) is None
+
+
+def test_pending_invitation_is_capped_by_the_inviters_current_role(
+    open_client: TestClient[Any], alice: Headers
+) -> None:
+    """MEDIUM. An admin invites someone as admin, then is demoted to viewer (the owner
+    no longer trusts them). The invitation still grants admin when accepted: the role cap
+    on invitations is checked only when it is made, never when it is used."""
+    c = open_client
+    org_id, owner = new_org(c, alice)
+    eve = join(c, owner, org_id, "eve", "admin")
+    token = invite(c, eve, org_id, "eve-friend@example.org", "admin")
+    eve_id = _member_id(c, owner, org_id, "eve")
+    r = c.patch(f"/api/v1/orgs/{org_id}/members/{eve_id}", json={"role": "viewer"},
+                headers=owner)  # fmt: skip
+    assert r.status_code == 200
+
+    register(c, "friend", email="eve-friend@example.org")
+    friend = login(c, "friend")
+    r = c.post("/api/v1/invitations/accept", json={"token": token}, headers=friend)
+    assert r.status_code != 200 or r.json()["role"] != "admin", r.text
+    assert _role(c, friend, org_id) in (None, "viewer")
+
+
+def test_an_invitation_is_accepted_only_by_the_address_it_was_sent_to(
+    open_client: TestClient[Any], alice: Headers
+) -> None:
+    """LOW-MEDIUM (design decision for the lead). An invitation to carol@ is accepted by
+    any account holding the link: mallory (another address) joins as admin. A link that
+    leaks (forwarded mail, shared inbox, chat paste, the outbox of a server without SMTP)
+    lets anyone in, at the invited role, and the audit shows mallory, not carol."""
+    c = open_client
+    org_id, owner = new_org(c, alice)
+    token = invite(c, owner, org_id, "carol@example.org", "admin")
+    register(c, "mallory", email="mallory@example.org")
+    mallory = login(c, "mallory")
+    r = c.post("/api/v1/invitations/accept", json={"token": token}, headers=mallory)
+    assert r.status_code in (400, 403, 404), r.text
+    assert _role(c, mallory, org_id) is None
+
+
+# --- API keys --------------------------------------------------------------------------
+
+
+def test_keys_minted_by_an_api_key_die_when_it_is_revoked(
+    open_client: TestClient[Any], alice: Headers
+) -> None:
+    """MEDIUM. POST /api/v1/api-keys is an "admin" rule, not an account rule, so an admin
+    API key can mint further keys. A leaked key is revoked "at once", yet the attacker
+    already minted a second one (made in the maker's name, not linked to the first) that
+    keeps working: revocation does not end the attacker's access."""
+    c = open_client
+    org_id, owner = new_org(c, alice)
+    leaked = make_key(c, owner, "admin", name="ci")
+    r = c.post("/api/v1/api-keys", json={"name": "backup", "role": "admin"},
+               headers=bearer(leaked["key"]))  # fmt: skip
+    minted = r.json().get("key") if r.status_code == 201 else None
+    assert c.delete(f"/api/v1/api-keys/{leaked['id']}", headers=owner).status_code == 204
+    assert c.get("/api/v1/hosts", headers=bearer(leaked["key"])).status_code == 401
+    if minted is not None:
+        assert c.get("/api/v1/hosts", headers=bearer(minted)).status_code == 401
+
+
+def test_an_api_key_cannot_invite_people_into_the_organization(
+    open_client: TestClient[Any], alice: Headers
+) -> None:
+    """MEDIUM. POST /orgs/{id}/invitations accepts an admin API key (its org is the path's),
+    so a leaked key invites the attacker as admin: a person's membership, with sessions,
+    that survives the key's revocation. Making people members should need a person."""
+    c = open_client
+    org_id, owner = new_org(c, alice)
+    leaked = make_key(c, owner, "admin", name="ci")
+    r = c.post(f"/api/v1/orgs/{org_id}/invitations",
+               json={"email": "mallory@example.org", "role": "admin"},
+               headers=bearer(leaked["key"]))  # fmt: skip
+    assert r.status_code == 403, r.text
+
+
+def test_a_removed_members_old_key_stays_dead_after_they_rejoin(
+    open_client: TestClient[Any], alice: Headers
+) -> None:
+    """LOW. Removing a member stops their keys only because a live key needs its maker's
+    membership (store/orgs.live_key joins memberships); the keys are not revoked. When the
+    person is invited back later, every key they made before removal (forgotten on a CI
+    box, perhaps the reason for the removal) works again, up to their new role."""
+    c = open_client
+    org_id, owner = new_org(c, alice)
+    bob = join(c, owner, org_id, "bob", "admin")
+    old = make_key(c, bob, "admin", name="bob-laptop")
+    bob_id = _member_id(c, owner, org_id, "bob")
+    assert c.delete(f"/api/v1/orgs/{org_id}/members/{bob_id}", headers=owner).status_code == 204
+    assert c.get("/api/v1/hosts", headers=bearer(old["key"])).status_code == 401
+
+    token = invite(c, owner, org_id, "bob@example.org", "admin")
+    r = c.post("/api/v1/invitations/accept", json={"token": token}, headers=login(c, "bob"))
+    assert r.status_code == 200, r.text
+    assert c.get("/api/v1/hosts", headers=bearer(old["key"])).status_code == 401
+
+
+# --- last owner --------------------------------------------------------------------------
+
+
+def test_the_sole_owner_deleting_their_account_does_not_orphan_the_organization(
+    open_client: TestClient[Any], alice: Headers, clock: FrozenClock
+) -> None:
+    """MEDIUM. "The last owner cannot leave or be demoted", but DELETE /api/v1/auth/me
+    is accepted from the sole owner of a shared organization; 30 days later the purge
+    takes their membership, leaving admins and members in an organization no one can
+    manage (members, billing, export, rename are owner-only; no owner can ever be made)."""
+    c = open_client
+    org_id, owner = new_org(c, alice)
+    join(c, owner, org_id, "bob", "admin")
+    r = c.request("DELETE", "/api/v1/auth/me", json={"password": PASSWORD}, headers=alice)
+    if r.status_code == 409:
+        return  # refused while sole owner of a shared organization: sound
+    assert r.status_code == 200, r.text
+    clock.advance(days=31)
+    svc = c.app.state.kefal
+    in_app(c, svc.accounts.purge_due)
+    owners = query(c.app.state.settings,
+                   "SELECT COUNT(*) FROM memberships m JOIN users u ON u.id = m.user_id"
+                   " WHERE m.org_id = ? AND m.role = 'owner' AND u.disabled = 0",
+                   org_id)  # fmt: skip
+    assert owners == [(1,)] or owners[0][0] >= 1, owners
+
+
+# --- event streams -----------------------------------------------------------------------
+
+
+def test_an_event_ticket_taken_before_removal_opens_no_stream_after_it(tmp_path: Path) -> None:
+    """MEDIUM. A member asks for an event ticket (valid 60 s), is removed, then redeems
+    it: GET /api/v1/events checks the session and token version but not the membership,
+    and end_membership only closed the streams open at removal time. The removed member
+    gets the organization's live incident and host events for the rest of the session
+    (the watcher checks sessions, not memberships)."""
+    settings = make_settings(tmp_path / "data", auth_signup=True)
+    with live_app(settings) as (url, _):
+
+        def post(path: str, headers: Headers | None = None, **body: Any) -> httpx.Response:
+            return httpx.post(url + path, json=body or None, headers=headers)
+
+        def session(name: str) -> Headers:
+            r = post("/auth/register", username=name, password=PASSWORD,
+                     email=f"{name}@example.org")  # fmt: skip
+            assert r.status_code == 201, r.text
+            r = post("/auth/login", username=name, password=PASSWORD)
+            return bearer(r.json()["access_token"])
+
+        alice = session("alice")
+        org_id = post("/api/v1/orgs", alice, name="Acme").json()["id"]
+        owner = bearer(post(f"/api/v1/orgs/{org_id}/switch", alice).json()["access_token"])
+        bob = session("bob")
+        r = post(f"/api/v1/orgs/{org_id}/invitations", owner, email="bob@example.org",
+                 role="viewer")  # fmt: skip
+        assert r.status_code == 201, r.text
+        [(body,)] = query(settings, "SELECT body FROM outbox WHERE recipient = ?",
+                          "bob@example.org")  # fmt: skip
+        token = body.split("token=")[1].split()[0]
+        assert post("/api/v1/invitations/accept", bob, token=token).status_code == 200
+        bob_in = bearer(post(f"/api/v1/orgs/{org_id}/switch", bob).json()["access_token"])
+        bob_id = httpx.get(url + "/api/v1/auth/me", headers=bob).json()["id"]
+
+        ticket = post("/api/v1/events/ticket", bob_in).json()["ticket"]
+        r = httpx.delete(f"{url}/api/v1/orgs/{org_id}/members/{bob_id}", headers=owner)
+        assert r.status_code == 204
+        assert httpx.get(url + "/api/v1/hosts", headers=bob_in).status_code == 401
+
+        with httpx.stream("GET", f"{url}/api/v1/events", params={"ticket": ticket},
+                          timeout=httpx.Timeout(5, read=5)) as stream:  # fmt: skip
+            status = stream.status_code
+        assert status == 401, "a removed member opened the organization's event stream"
+
