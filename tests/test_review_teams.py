@@ -15,7 +15,7 @@ from litestar.testing import TestClient
 
 from kefal_lite.clock import FrozenClock
 from tests.conftest import PASSWORD, in_app, live_app, login, make_settings, query, register
-from tests.helpers.orgs import Headers, bearer, invite, join, make_key, new_org
+from tests.helpers.orgs import Headers, bearer, invite, join, make_key, new_org, switch
 
 
 def _member_id(c: TestClient[Any], session: Headers, org_id: str, username: str) -> str:
@@ -227,3 +227,27 @@ def test_an_event_ticket_taken_before_removal_opens_no_stream_after_it(tmp_path:
             status = stream.status_code
         assert status == 401, "a removed member opened the organization's event stream"
 
+
+
+def test_a_co_owner_cannot_lock_the_account_holder_out_of_their_own_account(
+    open_client: TestClient[Any], alice: Headers, bob: Headers
+) -> None:
+    """HIGH. Alice shares her personal organization (where her pre-teams fleet lives) and
+    makes bob an owner. Bob removes alice from it (owner rule; she is not the last owner).
+    Every login starts in the personal organization (accounts.login binds the token to
+    org = user id) and the gate needs a membership there, so each of alice's new sessions
+    is 401 on every route: no org list, no switch to her other organizations, no session
+    list, no account deletion. One co-owner bricks another person's whole account."""
+    c = open_client
+    alice_id = c.get("/api/v1/auth/me", headers=alice).json()["id"]
+    token = invite(c, alice, alice_id, "bob@example.org", "owner")
+    r = c.post("/api/v1/invitations/accept", json={"token": token}, headers=bob)
+    assert r.status_code == 200, r.text
+    bob_there = switch(c, bob, alice_id)
+    r = c.delete(f"/api/v1/orgs/{alice_id}/members/{alice_id}", headers=bob_there)
+    if r.status_code in (403, 409):
+        return  # the personal organization's own account cannot be removed: sound
+    assert r.status_code == 204, r.text
+    again = login(c, "alice")
+    assert c.get("/api/v1/orgs", headers=again).status_code == 200
+    assert c.get("/api/v1/auth/sessions", headers=again).status_code == 200
