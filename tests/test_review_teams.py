@@ -251,3 +251,17 @@ def test_a_co_owner_cannot_lock_the_account_holder_out_of_their_own_account(
     again = login(c, "alice")
     assert c.get("/api/v1/orgs", headers=again).status_code == 200
     assert c.get("/api/v1/auth/sessions", headers=again).status_code == 200
+
+
+def test_an_api_key_expiry_without_a_timezone_is_not_a_server_error(
+    open_client: TestClient[Any], alice: Headers
+) -> None:
+    """LOW (robustness). `expires_at` without an offset ("2030-01-01T00:00:00") decodes
+    as a naive datetime and Organizations.create_key compares it with the aware clock:
+    TypeError, 500. It should be 400 (or be read as UTC)."""
+    c = open_client
+    _, owner = new_org(c, alice)
+    r = c.post("/api/v1/api-keys",
+               json={"name": "ci", "role": "viewer", "expires_at": "2030-01-01T00:00:00"},
+               headers=owner)  # fmt: skip
+    assert r.status_code in (201, 400), r.text
