@@ -14,7 +14,16 @@ import httpx
 from litestar.testing import TestClient
 
 from kefal_lite.clock import FrozenClock
-from tests.conftest import PASSWORD, in_app, live_app, login, make_settings, query, register
+from tests.conftest import (
+    PASSWORD,
+    enroll,
+    in_app,
+    live_app,
+    login,
+    make_settings,
+    query,
+    register,
+)
 from tests.helpers.orgs import Headers, bearer, invite, join, make_key, new_org, switch
 
 
@@ -265,3 +274,47 @@ def test_an_api_key_expiry_without_a_timezone_is_not_a_server_error(
                json={"name": "ci", "role": "viewer", "expires_at": "2030-01-01T00:00:00"},
                headers=owner)  # fmt: skip
     assert r.status_code in (201, 400), r.text
+
+
+# --- abuse -----------------------------------------------------------------------------
+
+
+def test_a_new_organization_is_not_a_new_free_trial(
+    billed: TestClient[Any], clock: FrozenClock
+) -> None:
+    """MEDIUM (billing bypass, under paypal). The trial is 7 days from the organization's
+    creation (billing/paypal.py), and anyone may create organizations without limit: when
+    alice's trial ends she makes another organization, which starts a fresh trial with its
+    own 3-agent allowance, re-enrolls her agents with an enrollment token, and never pays.
+    The same trick multiplies the agent limit by the number of organizations."""
+    c = billed
+    register(c, "alice")
+    alice = login(c, "alice")
+    assert enroll(c, "alice")["agent_id"]
+    clock.advance(days=8)
+    alice = login(c, "alice")
+    assert c.get("/api/v1/billing/status", headers=alice).json()["state"] == "expired"
+    _, second = new_org(c, alice, "Alice again")
+    status = c.get("/api/v1/billing/status", headers=second).json()
+    token = c.post("/api/v1/enrollment-tokens", json={"max_uses": 0}, headers=second).json()
+    r = c.post("/api/v1/enroll", json={"enrollment_token": token["token"]})
+    assert status["state"] != "trial" or r.status_code != 200, (status, r.text)
+
+
+def test_invitation_mail_to_arbitrary_addresses_is_rate_limited(
+    open_client: TestClient[Any], alice: Headers
+) -> None:
+    """LOW-MEDIUM (mail abuse). Any account (signup open) creates an organization and,
+    as its owner, has the server mail any address it likes, with an organization name it
+    chooses (128 characters, e.g. a phishing line) in the subject and body, without any
+    limit: the server becomes a spam/phishing relay and its SMTP reputation pays for it.
+    Forgot-password is limited per client (3/hour); invitations are not."""
+    c = open_client
+    org_id, owner = new_org(c, alice, "Your account is locked: visit evil.example to unlock")
+    codes = [
+        c.post(f"/api/v1/orgs/{org_id}/invitations",
+               json={"email": f"victim{i}@example.net", "role": "viewer"},
+               headers=owner).status_code  # fmt: skip
+        for i in range(60)
+    ]
+    assert 429 in codes, codes
