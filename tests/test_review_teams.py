@@ -318,3 +318,19 @@ def test_invitation_mail_to_arbitrary_addresses_is_rate_limited(
         for i in range(60)
     ]
     assert 429 in codes, codes
+
+
+def test_an_api_key_does_not_read_its_makers_account_trail(
+    open_client: TestClient[Any], alice: Headers
+) -> None:
+    """LOW (information). GET /api/v1/audit answers the organization's trail plus the
+    caller's own account actions (org_id NULL: logins with client addresses, password and
+    MFA changes). With an admin API key the "caller" is the key's maker, so whoever holds
+    a CI key learns where and when its maker signs in. A key is not the person."""
+    c = open_client
+    _, owner = new_org(c, alice)
+    key = make_key(c, owner, "admin", name="ci")
+    r = c.get("/api/v1/audit?limit=500", headers=bearer(key["key"]))
+    assert r.status_code == 200, r.text
+    account = [i["action"] for i in r.json()["items"] if i["org_id"] is None]
+    assert account == [], account
