@@ -334,3 +334,23 @@ def test_an_api_key_does_not_read_its_makers_account_trail(
     assert r.status_code == 200, r.text
     account = [i["action"] for i in r.json()["items"] if i["org_id"] is None]
     assert account == [], account
+
+
+def test_closed_signup_is_not_reopened_by_any_users_invitation(client: TestClient[Any]) -> None:
+    """LOW-MEDIUM (policy; the lead decides). With auth.signup off, only the server admin
+    makes accounts. But every account owns its personal organization, so any ordinary
+    user can invite addresses of their choosing and each link registers a new account
+    (with its own organization and trial): closed signup is open to anyone with one
+    account. Invitations could open registration only when the inviter is a server
+    admin (or the operator turns it on)."""
+    c = client
+    register(c, "admin")  # the first account: the server admin
+    r = c.post("/api/v1/admin/users", json={"username": "mallory", "password": PASSWORD},
+               headers=login(c, "admin"))  # fmt: skip
+    assert r.status_code == 201, r.text
+    mallory = login(c, "mallory")
+    org_id, owner = new_org(c, mallory, "Sock puppets")
+    token = invite(c, owner, org_id, "sock1@example.org", "viewer")
+    r = c.post("/auth/register",
+               json={"username": "sock1", "password": PASSWORD, "invitation": token})  # fmt: skip
+    assert r.status_code in (400, 403), r.text
