@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from litestar.testing import TestClient
 
 from kefal_lite.clock import FrozenClock
@@ -44,6 +45,7 @@ def _role(c: TestClient[Any], session: Headers, org_id: str) -> str | None:
 # --- invitations -----------------------------------------------------------------------
 
 
+@pytest.mark.xfail(strict=True, reason="hole 1: invitations outlive the inviter's membership")
 def test_removed_admin_cannot_rejoin_with_an_invitation_they_issued(
     open_client: TestClient[Any], alice: Headers
 ) -> None:
@@ -66,6 +68,7 @@ def test_removed_admin_cannot_rejoin_with_an_invitation_they_issued(
     assert _role(c, again, org_id) is None
 
 
+@pytest.mark.xfail(strict=True, reason="hole 3: invitation role not capped at acceptance")
 def test_pending_invitation_is_capped_by_the_inviters_current_role(
     open_client: TestClient[Any], alice: Headers
 ) -> None:
@@ -88,6 +91,7 @@ def test_pending_invitation_is_capped_by_the_inviters_current_role(
     assert _role(c, friend, org_id) in (None, "viewer")
 
 
+@pytest.mark.xfail(strict=True, reason="hole 10: invitation not bound to the address")
 def test_an_invitation_is_accepted_only_by_the_address_it_was_sent_to(
     open_client: TestClient[Any], alice: Headers
 ) -> None:
@@ -108,6 +112,7 @@ def test_an_invitation_is_accepted_only_by_the_address_it_was_sent_to(
 # --- API keys --------------------------------------------------------------------------
 
 
+@pytest.mark.xfail(strict=True, reason="hole 4: API keys can mint API keys")
 def test_keys_minted_by_an_api_key_die_when_it_is_revoked(
     open_client: TestClient[Any], alice: Headers
 ) -> None:
@@ -127,6 +132,7 @@ def test_keys_minted_by_an_api_key_die_when_it_is_revoked(
         assert c.get("/api/v1/hosts", headers=bearer(minted)).status_code == 401
 
 
+@pytest.mark.xfail(strict=True, reason="hole 5: API keys can invite")
 def test_an_api_key_cannot_invite_people_into_the_organization(
     open_client: TestClient[Any], alice: Headers
 ) -> None:
@@ -142,6 +148,7 @@ def test_an_api_key_cannot_invite_people_into_the_organization(
     assert r.status_code == 403, r.text
 
 
+@pytest.mark.xfail(strict=True, reason="hole 13: removal does not revoke keys")
 def test_a_removed_members_old_key_stays_dead_after_they_rejoin(
     open_client: TestClient[Any], alice: Headers
 ) -> None:
@@ -166,6 +173,7 @@ def test_a_removed_members_old_key_stays_dead_after_they_rejoin(
 # --- last owner --------------------------------------------------------------------------
 
 
+@pytest.mark.xfail(strict=True, reason="hole 7: sole owner deletion orphans org")
 def test_the_sole_owner_deleting_their_account_does_not_orphan_the_organization(
     open_client: TestClient[Any], alice: Headers, clock: FrozenClock
 ) -> None:
@@ -193,6 +201,7 @@ def test_the_sole_owner_deleting_their_account_does_not_orphan_the_organization(
 # --- event streams -----------------------------------------------------------------------
 
 
+@pytest.mark.xfail(strict=True, reason="hole 6: ticket redeem skips membership")
 def test_an_event_ticket_taken_before_removal_opens_no_stream_after_it(tmp_path: Path) -> None:
     """MEDIUM. A member asks for an event ticket (valid 60 s), is removed, then redeems
     it: GET /api/v1/events checks the session and token version but not the membership,
@@ -238,6 +247,7 @@ def test_an_event_ticket_taken_before_removal_opens_no_stream_after_it(tmp_path:
 
 
 
+@pytest.mark.xfail(strict=True, reason="hole 2: session bound to a lost org locks the account")
 def test_a_co_owner_cannot_lock_the_account_holder_out_of_their_own_account(
     open_client: TestClient[Any], alice: Headers, bob: Headers
 ) -> None:
@@ -262,6 +272,7 @@ def test_a_co_owner_cannot_lock_the_account_holder_out_of_their_own_account(
     assert c.get("/api/v1/auth/sessions", headers=again).status_code == 200
 
 
+@pytest.mark.xfail(strict=True, reason="hole 15: naive expiry is a 500")
 def test_an_api_key_expiry_without_a_timezone_is_not_a_server_error(
     open_client: TestClient[Any], alice: Headers
 ) -> None:
@@ -279,6 +290,7 @@ def test_an_api_key_expiry_without_a_timezone_is_not_a_server_error(
 # --- abuse -----------------------------------------------------------------------------
 
 
+@pytest.mark.xfail(strict=True, reason="hole 8: each org a new trial")
 def test_a_new_organization_is_not_a_new_free_trial(
     billed: TestClient[Any], clock: FrozenClock
 ) -> None:
@@ -301,6 +313,7 @@ def test_a_new_organization_is_not_a_new_free_trial(
     assert status["state"] != "trial" or r.status_code != 200, (status, r.text)
 
 
+@pytest.mark.xfail(strict=True, reason="hole 11: invitations not rate limited")
 def test_invitation_mail_to_arbitrary_addresses_is_rate_limited(
     open_client: TestClient[Any], alice: Headers
 ) -> None:
@@ -320,6 +333,7 @@ def test_invitation_mail_to_arbitrary_addresses_is_rate_limited(
     assert 429 in codes, codes
 
 
+@pytest.mark.xfail(strict=True, reason="hole 14: key reads maker's account trail")
 def test_an_api_key_does_not_read_its_makers_account_trail(
     open_client: TestClient[Any], alice: Headers
 ) -> None:
@@ -336,6 +350,7 @@ def test_an_api_key_does_not_read_its_makers_account_trail(
     assert account == [], account
 
 
+@pytest.mark.xfail(strict=True, reason="hole 12: closed signup reopened by invitations")
 def test_closed_signup_is_not_reopened_by_any_users_invitation(client: TestClient[Any]) -> None:
     """LOW-MEDIUM (policy; the lead decides). With auth.signup off, only the server admin
     makes accounts. But every account owns its personal organization, so any ordinary
