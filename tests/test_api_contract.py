@@ -238,7 +238,8 @@ def exercise(client: TestClient[Any], clock: Any) -> Calls:
     clock.advance(seconds=30)
     call("POST", "/api/v1/auth/mfa/disable", me, json={"otp": otp.at(clock.now())})
     call("POST", "/api/v1/auth/forgot-password", json={"email": "root@example.org"})
-    call("POST", "/api/v1/admin/users", me, json={"username": "alice", "password": PASSWORD})
+    call("POST", "/api/v1/admin/users", me, json={"username": "alice", "password": PASSWORD,
+                                                  "email": "alice@example.org"})
     users = call("GET", "/api/v1/admin/users", me)
     alice_id = next(u["id"] for u in users["items"] if u["username"] == "alice")
     agent = call("POST", "/api/v1/enroll", json={"username": "admin", "password": PASSWORD})
@@ -327,6 +328,10 @@ def exercise(client: TestClient[Any], clock: Any) -> Calls:
     call("POST", "/api/v1/orgs/{org_id}/invitations", me, o,
          json={"email": "alice@example.org", "role": "member"})
     call("GET", "/api/v1/orgs/{org_id}/invitations", me, o)
+    spare = call("POST", "/api/v1/orgs/{org_id}/invitations", me, o,
+                 json={"email": "spare@example.org", "role": "viewer"})  # fmt: skip
+    call("DELETE", "/api/v1/orgs/{org_id}/invitations/{invitation_id}", me,
+         {**o, "invitation_id": spare["id"]})  # fmt: skip
     from tests.helpers.orgs import invitation_token
 
     call("POST", "/api/v1/invitations/accept", login(client, "alice"),

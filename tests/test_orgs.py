@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from kefal_lite.api.access import ACCOUNT, PLATFORM, RULES, SELF_OR_OWNER, rule_of
+from kefal_lite.api.access import ACCOUNT, PERSON_ONLY, PLATFORM, RULES, SELF_OR_OWNER, rule_of
 from kefal_lite.roles import ROLES, at_least
 from tests.builders import T0
 from tests.conftest import FrozenClock, enroll, login, query, register, send
@@ -303,6 +303,8 @@ def test_role_endpoint_matrix(open_client: TestClient[Any], via: str) -> None:
                 forbidden = role != "owner"  # the {user_id} here is not the caller
             else:
                 forbidden = not at_least(role, rule)
+            if via == "key" and (method, path) in PERSON_ONLY:
+                forbidden = True  # people and keys are a person's decision (issue #17)
             status = _call(c, method, _url(path, org_id), sessions[role])
             if (status == 403) != forbidden or status in (401, 500):
                 wrong.append((role, method, path, status))

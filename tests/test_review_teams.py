@@ -45,7 +45,6 @@ def _role(c: TestClient[Any], session: Headers, org_id: str) -> str | None:
 # --- invitations -----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="hole 1: invitations outlive the inviter's membership")
 def test_removed_admin_cannot_rejoin_with_an_invitation_they_issued(
     open_client: TestClient[Any], alice: Headers
 ) -> None:
@@ -68,7 +67,6 @@ def test_removed_admin_cannot_rejoin_with_an_invitation_they_issued(
     assert _role(c, again, org_id) is None
 
 
-@pytest.mark.xfail(strict=True, reason="hole 3: invitation role not capped at acceptance")
 def test_pending_invitation_is_capped_by_the_inviters_current_role(
     open_client: TestClient[Any], alice: Headers
 ) -> None:
@@ -91,7 +89,6 @@ def test_pending_invitation_is_capped_by_the_inviters_current_role(
     assert _role(c, friend, org_id) in (None, "viewer")
 
 
-@pytest.mark.xfail(strict=True, reason="hole 10: invitation not bound to the address")
 def test_an_invitation_is_accepted_only_by_the_address_it_was_sent_to(
     open_client: TestClient[Any], alice: Headers
 ) -> None:
@@ -112,7 +109,6 @@ def test_an_invitation_is_accepted_only_by_the_address_it_was_sent_to(
 # --- API keys --------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="hole 4: API keys can mint API keys")
 def test_keys_minted_by_an_api_key_die_when_it_is_revoked(
     open_client: TestClient[Any], alice: Headers
 ) -> None:
@@ -132,7 +128,6 @@ def test_keys_minted_by_an_api_key_die_when_it_is_revoked(
         assert c.get("/api/v1/hosts", headers=bearer(minted)).status_code == 401
 
 
-@pytest.mark.xfail(strict=True, reason="hole 5: API keys can invite")
 def test_an_api_key_cannot_invite_people_into_the_organization(
     open_client: TestClient[Any], alice: Headers
 ) -> None:
@@ -148,7 +143,6 @@ def test_an_api_key_cannot_invite_people_into_the_organization(
     assert r.status_code == 403, r.text
 
 
-@pytest.mark.xfail(strict=True, reason="hole 13: removal does not revoke keys")
 def test_a_removed_members_old_key_stays_dead_after_they_rejoin(
     open_client: TestClient[Any], alice: Headers
 ) -> None:
@@ -272,7 +266,6 @@ def test_a_co_owner_cannot_lock_the_account_holder_out_of_their_own_account(
     assert c.get("/api/v1/auth/sessions", headers=again).status_code == 200
 
 
-@pytest.mark.xfail(strict=True, reason="hole 15: naive expiry is a 500")
 def test_an_api_key_expiry_without_a_timezone_is_not_a_server_error(
     open_client: TestClient[Any], alice: Headers
 ) -> None:
@@ -333,7 +326,6 @@ def test_invitation_mail_to_arbitrary_addresses_is_rate_limited(
     assert 429 in codes, codes
 
 
-@pytest.mark.xfail(strict=True, reason="hole 14: key reads maker's account trail")
 def test_an_api_key_does_not_read_its_makers_account_trail(
     open_client: TestClient[Any], alice: Headers
 ) -> None:
@@ -350,7 +342,6 @@ def test_an_api_key_does_not_read_its_makers_account_trail(
     assert account == [], account
 
 
-@pytest.mark.xfail(strict=True, reason="hole 12: closed signup reopened by invitations")
 def test_closed_signup_is_not_reopened_by_any_users_invitation(client: TestClient[Any]) -> None:
     """LOW-MEDIUM (policy; the lead decides). With auth.signup off, only the server admin
     makes accounts. But every account owns its personal organization, so any ordinary

@@ -22,6 +22,7 @@ from kefal_lite.config import Settings
 from kefal_lite.errors import (
     BadRequest,
     Conflict,
+    NotAllowed,
     NotFound,
     TooManyRequests,
     Unauthorized,
@@ -145,10 +146,23 @@ class Accounts:
                 found = orgs.invitation_by_token(conn, digest)
                 if found is None or found.accepted_at is not None or found.expires_at <= now:
                     raise BadRequest(org_cases.INVALID_INVITATION)
+                if not signup_open:
+                    # With signup closed, only the server admin's invitations make accounts:
+                    # any user owns an organization and could otherwise open signup to
+                    # anyone (issue #17, hole 12).
+                    inviter = users.get(conn, found.invited_by)
+                    if inviter is None or inviter.role != "admin":
+                        raise NotAllowed("signup is closed: ask the server's operator for an"
+                                         " account, then accept the invitation signed in")
                 signup_open = True
+                # The account gets the address the invitation was sent to (hole 10): the
+                # invitation is bound to it, whatever the form said.
+                address: str | None = found.email
+            else:
+                address = email
             user = account_cases.register(conn, signup_open=signup_open, user_id=user_id,
                                           username=username, password_hash=password_hash,
-                                          email=email, now=now)  # fmt: skip
+                                          email=address, now=now)  # fmt: skip
             audit.record(conn, self._audit(user_id, username, "user_registered", client=client))
             if digest is not None:
                 actor = Actor(org_id=user_id, user_id=user_id, username=username, client=client)

@@ -128,6 +128,10 @@ class Organizations:
     async def invitations(self, org_id: str) -> list[Invitation]:
         return await self._db.read(orgs.invitations, org_id)
 
+    async def cancel_invitation(self, actor: Actor, org_id: str, invitation_id: str) -> None:
+        await self._db.write(org_cases.cancel_invitation, actor, org_id, invitation_id,
+                             self._now())  # fmt: skip
+
     async def accept(self, actor: Actor, token: str) -> MyOrg:
         invitation = await self._db.write(
             org_cases.accept, actor, security.token_hash(token), self._now()
@@ -143,6 +147,10 @@ class Organizations:
                          expires_at: datetime | None) -> tuple[ApiKey, str]:  # fmt: skip
         """The key itself is returned once; only its SHA-256 is kept."""
         now = self._clock.now()
+        if expires_at is not None and expires_at.tzinfo is None:
+            # a naive time cannot be compared with the clock; guessing its zone could move
+            # the expiry by hours, so the caller says it (issue #17, hole 15)
+            raise BadRequest("expires_at needs a timezone offset (e.g. Z or +00:00)")
         if expires_at is not None and expires_at <= now:
             raise BadRequest("expires_at is in the past")
         token = security.new_token(API_KEY_PREFIX)

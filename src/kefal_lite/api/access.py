@@ -107,6 +107,7 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", V1 + "/audit"): "admin",
     ("GET", ORG + "/invitations"): "admin",
     ("POST", ORG + "/invitations"): "admin",
+    ("DELETE", ORG + "/invitations/{invitation_id:str}"): "admin",
     ("GET", V1 + "/api-keys"): "admin",
     ("POST", V1 + "/api-keys"): "admin",
     ("DELETE", V1 + "/api-keys/{key_id:str}"): "admin",
@@ -118,6 +119,23 @@ RULES: dict[tuple[str, str], str] = {
     ("DELETE", ORG + "/members/{user_id:str}"): SELF_OR_OWNER,
     ("GET", ORG + "/export"): "owner",
 }
+
+# Routes that decide about people or credentials: a key is refused whatever its role
+# (issue #17, holes 4 and 5). A leaked key that could invite its holder or mint another
+# key would outlive its own revocation; making members and keys needs a signed-in person.
+PERSON_ONLY: frozenset[tuple[str, str]] = frozenset({
+    ("GET", ORG + "/invitations"),
+    ("POST", ORG + "/invitations"),
+    ("DELETE", ORG + "/invitations/{invitation_id:str}"),
+    ("PATCH", ORG + "/members/{user_id:str}"),
+    ("DELETE", ORG + "/members/{user_id:str}"),
+    ("POST", V1 + "/api-keys"),
+    ("DELETE", V1 + "/api-keys/{key_id:str}"),
+})  # fmt: skip
+
+
+def person_only(handler: BaseRouteHandler, method: str) -> bool:
+    return any((method, path) in PERSON_ONLY for path in handler.paths)
 
 
 def rule_of(handler: BaseRouteHandler, method: str) -> str | None:
@@ -194,6 +212,9 @@ async def org_guard(
         role = None if access.key_id else await svc.db.read(orgs.role_of, org_id, user.id)
         if role is None:
             raise NotFound("no such organization")
+    # after the organization check, so another organization still answers 404 to a key
+    if access.key_id is not None and person_only(handler, method):
+        raise Forbidden("an API key cannot do this; people and keys need a signed-in person")
     if rule == ACCOUNT:
         return
     if rule == SELF_OR_OWNER:

@@ -207,7 +207,10 @@ async def own_audit(
     `?format=csv` exports it (a plan feature under a paying billing provider)."""
     if format == "csv" and not await svc.billing.has_feature(org.org_id, AUDIT_EXPORT):
         raise NotAllowed("audit export comes with the Enterprise plan")
-    return await _audit(svc, user.id, action, since, until, format, limit, offset, org.org_id)
+    # A key is not its maker: it sees the organization's rows only, never the maker's own
+    # account trail (logins with client addresses, MFA changes). Issue #17, hole 14.
+    own = user.id if org.key_id is None else None
+    return await _audit(svc, own, action, since, until, format, limit, offset, org.org_id)
 
 
 @get("/api/v1/admin/audit", dependencies=ADMIN, operation_class=_AUDIT)

@@ -202,6 +202,15 @@ async def list_invitations(org_id: FromPath[str], svc: Svc) -> InvitationList:
     return InvitationList(items, len(items))
 
 
+@delete("/api/v1/orgs/{org_id:str}/invitations/{invitation_id:str}",
+        status_code=HTTP_204_NO_CONTENT, dependencies=USER)  # fmt: skip
+async def cancel_invitation(
+    org_id: FromPath[str], invitation_id: FromPath[str], user: CurrentUser, org: Org, svc: Svc
+) -> None:
+    """Cancel a pending invitation: its link no longer opens (issue #17)."""
+    await svc.orgs.cancel_invitation(actor(user, org), org_id, invitation_id)
+
+
 @post("/api/v1/invitations/accept", status_code=HTTP_200_OK, dependencies=USER)
 async def accept_invitation(
     data: JSONBody[AcceptBody], user: CurrentUser, org: Org, svc: Svc
@@ -248,6 +257,6 @@ async def revoke_key(key_id: FromPath[str], user: CurrentUser, org: Org, svc: Sv
 
 handlers = [
     list_orgs, create_org, get_org, rename_org, list_members, set_member_role, remove_member,
-    invite, list_invitations, accept_invitation, switch, export_org, list_keys, create_key,
-    revoke_key,
+    invite, list_invitations, cancel_invitation, accept_invitation, switch, export_org,
+    list_keys, create_key, revoke_key,
 ]  # fmt: skip

@@ -162,6 +162,30 @@ def remove_member(conn: sqlite3.Connection, org_id: str, user_id: str) -> bool:
 # --- invitations ---------------------------------------------------------------------
 
 
+def cancel_invitations_by(conn: sqlite3.Connection, org_id: str | None, user_id: str,
+                          now: str) -> int:  # fmt: skip
+    """End the pending invitations `user_id` issued (in `org_id`, or everywhere when None)
+    by expiring them now: the row stays for the record, the token no longer opens."""
+    sql = ("UPDATE invitations SET expires_at = ? WHERE invited_by = ? AND accepted_at IS NULL"
+           " AND expires_at > ?")  # fmt: skip
+    params: list[str] = [now, user_id, now]
+    if org_id is not None:
+        sql += " AND org_id = ?"
+        params.append(org_id)
+    return conn.execute(sql, params).rowcount
+
+
+def cancel_invitation(conn: sqlite3.Connection, org_id: str, invitation_id: str,
+                      now: str) -> bool:  # fmt: skip
+    """False when the invitation is not this organization's or no longer pending."""
+    cur = conn.execute(
+        "UPDATE invitations SET expires_at = ? WHERE org_id = ? AND id = ?"
+        " AND accepted_at IS NULL AND expires_at > ?",
+        (now, org_id, invitation_id, now),
+    )
+    return cur.rowcount == 1
+
+
 def add_invitation(conn: sqlite3.Connection, inv: Invitation, token_hash: bytes) -> None:
     conn.execute(
         "INSERT INTO invitations (id, org_id, email, role, token_hash, invited_by, created_at,"
@@ -234,6 +258,15 @@ def revoke_key(conn: sqlite3.Connection, org_id: str, key_id: str, now: str) -> 
         (now, org_id, key_id),
     )
     return True
+
+
+def revoke_keys_of(conn: sqlite3.Connection, org_id: str, user_id: str, now: str) -> int:
+    """Revoke every live key `user_id` made in `org_id` (they leave or are removed)."""
+    return conn.execute(
+        "UPDATE api_keys SET revoked_at = ? WHERE org_id = ? AND created_by = ?"
+        " AND revoked_at IS NULL",
+        (now, org_id, user_id),
+    ).rowcount
 
 
 def live_key(conn: sqlite3.Connection, token_hash: bytes, now: str) -> ApiKey | None:

@@ -8,7 +8,7 @@ import sqlite3
 
 from kefal_lite.errors import BadRequest, Conflict, NotAllowed, NotFound
 from kefal_lite.roles import at_least
-from kefal_lite.store import audit, orgs
+from kefal_lite.store import audit, orgs, users
 from kefal_lite.store.orgs import ApiKey, Invitation, Org
 from kefal_lite.usecases.actor import Actor
 
@@ -65,7 +65,14 @@ def remove_member(conn: sqlite3.Connection, actor: Actor, org_id: str, user_id: 
     if role == "owner" and orgs.owner_count(conn, org_id) <= 1:
         raise Conflict(LAST_OWNER)
     orgs.remove_member(conn, org_id, user_id)
-    audit.record(conn, _in(actor, org_id).entry(now, "member_removed", user_id, role=role))
+    # Revoked, not merely idle: a key that needed only its maker's membership would work
+    # again if they rejoined (issue #17, hole 13). Their pending invitations die with
+    # their say in the organization (hole 1).
+    keys = orgs.revoke_keys_of(conn, org_id, user_id, now)
+    invitations = orgs.cancel_invitations_by(conn, org_id, user_id, now)
+    audit.record(conn, _in(actor, org_id).entry(now, "member_removed", user_id, role=role,
+                                                keys_revoked=keys,
+                                                invitations_cancelled=invitations))  # fmt: skip
 
 
 def invite(conn: sqlite3.Connection, actor: Actor, actor_role: str, invitation: Invitation,
@@ -88,6 +95,20 @@ def accept(conn: sqlite3.Connection, actor: Actor, token_hash: bytes, now: str) 
     invitation = orgs.take_invitation(conn, token_hash, actor.user_id, now)
     if invitation is None:
         raise BadRequest(INVALID_INVITATION)
+    # The inviter's word is only as good as their standing now: removed, disabled, pending
+    # deletion or demoted below the invited role, the invitation is dead (issue #17,
+    # holes 1 and 3). Raising rolls the take back; it stays dead on every retry.
+    inviter = users.get(conn, invitation.invited_by)
+    inviter_role = orgs.role_of(conn, invitation.org_id, invitation.invited_by)
+    if (inviter is None or inviter.disabled or inviter.delete_after is not None
+            or inviter_role is None or not at_least(inviter_role, invitation.role)):  # fmt: skip
+        raise BadRequest(INVALID_INVITATION)
+    # Bound to the address it was mailed to (hole 10): a forwarded or leaked link does not
+    # let another account in.
+    me = users.get(conn, actor.user_id)
+    if me is None or (me.email or "").casefold() != invitation.email.casefold():
+        raise NotAllowed("this invitation was sent to another address; sign in with that"
+                         " account, or ask for an invitation to yours")  # fmt: skip
     try:
         orgs.add_member(conn, invitation.org_id, actor.user_id, invitation.role, now)
     except orgs.AlreadyMember:
@@ -111,3 +132,10 @@ def revoke_key(conn: sqlite3.Connection, actor: Actor, key_id: str, now: str) ->
     entry = actor.entry(now, "api_key_revoked", key_id)
     if not audit.audited(conn, entry, orgs.revoke_key, actor.org_id, key_id, now):
         raise NotFound("no such API key")
+
+
+def cancel_invitation(conn: sqlite3.Connection, actor: Actor, org_id: str, invitation_id: str,
+                      now: str) -> None:  # fmt: skip
+    entry = _in(actor, org_id).entry(now, "invitation_cancelled", invitation_id)
+    if not audit.audited(conn, entry, orgs.cancel_invitation, org_id, invitation_id, now):
+        raise NotFound("no such pending invitation")
