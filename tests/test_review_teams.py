@@ -241,7 +241,6 @@ def test_an_event_ticket_taken_before_removal_opens_no_stream_after_it(tmp_path:
 
 
 
-@pytest.mark.xfail(strict=True, reason="hole 2: session bound to a lost org locks the account")
 def test_a_co_owner_cannot_lock_the_account_holder_out_of_their_own_account(
     open_client: TestClient[Any], alice: Headers, bob: Headers
 ) -> None:

@@ -30,6 +30,9 @@ class Access(msgspec.Struct, frozen=True):
     key_id: str | None = None
     key_name: str | None = None
     session_id: str | None = None  # the session's row (sessions.py); None for an API key
+    # False: the session's organization is no longer the user's (removed by a co-owner).
+    # The account stays usable (issue #17, hole 2); org-scoped routes answer 401 as before.
+    member: bool = True
 
 
 def weaker(a: str, b: str) -> str:

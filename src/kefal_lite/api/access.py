@@ -161,7 +161,9 @@ async def session_principal(
     org_id = str(token.extras.get("org") or token.sub)
     role = await svc.db.read(orgs.role_of, org_id, user.id)
     if role is None:
-        return None
+        # not None (401): that would lock the person out of their whole account, sessions
+        # and other organizations included; org_guard keeps org routes closed (hole 2)
+        return user, Access(org_id, "viewer", session_id=str(sid), member=False)
     return user, Access(org_id, role, session_id=str(sid))
 
 
@@ -205,8 +207,8 @@ async def org_guard(
             raise Forbidden("this needs the admin role")
         return
     org_id = connection.path_params.get("org_id")
-    role: str | None = access.role
-    if org_id is not None and org_id != access.org_id:
+    role: str | None = access.role if access.member else None
+    if org_id is not None and (org_id != access.org_id or not access.member):
         svc: Services = connection.app.state.kefal
         # a key is bound to its own organization; a session may act in any of the user's
         role = None if access.key_id else await svc.db.read(orgs.role_of, org_id, user.id)
@@ -217,6 +219,9 @@ async def org_guard(
         raise Forbidden("an API key cannot do this; people and keys need a signed-in person")
     if rule == ACCOUNT:
         return
+    if not access.member and org_id is None:
+        # the session's organization is gone: its routes answer as for a dead session
+        raise NotAuthorizedException()
     if rule == SELF_OR_OWNER:
         leaving = connection.path_params.get("user_id") == user.id and access.key_id is None
         rule = "viewer" if leaving else "owner"
