@@ -16,7 +16,7 @@ from litestar.status_codes import HTTP_200_OK
 from kefal_lite.api.deps import USER, CurrentUser, Org, Svc
 from kefal_lite.api.docs import documented
 from kefal_lite.errors import Unauthorized
-from kefal_lite.store import sessions, users
+from kefal_lite.store import orgs, sessions, users
 
 KEEPALIVE_SECONDS = 15.0
 
@@ -50,7 +50,10 @@ async def stream(
     # The session may have ended in the seconds since the ticket was issued.
     current = await svc.db.read(users.session_versions, [user_id])
     live = await svc.db.read(sessions.live_ids, [sid])
-    if current.get(user_id) != token_version or sid not in live:
+    # ... and the user may have been removed from the ticket's organization (issue #17,
+    # hole 6): end_membership closes only the streams open at removal time.
+    role = await svc.db.read(orgs.role_of, org_id, user_id)
+    if current.get(user_id) != token_version or sid not in live or role is None:
         raise Unauthorized("invalid, used or expired event ticket; ask for a new one")
     sub = svc.events.subscribe(user_id, token_version, sid, org_id)
 
