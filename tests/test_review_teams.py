@@ -167,7 +167,6 @@ def test_a_removed_members_old_key_stays_dead_after_they_rejoin(
 # --- last owner --------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="hole 7: sole owner deletion orphans org")
 def test_the_sole_owner_deleting_their_account_does_not_orphan_the_organization(
     open_client: TestClient[Any], alice: Headers, clock: FrozenClock
 ) -> None:

@@ -139,10 +139,31 @@ def members(conn: sqlite3.Connection, org_id: str) -> list[Member]:
 
 
 def owner_count(conn: sqlite3.Connection, org_id: str) -> int:
+    """Owners who can act: a disabled account or one waiting to be purged manages nothing
+    (issue #17, hole 7)."""
     row = conn.execute(
-        "SELECT COUNT(*) FROM memberships WHERE org_id = ? AND role = 'owner'", (org_id,)
+        "SELECT COUNT(*) FROM memberships m JOIN users u ON u.id = m.user_id"
+        " WHERE m.org_id = ? AND m.role = 'owner' AND u.disabled = 0"
+        " AND u.delete_after IS NULL",
+        (org_id,),
     ).fetchone()
     return int(row[0])
+
+
+def solely_owned_shared(conn: sqlite3.Connection, user_id: str) -> list[Org]:
+    """Organizations where `user_id` is the only active owner and someone else is a member:
+    they would be left with no one to manage them if the account went."""
+    rows = conn.execute(
+        f"SELECT {', '.join('o.' + f for f in Org.__struct_fields__)} FROM orgs o"
+        " JOIN memberships me ON me.org_id = o.id AND me.user_id = ? AND me.role = 'owner'"
+        " WHERE NOT EXISTS (SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id"
+        "   WHERE m.org_id = o.id AND m.user_id != ? AND m.role = 'owner'"
+        "   AND u.disabled = 0 AND u.delete_after IS NULL)"
+        " AND EXISTS (SELECT 1 FROM memberships m WHERE m.org_id = o.id AND m.user_id != ?)"
+        " ORDER BY o.name, o.id",
+        (user_id, user_id, user_id),
+    ).fetchall()
+    return [struct(Org, r) for r in rows]
 
 
 def set_role(conn: sqlite3.Connection, org_id: str, user_id: str, role: str) -> bool:

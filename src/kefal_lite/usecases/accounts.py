@@ -14,7 +14,7 @@ import sqlite3
 from typing import Any, Literal
 
 from kefal_lite.errors import Conflict, Forbidden, NotFound
-from kefal_lite.store import audit, sessions, users
+from kefal_lite.store import audit, orgs, sessions, users
 from kefal_lite.store.users import Taken, User
 from kefal_lite.usecases.actor import Actor
 
@@ -115,7 +115,14 @@ def reset_mfa(conn: sqlite3.Connection, actor: Actor, username: str, now: str) -
 
 def request_deletion(conn: sqlite3.Connection, actor: Actor, now: str, purge_after: str) -> None:
     """The person deletes their own account: disabled at once, every session ended, purged
-    after `purge_after` unless they log in before (which cancels it)."""
+    after `purge_after` unless they log in before (which cancels it). Refused (409) while
+    they are the only active owner of an organization others belong to: the purge would
+    leave it with no one to manage it (issue #17, hole 7)."""
+    stranded = orgs.solely_owned_shared(conn, actor.user_id)
+    if stranded:
+        names = ", ".join(repr(o.name) for o in stranded)
+        raise Conflict(f"you are the only owner of {names}, which others belong to:"
+                       " make someone else owner first")  # fmt: skip
     users.request_deletion(conn, actor.user_id, purge_after)
     sessions.revoke_all(conn, actor.user_id, now)
     audit.record(conn, actor.entry(now, "account_deletion_requested", purge_after=purge_after))
@@ -136,6 +143,8 @@ def purge(conn: sqlite3.Connection, user_id: str, now: str) -> bool:
     user = users.get(conn, user_id)
     if user is None or not user.disabled or not user.delete_after or user.delete_after > now:
         return False
+    # their pending invitations die with them, in every organization (issue #17)
+    orgs.cancel_invitations_by(conn, None, user_id, now)
     removed = users.purge(conn, user_id)
     audit.record(conn, audit.Entry(now, user_id, "retention", "account_purged", user.username,
                                    None, {k: v for k, v in removed.items() if v}))  # fmt: skip
