@@ -303,7 +303,6 @@ def test_a_new_organization_is_not_a_new_free_trial(
     assert status["state"] != "trial" or r.status_code != 200, (status, r.text)
 
 
-@pytest.mark.xfail(strict=True, reason="hole 11: invitations not rate limited")
 def test_invitation_mail_to_arbitrary_addresses_is_rate_limited(
     open_client: TestClient[Any], alice: Headers
 ) -> None:

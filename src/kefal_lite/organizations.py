@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 from kefal_lite import mail, security
 from kefal_lite.clock import Clock, iso
 from kefal_lite.config import Settings
-from kefal_lite.errors import BadRequest, NotFound
+from kefal_lite.errors import BadRequest, NotFound, TooManyRequests
 from kefal_lite.ids import new_id
+from kefal_lite.ratelimit import WindowLimiter
 from kefal_lite.roles import Access, weaker
 from kefal_lite.store import orgs
 from kefal_lite.store.db import Conn, Database
@@ -21,6 +22,15 @@ from kefal_lite.usecases.actor import Actor
 
 API_KEY_PREFIX = "kfk_"
 INVITATION_TTL = timedelta(days=7)
+INVITES_PER_HOUR = 20  # per organization and per inviter
+MAIL_NAME_CHARS = 40
+
+
+def _mail_name(name: str) -> str:
+    """The organization's name as mail shows it: its choice of words reaches any address,
+    so printable characters only and short (no phishing paragraph in a subject line)."""
+    plain = "".join(ch if ch.isprintable() else " " for ch in name).strip()
+    return plain if len(plain) <= MAIL_NAME_CHARS else plain[: MAIL_NAME_CHARS - 1] + "…"
 # last_used_at is written at most this often per key: a script polling every second must
 # not turn each of its reads into a write.
 TOUCH_EVERY = timedelta(minutes=1)
@@ -39,6 +49,10 @@ class Organizations:
         self._on_mail_queued = on_mail_queued
         # Told (user id, org id) when a membership ends, so its live event streams end too.
         self._membership_ended = membership_ended
+        # Invitation mail goes to any address the inviter types: capped per organization
+        # and per inviter, or one account makes the server a spam relay (issue #17, hole 11).
+        self.invitations_per_org = WindowLimiter(INVITES_PER_HOUR, 3600, clock)
+        self.invitations_per_inviter = WindowLimiter(INVITES_PER_HOUR, 3600, clock)
 
     def _now(self) -> str:
         return iso(self._clock.now())
@@ -94,6 +108,13 @@ class Organizations:
                      role: str) -> Invitation:  # fmt: skip
         """The link goes by mail (kept in the outbox when no SMTP server is configured);
         only the token's hash is stored."""
+        for limiter, key in ((self.invitations_per_org, org_id),
+                             (self.invitations_per_inviter, actor.user_id)):  # fmt: skip
+            wait = limiter.retry_after(key)
+            if wait is not None:
+                raise TooManyRequests(wait, "too many invitations this hour; try again later")
+        self.invitations_per_org.add(org_id)
+        self.invitations_per_inviter.add(actor.user_id)
         token = security.new_token()
         now = self._clock.now()
         invitation = Invitation(
@@ -108,10 +129,10 @@ class Organizations:
             org_cases.invite(conn, actor, actor_role, invitation, security.token_hash(token),
                              iso(now))  # fmt: skip
             org = orgs.get(conn, org_id)
-            name = org.name if org else org_id
+            name = _mail_name(org.name if org else org_id)
             mail.queue(
                 conn, settings, recipient=email,
-                subject=f"You are invited to {name} on kefal-lite",
+                subject=f"You are invited to {name!r} on kefal-lite",
                 body=(
                     f"Hello,\n\n{actor.username} invites you to the organization {name!r} on"
                     f" kefal-lite as {role}.\nOpen this link within 7 days to accept (sign in"
