@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from litestar.testing import TestClient
 
 from kefal_lite.clock import FrozenClock
@@ -280,7 +279,6 @@ def test_an_api_key_expiry_without_a_timezone_is_not_a_server_error(
 # --- abuse -----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="hole 8: each org a new trial")
 def test_a_new_organization_is_not_a_new_free_trial(
     billed: TestClient[Any], clock: FrozenClock
 ) -> None:

@@ -131,9 +131,10 @@ class PayPalBilling:
 
     # --- state ---------------------------------------------------------------------
 
-    def _state(self, org: Org, sub: Subscription | None, now: datetime) -> tuple[str, str]:
+    def _state(self, trial_start: str, sub: Subscription | None,
+               now: datetime) -> tuple[str, str]:  # fmt: skip
         if sub is None:
-            trial_end = parse_iso(org.created_at) + TRIAL
+            trial_end = parse_iso(trial_start) + TRIAL
             return ("trial" if now < trial_end else "expired"), "trial"
         state = sub.state
         if (
@@ -146,12 +147,14 @@ class PayPalBilling:
 
     async def status(self, org: Org) -> dict[str, Any]:
         sub = await self._db.read(billing.get, org.id)
-        state, plan = self._state(org, sub, self._clock.now())
+        # one trial per account: a second organization does not start a new one (#17)
+        trial_start = await self._db.read(orgs.trial_start, org.id) or org.created_at
+        state, plan = self._state(trial_start, sub, self._clock.now())
         return {
             "provider": self.name,
             "plan": plan,
             "state": state,
-            "trial_ends_at": iso(parse_iso(org.created_at) + TRIAL),
+            "trial_ends_at": iso(parse_iso(trial_start) + TRIAL),
             "current_period_end": sub.current_period_end if sub else None,
             "next_billing_date": sub.next_billing_date if sub and state == "active" else None,
             "cancel_at_period_end": bool(sub and sub.cancel_at_period_end),

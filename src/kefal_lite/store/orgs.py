@@ -94,6 +94,20 @@ def get(conn: sqlite3.Connection, org_id: str) -> Org | None:
     return struct(Org, row, personal=bool(row["personal"])) if row else None
 
 
+def trial_start(conn: sqlite3.Connection, org_id: str) -> str | None:
+    """When the organization's free trial began: the trial is the creating account's, not
+    each organization's (issue #17, hole 8), so it is the earliest of the organization's
+    creation and its creator's personal organization's (their account's first). The
+    creator is the one the `org_created` audit row names."""
+    row = conn.execute(
+        "SELECT MIN(o.created_at) FROM orgs o WHERE o.id = ? OR o.id IN"
+        " (SELECT a.user_id FROM audit a WHERE a.action = 'org_created' AND a.org_id = ?"
+        "  AND a.target = ?)",
+        (org_id, org_id, org_id),
+    ).fetchone()
+    return str(row[0]) if row and row[0] else None
+
+
 def rename(conn: sqlite3.Connection, org_id: str, name: str) -> bool:
     return conn.execute("UPDATE orgs SET name = ? WHERE id = ?", (name, org_id)).rowcount == 1
 
