@@ -22,7 +22,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from litestar.testing import TestClient
-from playwright.sync_api import expect
+from playwright.sync_api import Browser, expect, sync_playwright
 
 from kefal_lite.app import create_app
 from kefal_lite.clock import FrozenClock, iso
@@ -31,6 +31,7 @@ from tests.builders import T0, as_json, snap
 from tests.helpers import pgtest
 from tests.helpers.paypal import CLIENT_ID, PLAN_IDS, SECRET, FakePayPal
 from tests.helpers.webhooks import Receiver
+from tests.tools import require
 
 PASSWORD = "correct horse battery"
 
@@ -389,3 +390,17 @@ def receiver() -> Iterator[tuple[str, type[Receiver]]]:
     handler = type("Handler", (Receiver,), {"received": [], "attempts": [], "fail_first": 0})
     with http_server(handler) as where:
         yield where, handler
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium per dashboard test module: Debian's build (Playwright never
+    downloads one), with the flags in tests/helpers/browser.py."""
+    from tests.helpers.browser import ARGS
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=require("chromium"), headless=True, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()

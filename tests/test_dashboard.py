@@ -5,7 +5,6 @@ phone sizes go to artifacts/screenshots/ (not committed)."""
 from __future__ import annotations
 
 import http.server
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,22 +13,10 @@ import pytest
 
 from tests.builders import as_json, snap
 from tests.conftest import PASSWORD, http_server, serving
-from tests.helpers.browser import ARGS, EVIL, enroll, ingest, shoot
-from tests.tools import require
+from tests.helpers.browser import EVIL, enroll, ingest, shoot
 
 pytest.importorskip("playwright")  # installed by the dev extra; skipping here would hide nothing
-from playwright.sync_api import Browser, expect, sync_playwright  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    chromium = require("chromium")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=chromium, headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+from playwright.sync_api import Browser, expect  # noqa: E402
 
 
 def test_dashboard_end_to_end(browser: Browser, tmp_path: Path) -> None:

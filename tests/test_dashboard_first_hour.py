@@ -13,11 +13,10 @@ import httpx
 import pytest
 
 from tests.conftest import PASSWORD, serving
-from tests.helpers.browser import ARGS, EVIL, enroll, ingest, shoot
-from tests.tools import require
+from tests.helpers.browser import EVIL, enroll, ingest, shoot
 
 pytest.importorskip("playwright")
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 EXPOSED_PG = [{"port": 5432, "process": "postgres", "address": "0.0.0.0", "pid": 900}]
@@ -38,16 +37,6 @@ def _processes() -> list[dict[str, Any]]:
          "exe": "/usr/lib/postgresql/16/bin/postgres", "cmdline": "postgres -D /var/lib/pg"},
         {"pid": 3000, "name": "bash", "user": "alice", "ppid": 2500, "cmdline": f"bash -c '{EVIL}'"},
     ]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=require("chromium"), headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="module")

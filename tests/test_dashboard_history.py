@@ -5,7 +5,6 @@ and the diff between two times. Screenshots go to artifacts/screenshots/."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,21 +13,10 @@ import pytest
 
 from tests.builders import proc
 from tests.conftest import PASSWORD, serving
-from tests.helpers.browser import ARGS, EVIL, enroll, ingest, shoot
-from tests.tools import require
+from tests.helpers.browser import EVIL, enroll, ingest, shoot
 
 pytest.importorskip("playwright")
-from playwright.sync_api import Browser, expect, sync_playwright  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=require("chromium"), headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+from playwright.sync_api import Browser, expect  # noqa: E402
 
 
 def now_iso() -> str:

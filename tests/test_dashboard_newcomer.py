@@ -4,28 +4,16 @@ than as JSON."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import PASSWORD, serving
-from tests.helpers.browser import ARGS, enroll, ingest
-from tests.tools import require
+from tests.helpers.browser import enroll, ingest
 
 pytest.importorskip("playwright")
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=require("chromium"), headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 
 def _login(browser: Browser, url: str) -> tuple[Page, list[str]]:

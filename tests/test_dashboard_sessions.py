@@ -13,25 +13,14 @@ import httpx
 import pytest
 
 from tests.conftest import PASSWORD, serving
-from tests.helpers.browser import ARGS, shoot
-from tests.tools import require
+from tests.helpers.browser import shoot
 
 pytest.importorskip("playwright")
 import pyotp  # noqa: E402
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 PHONE_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15"
             " (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1")  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=require("chromium"), headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture

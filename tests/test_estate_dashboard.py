@@ -5,7 +5,6 @@ artifacts/screenshots/estate-*.png (not committed)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -13,23 +12,12 @@ import pytest
 from benchmarks.estate_page import PASSWORD, ingest, seed, session_token, settle_times
 
 from tests.conftest import serving
-from tests.helpers.browser import ARGS, SHOTS
-from tests.tools import require
+from tests.helpers.browser import SHOTS
 
 pytest.importorskip("playwright")
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 HOSTS = 200
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=require("chromium"), headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def click_node(page: Page, node_id: str, double: bool = False) -> None:

@@ -5,7 +5,6 @@ artifacts/screenshots/host-group.png (not committed)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -13,21 +12,10 @@ import pytest
 from benchmarks.estate_page import PASSWORD, ingest, seed, session_token
 
 from tests.conftest import serving
-from tests.helpers.browser import ARGS, SHOTS
-from tests.tools import require
+from tests.helpers.browser import SHOTS
 
 pytest.importorskip("playwright")
-from playwright.sync_api import Browser, expect, sync_playwright  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=require("chromium"), headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+from playwright.sync_api import Browser, expect  # noqa: E402
 
 
 def test_group_is_edited_on_the_host_page(browser: Browser, tmp_path: Path) -> None:

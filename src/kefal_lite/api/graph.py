@@ -10,6 +10,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from kefal_lite import graph, graphs, paths
 from kefal_lite.api.deps import USER, CurrentUser, Org, Svc, audit_entry
+from kefal_lite.api.docs import documented
 from kefal_lite.errors import NotFound
 from kefal_lite.store import audit, hosts, incidents
 from kefal_lite.store import estate as estate_store
@@ -17,7 +18,43 @@ from kefal_lite.store import estate as estate_store
 _encoder = msgspec.json.Encoder()
 
 
-@get("/api/v1/graph", dependencies=USER)
+# The graph and topology are served as bytes assembled from cached per-host parts, so their
+# handlers cannot return these; they are what the documents hold, for /schema.
+class Element(msgspec.Struct, frozen=True):
+    data: dict[str, Any]  # id, type, label... (edges: source, target); see docs/api.md
+
+
+class GraphDocument(msgspec.Struct, frozen=True):
+    nodes: list[Element]
+    edges: list[Element]
+
+
+class TopologyHost(msgspec.Struct, frozen=True):
+    host_id: str
+    hostname: str
+    os: str | None
+    kernel: str | None
+    status: str
+    last_seen_at: str | None
+    agent_version: str | None
+    services: int
+    ports: int
+    identities: int
+    open_incidents: int
+    max_severity: str | None
+
+
+class Topology(msgspec.Struct, frozen=True):
+    hosts: list[TopologyHost]
+
+
+class HostGroup(msgspec.Struct, frozen=True):
+    host_id: str
+    group: str | None
+
+
+@get("/api/v1/graph", dependencies=USER,
+     operation_class=documented(response={"application/json": GraphDocument}))  # fmt: skip
 async def get_graph(
     user: CurrentUser, org: Org,
     svc: Svc,
@@ -50,7 +87,7 @@ class HostPatch(msgspec.Struct, forbid_unknown_fields=True):
 @patch("/api/v1/hosts/{host_id:str}", dependencies=USER)
 async def patch_host(
     host_id: FromPath[str], data: JSONBody[HostPatch], user: CurrentUser, org: Org, svc: Svc
-) -> dict[str, Any]:
+) -> HostGroup:
     """Set or clear a host's group (prod, dev, ...): the estate graph draws the host in it,
     and the lateral pack compares keys across groups."""
     group = data.group.strip() if data.group is not None else None
@@ -59,7 +96,7 @@ async def patch_host(
         audit.audited, entry, estate_store.set_group, org.org_id, host_id, group
     ):
         raise NotFound("no such host")
-    return {"host_id": host_id, "group": group}
+    return HostGroup(host_id, group)
 
 
 class HostRef(msgspec.Struct, frozen=True):
@@ -93,7 +130,8 @@ async def get_paths(
     return PathsOut(HostRef(start.id, start.hostname), max_hops, len(found), found)
 
 
-@get("/api/v1/topology", dependencies=USER)
+@get("/api/v1/topology", dependencies=USER,
+     operation_class=documented(response={"application/json": Topology}))  # fmt: skip
 async def get_topology(user: CurrentUser, org: Org, svc: Svc) -> Response[bytes]:
     """One row per host with counts, for the list view."""
     rows = await svc.db.read(hosts.list_for_user, org.org_id)
