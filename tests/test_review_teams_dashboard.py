@@ -36,7 +36,6 @@ def _session(url: str, username: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
-@pytest.mark.xfail(strict=True, reason="hole 9: invitation link joins without asking")
 def test_an_invitation_link_does_not_join_and_switch_without_asking(
     browser: Browser, tmp_path: Path
 ) -> None:

@@ -12,7 +12,7 @@ import { invariantsPage } from "./pages/invariants.js";
 import { agentsPage } from "./pages/agents.js";
 import { adminPage } from "./pages/admin.js";
 import { settingsPage } from "./pages/settings.js";
-import { orgPage, acceptInvite, currentOrgId, switchOrg } from "./pages/org.js";
+import { orgPage, currentOrgId, switchOrg } from "./pages/org.js";
 import { sessionsPage } from "./pages/sessions.js";
 
 const root = document.getElementById("app");
@@ -52,6 +52,31 @@ function layout(main) {
   return [nav, h("main", { id: "main", tabindex: "-1" }, main)];
 }
 
+function invitePanel(token) {
+  const done = () => { sessionStorage.removeItem(INVITE); location.hash = "#/"; render(); };
+  const box = h("div", { class: "page invite" });
+  const ask = () => clear(box,
+    h("h1", {}, "Invitation to an organization"),
+    h("p", {}, "This link invites your account into an organization. Accept only if you expected it and trust who sent it: what you do there, its members and admins see."),
+    h("div", { class: "actions" },
+      h("button", { type: "button", onclick: async () => {
+        sessionStorage.removeItem(INVITE);
+        try {
+          const joined = await api("/api/v1/invitations/accept", { method: "POST", body: { token } });
+          state.orgs = (await api("/api/v1/orgs")).items;
+          clear(box,
+            h("h1", {}, `You joined ${joined.name} as ${joined.role}`),
+            h("p", {}, "You are still working in your current organization."),
+            h("div", { class: "actions" },
+              h("button", { type: "button", onclick: async () => { await switchOrg(joined.id); state.me = null; location.hash = "#/org"; render(); } }, `Switch to ${joined.name}`),
+              h("button", { type: "button", onclick: done }, "Stay here")));
+        } catch (err) { toast(err.message, true); done(); }
+      } }, "Accept"),
+      h("button", { type: "button", onclick: done }, "Decline")));
+  ask();
+  return box;
+}
+
 async function render() {
   clearInterval(state.timer);
   state.refresh = null;
@@ -67,13 +92,15 @@ async function render() {
   }
   if (!state.me) {
     try { state.me = await api("/api/v1/auth/me"); } catch { session.token = null; return render(); }
-    const pending = sessionStorage.getItem(INVITE);
-    if (pending) {
-      sessionStorage.removeItem(INVITE);
-      try { const joined = await acceptInvite(pending); toast(`You joined ${joined.name} as ${joined.role}`); location.hash = "#/org"; }
-      catch (err) { toast(err.message, true); }
-    }
     try { state.orgs = (await api("/api/v1/orgs")).items; } catch { state.orgs = []; }
+  }
+  // An invitation link joins nothing by itself (issue #17, hole 9): a link from anyone
+  // could otherwise move this session into their organization. Ask; join on Accept;
+  // then offer, not force, the switch.
+  const pending = sessionStorage.getItem(INVITE);
+  if (pending) {
+    clear(root, layout(invitePanel(pending)));
+    return;
   }
   const main = h("div", { class: "page" }, h("p", { class: "muted" }, "Loading…"));
   clear(root, layout(main));
