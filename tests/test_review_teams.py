@@ -354,3 +354,23 @@ def test_closed_signup_is_not_reopened_by_any_users_invitation(client: TestClien
     r = c.post("/auth/register",
                json={"username": "sock1", "password": PASSWORD, "invitation": token})  # fmt: skip
     assert r.status_code in (400, 403), r.text
+
+
+def test_an_admin_lists_and_cancels_a_pending_invitation(
+    open_client: TestClient[Any], alice: Headers
+) -> None:
+    """The fix for hole 1: a cancelled invitation's link no longer opens; cancelling twice,
+    or another organization's invitation, is 404."""
+    c = open_client
+    org_id, owner = new_org(c, alice)
+    token = invite(c, owner, org_id, "carol@example.org", "member")
+    [inv] = c.get(f"/api/v1/orgs/{org_id}/invitations", headers=owner).json()["items"]
+    url = f"/api/v1/orgs/{org_id}/invitations/{inv['id']}"
+    assert c.delete(url, headers=owner).status_code == 204
+    assert c.delete(url, headers=owner).status_code == 404
+    register(c, "carol", email="carol@example.org")
+    r = c.post("/api/v1/invitations/accept", json={"token": token}, headers=login(c, "carol"))
+    assert r.status_code == 400, r.text
+    other_id, _ = new_org(c, login(c, "carol"), "Other")
+    assert c.delete(f"/api/v1/orgs/{other_id}/invitations/{inv['id']}",
+                    headers=owner).status_code == 404  # fmt: skip
