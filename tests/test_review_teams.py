@@ -260,6 +260,27 @@ def test_a_co_owner_cannot_lock_the_account_holder_out_of_their_own_account(
     again = login(c, "alice")
     assert c.get("/api/v1/orgs", headers=again).status_code == 200
     assert c.get("/api/v1/auth/sessions", headers=again).status_code == 200
+    # with no organization left, the account routes only: org routes answer 401
+    assert c.get("/api/v1/hosts", headers=again).status_code == 401
+
+
+def test_a_login_starts_in_another_organization_when_the_personal_one_is_lost(
+    open_client: TestClient[Any], alice: Headers, bob: Headers
+) -> None:
+    """The fix for hole 2: removed from her personal organization, alice's next login
+    starts in another organization of hers instead of one she cannot use."""
+    c = open_client
+    alice_id = c.get("/api/v1/auth/me", headers=alice).json()["id"]
+    acme, _ = new_org(c, alice, "Acme")
+    token = invite(c, alice, alice_id, "bob@example.org", "owner")
+    assert c.post("/api/v1/invitations/accept", json={"token": token},
+                  headers=bob).status_code == 200  # fmt: skip
+    bob_there = switch(c, bob, alice_id)
+    r = c.delete(f"/api/v1/orgs/{alice_id}/members/{alice_id}", headers=bob_there)
+    assert r.status_code == 204, r.text
+    again = login(c, "alice")
+    assert c.get("/api/v1/hosts", headers=again).status_code == 200
+    assert c.get(f"/api/v1/orgs/{acme}", headers=again).status_code == 200
 
 
 def test_an_api_key_expiry_without_a_timezone_is_not_a_server_error(

@@ -277,8 +277,12 @@ class Accounts:
             return current
 
         current = await self._db.write(write)
-        # a login starts in the personal organization (its id is the user's)
-        return LoginResult(self._issue_session(current, session_id, user.id), remaining)
+        # A login starts in the personal organization (its id is the user's) while the user
+        # is still its member; else in another of theirs; else none, which leaves the
+        # account routes only (issue #17, hole 2: a co-owner may have removed them).
+        mine = [o.id for o in await self._db.read(orgs.of_user, user.id)]
+        start = user.id if user.id in mine or not mine else mine[0]
+        return LoginResult(self._issue_session(current, session_id, start), remaining)
 
     async def change_password(self, user: User, current: str, new: str) -> None:
         async with self.session_failures.attempt(user.id, TOO_MANY) as slot:
