@@ -173,6 +173,10 @@ def test_purge_after_30_days_removes_the_account_and_its_data_only(
                   "sessions", "audit"):  # fmt: skip
         assert before_alice[table] > 0 and before_bob[table] > 0, table
     bobs_incidents = c.get("/api/v1/incidents?status=all", headers=bob["headers"]).json()
+    # an organization alice made and is alone in has no one left to manage it: it goes too
+    solo = c.post("/api/v1/orgs", json={"name": "Solo"}, headers=alice["headers"])
+    assert solo.status_code == 201, solo.text
+    assert send(c, alice["agent"], 2).status_code == 200  # its token is in the cache now
 
     assert _delete(c, alice["headers"], password=PASSWORD).status_code == 200
     clock.advance(days=30, seconds=-1)
@@ -189,6 +193,8 @@ def test_purge_after_30_days_removes_the_account_and_its_data_only(
     [(detail,)] = query(settings, "SELECT detail FROM audit WHERE action = 'account_purged'")
     assert '"snapshots"' in detail and '"users":1' in detail
     assert _login(c, "alice").status_code == 401
+    assert query(settings, "SELECT COUNT(*) FROM orgs WHERE id = ?", solo.json()["id"]) == [(0,)]
+    assert send(c, alice["agent"], 3).status_code == 401  # not a cached token's 500
 
     # the other tenant is untouched (maintenance folded its finished hour into a segment)
     bobs = _rows_of(settings, bob["id"])

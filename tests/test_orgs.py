@@ -106,6 +106,47 @@ def test_a_shared_org_shares_the_fleet(
     assert org == org_id
 
 
+def test_the_owner_deletes_an_org_and_everything_it_owns(
+    open_client: TestClient[Any], alice: Headers, clock: FrozenClock
+) -> None:
+    """DELETE /orgs/{id}: owner only, the name typed again, not a personal organization;
+    its hosts, incidents, agents and members go, other organizations keep theirs."""
+    c = open_client
+    clock.set(T0 + timedelta(seconds=5))
+    org_id, owner = new_org(c, alice, "Acme")
+    bob = join(c, owner, org_id, "bob", "admin")
+    r = c.post("/api/v1/enrollment-tokens", json={"name": "fleet"}, headers=owner)
+    agent = c.post("/api/v1/enroll", json={"enrollment_token": r.json()["token"]}).json()
+    assert send(c, agent, 0).status_code == 200
+    # alice's personal organization has a host of its own, which must survive
+    mine = c.post("/api/v1/enrollment-tokens", json={"name": "home"}, headers=alice)
+    home = c.post("/api/v1/enroll", json={"enrollment_token": mine.json()["token"]}).json()
+    assert send(c, home, 0).status_code == 200
+
+    url = f"/api/v1/orgs/{org_id}"
+    assert c.request("DELETE", url, json={"name": "Acme"}, headers=bob).status_code == 403
+    r = c.request("DELETE", url, json={"name": "acme"}, headers=owner)
+    assert r.status_code == 400 and "name" in r.json()["detail"]
+    key = make_key(c, owner, "owner", "ci")["key"]
+    assert c.request("DELETE", url, json={"name": "Acme"}, headers=bearer(key)).status_code == 403
+    personal = c.get("/api/v1/auth/me", headers=alice).json()["id"]
+    r = c.request("DELETE", f"/api/v1/orgs/{personal}", json={"name": "alice"}, headers=alice)
+    assert r.status_code == 409, r.text
+
+    assert c.request("DELETE", url, json={"name": "Acme"}, headers=owner).status_code == 204
+    settings = c.app.state.settings
+    for table in ("hosts", "agents", "snapshots", "incidents", "memberships", "api_keys"):
+        assert query(settings, f"SELECT count(*) FROM {table} WHERE org_id = ?", org_id) == [(0,)]
+    assert query(settings, "SELECT count(*) FROM orgs WHERE id = ?", org_id) == [(0,)]
+    assert send(c, agent, 1).status_code == 401  # its agents are gone with it
+    assert [o["id"] for o in c.get("/api/v1/orgs", headers=alice).json()["items"]] == [personal]
+    assert len(c.get("/api/v1/hosts", headers=alice).json()["items"]) == 1
+    assert c.get(url, headers=bob).status_code in (401, 404)
+    [(action,)] = query(settings, "SELECT action FROM audit WHERE action = 'org_deleted'"
+                        " AND org_id = ?", org_id)  # fmt: skip
+    assert action == "org_deleted"
+
+
 # --- invitations ------------------------------------------------------------------------
 
 

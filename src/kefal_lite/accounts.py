@@ -323,7 +323,11 @@ class Accounts:
         now = self._now()
         purged = 0
         for user_id in await self._db.read(users.due_for_purge, now):
-            purged += bool(await self._db.write(account_cases.purge, user_id, now))
+            gone = await self._db.write(account_cases.purge, user_id, now)
+            if gone is not None:
+                purged += 1
+                for org_id in gone:  # their agents' tokens fail from the next request
+                    self._agent_tokens.invalidate_org(org_id)
         return purged
 
     async def update_email(self, user: User, email: str, password: str) -> User:

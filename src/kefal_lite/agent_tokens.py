@@ -45,3 +45,9 @@ class AgentTokenCache:
         self._generation += 1
         for digest in [d for d, entry in self._entries.items() if entry[1].agent_id == agent_id]:
             del self._entries[digest]
+
+    def invalidate_org(self, org_id: str) -> None:
+        """Every agent of an organization that was deleted (or purged with its account)."""
+        self._generation += 1
+        for digest in [d for d, entry in self._entries.items() if entry[1].org_id == org_id]:
+            del self._entries[digest]

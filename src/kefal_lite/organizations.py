@@ -72,6 +72,12 @@ class Organizations:
     async def rename(self, actor: Actor, org_id: str, name: str) -> Org:
         return await self._db.write(org_cases.rename_org, actor, org_id, name, self._now())
 
+    async def delete(self, actor: Actor, org_id: str, confirm: str, paid: bool) -> None:
+        members = [m.user_id for m in await self.members(org_id)]
+        await self._db.write(org_cases.delete_org, actor, org_id, confirm, paid, self._now())
+        for user_id in members:  # their live event streams for it end now
+            self._membership_ended(user_id, org_id)
+
     async def members(self, org_id: str) -> list[Member]:
         return await self._db.read(orgs.members, org_id)
 

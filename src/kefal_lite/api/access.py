@@ -115,6 +115,7 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", V1 + "/billing/checkout"): "owner",
     ("POST", V1 + "/billing/cancel"): "owner",
     ("PATCH", ORG): "owner",
+    ("DELETE", ORG): "owner",
     ("PATCH", ORG + "/members/{user_id:str}"): "owner",
     ("DELETE", ORG + "/members/{user_id:str}"): SELF_OR_OWNER,
     ("GET", ORG + "/export"): "owner",
@@ -124,6 +125,7 @@ RULES: dict[tuple[str, str], str] = {
 # (issue #17, holes 4 and 5). A leaked key that could invite its holder or mint another
 # key would outlive its own revocation; making members and keys needs a signed-in person.
 PERSON_ONLY: frozenset[tuple[str, str]] = frozenset({
+    ("DELETE", ORG),
     ("GET", ORG + "/invitations"),
     ("POST", ORG + "/invitations"),
     ("DELETE", ORG + "/invitations/{invitation_id:str}"),

@@ -162,6 +162,24 @@ async def rename_org(
     return await svc.orgs.rename(actor(user, org), org_id, data.name)
 
 
+class DeleteOrgBody(msgspec.Struct, forbid_unknown_fields=True):
+    name: str  # the organization's name typed again
+
+
+@delete("/api/v1/orgs/{org_id:str}", status_code=HTTP_204_NO_CONTENT, dependencies=USER)
+async def delete_org(
+    org_id: FromPath[str], data: JSONBody[DeleteOrgBody], user: CurrentUser, org: Org, svc: Svc
+) -> None:
+    """The owner deletes the organization with everything it owns (export it first); its
+    audit rows stay. Not a personal organization (409: it goes with its account), not
+    while a paid subscription runs (409)."""
+    found = await svc.orgs.get(org_id)
+    status = await svc.billing.status(found)
+    paid = svc.billing.name != "noop" and status["state"] in ("active", "past_due")
+    await svc.orgs.delete(actor(user, org), org_id, data.name, paid)
+    svc.agent_tokens.invalidate_org(org_id)  # its agents' tokens fail from the next request
+
+
 @get("/api/v1/orgs/{org_id:str}/members", dependencies=USER)
 async def list_members(org_id: FromPath[str], svc: Svc) -> MemberList:
     items = await svc.orgs.members(org_id)
@@ -257,6 +275,6 @@ async def revoke_key(key_id: FromPath[str], user: CurrentUser, org: Org, svc: Sv
 
 handlers = [
     list_orgs, create_org, get_org, rename_org, list_members, set_member_role, remove_member,
-    invite, list_invitations, cancel_invitation, accept_invitation, switch, export_org,
+    invite, list_invitations, cancel_invitation, accept_invitation, switch, export_org, delete_org,
     list_keys, create_key, revoke_key,
 ]  # fmt: skip

@@ -347,3 +347,41 @@ def key_principal(conn: sqlite3.Connection, token_hash: bytes,
         return None
     found = session_principal(conn, key.created_by, key.org_id)
     return (key, *found) if found else None
+
+
+# What an organization holds, children before parents (foreign keys are on). An account
+# purge (store/users.py) runs these for the personal organization, then the person's rows.
+_BY_HOST = "host_id IN (SELECT id FROM hosts WHERE org_id = ?)"
+ORG_DATA: tuple[str, ...] = (
+    "DELETE FROM incident_events WHERE incident_id IN (SELECT id FROM incidents"
+    " WHERE org_id = ?)",
+    "DELETE FROM incidents WHERE org_id = ?",
+    "DELETE FROM changes WHERE org_id = ?",
+    "DELETE FROM snapshot_segments WHERE org_id = ?",
+    "DELETE FROM snapshots WHERE org_id = ?",
+    f"DELETE FROM silent_timers WHERE {_BY_HOST}",
+    f"DELETE FROM host_notices WHERE {_BY_HOST}",
+    "DELETE FROM hosts WHERE org_id = ?",
+    "DELETE FROM agents WHERE org_id = ?",
+    "DELETE FROM enrollment_tokens WHERE org_id = ?",
+    "DELETE FROM suppressions WHERE org_id = ?",
+    "DELETE FROM channels WHERE org_id = ?",
+)
+# The organization itself once its data is gone; the audit trail stays (no foreign key).
+_ORG_ITSELF = (
+    "DELETE FROM invariants WHERE org_id = ?",
+    "DELETE FROM subscriptions WHERE org_id = ?",
+    "DELETE FROM api_keys WHERE org_id = ?",
+    "DELETE FROM invitations WHERE org_id = ?",
+    "DELETE FROM memberships WHERE org_id = ?",
+    "DELETE FROM orgs WHERE id = ?",
+)
+
+
+def delete(conn: sqlite3.Connection, org_id: str) -> dict[str, int]:
+    """Delete the organization and everything it owns; rows removed per table."""
+    removed: dict[str, int] = {}
+    for statement in ORG_DATA + _ORG_ITSELF:
+        table = statement.split()[2]
+        removed[table] = removed.get(table, 0) + conn.execute(statement, (org_id,)).rowcount
+    return removed

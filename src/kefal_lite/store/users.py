@@ -174,21 +174,7 @@ def due_for_purge(conn: sqlite3.Connection, now: str) -> list[str]:
 # personal organization (its id is theirs) with everything in it, their memberships and
 # the API keys they made elsewhere; shared organizations keep their data. The audit trail
 # stays.
-_BY_HOST = "host_id IN (SELECT id FROM hosts WHERE org_id = ?)"
 _PURGE = (
-    "DELETE FROM incident_events WHERE incident_id IN (SELECT id FROM incidents"
-    " WHERE org_id = ?)",
-    "DELETE FROM incidents WHERE org_id = ?",
-    "DELETE FROM changes WHERE org_id = ?",
-    "DELETE FROM snapshot_segments WHERE org_id = ?",
-    "DELETE FROM snapshots WHERE org_id = ?",
-    f"DELETE FROM silent_timers WHERE {_BY_HOST}",
-    f"DELETE FROM host_notices WHERE {_BY_HOST}",
-    "DELETE FROM hosts WHERE org_id = ?",
-    "DELETE FROM agents WHERE org_id = ?",
-    "DELETE FROM enrollment_tokens WHERE org_id = ?",
-    "DELETE FROM suppressions WHERE org_id = ?",
-    "DELETE FROM channels WHERE org_id = ?",
     # their contributed rules: the tenant's, like the rest (other tenants' incidents raised
     # by one keep its name and author)
     "DELETE FROM invariants WHERE contributed_by = ?",
@@ -210,7 +196,7 @@ _PURGE = (
 def purge(conn: sqlite3.Connection, user_id: str) -> dict[str, int]:
     """Delete the user and what only they own; rows removed per table."""
     removed: dict[str, int] = {}
-    for statement in _PURGE:
+    for statement in orgs.ORG_DATA + _PURGE:  # the personal organization's data first
         table = statement.split()[2]
         removed[table] = removed.get(table, 0) + conn.execute(statement, (user_id,)).rowcount
     return removed

@@ -137,15 +137,21 @@ def cancel_deletion(conn: sqlite3.Connection, user: User, now: str, client: str 
     return True
 
 
-def purge(conn: sqlite3.Connection, user_id: str, now: str) -> bool:
+def purge(conn: sqlite3.Connection, user_id: str, now: str) -> list[str] | None:
     """Delete an account whose deletion is due, and the data only it owns; its audit rows
-    stay (the actor's name is in each). False if it is no longer due (logged back in)."""
+    stay (the actor's name is in each). None if it is no longer due (logged back in);
+    otherwise the organizations that went with it."""
     user = users.get(conn, user_id)
     if user is None or not user.disabled or not user.delete_after or user.delete_after > now:
-        return False
+        return None
     # their pending invitations die with them, in every organization (issue #17)
     orgs.cancel_invitations_by(conn, None, user_id, now)
+    # an organization they made and were alone in would be left with no one to manage it
+    alone = [o.id for o in orgs.of_user(conn, user_id)
+             if not o.personal and len(orgs.members(conn, o.id)) == 1]  # fmt: skip
+    for org_id in alone:
+        orgs.delete(conn, org_id)
     removed = users.purge(conn, user_id)
     audit.record(conn, audit.Entry(now, user_id, "retention", "account_purged", user.username,
                                    None, {k: v for k, v in removed.items() if v}))  # fmt: skip
-    return True
+    return [user_id, *alone]  # the personal organization's id is the user's

@@ -38,6 +38,26 @@ def rename_org(conn: sqlite3.Connection, actor: Actor, org_id: str, name: str, n
     return org
 
 
+def delete_org(conn: sqlite3.Connection, actor: Actor, org_id: str, confirm: str,
+               paid: bool, now: str) -> dict[str, int]:  # fmt: skip
+    """The owner deletes the organization and all it owns. The name typed again guards
+    against a slip; a personal organization goes with its account (DELETE /auth/me), and
+    a running paid subscription must be cancelled first (nothing would stop the billing)."""
+    org = orgs.get(conn, org_id)
+    if org is None:
+        raise NotFound("no such organization")
+    if confirm != org.name:
+        raise BadRequest("type the organization's name to confirm")
+    if org.personal:
+        raise Conflict("your personal organization goes with your account (DELETE /api/v1/auth/me)")
+    if paid:
+        raise Conflict("cancel the organization's subscription first")
+    removed = orgs.delete(conn, org_id)
+    audit.record(conn, _in(actor, org_id).entry(now, "org_deleted", org_id, name=org.name,
+                                                members=removed.get("memberships", 0)))  # fmt: skip
+    return removed
+
+
 def _member_role(conn: sqlite3.Connection, org_id: str, user_id: str) -> str:
     role = orgs.role_of(conn, org_id, user_id)
     if role is None:
