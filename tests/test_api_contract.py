@@ -343,6 +343,8 @@ def exercise(client: TestClient[Any], clock: Any) -> Calls:
     call("DELETE", "/api/v1/orgs/{org_id}/members/{user_id}", me, member)
     call("POST", "/api/v1/orgs/{org_id}/switch", me, o)
     call("GET", "/api/v1/orgs/{org_id}/export", me, o)
+    gone = call("POST", "/api/v1/orgs", me, json={"name": "Short-lived"})
+    call("DELETE", "/api/v1/orgs/{org_id}", me, {"org_id": gone["id"]}, json={"name": "Short-lived"})
     key = call("POST", "/api/v1/api-keys", me, json={"name": "ci", "role": "viewer"})
     call("GET", "/api/v1/api-keys", me)
     call("DELETE", "/api/v1/api-keys/{key_id}", me, {"key_id": key["id"]})
